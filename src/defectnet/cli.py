@@ -1,0 +1,115 @@
+"""The ``defectnet`` command line: one command, subcommands registered from a list.
+
+Each subcommand imports its heavy modules inside its ``run`` so ``defectnet --help`` is
+instant, and calls the same library functions the tests call. User errors
+(:class:`~defectnet.errors.DefectnetError`) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from defectnet.errors import DefectnetError
+
+
+class Command:
+    name: str = ""
+    help: str = ""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _supercell_atoms(text: str):
+    try:
+        parts = [int(x) for x in text.replace("-", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX atoms, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2 and 0 < parts[0] <= parts[1]:
+        return tuple(parts)
+    raise argparse.ArgumentTypeError(f"expected N or MIN-MAX atoms, got {text!r}")
+
+
+class Simulate(Command):
+    name = "simulate"
+    help = "simulate pristine and doped PDoS/GPDoS of a host with a universal MLIP"
+
+    def add_arguments(self, p):
+        p.add_argument("host", help="library name (Si, GaAs, GaN-wurtzite), or a CIF/POSCAR file")
+        p.add_argument("--dopants", required=True, help="El@Site:fraction,... e.g. Si@Ga:0.02,Zn@Ga:0.005 (or 1%%)")
+        p.add_argument("--tier", default=None, help="full | local | patch | mass (default: patch)")
+        p.add_argument("--potential", default="sevennet", help="sevennet (default) | chgnet | sevennet-l3i5 | emt")
+        p.add_argument("--supercell-atoms", type=_supercell_atoms, default=(433, 500), help="N or MIN-MAX (default 433-500)")
+        p.add_argument("--fwhm", type=float, default=1.0, help="Gaussian broadening FWHM in meV (default 1.0)")
+        p.add_argument("--resolution", default=None, help="instrument resolution preset instead of --fwhm (tosca, direct:<Ei>, ...)")
+        p.add_argument("--cutoff", type=float, default=None, help="local/patch tiers: displacement cutoff around dopants, Å")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", required=True, help="output directory")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def run(self, args):
+        from dataclasses import replace
+
+        from defectnet.phonons.forceconstants import TierSettings
+        from defectnet.simulate import DEFAULT_TIER, SimulationConfig, simulate_spectra
+
+        tier_settings = TierSettings() if args.cutoff is None else replace(TierSettings(), cutoff_ang=args.cutoff)
+        config = SimulationConfig(
+            tier=args.tier or DEFAULT_TIER,
+            potential=args.potential,
+            supercell_atoms=args.supercell_atoms,
+            fwhm_mev=args.fwhm,
+            resolution=args.resolution,
+            seed=args.seed,
+            tier_settings=tier_settings,
+        )
+        result = simulate_spectra(args.host, args.dopants, config, progress=not args.quiet)
+        out = result.write(args.out)
+        m = result.meta
+        conc = ", ".join(f"{el} {100 * c:.3f} %" for el, c in m["concentrations"].items())
+        print(f"{m['host']} ({m['supercell_atoms']} atoms, tier {m['tier']}, {m['potential']['model']}): {conc}")
+        print(f"imaginary modes: host q-mesh {m['host_n_imaginary_qmesh']}, doped cell {m['doped_n_imaginary']}")
+        print(f"wrote {out}/ in {m['timings_s']['total']:.1f} s")
+        return 0
+
+
+#: Subcommands, in the order ``--help`` lists them.
+COMMANDS: list[Command] = [Simulate()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from defectnet import __version__
+
+    parser = argparse.ArgumentParser(prog="defectnet", description="Which dopants, and how much, from phonon DOS spectra.")
+    parser.add_argument("--version", action="version", version=f"defectnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._command.run(args) or 0)
+    except DefectnetError as exc:
+        print(f"defectnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("defectnet: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

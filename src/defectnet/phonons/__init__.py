@@ -1,0 +1,1 @@
+"""Phonon engine: potentials, force constants for pristine and doped cells, PDoS."""

@@ -1,0 +1,264 @@
+"""Force constants of doped supercells, in fidelity tiers.
+
+Every tier returns the full force-constant matrix Φ of the doped supercell, shape
+(N, N, 3, 3) in eV/Å², with Φ[j, i][β, α] = -∂F_jβ/∂u_iα. What differs is where the rows
+come from:
+
+- ``full``  : relax the doped cell, phonopy finite displacements of every atom (the published protocol).
+- ``local`` : relax, displace only dopants and neighbours within a cutoff; all other rows are the
+  pristine host's (Fourier-interpolated onto the supercell); acoustic sum rule restored.
+- ``patch`` : like ``local`` but the rows around a dopant are computed once per (host site, dopant
+  element) in the small force-constant supercell and transplanted onto every dopant of the large
+  cell as a change δΦ from the pristine; no calculation in the large cell at all.
+- ``mass``  : pristine force constants, dopant masses only (the isotope-disorder limit).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+
+from defectnet.errors import DefectnetError
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """Settings shared by the tiers (lengths in Å, forces in eV/Å)."""
+
+    cutoff_ang: float = 4.0  # local/patch: atoms within this distance of a dopant are displaced
+    displacement_ang: float = 0.01
+    plusminus: bool = True  # central differences: cancel residual forces and the cubic term
+    relax: bool = True  # relax positions (cell fixed) before displacing
+    fmax_ev_ang: float = 0.01  # the published protocol's force tolerance
+    relax_steps: int = 200
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DopedSystem:
+    """A doped supercell ready for a tier: structure, dopant sites and pristine force constants."""
+
+    atoms: Atoms  # doped supercell, unrelaxed (exact host lattice positions), dopant masses
+    dopant_indices: np.ndarray  # (n_dopants,) supercell indices of substituted atoms
+    pristine_fc: np.ndarray  # (N, N, 3, 3) host force constants interpolated onto this supercell
+    host: object  # PristineHost (for the patch tier's small cell)
+    calc: object | None = None  # ASE calculator (not needed by 'mass')
+    progress: bool = False
+
+
+@dataclass
+class TierResult:
+    fc: np.ndarray  # (N, N, 3, 3) eV/Å²
+    atoms: Atoms  # structure the force constants belong to (relaxed where the tier relaxes)
+    info: dict = field(default_factory=dict)  # force calls, timings, cluster sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# shared mechanics
+
+
+def neighbours_within(atoms: Atoms, centres, cutoff: float) -> np.ndarray:
+    """Indices of all atoms within ``cutoff`` Å (minimum image) of any of ``centres``, sorted."""
+    from ase.neighborlist import neighbor_list
+
+    centres = np.asarray(centres, dtype=int)
+    if cutoff <= 0:
+        return np.unique(centres)
+    i, j = neighbor_list("ij", atoms, cutoff, self_interaction=False)
+    mask = np.isin(i, centres)
+    return np.unique(np.concatenate([centres, j[mask]]))
+
+
+def finite_difference_columns(atoms: Atoms, indices, calc, h: float, plusminus: bool = True, progress: bool = False):
+    """Columns Φ[:, i] (N, 3, 3) for each displaced atom i, by finite differences of forces.
+
+    Returns
+    -------
+    cols : (len(indices), N, 3, 3) ndarray, cols[k, j, β, α] = Φ[j, i_k][β, α]
+    n_calls : int, number of force evaluations
+    """
+    work = atoms.copy()
+    work.calc = calc
+    f0 = None if plusminus else work.get_forces().copy()
+    n = len(work)
+    cols = np.zeros((len(indices), n, 3, 3))
+    iterator = enumerate(indices)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(indices), desc="displacing atoms", unit="atom", leave=False)
+    base = work.positions.copy()
+    for k, i in iterator:
+        for alpha in range(3):
+            pos = base.copy()
+            pos[i, alpha] += h
+            work.positions = pos
+            fp = work.get_forces().copy()
+            if plusminus:
+                pos[i, alpha] -= 2 * h
+                work.positions = pos
+                fm = work.get_forces().copy()
+                cols[k, :, :, alpha] = -(fp - fm) / (2 * h)
+            else:
+                cols[k, :, :, alpha] = -(fp - f0) / h
+    work.positions = base
+    return cols, len(indices) * 3 * (2 if plusminus else 1) + (0 if plusminus else 1)
+
+
+def restore_sum_rules(fc: np.ndarray, rows=None) -> np.ndarray:
+    """Make Φ symmetric and translation invariant (in place), changing it as little as possible.
+
+    Two steps. (1) Symmetrise Φ[i, j] = Φ[j, i]ᵀ over ``rows`` and set their self-terms
+    Φ[i, i] = -Σ_{j≠i} Φ[i, j]: a local change of the force constants belongs on the
+    self-terms of the atoms it touched. (2) The symmetrised self-term leaves a tiny
+    antisymmetric row sum; remove it by the projection Φ ← PΦP (P projects out the three
+    uniform translations), the nearest symmetric matrix with exact acoustic sum rules, so
+    the three acoustic modes at Γ are exactly zero. ``rows`` limits step 1 to the atoms
+    whose blocks changed (default: all).
+    """
+    n = fc.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    sub = fc[np.ix_(rows, rows)]
+    fc[np.ix_(rows, rows)] = 0.5 * (sub + sub.transpose(1, 0, 3, 2))
+    for i in rows:
+        self_term = fc[i, i] - fc[i].sum(axis=0)
+        fc[i, i] = 0.5 * (self_term + self_term.T)
+    # P Φ P for P = 1 - (1/N) Σ_α t_α t_αᵀ acting on each Cartesian block.
+    row_mean = fc.mean(axis=1, keepdims=True)  # (N, 1, 3, 3)
+    col_mean = fc.mean(axis=0, keepdims=True)  # (1, N, 3, 3)
+    fc -= row_mean + col_mean - fc.mean(axis=(0, 1), keepdims=True)
+    return fc
+
+
+def _insert_columns(fc: np.ndarray, idx: np.ndarray, cols: np.ndarray) -> None:
+    """Put computed columns Φ[:, idx] (and the transposed rows) into ``fc``; symmetrise the block."""
+    fc[:, idx] = cols.transpose(1, 0, 2, 3)
+    fc[idx, :] = cols.transpose(0, 1, 3, 2)  # Φ[i, j] = Φ[j, i]ᵀ
+    block = cols[:, idx]  # (k, k', β, α) = Φ[idx_k', idx_k]... average both computed estimates
+    fc[np.ix_(idx, idx)] = 0.5 * (block.transpose(1, 0, 2, 3) + block.transpose(0, 1, 3, 2))
+
+
+def _relax_positions(atoms: Atoms, calc, s: TierSettings) -> tuple[Atoms, dict]:
+    from defectnet.phonons.relax import relax
+
+    if not s.relax:
+        return atoms, {}
+    res = relax(atoms, calc, fmax=s.fmax_ev_ang, steps=s.relax_steps, cell=False, symmetry=False)
+    return res.atoms, {"relax": res.summary()}
+
+
+# ---------------------------------------------------------------------------------------------
+# tiers
+
+
+def tier_mass(system: DopedSystem, s: TierSettings) -> TierResult:
+    return TierResult(fc=system.pristine_fc.copy(), atoms=system.atoms, info={"force_calls": 0})
+
+
+def tier_local(system: DopedSystem, s: TierSettings) -> TierResult:
+    t0 = time.perf_counter()
+    atoms, info = _relax_positions(system.atoms, system.calc, s)
+    t1 = time.perf_counter()
+    idx = neighbours_within(atoms, system.dopant_indices, s.cutoff_ang)
+    cols, calls = finite_difference_columns(atoms, idx, system.calc, s.displacement_ang, s.plusminus, system.progress)
+    fc = system.pristine_fc.copy()
+    _insert_columns(fc, idx, cols)
+    restore_sum_rules(fc)
+    info.update(n_displaced_atoms=int(len(idx)), force_calls=calls, relax_s=t1 - t0, displace_s=time.perf_counter() - t1)
+    return TierResult(fc=fc, atoms=atoms, info=info)
+
+
+def tier_full(system: DopedSystem, s: TierSettings) -> TierResult:
+    from phonopy import Phonopy
+
+    from defectnet.phonons.host import compute_forces, to_phonopy_atoms
+
+    t0 = time.perf_counter()
+    atoms, info = _relax_positions(system.atoms, system.calc, s)
+    t1 = time.perf_counter()
+    ph = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P")
+    ph.generate_displacements(distance=s.displacement_ang, is_plusminus=s.plusminus)
+    cells = ph.supercells_with_displacements
+    if system.progress:
+        from tqdm.auto import tqdm
+
+        cells = tqdm(cells, desc="displacements (full)", unit="calc", leave=False)
+    ph.forces = compute_forces(cells, system.calc)
+    ph.produce_force_constants()
+    fc = np.array(ph.force_constants)
+    restore_sum_rules(fc)
+    info.update(force_calls=len(ph.displacements), relax_s=t1 - t0, displace_s=time.perf_counter() - t1)
+    return TierResult(fc=fc, atoms=atoms, info=info)
+
+
+def tier_patch(system: DopedSystem, s: TierSettings) -> TierResult:
+    from defectnet.phonons.patches import apply_patches, get_patch
+
+    t0 = time.perf_counter()
+    host = system.host
+    symbols = system.atoms.get_chemical_symbols()
+    site_of = primitive_site_indices(host, system.atoms)
+    patches, calls = {}, 0
+    for d in system.dopant_indices:
+        key = (int(site_of[d]), symbols[d])
+        if key not in patches:
+            patches[key], n = get_patch(host, key[0], key[1], system.calc, s, progress=system.progress)
+            calls += n
+    fc = system.pristine_fc.copy()
+    touched = apply_patches(fc, system.atoms, system.dopant_indices, site_of, patches)
+    restore_sum_rules(fc, rows=touched)
+    info = {"force_calls": calls, "n_patches": len(patches), "seconds": time.perf_counter() - t0}
+    return TierResult(fc=fc, atoms=system.atoms, info=info)
+
+
+def primitive_site_indices(host, supercell: Atoms) -> np.ndarray:
+    """For each supercell atom, the index of the primitive-cell atom it is a lattice translation of."""
+    prim = host.atoms
+    frac = supercell.positions @ np.linalg.inv(prim.cell.array)  # in primitive-cell coordinates
+    pfrac = prim.get_scaled_positions()
+    d = frac[:, None, :] - pfrac[None, :, :]
+    d -= np.rint(d)
+    dist = np.linalg.norm(d @ prim.cell.array, axis=2)
+    site = dist.argmin(axis=1)
+    if dist[np.arange(len(site)), site].max() > 1e-3:
+        raise DefectnetError("supercell atoms are not on host lattice sites; build doped cells from the pristine supercell")
+    return site
+
+
+#: Tier registry: name -> function(system, settings) -> TierResult
+TIERS: dict[str, Callable[[DopedSystem, TierSettings], TierResult]] = {
+    "full": tier_full,
+    "local": tier_local,
+    "patch": tier_patch,
+    "mass": tier_mass,
+}
+
+
+def get_tier(name: str):
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise DefectnetError(f"unknown tier {name!r}; expected one of {', '.join(TIERS)}") from None
+
+
+def pristine_supercell(host, supercell_matrix) -> tuple[Atoms, np.ndarray]:
+    """The host's supercell ``supercell_matrix @ primitive`` and its force constants (N, N, 3, 3).
+
+    Force constants are Fourier-interpolated from the host's force-constant supercell by
+    phonopy (``Phonopy.ph2ph``), so any supercell shape reuses the one host calculation.
+    """
+    from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+    from defectnet.phonons.host import to_ase_atoms
+
+    ph = host.phonon.ph2ph(np.asarray(supercell_matrix, dtype=int))
+    fc = np.array(ph.force_constants)
+    if fc.shape[0] != fc.shape[1]:
+        fc = compact_fc_to_full_fc(ph.primitive, fc)
+    return to_ase_atoms(ph.supercell), fc

@@ -1,0 +1,217 @@
+"""Pristine host: relax with the MLIP, phonopy force constants, q-mesh PDoS."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from defectnet.elements import mass_amu
+from defectnet.errors import DefectnetError
+from defectnet.grid import DEFAULT_GRID, EnergyGrid
+from defectnet.phonons.potentials import DEFAULT_POTENTIAL, get_calculator, potential_info
+from defectnet.units import UNITS
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """How a pristine host is relaxed and its force constants computed."""
+
+    potential: str = DEFAULT_POTENTIAL
+    fmax_ev_ang: float = 0.005  # relaxation force tolerance, eV/Å
+    relax_steps: int = 300
+    relax: bool = True
+    displacement_ang: float = 0.01  # finite-displacement amplitude, Å
+    fc_min_width_ang: float = 9.5  # force-constant supercell: smallest perpendicular width, Å
+    fc_max_atoms: int = 256
+    mesh_length_ang: float = 40.0  # phonopy q-mesh density for the host DOS (length, Å)
+    imaginary_tol_mev: float = 0.5  # a mode below -tol counts as imaginary, meV
+    symprec: float = 1e-4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PristineHost:
+    """A relaxed host with force constants; the starting point of every doped spectrum."""
+
+    atoms: Atoms  # relaxed primitive cell
+    phonon: object  # phonopy.Phonopy holding force constants (unit cell = primitive)
+    settings: HostSettings
+    spectrum: object | None = None  # q-mesh PDoS (Spectrum) on the grid
+    n_imaginary: int = 0  # q-mesh modes below -imaginary_tol_mev
+    min_frequency_mev: float = 0.0
+    relax_summary: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def potential(self) -> dict:
+        return potential_info(self.settings.potential).to_dict()
+
+    @property
+    def fc_supercell_matrix(self) -> np.ndarray:
+        return np.array(self.phonon.supercell_matrix, dtype=int)
+
+
+def to_phonopy_atoms(atoms: Atoms):
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array,
+        scaled_positions=atoms.get_scaled_positions(),
+        masses=atoms.get_masses(),
+    )
+
+
+def to_ase_atoms(cell) -> Atoms:
+    return Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, masses=cell.masses, pbc=True)
+
+
+def standardize_primitive(atoms: Atoms, symprec: float = 1e-4) -> tuple[Atoms, np.ndarray]:
+    """spglib's standard primitive cell and the integer matrix M with conventional = M @ primitive."""
+    import spglib
+
+    numbers = atoms.get_atomic_numbers()
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), numbers)
+    prim = spglib.standardize_cell(cell, to_primitive=True, no_idealize=False, symprec=symprec)
+    conv = spglib.standardize_cell(cell, to_primitive=False, no_idealize=False, symprec=symprec)
+    if prim is None or conv is None:
+        raise DefectnetError("could not determine the symmetry of the host structure (spglib failed)")
+    from ase.data import chemical_symbols
+
+    symbols = [chemical_symbols[z] for z in prim[2]]
+    primitive = Atoms(symbols, cell=prim[0], scaled_positions=prim[1], pbc=True)
+    primitive.set_masses([mass_amu(s) for s in symbols])  # one mass table everywhere
+    M = np.rint(conv[0] @ np.linalg.inv(prim[0])).astype(int)
+    if not np.allclose(M @ prim[0], conv[0], atol=1e-6):
+        M = np.eye(3, dtype=int)
+    return primitive, M
+
+
+def _fc_supercell_matrix(primitive: Atoms, conv_matrix: np.ndarray, s: HostSettings) -> np.ndarray:
+    """Pick the cheapest force-constant supercell: fewest (displacements × atoms).
+
+    Candidates are a diagonal multiple of the conventional cell (keeps the full point group,
+    so phonopy needs few displacements) and the near-cubic shape of :func:`supercell_for_width`.
+    """
+    from phonopy import Phonopy
+
+    from defectnet.doping import min_width_ang, supercell_for_width
+
+    conv_cell = conv_matrix @ primitive.cell.array
+    reps = [1, 1, 1]
+    widths = lambda r: min_width_ang(np.diag(r) @ conv_cell)  # noqa: E731
+    while widths(reps) < s.fc_min_width_ang:
+        # grow the axis whose face-to-face width is smallest
+        per_axis = [min_width_ang(np.diag([r if j == i else 50 for j, r in enumerate(reps)]) @ conv_cell) for i in range(3)]
+        reps[int(np.argmin(per_axis))] += 1
+    candidates = [np.diag(reps) @ conv_matrix, supercell_for_width(primitive, s.fc_min_width_ang, max_atoms=s.fc_max_atoms)]
+    best, best_cost = None, np.inf
+    for P in candidates:
+        n_atoms = len(primitive) * round(abs(np.linalg.det(P)))
+        if n_atoms > s.fc_max_atoms * 2:
+            continue
+        ph = Phonopy(to_phonopy_atoms(primitive), supercell_matrix=P, primitive_matrix="P", symprec=s.symprec)
+        ph.generate_displacements(distance=s.displacement_ang)
+        cost = len(ph.displacements) * n_atoms
+        if cost < best_cost:
+            best, best_cost = P, cost
+    return best if best is not None else candidates[1]
+
+
+def compute_forces(cells, calc) -> np.ndarray:
+    """Forces (eV/Å) on each of a sequence of ASE/phonopy cells, shape (n_cells, n_atoms, 3)."""
+    out = []
+    for cell in cells:
+        atoms = cell if isinstance(cell, Atoms) else to_ase_atoms(cell)
+        atoms.calc = calc
+        out.append(atoms.get_forces().copy())
+    return np.array(out)
+
+
+def compute_pristine(
+    atoms: Atoms,
+    settings: HostSettings = HostSettings(),
+    *,
+    grid: EnergyGrid = DEFAULT_GRID,
+    resolution=None,
+    fwhm_mev: float = 1.0,
+    progress: bool = False,
+) -> PristineHost:
+    """Relax a host, compute its force constants with phonopy and its q-mesh PDoS.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Any cell of the host (reduced to spglib's standard primitive cell first).
+    settings : HostSettings
+        Potential, tolerances, supercell and mesh settings.
+    grid, resolution, fwhm_mev
+        Energy grid and broadening of the returned host PDoS (``resolution`` wins over ``fwhm_mev``).
+    """
+    from phonopy import Phonopy
+
+    from defectnet.phonons.relax import relax
+    from defectnet.spectrum import Spectrum
+
+    timings = {}
+    calc = get_calculator(settings.potential)
+    primitive, conv_matrix = standardize_primitive(atoms, settings.symprec)
+    relax_summary = {}
+    if settings.relax:
+        res = relax(primitive, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=True, symmetry=True)
+        primitive, relax_summary = res.atoms, res.summary()
+        timings["relax_s"] = res.seconds
+
+    t0 = time.perf_counter()
+    P = _fc_supercell_matrix(primitive, conv_matrix, settings)
+    phonon = Phonopy(to_phonopy_atoms(primitive), supercell_matrix=P, primitive_matrix="P", symprec=settings.symprec)
+    phonon.generate_displacements(distance=settings.displacement_ang)
+    cells = phonon.supercells_with_displacements
+    if progress:
+        from tqdm.auto import tqdm
+
+        cells = tqdm(cells, desc="host displacements", unit="calc", leave=False)
+    phonon.forces = compute_forces(cells, calc)
+    phonon.produce_force_constants()
+    phonon.symmetrize_force_constants()
+    timings["force_constants_s"] = time.perf_counter() - t0
+    timings["n_displacements"] = len(phonon.displacements)
+
+    t0 = time.perf_counter()
+    host = PristineHost(atoms=primitive, phonon=phonon, settings=settings, relax_summary=relax_summary, timings=timings)
+    freqs, weights, partials = mesh_modes(host, settings.mesh_length_ang)
+    host.min_frequency_mev = float(freqs.min())
+    host.n_imaginary = int((freqs < -settings.imaginary_tol_mev).sum())
+    host.spectrum = Spectrum.from_modes(
+        freqs, grid, weights=weights, partial_weights=partials, resolution=resolution,
+        fwhm_mev=None if resolution is not None else fwhm_mev,
+    )
+    timings["mesh_dos_s"] = time.perf_counter() - t0
+    return host
+
+
+def mesh_modes(host: PristineHost, mesh_length_ang: float):
+    """Mode energies (meV), q-point weights and per-element weights on a q-mesh.
+
+    Returns
+    -------
+    freqs_mev : (n_modes,) ndarray
+    weights : (n_modes,) ndarray, q-point multiplicity of each mode
+    partials : dict element -> (n_modes,) ndarray, Σ|e|² over that element's atoms (sums to 1 per mode)
+    """
+    ph = host.phonon
+    ph.run_mesh(mesh_length_ang, with_eigenvectors=True, is_mesh_symmetry=True)
+    mesh = ph.get_mesh_dict()
+    freqs = mesh["frequencies"] * UNITS.mev_per_thz  # (nq, nb)
+    evecs = mesh["eigenvectors"]  # (nq, nb, nb): column = mode
+    nq, nb = freqs.shape
+    w = np.repeat(mesh["weights"].astype(float), nb)
+    amp = (np.abs(evecs) ** 2).reshape(nq, nb // 3, 3, nb).sum(axis=2)  # (nq, atom, mode)
+    symbols = np.array(host.atoms.get_chemical_symbols())
+    partials = {el: amp[:, symbols == el, :].sum(axis=1).ravel() for el in sorted(set(symbols))}
+    return freqs.ravel(), w, partials

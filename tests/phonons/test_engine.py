@@ -1,0 +1,141 @@
+"""Physics invariants of the spectra engine, on tiny EMT cells (seconds)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from defectnet.doping import DopantSpec, substitute
+from defectnet.grid import DEFAULT_GRID
+from defectnet.phonons.dos import gamma_modes, gamma_spectrum
+from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell, restore_sum_rules
+from defectnet.phonons.host import HostSettings, compute_pristine
+from defectnet.phonons.potentials import get_calculator
+
+EMT_HOST = HostSettings(potential="emt", fc_min_width_ang=6.5, mesh_length_ang=15.0)
+SMALL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]) * 2  # 32-atom cubic cell of fcc
+
+
+@pytest.fixture(scope="module")
+def cu_host():
+    return compute_pristine(bulk("Cu", "fcc", a=3.6), EMT_HOST, fwhm_mev=0.5)
+
+
+@pytest.fixture(scope="module")
+def cu_supercell(cu_host):
+    return pristine_supercell(cu_host, SMALL)
+
+
+def _doped(cu_host, cu_supercell, dopants, seed=0):
+    atoms, fc0 = cu_supercell
+    doped, sub = substitute(atoms, dopants, np.random.default_rng(seed))
+    idx = np.array(sorted(i for v in sub.indices.values() for i in v))
+    return DopedSystem(doped, idx, fc0, cu_host, get_calculator("emt"))
+
+
+def test_host_relaxes_and_is_stable(cu_host):
+    # EMT's fcc Cu lattice constant is ~3.59 Å; the host must be dynamically stable.
+    a = cu_host.atoms.cell.lengths()[0] * np.sqrt(2)
+    assert 3.5 < a < 3.7
+    assert cu_host.n_imaginary == 0
+    assert cu_host.spectrum.area() == pytest.approx(1.0, abs=1e-9)
+    assert 10 < cu_host.spectrum.peak_mev() < 40  # Cu phonons: 0–30 meV
+
+
+def test_pristine_supercell_has_three_acoustic_zeros(cu_supercell):
+    atoms, fc = cu_supercell
+    freqs, _ = gamma_modes(fc, atoms.get_masses())
+    small = np.sort(np.abs(freqs))
+    assert np.all(small[:3] < 1e-3)
+    assert small[3] > 1.0
+
+
+@pytest.mark.parametrize("tier", ["mass", "local", "patch", "full"])
+def test_tiers_keep_acoustic_sum_rule_and_unit_area(cu_host, cu_supercell, tier):
+    system = _doped(cu_host, cu_supercell, [DopantSpec("Au", "Cu", 1 / 32)])
+    res = TIERS[tier](system, TierSettings(cutoff_ang=2.6))
+    freqs, _ = gamma_modes(res.fc, res.atoms.get_masses())
+    assert np.sort(np.abs(freqs))[:3].max() < 1e-3
+    assert np.sort(np.abs(freqs))[3] > 0.1
+    np.testing.assert_allclose(res.fc, res.fc.transpose(1, 0, 3, 2), atol=1e-10)
+    spec, _ = gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=1.0)
+    assert spec.area() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_mass_tier_scales_frequencies_as_inverse_sqrt_mass(cu_supercell):
+    atoms, fc = cu_supercell
+    f1, _ = gamma_modes(fc, atoms.get_masses())
+    f4, _ = gamma_modes(fc, 4.0 * atoms.get_masses())  # a uniform isotope change, m → 4m
+    np.testing.assert_allclose(np.sort(f4)[3:], 0.5 * np.sort(f1)[3:], rtol=1e-8)
+
+
+def test_heavy_dopant_lowers_mean_frequency_in_mass_tier(cu_host, cu_supercell):
+    light = _doped(cu_host, cu_supercell, [DopantSpec("Ni", "Cu", 4 / 32)])
+    heavy = _doped(cu_host, cu_supercell, [DopantSpec("Au", "Cu", 4 / 32)])
+    fl, _ = gamma_modes(TIERS["mass"](light, TierSettings()).fc, light.atoms.get_masses())
+    fh, _ = gamma_modes(TIERS["mass"](heavy, TierSettings()).fc, heavy.atoms.get_masses())
+    assert fh.mean() < fl.mean()
+
+
+def test_local_equals_full_when_cutoff_covers_the_cell(cu_host, cu_supercell):
+    system = _doped(cu_host, cu_supercell, [DopantSpec("Au", "Cu", 2 / 32)], seed=3)
+    settings = TierSettings(cutoff_ang=50.0)
+    local = TIERS["local"](system, settings)
+    full = TIERS["full"](system, settings)
+    assert local.info["n_displaced_atoms"] == len(system.atoms)
+    np.testing.assert_allclose(local.fc, full.fc, atol=2e-3 * np.abs(full.fc).max())
+    fl, _ = gamma_modes(local.fc, local.atoms.get_masses())
+    ff, _ = gamma_modes(full.fc, full.atoms.get_masses())
+    np.testing.assert_allclose(fl, ff, atol=0.02)  # meV
+
+
+def test_local_tier_moves_toward_full_from_mass(cu_host, cu_supercell):
+    """The defect signature Δ = g_doped − g_pristine of `local` is closer to `full` than `mass`'s."""
+    system = _doped(cu_host, cu_supercell, [DopantSpec("Ni", "Cu", 1 / 32)], seed=1)
+    atoms, fc0 = cu_supercell
+    g0, _ = gamma_spectrum(fc0, atoms, DEFAULT_GRID, fwhm_mev=1.0)
+    spectra = {}
+    for tier in ("mass", "local", "full"):
+        res = TIERS[tier](system, TierSettings(cutoff_ang=3.0))
+        spectra[tier], _ = gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=1.0)
+    w = DEFAULT_GRID.widths
+    d_full = spectra["full"].values - g0.values
+
+    def fidelity(tier):
+        return 1 - np.sum(np.abs(spectra[tier].values - g0.values - d_full) * w) / np.sum(np.abs(d_full) * w)
+
+    assert fidelity("local") > fidelity("mass")
+    assert fidelity("local") > 0.5
+
+
+def test_patch_equals_local_for_an_isolated_dopant_in_the_force_constant_cell(cu_host):
+    """In the host's own force-constant supercell the patch is the local calculation, truncated."""
+    from defectnet.phonons.host import to_ase_atoms
+
+    atoms = to_ase_atoms(cu_host.phonon.supercell)
+    fc0 = np.array(cu_host.phonon.force_constants)
+    doped, sub = substitute(atoms, [DopantSpec("Au", "Cu", 1 / len(atoms))], np.random.default_rng(0))
+    idx = np.array(sub.indices["Au@Cu"])
+    system = DopedSystem(doped, idx, fc0, cu_host, get_calculator("emt"))
+    settings = TierSettings(cutoff_ang=2.6)
+    patch, local = TIERS["patch"](system, settings), TIERS["local"](system, settings)
+    fp, _ = gamma_modes(patch.fc, doped.get_masses())
+    fl, _ = gamma_modes(local.fc, local.atoms.get_masses())
+    assert np.max(np.abs(np.sort(fp) - np.sort(fl))) < 0.05 * fl.max()
+
+
+def test_restore_sum_rules_makes_rows_sum_to_zero():
+    rng = np.random.default_rng(0)
+    fc = rng.normal(size=(5, 5, 3, 3))
+    restore_sum_rules(fc)
+    np.testing.assert_allclose(fc.sum(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(fc, fc.transpose(1, 0, 3, 2), atol=1e-12)
+
+
+def test_patch_is_reused_across_dopants(cu_host, cu_supercell):
+    system = _doped(cu_host, cu_supercell, [DopantSpec("Ag", "Cu", 3 / 32)])
+    res = TIERS["patch"](system, replace(TierSettings(), cutoff_ang=2.6))
+    again = TIERS["patch"](system, replace(TierSettings(), cutoff_ang=2.6))
+    assert res.info["n_patches"] == 1
+    assert again.info["force_calls"] == 0  # cached on the host
