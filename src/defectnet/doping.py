@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from ase import Atoms
 
-from defectnet.elements import check_element, mass_amu
+from defectnet.elements import NOBLE_GASES, check_element, mass_amu
 from defectnet.errors import DefectnetError
 
 DEFAULT_SUPERCELL_ATOMS = (433, 500)
@@ -35,8 +35,11 @@ class DopantSpec:
         return f"{self.element}{site}:{self.fraction:g}"
 
 
-def parse_dopants(text: str) -> list[DopantSpec]:
+def parse_dopants(text: str, *, vocabulary_only: bool = False) -> list[DopantSpec]:
     """Parse ``"Si@Ga:0.02,Zn@Ga:0.5%"`` into dopant specs.
+
+    Any element but a noble gas can be simulated; ``vocabulary_only`` restricts dopants to
+    the model's vocabulary (Z = 1–56 without noble gases).
 
     Raises
     ------
@@ -51,7 +54,9 @@ def parse_dopants(text: str) -> list[DopantSpec]:
                 f"bad dopant spec {item!r}; expected El@Site:fraction or El:fraction, e.g. Si@Ga:0.02 or Zn:0.5%"
             )
         element, site, number, percent = m.groups()
-        check_element(element, dopant=True)
+        check_element(element, dopant=vocabulary_only)
+        if element in NOBLE_GASES:
+            raise DefectnetError(f"{element!r} is a noble gas; it does not substitute into a crystal")
         if site:
             check_element(site)
         try:
