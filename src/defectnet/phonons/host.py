@@ -93,34 +93,25 @@ def standardize_primitive(atoms: Atoms, symprec: float = 1e-4) -> tuple[Atoms, n
 
 
 def _fc_supercell_matrix(primitive: Atoms, conv_matrix: np.ndarray, s: HostSettings) -> np.ndarray:
-    """Pick the cheapest force-constant supercell: fewest (displacements × atoms).
+    """Force-constant supercell: a diagonal multiple of the conventional cell, ≥ the width.
 
-    Candidates are a diagonal multiple of the conventional cell (keeps the full point group,
-    so phonopy needs few displacements) and the near-cubic shape of :func:`supercell_for_width`.
+    It keeps the full point group, so phonopy needs the fewest displacements (1 for Si, a
+    handful for wurtzite), which outweighs the few extra atoms over a near-cubic shape.
+    When that cell would exceed ``fc_max_atoms``, the near-cubic shape is used instead.
     """
-    from phonopy import Phonopy
-
     from defectnet.doping import min_width_ang, supercell_for_width
 
     conv_cell = conv_matrix @ primitive.cell.array
     reps = [1, 1, 1]
-    widths = lambda r: min_width_ang(np.diag(r) @ conv_cell)  # noqa: E731
-    while widths(reps) < s.fc_min_width_ang:
-        # grow the axis whose face-to-face width is smallest
-        per_axis = [min_width_ang(np.diag([r if j == i else 50 for j, r in enumerate(reps)]) @ conv_cell) for i in range(3)]
-        reps[int(np.argmin(per_axis))] += 1
-    candidates = [np.diag(reps) @ conv_matrix, supercell_for_width(primitive, s.fc_min_width_ang, max_atoms=s.fc_max_atoms)]
-    best, best_cost = None, np.inf
-    for P in candidates:
-        n_atoms = len(primitive) * round(abs(np.linalg.det(P)))
-        if n_atoms > s.fc_max_atoms * 2:
-            continue
-        ph = Phonopy(to_phonopy_atoms(primitive), supercell_matrix=P, primitive_matrix="P", symprec=s.symprec)
-        ph.generate_displacements(distance=s.displacement_ang)
-        cost = len(ph.displacements) * n_atoms
-        if cost < best_cost:
-            best, best_cost = P, cost
-    return best if best is not None else candidates[1]
+    while min_width_ang(np.diag(reps) @ conv_cell) < s.fc_min_width_ang:
+        # grow the axis whose own face-to-face spacing is smallest
+        spacing = [abs(np.linalg.det(conv_cell)) / np.linalg.norm(np.cross(conv_cell[i - 2], conv_cell[i - 1])) * reps[i]
+                   for i in range(3)]
+        reps[int(np.argmin(spacing))] += 1
+    P = np.diag(reps) @ conv_matrix
+    if len(primitive) * round(abs(np.linalg.det(P))) <= s.fc_max_atoms:
+        return P
+    return supercell_for_width(primitive, s.fc_min_width_ang, max_atoms=s.fc_max_atoms)
 
 
 def compute_forces(cells, calc) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Force-constant patches: the change a dopant makes to the force constants around it.
 
 A patch is computed once per (host, primitive site, dopant element) in the host's small
-force-constant supercell (~50–120 atoms): substitute one dopant, relax, displace the atoms
-within the cutoff, and keep δΦ = Φ_doped − Φ_pristine for those columns out to the largest
-sphere whose images are unique in the small cell. Transplanted onto every dopant of a large
+force-constant supercell (~50–130 atoms): substitute one dopant, relax, displace the atoms
+within the cutoff, and keep δΦ = Φ_doped − Φ_pristine for those columns. Each pair (s, c)
+of a displaced atom c and any atom s is unfolded out of the small periodic cell by the
+shortest image of the *pair*, so a displaced atom near the cutoff keeps all its couplings,
+including those to atoms beyond the largest sphere the small cell holds around the dopant. Transplanted onto every dopant of a large
 supercell (433–500 atoms), patches turn a doped spectrum into an eigenproblem: no force
 call in the large cell. Dopant–dopant interactions beyond additivity are what it misses;
 the tier benchmark measures that at high concentration.
@@ -23,10 +25,11 @@ from defectnet.elements import mass_amu
 class Patch:
     site: int  # primitive-cell atom index the dopant replaces
     element: str
-    rel_ang: np.ndarray  # (n_s, 3) positions of sphere atoms relative to the dopant, Å
+    rel_ang: np.ndarray  # (n_s, 3) positions of the touched atoms relative to the dopant, Å
     cluster: np.ndarray  # (n_c,) indices into rel_ang of the displaced atoms (the dopant first)
     delta: np.ndarray  # (n_c, n_s, 3, 3) δΦ[s, c] = Φ_doped[s, c] − Φ_pristine[s, c], eV/Å²
-    displacement_ang: np.ndarray  # (n_s, 3) relaxation displacement of sphere atoms, Å
+    sphere_rel_ang: np.ndarray  # (n_p, 3) atoms within half the small cell's width of the dopant, Å
+    displacement_ang: np.ndarray  # (n_p, 3) their relaxation displacements, Å
     force_calls: int
 
 
@@ -71,20 +74,37 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     delta = cols - fc0[:, cluster].transpose(1, 0, 2, 3)
     relaxed = doped
 
-    rel = small.positions - small.positions[d]
-    frac = rel @ np.linalg.inv(small.cell.array)
-    rel = (frac - np.rint(frac)) @ small.cell.array  # minimum image (exact inside the sphere)
-    sphere = np.flatnonzero(np.linalg.norm(rel, axis=1) <= radius)
-    where = {int(a): k for k, a in enumerate(sphere)}
-    disp = relaxed.positions - small.positions
-    disp_frac = disp @ np.linalg.inv(small.cell.array)
-    disp = (disp_frac - np.rint(disp_frac)) @ small.cell.array
+    inv = np.linalg.inv(small.cell.array)
+
+    def shortest(v):  # minimum-image vectors (exact below half the smallest width)
+        f = v @ inv
+        return (f - np.rint(f)) @ small.cell.array
+
+    n, nc = len(small), len(cluster)
+    rel_c = shortest(small.positions[cluster] - small.positions[d])  # (n_c, 3)
+    pair = shortest((small.positions[None, :, :] - small.positions[cluster][:, None, :]).reshape(-1, 3)).reshape(nc, n, 3)
+    ok = np.linalg.norm(pair, axis=2) < radius  # pairs with one unambiguous image
+    target = rel_c[:, None, :] + pair  # (n_c, n, 3) position of s seen from c, relative to the dopant
+    keys = np.rint(target[ok] / 1e-3).astype(np.int64)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    rel = np.zeros((len(uniq), 3))
+    rel[inverse.ravel()] = target[ok]
+    unfolded = np.zeros((nc, len(uniq), 3, 3))
+    k_idx = np.nonzero(ok)[0]
+    unfolded[k_idx, inverse.ravel()] = delta[k_idx, np.nonzero(ok)[1]]
+    self_keys = {tuple(k): u for u, k in enumerate(uniq)}
+    cluster_u = np.array([self_keys[tuple(np.rint(r / 1e-3).astype(np.int64))] for r in rel_c])
+
+    rel_all = shortest(small.positions - small.positions[d])
+    sphere = np.flatnonzero(np.linalg.norm(rel_all, axis=1) <= radius)
+    disp = shortest(relaxed.positions - small.positions)
     patch = Patch(
         site=site,
         element=element,
-        rel_ang=rel[sphere],
-        cluster=np.array([where[int(c)] for c in cluster]),
-        delta=delta[:, sphere],
+        rel_ang=rel,
+        cluster=cluster_u,
+        delta=unfolded,
+        sphere_rel_ang=rel_all[sphere],
         displacement_ang=disp[sphere],
         force_calls=calls,
     )
@@ -169,6 +189,6 @@ def displaced_positions(atoms: Atoms, dopants, site_of, patches: dict) -> np.nda
     pos = atoms.positions.copy()
     for d in dopants:
         p = patches[(int(site_of[d]), symbols[d])]
-        J = lookup(atoms.positions[d] + p.rel_ang)
+        J = lookup(atoms.positions[d] + p.sphere_rel_ang)
         np.add.at(pos, J, p.displacement_ang)
     return pos

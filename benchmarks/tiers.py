@@ -1,0 +1,219 @@
+"""Fidelity and cost of the doped-force-constant tiers (full, local, patch, mass).
+
+For each host and dopant, doped cells are built in the host's force-constant supercell
+(~64–100 atoms, where `full` is affordable) at three concentrations — one dopant (the
+isolated limit, ~1–2 %), ~5 % and 25 % — and every tier is compared with `full` on the
+same relaxed structure by the share of the defect signature it reproduces,
+
+    S = 1 − ‖Δ_tier − Δ_full‖₁ / ‖Δ_full‖₁,   Δ = g_doped − g_pristine,
+
+and by the Wasserstein-1 distance to `full` (meV). Wall times per doped spectrum are then
+measured at 433–500 atoms (a 1 % cell) for mass/patch/local; `full` at that size is
+estimated as its force calls × the measured time of one force call there.
+
+Resumable: every finished case is saved in the JSON at once, and a rerun skips it.
+
+    python benchmarks/tiers.py --potential sevennet            # the reference run
+    python benchmarks/tiers.py --potential chgnet --hosts Si   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+
+from defectnet.doping import DopantSpec, choose_supercell, substitute
+from defectnet.grid import DEFAULT_GRID
+from defectnet.phonons.dos import gamma_spectrum
+from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell
+from defectnet.phonons.host import HostSettings, compute_pristine, to_ase_atoms
+from defectnet.phonons.potentials import get_calculator
+
+HOSTS = {  # experimental lattice constants (Å)
+    "Si": (lambda: bulk("Si", "diamond", a=5.431), "Si", ["B", "C", "Ge", "Sn"]),
+    "GaAs": (lambda: bulk("GaAs", "zincblende", a=5.653), "Ga", ["Be", "C", "Si", "Zn"]),
+    "AlN": (lambda: bulk("AlN", "wurtzite", a=3.112, c=4.982), "Al", ["B", "Mg", "Si", "Ga"]),
+    "ZnO": (lambda: bulk("ZnO", "wurtzite", a=3.25, c=5.207), "Zn", ["Li", "Mg", "Al", "Cd"]),
+}
+FRACTIONS = {"single": None, "5%": 0.05, "25%": 0.25}
+FWHM_MEV = 1.0
+SHOWN = ("mass", "patch", "local")
+
+
+def signature_fidelity(g_tier, g_full, g0) -> float:
+    w = DEFAULT_GRID.widths
+    d_full = g_full.values - g0.values
+    return float(1 - np.sum(np.abs(g_tier.values - g_full.values) * w) / np.sum(np.abs(d_full) * w))
+
+
+def fidelity_cases(name, host, site, dopants, settings, calc, results, save):
+    atoms0 = to_ase_atoms(host.phonon.supercell)
+    fc0 = np.array(host.phonon.force_constants)
+    g0, _ = gamma_spectrum(fc0, atoms0, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
+    n = len(atoms0)
+    n_site = atoms0.get_chemical_symbols().count(site)
+    for el in dopants:
+        for label, frac in FRACTIONS.items():
+            key = f"{name}|{el}|{label}"
+            if key in results["fidelity"]:
+                continue
+            count = 1 if frac is None else min(max(2, round(frac * n)), n_site)
+            doped, sub = substitute(atoms0, [DopantSpec(el, site, count / n)], np.random.default_rng(0))
+            idx = np.array(sub.indices[f"{el}@{site}"])
+            system = DopedSystem(doped, idx, fc0, host, calc)
+            row = {"host": name, "dopant": el, "label": label, "n_atoms": n, "n_dopants": int(len(idx)),
+                   "concentration": len(idx) / n, "tiers": {}}
+            spectra = {}
+            for tier in ("full",) + SHOWN:
+                t0 = time.perf_counter()
+                res = TIERS[tier](system, settings)
+                seconds = time.perf_counter() - t0
+                spectra[tier], _ = gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
+                row["tiers"][tier] = {"seconds": seconds, "force_calls": res.info.get("force_calls", 0)}
+            row["w1_full_vs_pristine_mev"] = spectra["full"].wasserstein1_mev(g0)
+            for tier in SHOWN:
+                row["tiers"][tier]["S"] = signature_fidelity(spectra[tier], spectra["full"], g0)
+                row["tiers"][tier]["w1_mev"] = spectra[tier].wasserstein1_mev(spectra["full"])
+            results["fidelity"][key] = row
+            save()
+            print(_fid_line(row), flush=True)
+
+
+def timing_case(name, host, site, dopant, settings, calc, results, save):
+    key = f"{name}|{dopant}|1%"
+    if key in results["timing"]:
+        return
+    P = choose_supercell(host.atoms, (433, 500))
+    atoms, fc0 = pristine_supercell(host, P)
+    n = len(atoms)
+    doped, sub = substitute(atoms, [DopantSpec(dopant, site, 0.01)], np.random.default_rng(1))
+    idx = np.array(sub.indices[f"{dopant}@{site}"])
+    system = DopedSystem(doped, idx, fc0, host, calc)
+    row = {"host": name, "dopant": dopant, "n_atoms": n, "n_dopants": int(len(idx)), "tiers": {}}
+    host.__dict__.pop("patch_cache", None)  # time the patch from scratch, then reuse
+    for tier in ("mass", "patch", "patch (cached)", "local"):
+        t0 = time.perf_counter()
+        res = TIERS[tier.split()[0]](system, settings)
+        gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
+        row["tiers"][tier] = {"seconds": time.perf_counter() - t0, "force_calls": res.info.get("force_calls", 0)}
+    doped.calc = calc
+    doped.get_forces()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        doped.positions[0, 0] += 1e-3
+        doped.get_forces()
+    t_call = (time.perf_counter() - t0) / 3
+    relax_s = row["tiers"]["local"]["seconds"] - row["tiers"]["local"]["force_calls"] * t_call
+    row["force_call_s"] = t_call
+    row["tiers"]["full (estimated)"] = {"seconds": 6 * n * t_call + max(relax_s, 0.0), "force_calls": 6 * n}
+    results["timing"][key] = row
+    save()
+    print(_time_line(row), flush=True)
+
+
+def _fid_line(r):
+    s = "  ".join(f"{t} S={r['tiers'][t]['S']:+.2f} ({r['tiers'][t]['seconds']:.0f}s)" for t in SHOWN)
+    return (f"{r['host']:5s} {r['dopant']:3s} {r['label']:6s} {100 * r['concentration']:5.1f}%  "
+            f"full {r['tiers']['full']['seconds']:.0f}s/{r['tiers']['full']['force_calls']} calls  {s}")
+
+
+def _time_line(r):
+    full = r["tiers"]["full (estimated)"]["seconds"]
+    s = "  ".join(f"{t} {v['seconds']:.1f}s (×{full / v['seconds']:.0f})" for t, v in r["tiers"].items() if "full" not in t)
+    return f"{r['host']:5s} {r['dopant']:3s} {r['n_atoms']} atoms: full≈{full:.0f}s  {s}"
+
+
+def report(results, out_png: Path):
+    rows = list(results["fidelity"].values())
+    print("\nFidelity S of the defect signature vs full (1 = exact), by concentration:")
+    print(f"{'host':5s} {'dopant':6s} {'conc':>6s} " + " ".join(f"{t:>7s}" for t in SHOWN) + "   W1(full,pristine) meV")
+    for r in rows:
+        print(f"{r['host']:5s} {r['dopant']:6s} {100 * r['concentration']:5.1f}% "
+              + " ".join(f"{r['tiers'][t]['S']:7.2f}" for t in SHOWN) + f"   {r['w1_full_vs_pristine_mev']:.2f}")
+    summary = {}
+    for label in FRACTIONS:
+        sel = [r for r in rows if r["label"] == label]
+        if sel:
+            summary[label] = {t: {"min_S": min(r["tiers"][t]["S"] for r in sel),
+                                  "median_S": float(np.median([r["tiers"][t]["S"] for r in sel]))} for t in SHOWN}
+    results["summary"] = summary
+    for label, d in summary.items():
+        print(f"{label:7s} " + "  ".join(f"{t}: min {v['min_S']:.2f} median {v['median_S']:.2f}" for t, v in d.items()))
+    if results["timing"]:
+        print("\nWall time per doped spectrum at 433–500 atoms (speed-up vs full in brackets):")
+        for r in results["timing"].values():
+            print(_time_line(r))
+    _plot(rows, results["timing"], out_png)
+
+
+def _plot(rows, timing, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = [f"{r['host']}:{r['dopant']} {r['label']}" for r in rows]
+    x = np.arange(len(rows))
+    for k, t in enumerate(SHOWN):
+        axes[0].bar(x + (k - 1) * 0.27, [r["tiers"][t]["S"] for r in rows], 0.27, label=t)
+    axes[0].axhline(0.8, color="k", ls="--", lw=0.8)
+    axes[0].set_xticks(x, labels, rotation=90, fontsize=6)
+    axes[0].set_ylabel("S (share of defect signature)")
+    axes[0].set_ylim(-0.5, 1.05)
+    axes[0].legend()
+    for r in timing.values():
+        names = list(r["tiers"])
+        axes[1].plot(names, [r["tiers"][t]["seconds"] for t in names], "o-", label=f"{r['host']}:{r['dopant']} ({r['n_atoms']} at.)")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("seconds per doped spectrum")
+    axes[1].tick_params(axis="x", rotation=30)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--potential", default="sevennet")
+    ap.add_argument("--hosts", default=",".join(HOSTS))
+    ap.add_argument("--cutoff", type=float, default=4.0)
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    out = Path(args.out or f"benchmarks/results/tiers-{args.potential}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(out.read_text()) if out.exists() else {"fidelity": {}, "timing": {}}
+    settings = TierSettings(cutoff_ang=args.cutoff)
+    results["settings"] = {"potential": args.potential, "tier_settings": settings.to_dict(), "fwhm_mev": FWHM_MEV,
+                           "grid_id": DEFAULT_GRID.grid_id}
+
+    def save():
+        out.write_text(json.dumps(results, indent=1))
+
+    calc = get_calculator(args.potential)
+    for name in args.hosts.split(","):
+        make, site, dopants = HOSTS[name]
+        todo = [f"{name}|{el}|{lab}" for el in dopants for lab in FRACTIONS if f"{name}|{el}|{lab}" not in results["fidelity"]]
+        need_timing = not args.no_timing and f"{name}|{dopants[0]}|1%" not in results["timing"]
+        if not todo and not need_timing:
+            continue
+        t0 = time.perf_counter()
+        host = compute_pristine(make(), HostSettings(potential=args.potential), fwhm_mev=FWHM_MEV)
+        print(f"{name}: host {time.perf_counter() - t0:.0f}s, fc cell {len(host.phonon.supercell)} atoms, "
+              f"imaginary {host.n_imaginary}", flush=True)
+        fidelity_cases(name, host, site, dopants, settings, calc, results, save)
+        if need_timing:
+            timing_case(name, host, site, dopants[2], settings, calc, results, save)
+    save()
+    report(results, out.with_suffix(".png"))
+    save()
+
+
+if __name__ == "__main__":
+    main()
