@@ -78,8 +78,91 @@ class Simulate(Command):
         return 0
 
 
+class Hosts(Command):
+    name = "hosts"
+    help = "the offline host library: list, show, build"
+
+    def add_arguments(self, p):
+        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        ls = sub.add_parser("list", help="list library hosts (filter e.g. 'element=Ga|In arity<=3 stable')")
+        ls.add_argument("--filter", default=None)
+        ls.add_argument("--candidates", action="store_true", help="include unbuilt prototype candidates")
+        show = sub.add_parser("show", help="show one host (name, CIF/POSCAR path or mp-id)")
+        show.add_argument("host")
+        build = sub.add_parser("build", help="relax and check candidates with the MLIP (resumable, parallel)")
+        build.add_argument("--out", required=True, help="build directory (build.jsonl is appended as hosts finish)")
+        build.add_argument("--n-target", type=int, default=2000)
+        build.add_argument("--potential", default="sevennet")
+        build.add_argument("--workers", type=int, default=2)
+        build.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+        build.add_argument("--limit", type=int, default=None, help="at most this many candidates")
+        build.add_argument("--seed", type=int, default=0)
+        build.add_argument("--finalize", action="store_true", help="write the package library from the passed hosts")
+
+    def run(self, args):
+        from defectnet.hosts import format_host, format_table, list_hosts, load_host
+
+        if args.action == "list":
+            hosts = list_hosts(args.filter, candidates=args.candidates)
+            print(format_table(hosts))
+            print(f"{len(hosts)} hosts")
+        elif args.action == "show":
+            print(format_host(load_host(args.host)))
+        else:
+            from defectnet.hosts.build import build_library
+            from defectnet.hosts.library import data_path
+
+            summary = build_library(
+                args.out, n_target=args.n_target, potential=args.potential, workers=args.workers,
+                scheduler_address=args.scheduler, limit=args.limit, seed=args.seed,
+                finalize_to=data_path("library.json.gz") if args.finalize else None,
+            )
+            print(json.dumps(getattr(summary, "to_dict", lambda: summary)(), indent=2, default=str))
+        return 0
+
+
+class Recommend(Command):
+    name = "recommend"
+    help = "recommend likely substitutional dopants for a host"
+
+    def add_arguments(self, p):
+        p.add_argument("host", help="library name, CIF/POSCAR path or mp-id")
+        p.add_argument("--n", type=int, default=10, help="number of dopants (default 10)")
+        p.add_argument("--json", action="store_true", help="print JSON records")
+
+    def run(self, args):
+        from defectnet.recommend import DopantRecommender
+        from defectnet.simulate import resolve_host
+
+        atoms, name = resolve_host(args.host)
+        records = DopantRecommender(n_max=args.n).fit().recommend(atoms, n=args.n)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in records], indent=2))
+            return 0
+        print(f"dopants for {name} ({atoms.get_chemical_formula(mode='metal')}):")
+        print(f"{'rank':>4s}  {'dopant':6s} {'site':5s} {'score':>6s}  source")
+        for k, r in enumerate(records, 1):
+            print(f"{k:4d}  {r.dopant:6s} {r.site:5s} {r.score:6.3f}  {r.source}")
+        return 0
+
+
+def _lazy_commands() -> list[Command]:
+    """Subcommands of other subpackages (their command modules import nothing heavy)."""
+    import importlib
+
+    out = []
+    for path in ("defectnet.data.commands:GenerateCommand", "defectnet.data.commands:DatasetCommand",
+                 "defectnet.model.commands:Train", "defectnet.model.commands:Evaluate"):
+        module, cls = path.split(":")
+        try:
+            out.append(getattr(importlib.import_module(module), cls)())
+        except (ImportError, AttributeError):
+            continue  # that subpackage is not in this checkout yet
+    return out
+
+
 #: Subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [Simulate()]
+COMMANDS: list[Command] = [Simulate(), Recommend(), Hosts(), *_lazy_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """Keep the terminal for defectnet's own output: libraries' warnings are not the user's to act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(phonopy|sevenn|chgnet|torch|e3nn|pymatgen|spglib)")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv=None) -> int:
+    _quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_command", None):

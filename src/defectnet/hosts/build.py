@@ -1,0 +1,600 @@
+"""``defectnet hosts build``: relax and check every candidate host, resumably and in parallel.
+
+For each candidate (curated hosts first, then decorated prototypes in rank order):
+
+1. relax cell and positions with the MLIP, space group kept (``FixSymmetry`` +
+   ``FrechetCellFilter``, :func:`defectnet.phonons.relax.relax`);
+2. sanity checks: relaxation converged, volume change within ``max_volume_change``, no atoms
+   closer than the covalent-radius rule of :func:`candidates.min_distance_ok`, space group
+   unchanged (a higher or lower group means the prototype collapsed into something else);
+3. mechanical stability: the relaxed-ion elastic tensor from ``elastic_strain`` finite
+   strains must be positive definite (Born criterion, smallest eigenvalue ≥
+   ``min_elastic_eigenvalue_gpa``, a small negative tolerance for noise and soft layers);
+4. dynamical stability: phonopy force constants and a q-mesh
+   (:func:`defectnet.phonons.host.compute_pristine`); stable if no mode lies below
+   ``-max_imaginary_mev`` (a small tolerance absorbs the near-Γ acoustic noise of MLIP forces).
+
+Results are appended, one JSON line per host, to ``<out>/build.jsonl`` as they arrive. JSON
+lines rather than SQLite because there is exactly one writer (the client process), the file
+is append-only, each line is flushed and fsync'd so a crash loses only hosts in flight, a torn
+last line is detected and dropped on restart, and the store stays greppable and diffable. A
+restart skips every name already in the store (failed and errored hosts included, unless
+``retry_errors``). :func:`finalize` turns the store into the compact package library.
+
+With ``workers > 0`` the build starts worker processes by *spawning*: a script that calls
+:func:`build_library` must do so under ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from distributed import WorkerPlugin
+
+from defectnet.errors import DefectnetError
+from defectnet.hosts.library import (
+    CANDIDATES_FILE,
+    HARD_CHECKS,
+    LIBRARY_FILE,
+    Host,
+    data_path,
+    read_hosts,
+    spacegroup_of,
+    write_hosts,
+)
+from defectnet.phonons.potentials import DEFAULT_POTENTIAL
+
+STORE_FILE = "build.jsonl"
+CONFIG_FILE = "build_config.json"
+EV_PER_A3_IN_GPA = 160.21766208  # 1 eV/Å³ in GPa
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How each candidate is relaxed and judged (saved beside the store as ``build_config.json``)."""
+
+    potential: str = DEFAULT_POTENTIAL
+    fmax_ev_ang: float = 0.005  # relaxation force tolerance, eV/Å
+    relax_steps: int = 400  # BFGS step limit of the cell + positions relaxation
+    max_volume_change: float = 0.30  # |V_relaxed / V_start - 1| allowed (the start is a radius-based guess)
+    elastic_strain: float = 0.005  # finite strain for the elastic tensor (dimensionless)
+    # Born criterion: smallest eigenvalue of C ≥ this (GPa). Slightly negative, not zero: layered
+    # hosts have C44 ≈ 0 under MLIPs without dispersion, and forward-difference noise is ~1 GPa
+    min_elastic_eigenvalue_gpa: float = -1.0
+    # a screening supercell, smaller than the one used for spectra (still holds Γ and zone-boundary q)
+    fc_min_width_ang: float = 8.0  # force-constant supercell: smallest perpendicular width, Å
+    fc_max_atoms: int = 160  # largest force-constant supercell, atoms
+    displacement_ang: float = 0.01  # finite-displacement amplitude, Å
+    mesh_length_ang: float = 20.0  # phonopy q-mesh density (length, Å) for the stability check
+    imaginary_tol_mev: float = 0.5  # a mode below -tol counts in n_imaginary, meV
+    max_imaginary_mev: float = 1.0  # dynamically stable if the lowest mode ≥ -this, meV
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BuildConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise DefectnetError(f"unknown build settings {sorted(unknown)}; expected {[f.name for f in fields(cls)]}")
+        return cls(**d)
+
+
+# ===================================================================== the store
+class BuildStore:
+    """Append-only JSON-lines store of build results (one writer)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.path = self.directory / STORE_FILE
+
+    def repair(self) -> int:
+        """Drop a torn last line left by a crash mid-write; returns the bytes removed."""
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        with open(self.path, "r+b") as fh:
+            fh.truncate(keep)
+        return len(data) - keep
+
+    def records(self) -> list[dict]:
+        """Every complete record, in file order (unparseable lines are skipped)."""
+        if not self.path.exists():
+            return []
+        out = []
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break  # torn last line: not committed
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def latest(self) -> dict[str, dict]:
+        """name → its latest record."""
+        return {r["name"]: r for r in self.records()}
+
+    def append(self, record: dict) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+# ===================================================================== one candidate
+def elastic_tensor_gpa(atoms, calc, strain: float = 0.005, *, relax_ions: bool = True) -> np.ndarray:
+    """Relaxed-ion elastic tensor C (6×6 Voigt, GPa) from six forward finite strains.
+
+    ASE's stress is (1/V) ∂E/∂ε, so C_ij = ∂σ_i/∂ε_j ≈ (σ_i(ε_j) − σ_i(0))/ε with shear as
+    engineering strain; forward differences (7 stress calls rather than 12) are accurate to
+    O(ε) ≈ 0.5 %, plenty for the sign of the smallest eigenvalue. Internal coordinates relax
+    at each strain (positions only, no symmetry constraint).
+    """
+    from ase.optimize import BFGS
+
+    def stress(cell):
+        work = atoms.copy()
+        work.set_cell(cell, scale_atoms=True)
+        work.calc = calc
+        if relax_ions and len(work) > 1:
+            BFGS(work, logfile=None, maxstep=0.05).run(fmax=0.01, steps=40)
+        return work.get_stress(voigt=True)
+
+    base = atoms.cell.array.copy()
+    s0 = stress(base)
+    C = np.zeros((6, 6))
+    for j, (a, b) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):
+        eps = np.zeros((3, 3))
+        eps[a, b] = eps[b, a] = strain if a == b else strain / 2.0
+        C[:, j] = (stress(base @ (np.eye(3) + eps)) - s0) / strain
+    return 0.5 * (C + C.T) * EV_PER_A3_IN_GPA
+
+
+def _init_worker_threads() -> None:
+    """One torch thread per Dask worker: workers are the parallelism."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def evaluate_host(host_dict: dict, config_dict: dict) -> dict:
+    """Relax and check one candidate; never raises (errors become ``status="error"`` records).
+
+    Parameters
+    ----------
+    host_dict : dict
+        ``Host.to_dict()`` of the candidate (plain data, so Dask ships it cheaply).
+    config_dict : dict
+        ``BuildConfig.to_dict()``.
+
+    Returns
+    -------
+    dict
+        ``{"name", "status": passed|failed|error, "failed_checks", "host", "seconds", "error"}``;
+        ``host`` is the relaxed host with full provenance when relaxation ran.
+    """
+    t0 = time.perf_counter()
+    host = Host.from_dict(host_dict)
+    cfg = BuildConfig.from_dict(config_dict)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = _evaluate(host, cfg)
+    except Exception as exc:  # one bad candidate must not stop a 3,000-host build
+        return {
+            "name": host.name,
+            "status": "error",
+            "failed_checks": [],
+            "host": host.to_dict(),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "error": f"{type(exc).__name__}: {str(exc)[:300]}",
+        }
+    failed = [c for c in HARD_CHECKS if not built.checks.get(c)]
+    # curated hosts are never charge-balance-gated (MgB2 is a metal on purpose)
+    if host.source == "curated":
+        failed = [c for c in failed if c != "charge_balanced"]
+    return {
+        "name": host.name,
+        "status": "failed" if failed else "passed",
+        "failed_checks": failed,
+        "host": built.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "error": None,
+    }
+
+
+def _evaluate(host: Host, cfg: BuildConfig) -> Host:
+    from defectnet.hosts.candidates import min_distance_ok
+    from defectnet.phonons.host import (
+        HostSettings,
+        compute_pristine,
+        standardize_primitive,
+    )
+    from defectnet.phonons.potentials import get_calculator, potential_info
+    from defectnet.phonons.relax import relax
+
+    calc = get_calculator(cfg.potential)
+    timings: dict[str, float] = {}
+    start, _ = standardize_primitive(host.to_atoms(), 1e-4)
+    res = relax(start, calc, fmax=cfg.fmax_ev_ang, steps=cfg.relax_steps, cell=True, symmetry=True)
+    timings["relax_s"] = round(res.seconds, 2)
+    relaxed = res.atoms
+    sg_number, _ = spacegroup_of(relaxed)
+    checks: dict[str, bool | None] = {
+        "charge_balanced": host.charge_balanced,
+        "relaxed": bool(res.converged),
+        "volume_change_ok": abs(res.volume_change) <= cfg.max_volume_change,
+        "min_distance_ok": min_distance_ok(relaxed, host.oxidation_states),
+        "symmetry_kept": sg_number == host.spacegroup_number,
+        "mechanically_stable": None,
+        "dynamically_stable": None,
+    }
+    prov: dict = {
+        "status": "built",
+        "relaxed": True,
+        "potential": potential_info(cfg.potential).to_dict(),
+        "settings": cfg.to_dict(),
+        "volume_change": res.volume_change,
+        "relax_steps": res.steps,
+        "relax_fmax_ev_ang": res.fmax_ev_ang,
+        "energy_ev_per_atom": res.energy_ev / len(relaxed),
+        "unrelaxed": {"cell": np.round(host.cell, 5).tolist(), "spacegroup_number": host.spacegroup_number},
+    }
+    for key in ("score", "mismatch", "scale"):
+        if key in host.provenance:
+            prov[key] = host.provenance[key]
+    # phonons of a structure that fell apart are meaningless and slow: stop at the sanity checks
+    if checks["volume_change_ok"] and checks["min_distance_ok"]:
+        t0 = time.perf_counter()
+        C = elastic_tensor_gpa(relaxed, calc, cfg.elastic_strain)
+        timings["elastic_s"] = round(time.perf_counter() - t0, 2)
+        eig = np.linalg.eigvalsh(C)
+        prov["min_elastic_eigenvalue_gpa"] = float(eig.min())
+        prov["bulk_modulus_gpa"] = float((C[0, 0] + C[1, 1] + C[2, 2] + 2 * (C[0, 1] + C[0, 2] + C[1, 2])) / 9.0)
+        checks["mechanically_stable"] = bool(eig.min() >= cfg.min_elastic_eigenvalue_gpa)
+
+        settings = HostSettings(
+            potential=cfg.potential,
+            relax=False,
+            displacement_ang=cfg.displacement_ang,
+            fc_min_width_ang=cfg.fc_min_width_ang,
+            fc_max_atoms=cfg.fc_max_atoms,
+            mesh_length_ang=cfg.mesh_length_ang,
+            imaginary_tol_mev=cfg.imaginary_tol_mev,
+        )
+        t0 = time.perf_counter()
+        pristine = compute_pristine(relaxed, settings)
+        timings["phonons_s"] = round(time.perf_counter() - t0, 2)
+        freqs = np.asarray(pristine.phonon.get_mesh_dict()["frequencies"])
+        from defectnet.units import UNITS
+
+        prov.update(
+            n_imaginary=int(pristine.n_imaginary),
+            min_frequency_mev=float(pristine.min_frequency_mev),
+            max_frequency_mev=float(freqs.max() * UNITS.mev_per_thz),
+            fc_supercell=pristine.fc_supercell_matrix.tolist(),
+            n_displacements=int(pristine.timings.get("n_displacements", 0)),
+        )
+        checks["dynamically_stable"] = bool(pristine.min_frequency_mev >= -cfg.max_imaginary_mev)
+        relaxed = pristine.atoms
+    prov["checks"] = checks
+    prov["timings"] = timings
+    return host.with_structure(relaxed, provenance={**host.provenance, **prov})
+
+
+# ===================================================================== the build
+@dataclass
+class BuildSummary:
+    """What a build run did (counts are over the whole store, this run included)."""
+
+    store: Path
+    n_records: int = 0
+    n_passed: int = 0
+    n_failed: int = 0
+    n_errors: int = 0
+    n_run: int = 0  # evaluated in this run
+    seconds: float = 0.0
+    seconds_per_host: float = float("nan")  # wall time per host evaluated in this run
+    failed_checks: dict = field(default_factory=dict)  # check -> count over failed records
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["store"] = str(self.store)
+        return d
+
+
+def _summarise(store: BuildStore, summary: BuildSummary) -> BuildSummary:
+    latest = store.latest()
+    summary.n_records = len(latest)
+    summary.n_passed = sum(r["status"] == "passed" for r in latest.values())
+    summary.n_failed = sum(r["status"] == "failed" for r in latest.values())
+    summary.n_errors = sum(r["status"] == "error" for r in latest.values())
+    counts: dict[str, int] = {}
+    for r in latest.values():
+        for c in r.get("failed_checks", []):
+            counts[c] = counts.get(c, 0) + 1
+    summary.failed_checks = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return summary
+
+
+def _check_config(directory: Path, cfg: BuildConfig, resume: bool) -> None:
+    path = directory / CONFIG_FILE
+    store = directory / STORE_FILE
+    if resume and path.exists():
+        old = json.loads(path.read_text())
+        if old != cfg.to_dict():
+            diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
+            raise DefectnetError(
+                f"the build in {directory} used other settings ({', '.join(diff)}); "
+                "resume with the same settings or start afresh with resume=False"
+            )
+    if not resume and store.exists():
+        n = 1
+        while (directory / f"{STORE_FILE}.bak{n}").exists():
+            n += 1
+        store.rename(directory / f"{STORE_FILE}.bak{n}")  # never delete finished work
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n")
+
+
+class _WorkerSetup(WorkerPlugin):
+    """Dask worker plugin: one torch thread, the potential loaded once per worker process."""
+
+    name = "defectnet-hosts-setup"
+
+    def __init__(self, potential: str):
+        self.potential = potential
+
+    def setup(self, worker):
+        _init_worker_threads()
+        from defectnet.phonons.potentials import get_calculator
+
+        get_calculator(self.potential)
+
+
+def build_library(
+    out: str | os.PathLike,
+    *,
+    n_target: int = 2000,
+    potential: str = DEFAULT_POTENTIAL,
+    workers: int = 2,
+    resume: bool = True,
+    seed: int = 0,
+    limit: int | None = None,
+    candidates: Iterable[Host] | None = None,
+    config: BuildConfig | None = None,
+    retry_errors: bool = False,
+    scheduler_address: str | None = None,
+    progress: bool = True,
+    finalize_to: str | os.PathLike | None = None,
+) -> BuildSummary:
+    """Relax and check candidates until ``n_target`` hosts have passed (or candidates run out).
+
+    Parameters
+    ----------
+    out : path
+        Build directory: ``build.jsonl`` (results), ``build_config.json`` (settings).
+    n_target : int
+        Stop submitting work once this many hosts in the store have passed.
+    potential : str
+        Potential registry name (ignored if ``config`` is given).
+    workers : int
+        Dask worker processes (one thread each). ``0`` runs serially in this process.
+    resume : bool
+        Skip hosts already in the store. ``False`` moves an old store aside and starts afresh.
+    seed : int
+        Seed of the candidate list (ties in the ranking).
+    limit : int, optional
+        Consider only the first ``limit`` candidates of the list (small test builds).
+    candidates : iterable of Host, optional
+        Work list (default: curated hosts, then :func:`candidates.generate_candidates`).
+    retry_errors : bool
+        Re-run hosts whose record is an error (a crash, not a failed check).
+    scheduler_address : str, optional
+        Use an existing Dask scheduler (e.g. a dask-jobqueue cluster) instead of a LocalCluster.
+    finalize_to : path, optional
+        Write the library file there when done (see :func:`finalize`).
+    """
+    t_start = time.perf_counter()
+    cfg = config or BuildConfig(potential=potential)
+    directory = Path(out)
+    _check_config(directory, cfg, resume)
+    store = BuildStore(directory)
+    store.repair()
+
+    if candidates is None:
+        from defectnet.hosts.candidates import all_candidates
+
+        candidates = all_candidates(seed=seed)
+    work = list(candidates)[: limit if limit is not None else None]
+    names = [h.name for h in work]
+    if len(set(names)) != len(names):
+        raise DefectnetError("the candidate list has duplicate names")
+    latest = store.latest()
+    todo = [h for h in work if h.name not in latest or (retry_errors and latest[h.name]["status"] == "error")]
+    n_passed = sum(r["status"] == "passed" for r in latest.values())
+    summary = BuildSummary(store=store.path)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc="hosts", unit="host", disable=not progress, dynamic_ncols=True)
+    config_dict = cfg.to_dict()
+    queue = iter(todo)
+
+    def commit(rec: dict) -> None:
+        nonlocal n_passed
+        store.append(rec)
+        n_passed += rec["status"] == "passed"
+        summary.n_run += 1
+        bar.update(1)
+        bar.set_postfix(passed=n_passed, refresh=False)
+
+    try:
+        if workers <= 0 and scheduler_address is None:
+            for h in queue:
+                if n_passed >= n_target:
+                    break
+                commit(evaluate_host(h.to_dict(), config_dict))
+        elif todo and n_passed < n_target:
+            _run_dask(
+                queue, config_dict, commit, lambda: n_passed >= n_target, workers, scheduler_address, cfg.potential
+            )
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - t_start
+    if summary.n_run:
+        summary.seconds_per_host = summary.seconds / summary.n_run
+    _summarise(store, summary)
+    if finalize_to is not None:
+        finalize(directory, finalize_to)
+    return summary
+
+
+def _run_dask(queue, config_dict, commit, done, workers, scheduler_address, potential) -> None:
+    """Keep ~2 tasks per worker in flight; commit each result the moment it arrives."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler_address is None:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )
+    client = Client(cluster if cluster is not None else scheduler_address)
+    try:
+        client.register_plugin(_WorkerSetup(potential))
+        n_slots = 2 * max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        pending = as_completed()
+        in_flight: dict = {}
+
+        def submit_next() -> bool:
+            if done():
+                return False
+            h = next(queue, None)
+            if h is None:
+                return False
+            fut = client.submit(
+                evaluate_host, h.to_dict(), config_dict, key=f"host-{h.name}-{time.monotonic_ns()}", pure=False
+            )
+            in_flight[fut.key] = h
+            pending.add(fut)
+            return True
+
+        for _ in range(n_slots):
+            if not submit_next():
+                break
+        for fut in pending:
+            h = in_flight.pop(fut.key)
+            try:
+                rec = fut.result()
+            except Exception as exc:  # the worker died (memory, segfault): record, move on
+                rec = {
+                    "name": h.name,
+                    "status": "error",
+                    "failed_checks": [],
+                    "host": h.to_dict(),
+                    "seconds": None,
+                    "error": f"worker lost: {type(exc).__name__}: {str(exc)[:300]}",
+                }
+            fut.release()
+            commit(rec)
+            submit_next()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ===================================================================== the package library
+def finalize(
+    out: str | os.PathLike,
+    dest: str | os.PathLike | None = None,
+    *,
+    base: Iterable[Host] | None = None,
+) -> Path:
+    """Write the compact library from a build store.
+
+    Curated hosts are always kept — relaxed with their check flags when the store has them,
+    else as unrelaxed experimental structures; prototype hosts enter only if they passed every
+    check. Order: curated (in :data:`candidates.CURATED` order), then prototype hosts in the
+    order they were built.
+
+    Parameters
+    ----------
+    out : path
+        The build directory.
+    dest : path, optional
+        Output file (default ``<out>/library.json.gz``; pass
+        ``defectnet.hosts.library.data_path("library.json.gz")`` to update the package copy).
+    base : iterable of Host, optional
+        Curated hosts (default :func:`candidates.curated_hosts`).
+    """
+    from defectnet.hosts.candidates import curated_hosts, structure_key
+
+    store = BuildStore(out)
+    latest = store.latest()
+    curated = list(base) if base is not None else curated_hosts()
+    curated_names = {h.name for h in curated}
+    hosts = [
+        Host.from_dict(latest[h.name]["host"]) if h.name in latest and latest[h.name]["status"] != "error" else h
+        for h in curated
+    ]
+    seen = {structure_key(h) for h in hosts}
+    for name, rec in latest.items():
+        if name in curated_names or rec["status"] != "passed":
+            continue
+        h = Host.from_dict(rec["host"])
+        key = structure_key(h)
+        if key in seen:  # two prototypes relaxed into the same structure: keep the first
+            continue
+        seen.add(key)
+        hosts.append(h)
+    potentials = sorted(
+        {json.dumps(h.provenance.get("potential"), sort_keys=True) for h in hosts if h.provenance.get("potential")}
+    )
+    meta = {
+        "built_from": STORE_FILE,
+        "potentials": [json.loads(p) for p in potentials],
+        "n_curated": len(curated),
+        "n_prototype_passed": len(hosts) - len(curated),
+        "n_evaluated": len(latest),
+    }
+    return write_hosts(dest or Path(out) / LIBRARY_FILE, hosts, meta=meta)
+
+
+def write_unbuilt_library(directory: str | os.PathLike | None = None, *, seed: int = 0) -> tuple[Path, Path]:
+    """Write the pre-build package data: curated hosts (unrelaxed) and the candidate list.
+
+    ``directory`` defaults to the package's ``data/hosts``. An existing built library is left
+    alone: only its candidates file is refreshed.
+    """
+    from defectnet.hosts.candidates import curated_hosts, generate_candidates
+
+    lib = Path(directory) / LIBRARY_FILE if directory is not None else data_path(LIBRARY_FILE)
+    cand = lib.with_name(CANDIDATES_FILE)
+    if not lib.exists() or not read_hosts(lib)[1].get("built_from"):
+        write_hosts(
+            lib, curated_hosts(), meta={"built_from": None, "note": "curated experimental structures, unrelaxed"}
+        )
+    write_hosts(cand, generate_candidates(seed=seed), meta={"seed": seed, "note": "unrelaxed, unchecked candidates"})
+    return lib, cand
