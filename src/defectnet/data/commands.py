@@ -1,0 +1,203 @@
+"""``defectnet generate`` and ``defectnet dataset {info,check,export,umap}``.
+
+Both are :class:`defectnet.cli.Command` subclasses; each imports its heavy modules inside
+``run`` so ``defectnet --help`` stays instant, and calls the same library functions the
+tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def _cli_command_class():
+    """``defectnet.cli.Command``, without re-importing the CLI when it is the running script.
+
+    Under ``python -m defectnet.cli`` (and in the processes multiprocessing spawns from it,
+    where it is ``__mp_main__``) the CLI module is not ``defectnet.cli``; importing that
+    name from here would run the CLI's COMMANDS list again, which imports this module while
+    it is half-initialised.
+    """
+    for name in ("__main__", "__mp_main__"):
+        mod = sys.modules.get(name)
+        if getattr(getattr(mod, "__spec__", None), "name", None) == "defectnet.cli" and hasattr(mod, "Command"):
+            return mod.Command
+    from defectnet.cli import Command
+
+    return Command
+
+
+Command = _cli_command_class()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+class GenerateCommand(Command):
+    name = "generate"
+    help = "generate (or resume) a dataset of pristine/doped spectra into an SQLite store, in parallel on Dask"
+
+    def add_arguments(self, p):
+        p.add_argument("--config", required=True, help="YAML generation config (see examples/generate-small.yaml)")
+        p.add_argument("--out", required=True, help="the SQLite store; an existing one is resumed (finished rows are kept)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=_positive_int, default=None,
+                           help="worker processes of a local Dask cluster (default: one per core)")
+        where.add_argument("--scheduler", default=None,
+                           help="address of an existing Dask scheduler, e.g. tcp://host:8786 (SLURM/PBS: dask-jobqueue)")
+        p.add_argument("--retry-failed", action="store_true", help="recompute rows that failed before")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args):
+        from defectnet.data.generate import load_config, run_generate
+
+        config = load_config(args.config)
+        summary = run_generate(config, args.out, workers=args.workers, scheduler=args.scheduler,
+                               progress=not args.quiet, retry_failed=args.retry_failed)
+        print(summary.line())
+        w = summary.writer
+        if w.get("rows"):
+            print(f"writer: {w['rows']} rows in {w['transactions']} transactions, {w['seconds']:.2f} s")
+        return 0
+
+
+class DatasetCommand(Command):
+    name = "dataset"
+    help = "inspect, check, export or plot a generated dataset store"
+
+    def add_arguments(self, p):
+        sub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+        info = sub.add_parser("info", help="counts, failures by reason, hosts, timings", description="counts, failures "
+                              "by reason, hosts and timings of a store")
+        info.add_argument("store")
+        info.add_argument("--json", action="store_true", help="machine-readable output")
+        info.add_argument("--check", action="store_true", help="also run the integrity check")
+        check = sub.add_parser("check", help="integrity check (exit status 1 on problems)",
+                               description="integrity check of a store (exit status 1 on problems)")
+        check.add_argument("store")
+        check.add_argument("--quick", action="store_true", help="skip decoding every blob")
+        exp = sub.add_parser("export", help="write the training file (HDF5 or NPZ)",
+                             description="write the successful samples as a training file (HDF5 or NPZ)")
+        exp.add_argument("store")
+        exp.add_argument("--out", required=True, help="output .h5 or .npz")
+        exp.add_argument("--format", choices=("h5", "npz"), default=None, help="default: from the suffix")
+        um = sub.add_parser("umap", help="2-D UMAP of doped−pristine spectra (paper Fig. 2d)",
+                            description="2-D UMAP embedding of the defect signatures (doped − pristine), coloured per sample")
+        um.add_argument("store")
+        um.add_argument("--out", required=True, help="output PNG")
+        um.add_argument("--color", default="dopant-mass",
+                        help="dopant-mass (default) | total-concentration | n-dopants | host")
+        um.add_argument("--spectrum", choices=("pdos", "gpdos"), default="pdos")
+        um.add_argument("--n-neighbors", type=_positive_int, default=15)
+        um.add_argument("--min-dist", type=float, default=0.1)
+        um.add_argument("--max-samples", type=_positive_int, default=None)
+        um.add_argument("--seed", type=int, default=0)
+        um.add_argument("--csv", default=None, help="also write the embedding as CSV")
+
+    def run(self, args):
+        return _ACTIONS[args.dataset_command](args)
+
+
+def _info(args) -> int:
+    from defectnet.data.store import Store, summarize
+
+    with Store(args.store, "r") as store:
+        s = summarize(store)
+        report = store.check() if args.check else None
+    if args.json:
+        if report is not None:
+            s["integrity"] = {"ok": report.ok, "problems": report.problems}
+        print(json.dumps(s, indent=2, default=str))
+        return 0 if report is None or report.ok else 1
+    print(format_info(s))
+    if report is not None:
+        print(report)
+    return 0 if report is None or report.ok else 1
+
+
+def format_info(s: dict) -> str:
+    """Human-readable text of :func:`defectnet.data.store.summarize`."""
+    lines = []
+    pot = s.get("potential") or {}
+    cfg = s.get("config") or {}
+    lines.append(f"store      {s['path']} ({s['bytes'] / 1e6:.1f} MB, schema {s['schema_version']}, "
+                 f"defectnet {s.get('defectnet_version')})")
+    if cfg:
+        lines.append(f"config     potential {pot.get('name')} ({pot.get('package')} {pot.get('version')}, "
+                     f"{pot.get('model')}), tier {s.get('tier')}, grid {s.get('grid_id')}, "
+                     f"broadening {json.dumps(s.get('broadening'))}, seed {cfg.get('seed')}, "
+                     f"{cfg.get('samples_per_host')} samples/host")
+    c = s["counts"]
+    for table in ("hosts", "patches", "samples"):
+        by = c.get(table, {})
+        lines.append(f"{table:<10} {by.get('ok', 0)} ok, {by.get('failed', 0)} failed")
+    if s["failures"]:
+        lines.append("failures by reason")
+        w = max(len(f["reason"]) for f in s["failures"])
+        for f in s["failures"]:
+            lines.append(f"  {f['stage']:<7} {f['reason']:<{w}}  {f['count']}")
+    else:
+        lines.append("failures   none")
+    if s["hosts"]:
+        lines.append("hosts")
+        rows = [("name", "formula", "prototype", "status", "atoms", "ok", "failed", "dopant pool")]
+        for h in s["hosts"]:
+            status = h["status"] if h["status"] == "ok" else f"failed: {h['reason']}"
+            rows.append((h["name"], h["formula"] or "", h["prototype"] or "", status, str(h["supercell_atoms"] or "-"),
+                         str(h["ok"]), str(h["failed"]), " ".join(h["pool"] or [])))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(x.ljust(wd) for x, wd in zip(r, widths)).rstrip() for r in rows]
+    t = s["timings_mean_s"]
+    lines.append("mean timings per ok row (s)")
+    for table, vals in t.items():
+        if vals.get("rows"):
+            parts = ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in vals.items() if k != "rows")
+            lines.append(f"  {table:<8} ({vals['rows']}): {parts}")
+    runs = s["runs"]
+    if runs:
+        last = runs[-1]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["started"]))
+        wall = f", {last['wall_s']:.0f} s" if last.get("wall_s") else ""
+        lines.append(f"runs       {len(runs)} (last: {when}, {last['status']}, {last['workers']}{wall})")
+    return "\n".join(lines)
+
+
+def _check(args) -> int:
+    from defectnet.data.store import Store
+
+    with Store(args.store, "r") as store:
+        report = store.check(deep=not args.quick)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _export(args) -> int:
+    from defectnet.data.export import export
+
+    res = export(args.store, args.out, fmt=args.format)
+    print(f"wrote {res['path']}: {res['n_samples']} samples of {res['n_hosts']} hosts ({res['format']}, "
+          f"{res['bytes'] / 1e6:.2f} MB)")
+    return 0
+
+
+def _umap(args) -> int:
+    from defectnet.data.export import umap_plot
+
+    res = umap_plot(args.store, args.out, color=args.color, spectrum=args.spectrum, n_neighbors=args.n_neighbors,
+                    min_dist=args.min_dist, seed=args.seed, max_samples=args.max_samples, csv=args.csv)
+    print(f"wrote {res['path']} ({res['n_samples']} samples, coloured by {res['color']})", file=sys.stdout)
+    return 0
+
+
+#: ``dataset`` action -> handler(args) -> exit status.
+_ACTIONS = {"info": _info, "check": _check, "export": _export, "umap": _umap}

@@ -1,0 +1,384 @@
+"""The training file: a store's successful samples as fixed-shape arrays (HDF5 or NPZ).
+
+The contract the model reads (``TRAINING_SCHEMA_VERSION`` 1); n = successful samples,
+B = grid bins (640 on the default grid), D = 51 dopant elements, H = 94 host elements:
+
+attributes (HDF5 attrs; 0-d arrays in NPZ)
+    ``schema_version`` (int), ``grid`` (JSON of ``EnergyGrid.to_dict()``), ``grid_id``,
+    ``vocabulary`` (JSON list = :data:`defectnet.elements.DOPANTS`), ``host_elements``
+    (JSON list of the symbols of Z = 1–94), ``potential``, ``tier``, ``broadening`` (JSON),
+    ``created``, ``defectnet_version``, ``config`` (JSON of the generation config).
+datasets
+    ``pristine``, ``doped``, ``pristine_gpdos``, ``doped_gpdos``, ``host_pdos``: (n, B)
+    float32 unit-area densities per meV on the grid (pristine and doped supercell at Γ;
+    ``host_pdos`` is the host's q-mesh PDoS); ``targets`` (n, D) float32 realised atomic
+    fractions; ``candidates`` (n, D) bool (true dopants ∪ distractors); ``composition``
+    (n, H) float32 host atomic fractions; ``host_id`` (n,) int32 index into ``host_names``
+    (n_hosts,) utf-8; ``n_dopants`` (n,) int8; ``sample_id`` (n,) int64 (the store row
+    id); ``supercell_atoms`` (n,) int16.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from defectnet.errors import DefectnetError
+
+TRAINING_SCHEMA_VERSION = 1
+
+
+def _host_elements() -> tuple[str, ...]:
+    from ase.data import chemical_symbols
+
+    return tuple(chemical_symbols[1:95])
+
+
+#: Dataset name -> (trailing shape as a function of (B, D, H), dtype). Leading dim is n,
+#: except ``host_names`` (n_hosts,).
+DATASETS: dict[str, tuple[tuple, str]] = {
+    "pristine": (("B",), "float32"),
+    "doped": (("B",), "float32"),
+    "pristine_gpdos": (("B",), "float32"),
+    "doped_gpdos": (("B",), "float32"),
+    "host_pdos": (("B",), "float32"),
+    "targets": (("D",), "float32"),
+    "candidates": (("D",), "bool"),
+    "composition": (("H",), "float32"),
+    "host_id": ((), "int32"),
+    "n_dopants": ((), "int8"),
+    "sample_id": ((), "int64"),
+    "supercell_atoms": ((), "int16"),
+}
+OPTIONAL_DATASETS = frozenset({"host_pdos"})
+ATTRIBUTES = ("schema_version", "grid", "grid_id", "vocabulary", "host_elements", "potential", "tier",
+              "broadening", "created", "defectnet_version", "config")
+_JSON_ATTRS = frozenset({"grid", "vocabulary", "host_elements", "broadening", "config"})
+_FORMATS = {".h5": "h5", ".hdf5": "h5", ".npz": "npz"}
+
+
+def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
+    """All successful samples of an open :class:`~defectnet.data.store.Store` as contract arrays.
+
+    Returns
+    -------
+    arrays : dict
+        The datasets of the contract (``host_names`` as a list of str).
+    attrs : dict
+        The attributes, JSON values already encoded as strings.
+    """
+    import defectnet
+    from defectnet.data.store import unpack_arrays
+    from defectnet.elements import DOPANTS
+    from defectnet.grid import EnergyGrid
+
+    meta = store.meta()
+    if "grid" not in meta:
+        raise DefectnetError("the store holds no generation config yet (nothing was generated)", source=str(store.path))
+    grid = EnergyGrid.from_dict(meta["grid"])
+    host_elements = _host_elements()
+    z_of = {el: i for i, el in enumerate(host_elements)}
+    d_of = {el: i for i, el in enumerate(DOPANTS)}
+
+    hosts = {}
+    for hid, name, comp, blob in store.conn.execute(
+            "SELECT id, name, composition, spectra FROM hosts WHERE status = 'ok' ORDER BY name"):
+        a = unpack_arrays(blob)
+        c = np.zeros(len(host_elements), np.float32)
+        for el, x in json.loads(comp).items():
+            if el not in z_of:
+                raise DefectnetError(f"host {name}: element {el} is beyond Z = 94 of the composition vector")
+            c[z_of[el]] = x
+        hosts[hid] = {"name": name, "composition": c, **a}
+    names = sorted(h["name"] for h in hosts.values())
+    index = {n: i for i, n in enumerate(names)}
+
+    cols = {k: [] for k in DATASETS}
+    has_host_pdos = True
+    for r in store.samples("ok", blobs=True, order="host, sample_index"):
+        h = hosts.get(r["host_id"])
+        if h is None:
+            continue  # belongs to a host that is not ok (the integrity check reports it)
+        a = unpack_arrays(r["arrays"])
+        t = np.zeros(len(DOPANTS), np.float32)
+        for el, x in r["concentrations"].items():
+            t[d_of[el]] = x
+        m = np.zeros(len(DOPANTS), bool)
+        m[[d_of[el] for el in r["candidates"]]] = True
+        host_pdos = h["host_pdos"]
+        if host_pdos.shape != (grid.n_bins,):
+            has_host_pdos = False
+            host_pdos = np.zeros(grid.n_bins, np.float32)
+        for key, value in (("pristine", h["pristine"]), ("doped", a["doped"]), ("pristine_gpdos", h["pristine_gpdos"]),
+                           ("doped_gpdos", a["doped_gpdos"]), ("host_pdos", host_pdos), ("targets", t),
+                           ("candidates", m), ("composition", h["composition"]), ("host_id", index[h["name"]]),
+                           ("n_dopants", r["n_dopants"]), ("sample_id", r["id"]),
+                           ("supercell_atoms", r["supercell_atoms"])):
+            cols[key].append(value)
+    dims = {"B": grid.n_bins, "D": len(DOPANTS), "H": len(host_elements)}
+    arrays = {}
+    for key, (trail, dtype) in DATASETS.items():
+        shape = (len(cols[key]),) + tuple(dims[t] for t in trail)
+        arrays[key] = np.array(cols[key], dtype=dtype).reshape(shape)
+    if not has_host_pdos:
+        del arrays["host_pdos"]
+    arrays["host_names"] = names
+    attrs = {
+        "schema_version": TRAINING_SCHEMA_VERSION,
+        "grid": json.dumps(grid.to_dict(), sort_keys=True),
+        "grid_id": grid.grid_id,
+        "vocabulary": json.dumps(list(DOPANTS)),
+        "host_elements": json.dumps(list(host_elements)),
+        "potential": meta["potential"]["name"] if isinstance(meta.get("potential"), dict) else str(meta.get("potential")),
+        "tier": str(meta.get("tier")),
+        "broadening": json.dumps(meta.get("broadening", {}), sort_keys=True),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "defectnet_version": defectnet.__version__,
+        "config": json.dumps(meta.get("config", {}), sort_keys=True),
+    }
+    return arrays, attrs
+
+
+def export(store_path, out, fmt: str | None = None) -> dict:
+    """Write a store's successful samples to the training file ``out``.
+
+    Parameters
+    ----------
+    store_path : str or Path
+        The SQLite store.
+    out : str or Path
+        Output file; written to a temporary name and renamed, so a reader never sees half a file.
+    fmt : {'h5', 'npz'}, optional
+        Default from the suffix (``.h5``/``.hdf5`` → HDF5, ``.npz`` → NPZ).
+
+    Returns
+    -------
+    dict
+        ``{"path", "n_samples", "n_hosts", "format", "bytes"}``.
+    """
+    from defectnet.data.store import Store
+
+    out = Path(out)
+    fmt = fmt or _FORMATS.get(out.suffix.lower())
+    if fmt not in WRITERS:
+        raise DefectnetError(f"unknown export format for {out.name!r}; use a .h5 or .npz file (or fmt='h5'|'npz')")
+    with Store(store_path, "r") as store:
+        arrays, attrs = training_arrays(store)
+    if len(arrays["doped"]) == 0:
+        raise DefectnetError("the store has no successful samples to export", source=str(store_path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    WRITERS[fmt](tmp, arrays, attrs)
+    os.replace(tmp, out)
+    return {"path": str(out), "n_samples": len(arrays["doped"]), "n_hosts": len(arrays["host_names"]),
+            "format": fmt, "bytes": out.stat().st_size}
+
+
+def _write_h5(path, arrays, attrs):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        for k, v in arrays.items():
+            if k == "host_names":
+                f.create_dataset(k, data=np.array(v, dtype=object), dtype=h5py.string_dtype("utf-8"))
+            elif v.ndim == 2 and len(v):
+                f.create_dataset(k, data=v, compression="gzip", compression_opts=4, shuffle=True,
+                                 chunks=(min(len(v), 1024), v.shape[1]))
+            else:
+                f.create_dataset(k, data=v)
+
+
+def _write_npz(path, arrays, attrs):
+    payload = {k: v for k, v in arrays.items() if k != "host_names"}
+    payload["host_names"] = np.array(arrays["host_names"], dtype=str)
+    payload.update({k: np.array(v) for k, v in attrs.items()})
+    with open(path, "wb") as fh:  # np.savez_compressed appends .npz to bare names
+        np.savez_compressed(fh, **payload)
+
+
+#: Format name -> writer(path, arrays, attrs).
+WRITERS = {"h5": _write_h5, "npz": _write_npz}
+
+
+def load_training_file(path) -> dict:
+    """Read and validate a training file (HDF5 or NPZ).
+
+    Returns
+    -------
+    dict
+        Every dataset as a numpy array (``host_names`` as a list of str) and every
+        attribute (JSON attributes decoded: ``grid`` a dict, ``vocabulary`` and
+        ``host_elements`` lists, ...), in one flat dict.
+
+    Raises
+    ------
+    DefectnetError
+        Wrong ``schema_version``, a missing dataset or attribute, or a shape/dtype that
+        breaks the contract (see the module docstring).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DefectnetError("no such training file", source=str(path))
+    try:
+        d = _read_npz(path) if path.suffix.lower() == ".npz" else _read_h5(path)
+    except (OSError, ValueError) as exc:
+        raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+    missing = [a for a in ATTRIBUTES if a not in d]
+    if missing:
+        raise DefectnetError(f"missing attributes {missing}", source=str(path))
+    version = int(d["schema_version"])
+    if version != TRAINING_SCHEMA_VERSION:
+        raise DefectnetError(f"training file schema_version {version}; this defectnet reads {TRAINING_SCHEMA_VERSION}",
+                             source=str(path))
+    d["schema_version"] = version
+    for k in ATTRIBUTES:
+        if k in _JSON_ATTRS:
+            d[k] = json.loads(d[k])
+        elif k != "schema_version":
+            d[k] = str(d[k])
+    from defectnet.elements import DOPANTS
+
+    if d["vocabulary"] != list(DOPANTS):
+        raise DefectnetError("vocabulary differs from defectnet.elements.DOPANTS", source=str(path))
+    n_bins = int(d["grid"]["n_bins"])
+    dims = {"B": n_bins, "D": len(d["vocabulary"]), "H": len(d["host_elements"])}
+    n = None
+    for key, (trail, dtype) in DATASETS.items():
+        if key not in d:
+            if key in OPTIONAL_DATASETS:
+                continue
+            raise DefectnetError(f"missing dataset {key!r}", source=str(path))
+        v = d[key]
+        n = len(v) if n is None else n
+        want = (n,) + tuple(dims[t] for t in trail)
+        if v.shape != want or v.dtype != np.dtype(dtype):
+            raise DefectnetError(f"dataset {key!r} is {v.dtype}{list(v.shape)}, expected {dtype}{list(want)}",
+                                 source=str(path))
+    d["host_names"] = [str(x) for x in d["host_names"]]
+    if n and (d["host_id"].min() < 0 or d["host_id"].max() >= len(d["host_names"])):
+        raise DefectnetError("host_id indexes outside host_names", source=str(path))
+    return d
+
+
+def _read_h5(path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        d = {k: f[k][()] for k in f.keys()}
+        d.update({k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()})
+    d["host_names"] = [x.decode() if isinstance(x, bytes) else str(x) for x in d.get("host_names", [])]
+    return d
+
+
+def _read_npz(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    for k in ATTRIBUTES:
+        if k in d and d[k].ndim == 0:
+            d[k] = d[k].item()
+    return d
+
+
+# --------------------------------------------------------------------------- views
+def _dopant_mass(targets: np.ndarray) -> np.ndarray:
+    """Concentration-weighted mean dopant mass (amu) per sample."""
+    from defectnet.elements import DOPANTS, mass_amu
+
+    m = np.array([mass_amu(el) for el in DOPANTS])
+    return (targets @ m) / np.maximum(targets.sum(axis=1), 1e-12)
+
+
+#: Colourings of the UMAP plot: name -> (label, f(arrays) -> per-sample values, categorical?).
+COLORINGS = {
+    "dopant-mass": ("mean dopant mass (amu, concentration-weighted)", lambda a: _dopant_mass(a["targets"]), False),
+    "total-concentration": ("total dopant concentration (at. %)", lambda a: 100 * a["targets"].sum(axis=1), False),
+    "n-dopants": ("number of dopant species", lambda a: a["n_dopants"].astype(float), False),
+    "host": ("host", lambda a: a["host_id"], True),
+}
+
+
+def umap_plot(store_path, out, *, color: str = "dopant-mass", spectrum: str = "pdos", n_neighbors: int = 15,
+              min_dist: float = 0.1, seed: int = 0, max_samples: int | None = None, csv=None) -> dict:
+    """2-D UMAP of the defect signatures Δ = doped − pristine, coloured per sample (PNG).
+
+    The analogue of the published Fig. 2d. Each sample's Δ (on the grid, per meV) is
+    scaled by the bin widths so that it is a per-bin probability change (bins of unequal
+    width weigh by their area), then embedded with umap-learn (seeded).
+
+    Parameters
+    ----------
+    color : str
+        A key of :data:`COLORINGS`.
+    spectrum : {'pdos', 'gpdos'}
+        Plain or neutron-weighted spectra.
+    max_samples : int, optional
+        Embed a seeded random subset.
+    csv : path, optional
+        Also write sample_id, host, x, y and the colour value.
+    """
+    try:
+        import umap
+    except ImportError:
+        raise DefectnetError("'dataset umap' needs umap-learn; install it with 'pip install umap-learn'") from None
+    if color not in COLORINGS:
+        raise DefectnetError(f"unknown colouring {color!r}; expected one of {', '.join(COLORINGS)}")
+    if spectrum not in ("pdos", "gpdos"):
+        raise DefectnetError(f"spectrum must be 'pdos' or 'gpdos', got {spectrum!r}")
+    from defectnet.data.store import Store
+    from defectnet.grid import EnergyGrid
+
+    with Store(store_path, "r") as store:
+        a, attrs = training_arrays(store)
+    n = len(a["doped"])
+    if n < 4:
+        raise DefectnetError(f"UMAP needs at least 4 successful samples; the store has {n}")
+    idx = np.arange(n)
+    if max_samples is not None and n > max_samples:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
+    suffix = "" if spectrum == "pdos" else "_gpdos"
+    widths = EnergyGrid.from_dict(json.loads(attrs["grid"])).widths
+    X = (a["doped" + suffix][idx] - a["pristine" + suffix][idx]) * widths
+    label, fn, categorical = COLORINGS[color]
+    values = np.asarray(fn(a))[idx]
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(idx) - 1), min_dist=min_dist, random_state=seed,
+                        n_components=2)
+    emb = reducer.fit_transform(X)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if categorical:
+        names = a["host_names"]
+        cmap = plt.get_cmap("tab20")
+        for k in np.unique(values):
+            sel = values == k
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=8, color=cmap(int(k) % 20), label=names[int(k)])
+        if len(np.unique(values)) <= 20:
+            ax.legend(markerscale=2, fontsize=7, frameon=False)
+    else:
+        sc = ax.scatter(emb[:, 0], emb[:, 1], c=values, s=8, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label=label)
+    ax.set_xlabel("UMAP 1")
+    ax.set_ylabel("UMAP 2")
+    ax.set_title(f"defect signatures ({'GPDoS' if suffix else 'PDoS'}, doped − pristine), {len(idx)} samples")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    if csv is not None:
+        host_names = a["host_names"]
+        lines = ["sample_id,host,x,y,value"] + [
+            f"{a['sample_id'][i]},{host_names[a['host_id'][i]]},{x:.6g},{y:.6g},{v:.6g}"
+            for i, (x, y), v in zip(idx, emb, values)]
+        Path(csv).write_text("\n".join(lines) + "\n")
+    return {"path": str(out), "n_samples": len(idx), "color": color}

@@ -1,0 +1,416 @@
+"""The generation pipeline on EMT hosts (fcc Cu/Au/Ag/Pd, 32-atom supercells; no MLIP).
+
+Config validation, planning determinism, failures recorded with their reason, the export
+contract, ``dataset info``/``umap``, agreement with ``simulate_spectra``, and the SIGKILL
+test: kill ``defectnet generate`` mid-run, rerun it, and compare with an uninterrupted run.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import yaml
+from ase.build import bulk
+
+from defectnet.cli import main
+from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, load_training_file
+from defectnet.data.generate import (
+    GenerateConfig,
+    HostInput,
+    TaskFailure,
+    TaskTimeout,
+    failure_reason,
+    load_config,
+    plan_host,
+    run_generate,
+    unpack_patch,
+    unpack_pristine,
+)
+from defectnet.data.store import Store, sample_id, unpack_arrays
+from defectnet.elements import DOPANTS
+from defectnet.errors import DefectnetError
+
+EMT_DOPANTS = ["Ni", "Cu", "Pd", "Ag", "Al"]
+
+#: A small EMT dataset: 32-atom supercells, nearest-neighbour patches (2.6 Å), two dopants per pool.
+BASE = {
+    "samples_per_host": 6,
+    "samples_per_task": 2,
+    "potential": "emt",
+    "tier": "patch",
+    "supercell_atoms": 32,
+    "seed": 7,
+    "sampler": {"n_dopants": [1, 2], "conc_range": [0.03, 0.12], "max_total": 0.25, "n_distractors": [1, 2],
+                "dopant_pool": 2, "vocabulary": EMT_DOPANTS},
+    "host_settings": {"fc_min_width_ang": 6.5, "mesh_length_ang": 15.0},
+    "tier_settings": {"cutoff_ang": 2.6},
+    "task_timeout_s": 300,
+}
+
+
+def _config(hosts, **changes) -> GenerateConfig:
+    return GenerateConfig.from_dict({**BASE, "hosts": hosts, **changes})
+
+
+def _inline(**atoms):
+    return {"structures": {name: a for name, a in atoms.items()}}
+
+
+# ---------------------------------------------------------------------------- config
+@pytest.mark.parametrize("data, fragment", [
+    ({"hosts": ["Si"], "colour": 1}, "unknown config key 'colour'"),
+    ({"hosts": ["Si"], "sampler": {"n_dopant": [1, 2]}}, "unknown config key 'sampler.n_dopant'"),
+    ({"hosts": {"name": ["Si"]}}, "unknown config key 'hosts.name'"),
+    ({"hosts": ["Si"], "host_settings": {"fmax": 0.1}}, "unknown config key 'host_settings.fmax'"),
+    ({"hosts": ["Si"], "samples_per_host": 0}, "'samples_per_host': must be >= 1"),
+    ({"hosts": ["Si"], "samples_per_host": 2.5}, "expected an integer"),
+    ({"hosts": ["Si"], "sampler": {"conc_range": [0.2, 0.1]}}, "'sampler.conc_range': expected min <= max"),
+    ({"hosts": ["Si"], "sampler": {"conc_range": [0.0, 0.1]}}, "conc_range must lie in (0, 1)"),
+    ({"hosts": ["Si"], "sampler": {"vocabulary": ["Xe"]}}, "not in the dopant vocabulary"),
+    ({"hosts": ["Si"], "tier": "exact"}, "'tier': unknown tier 'exact'"),
+    ({"hosts": ["Si"], "potential": "mace"}, "'potential': unknown potential 'mace'"),
+    ({"hosts": ["Si"], "broadening": {"fwhm_mev": 1.0, "resolution": "tosca"}}, "exactly one"),
+    ({"hosts": ["Si"], "broadening": {"fwhm_mev": -1}}, "must be > 0"),
+    ({"hosts": ["Si"], "grid": {"n_bins": 1}}, "invalid energy grid"),
+    ({"hosts": ["Si"], "supercell_atoms": [500, 400]}, "expected min <= max"),
+    ({"samples_per_host": 3}, "'hosts' is required"),
+    ({"hosts": {}}, "names no host"),
+])
+def test_config_errors_are_one_line_and_name_the_key(data, fragment):
+    with pytest.raises(DefectnetError) as exc:
+        GenerateConfig.from_dict(data)
+    assert fragment in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_config_round_trips_and_extent_keys_do_not_change_identity(tmp_path):
+    cfg = _config({"names": ["Si", "GaAs"], "filter": "element=Ga"})
+    again = GenerateConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    bigger = _config({"names": ["Si"]}, samples_per_host=100, samples_per_task=1, task_timeout_s=5)
+    assert bigger.identity_hash() == cfg.identity_hash()
+    assert _config({"names": ["Si"]}, seed=8).identity_hash() != cfg.identity_hash()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "hosts": ["Si"], "tier": "nope"}))
+    with pytest.raises(DefectnetError, match=r"c\.yaml: config key 'tier'"):
+        load_config(path)
+    path.write_text("hosts: [Si\n")
+    with pytest.raises(DefectnetError, match=r"c\.yaml:\d+: not valid YAML"):
+        load_config(path)
+
+
+def test_host_list_shorthand_splits_names_and_files():
+    sel = _config(["Si", "GaN-wurtzite", "my/GaAs.cif"]).hosts
+    assert sel.names == ("Si", "GaN-wurtzite") and sel.files == ("my/GaAs.cif",)
+
+
+# ---------------------------------------------------------------------------- planning
+@pytest.fixture(scope="module")
+def recommender():
+    from defectnet.recommend import DopantRecommender
+
+    return DopantRecommender(vocabulary=EMT_DOPANTS, n_max=20).fit()
+
+
+def test_plans_are_deterministic_bounded_and_extendable(recommender):
+    cfg = _config(_inline(Au=bulk("Au", "fcc", a=4.08)))
+    host = HostInput("Au", bulk("Au", "fcc", a=4.08), "Au")
+    a = plan_host(host, cfg, recommender, range(6))
+    b = plan_host(host, replace(cfg, samples_per_host=12), recommender, range(12))
+    assert a.failure is None and len(a.pool) == 2
+    assert [b.jobs[i] for i in range(6)] == [a.jobs[i] for i in range(6)]  # more samples keep the first ones
+    for job in b.jobs.values():
+        true = {el for el, _, _ in job.dopants}
+        assert true <= set(a.pool)  # true dopants from the pool only
+        assert not true & set(job.distractors)
+        assert set(job.candidates) == true | set(job.distractors)
+    assert len({j.seed for j in b.jobs.values()}) == 12
+    other = plan_host(HostInput("Au2", host.atoms, "Au"), cfg, recommender, range(6))
+    assert other.jobs[0].seed != a.jobs[0].seed  # seeds depend on the host name
+
+
+def test_failure_reasons_registry():
+    assert failure_reason(TaskTimeout("x"))[0] == "timeout"
+    assert failure_reason(TaskFailure("imaginary_modes", "3 modes")) == ("imaginary_modes", "3 modes")
+    assert failure_reason(DefectnetError("bad"))[0] == "invalid_input"
+    assert failure_reason(np.linalg.LinAlgError("no"))[0] == "linalg_error"
+    assert failure_reason(RuntimeError("boom")) == ("error", "RuntimeError: boom")
+
+
+def test_a_rotated_patch_equals_the_computed_one_on_an_equivalent_site():
+    """hcp Cu (EMT): sites 0 and 1 are equivalent; rotating the site-0 patch gives the site-1 patch."""
+    from defectnet.data.generate import derive_patch, site_equivalence
+    from defectnet.phonons.forceconstants import TierSettings
+    from defectnet.phonons.host import HostSettings, compute_pristine
+    from defectnet.phonons.patches import get_patch
+    from defectnet.phonons.potentials import get_calculator
+
+    host = compute_pristine(bulk("Cu", "hcp", a=2.55, c=4.16),
+                            HostSettings(potential="emt", fc_min_width_ang=6.5, mesh_length_ang=15.0))
+    a = host.atoms
+    eq = site_equivalence(a.cell.array, a.get_scaled_positions(), a.numbers)
+    assert eq[0][0] == 0 and eq[1][0] == 0
+    settings = TierSettings(cutoff_ang=2.6)
+    p0, _ = get_patch(host, 0, "Ni", get_calculator("emt"), settings)
+    p1, _ = get_patch(host, 1, "Ni", get_calculator("emt"), settings)
+    d = derive_patch(p0, eq[1][1], 1)
+    order = [int(np.argmin(np.linalg.norm(p1.rel_ang - r, axis=1))) for r in d.rel_ang]
+    np.testing.assert_allclose(p1.rel_ang[order], d.rel_ang, atol=1e-8)  # same atoms ...
+    where = {int(c): k for k, c in enumerate(p1.cluster)}
+    computed = p1.delta[[where[order[c]] for c in d.cluster]][:, order]
+    # ... and the same δΦ up to the finite-difference and relaxation noise (0.13 % measured)
+    assert np.abs(computed - d.delta).max() < 5e-3 * np.abs(p1.delta).max()
+
+
+# ---------------------------------------------------------------------------- a generated store
+@pytest.fixture(scope="module")
+def emt_store(tmp_path_factory):
+    """Cu, Au and hcp Cu (fine; hcp has two equivalent sites), bcc Cu (imaginary modes under EMT), Si (no EMT)."""
+    out = tmp_path_factory.mktemp("emt") / "emt.sqlite"
+    hosts = _inline(Cu=bulk("Cu", "fcc", a=3.6), Au=bulk("Au", "fcc", a=4.08),
+                    **{"Cu-hcp": bulk("Cu", "hcp", a=2.55, c=4.16), "Cu-bcc": bulk("Cu", "bcc", a=2.87),
+                       "Si": bulk("Si", "diamond", a=5.43)})
+    cfg = _config(hosts)
+    summary = run_generate(cfg, out, workers=2, progress=False)
+    return out, cfg, summary
+
+
+def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(emt_store):
+    out, cfg, summary = emt_store
+    assert summary.samples == {"ok": 18}
+    assert summary.failures == {"host:imaginary_modes": 1, "host:potential_error": 1}
+    with Store(out) as s:
+        hosts = {h["name"]: h for h in s.hosts()}
+        assert hosts["Cu-bcc"]["status"] == "failed" and hosts["Cu-bcc"]["reason"] == "imaginary_modes"
+        assert "q-mesh modes below" in hosts["Cu-bcc"]["error"]
+        assert hosts["Si"]["reason"] == "potential_error" and "Si" in hosts["Si"]["error"]
+        assert s.check().ok
+        rows = list(s.samples())
+        assert {r["host"] for r in rows} == {"Cu", "Au", "Cu-hcp"}
+        r = rows[0]
+        assert r["tier"] == "patch" and r["potential"] == "emt" and r["grid_id"] == cfg.grid.grid_id
+        assert r["supercell_atoms"] == 32 and r["code_version"] and r["worker"]
+        assert {"diagonalise_s", "total_s"} <= set(r["timings"])
+        assert sum(x[3] for x in r["dopants"]) / 32 == pytest.approx(r["total_concentration"])
+        patches = s.patches(hosts["Cu"]["id"])
+        assert patches and all(p["status"] == "ok" and p["force_calls"] > 0 for p in patches)
+        assert {p["element"] for p in patches} <= set(hosts["Cu"]["pool"])
+        hcp = s.patches(hosts["Cu-hcp"]["id"])  # one computed, one rotated per element
+        assert sorted(p["force_calls"] > 0 for p in hcp) == [False, False, True, True]
+        assert {p["timings"].get("derived_from_site") for p in hcp if p["force_calls"] == 0} == {0}
+
+
+def test_dataset_info_counts_failures_by_reason(emt_store, capsys):
+    out, _, _ = emt_store
+    assert main(["dataset", "info", str(out), "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "hosts      3 ok, 2 failed" in text and "samples    18 ok, 0 failed" in text
+    assert "host    imaginary_modes  1" in text and "host    potential_error  1" in text
+    assert "integrity check passed" in text
+    assert main(["dataset", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {(f["stage"], f["reason"]): f["count"] for f in info["failures"]} == {
+        ("host", "imaginary_modes"): 1, ("host", "potential_error"): 1}
+
+
+def test_export_contract(emt_store, tmp_path):
+    out, cfg, _ = emt_store
+    h5 = export(out, tmp_path / "d.h5")
+    npz = export(out, tmp_path / "d.npz")
+    assert h5["n_samples"] == npz["n_samples"] == 18
+    d = load_training_file(tmp_path / "d.h5")
+    z = load_training_file(tmp_path / "d.npz")
+    n, B = 18, cfg.grid.n_bins
+    assert d["schema_version"] == TRAINING_SCHEMA_VERSION
+    assert d["vocabulary"] == list(DOPANTS) and len(d["vocabulary"]) == 51
+    assert d["host_elements"][0] == "H" and d["host_elements"][-1] == "Pu" and len(d["host_elements"]) == 94
+    assert d["grid"] == cfg.grid.to_dict() and d["grid_id"] == cfg.grid.grid_id
+    assert d["potential"] == "emt" and d["tier"] == "patch" and d["broadening"] == {"fwhm_mev": 1.0}
+    assert d["config"]["seed"] == 7 and d["defectnet_version"] and d["created"]
+    for key, shape, dtype in [("pristine", (n, B), np.float32), ("doped", (n, B), np.float32),
+                              ("pristine_gpdos", (n, B), np.float32), ("doped_gpdos", (n, B), np.float32),
+                              ("host_pdos", (n, B), np.float32), ("targets", (n, 51), np.float32),
+                              ("candidates", (n, 51), np.bool_), ("composition", (n, 94), np.float32),
+                              ("host_id", (n,), np.int32), ("n_dopants", (n,), np.int8),
+                              ("sample_id", (n,), np.int64), ("supercell_atoms", (n,), np.int16)]:
+        assert d[key].shape == shape and d[key].dtype == dtype, key
+        np.testing.assert_array_equal(d[key], z[key])
+    assert d["host_names"] == z["host_names"] == ["Au", "Cu", "Cu-hcp"]
+    widths = cfg.grid.widths
+    for key in ("pristine", "doped", "pristine_gpdos", "doped_gpdos", "host_pdos"):
+        np.testing.assert_allclose(d[key] @ widths, 1.0, atol=1e-5)
+    assert np.all(d["candidates"][d["targets"] > 0])  # every true dopant is a candidate
+    assert np.all((d["targets"] > 0).sum(axis=1) == d["n_dopants"])
+    cu = d["host_elements"].index("Cu")
+    np.testing.assert_array_equal(d["composition"][:, cu], np.array(d["host_names"])[d["host_id"]] != "Au")
+    np.testing.assert_array_equal(d["targets"] * 32, np.round(d["targets"] * 32))  # whole atoms
+    with Store(out) as s:
+        ids = {sample_id(r["host"], r["sample_index"]) for r in s.samples()}
+    assert set(d["sample_id"].tolist()) == ids
+
+
+def test_training_file_reader_refuses_broken_files(emt_store, tmp_path):
+    import h5py
+
+    out, _, _ = emt_store
+    path = tmp_path / "d.h5"
+    export(out, path)
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(DefectnetError, match="schema_version 99"):
+        load_training_file(path)
+    export(out, path)
+    with h5py.File(path, "a") as f:
+        del f["targets"]
+        f["targets"] = np.zeros((18, 50), np.float32)
+    with pytest.raises(DefectnetError, match="targets"):
+        load_training_file(path)
+
+
+def test_pipeline_sample_equals_simulate_spectra(emt_store):
+    """A stored sample is exactly what simulate_spectra gives for its dopants and placement seed."""
+    from defectnet.doping import DopantSpec
+    from defectnet.phonons.forceconstants import TierSettings
+    from defectnet.simulate import SimulationConfig, simulate_spectra
+
+    out, cfg, _ = emt_store
+    with Store(out) as s:
+        host = s.host("Cu")
+        row = next(r for r in s.samples(blobs=True) if r["host"] == "Cu" and r["n_dopants"] == 2)
+        patches = [unpack_patch(p["data"]) for p in s.patches(host["id"], blobs=True)]
+    pristine, _ = unpack_pristine(host["pristine"], cfg.host)
+    for p in patches:
+        pristine.__dict__.setdefault("patch_cache", {})[(p.site, p.element, cfg.tier_settings)] = p
+    from defectnet.data.generate import (
+        plan_host as _plan,  # the placement seed comes from the plan
+    )
+    from defectnet.recommend import DopantRecommender
+
+    job = _plan(HostInput("Cu", bulk("Cu", "fcc", a=3.6), "Cu"), cfg,
+                DopantRecommender(vocabulary=EMT_DOPANTS, n_max=20).fit(), [row["sample_index"]]).jobs[row["sample_index"]]
+    sim_cfg = SimulationConfig(tier="patch", potential="emt", supercell_atoms=32, seed=job.placement_seed,
+                               host=cfg.host, tier_settings=TierSettings(cutoff_ang=2.6))
+    res = simulate_spectra(pristine.atoms, [DopantSpec(e, s_, f) for e, s_, f in job.dopants], sim_cfg,
+                           pristine_host=pristine, progress=False)
+    arrays = unpack_arrays(row["arrays"])
+    np.testing.assert_allclose(arrays["doped"], res.doped.values.astype(np.float32), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(arrays["doped_gpdos"], res.doped_gpdos.values.astype(np.float32), rtol=1e-6, atol=1e-7)
+    assert row["concentrations"] == pytest.approx(res.meta["concentrations"])
+
+
+def test_umap_plot(emt_store, tmp_path, capsys):
+    pytest.importorskip("umap")
+    out, _, _ = emt_store
+    png, csv = tmp_path / "u.png", tmp_path / "u.csv"
+    assert main(["dataset", "umap", str(out), "--color", "dopant-mass", "--out", str(png), "--csv", str(csv),
+                 "--n-neighbors", "5"]) == 0
+    assert png.stat().st_size > 1000
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "sample_id,host,x,y,value" and len(lines) == 19
+    assert "18 samples" in capsys.readouterr().out
+
+
+def test_a_timeout_is_a_recorded_failure_and_retry_failed_recomputes(tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "t.sqlite"
+    hosts = _inline(Pd=bulk("Pd", "fcc", a=3.89))
+    # Through an existing scheduler, as on a cluster (one LocalCluster for the three runs).
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        addr = cluster.scheduler_address
+        summary = run_generate(_config(hosts, task_timeout_s=1e-4), out, scheduler=addr, progress=False)
+        assert summary.failures == {"host:timeout": 1} and summary.workers == addr
+        with Store(out) as s:
+            assert s.failures() == [("host", "timeout", 1)]
+        again = run_generate(_config(hosts, samples_per_host=2), out, scheduler=addr, progress=False)
+        assert again.samples == {} and again.workers == "-"  # failures are final
+        retried = run_generate(_config(hosts, samples_per_host=2), out, scheduler=addr, progress=False,
+                               retry_failed=True)
+    assert retried.samples == {"ok": 2} and retried.failures == {}
+
+
+def test_a_store_refuses_a_different_config(emt_store):
+    out, cfg, _ = emt_store
+    with pytest.raises(DefectnetError, match=r"different config \(differs in: seed\)"):
+        run_generate(replace(cfg, seed=8), out, workers=1, progress=False)
+
+
+# ---------------------------------------------------------------------------- SIGKILL and resume
+def _count(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # the store is being created
+        return 0
+
+
+def _rows(path):
+    with Store(path) as s:
+        report = s.check()
+        rows = {r["id"]: r for r in s.samples(status=None, blobs=True)}
+        hosts = {h["name"]: h for h in s.hosts(blobs=True)}
+    return report, rows, hosts
+
+
+def test_sigkill_and_rerun_loses_nothing_duplicates_nothing_and_matches_an_uninterrupted_run(emt_store, tmp_path):
+    ref_store, cfg, _ = emt_store  # the uninterrupted run of the same config
+    # One sample per task so rows trickle in; samples_per_task only changes how work is cut.
+    (tmp_path / "gen.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "samples_per_task": 1}))
+    exe = shutil.which("defectnet")  # the installed command, as a user runs it
+    cmd = ([exe] if exe else [sys.executable, "-m", "defectnet.cli"]) + [
+        "generate", "--config", "gen.yaml", "--out", "run.sqlite", "--workers", "2", "--quiet"]
+    store = tmp_path / "run.sqlite"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while _count(store) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before_report, before, _ = _rows(store)
+    assert before_report.ok, before_report.problems  # the killed store is consistent as it is
+    assert 1 <= len(before) < 18, "the run should be killed partway"
+
+    rerun = subprocess.run(cmd, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    report, after, hosts = _rows(store)
+    assert report.ok, report.problems
+    assert len(after) == 18 and all(r["status"] == "ok" for r in after.values())
+    for sid, row in before.items():  # no finished row lost or changed
+        assert after[sid]["arrays"] == row["arrays"] and after[sid]["created"] == row["created"]
+    with Store(store) as s:
+        runs = s.runs()
+        dup = s.conn.execute("SELECT COUNT(*) FROM (SELECT host, sample_index FROM samples GROUP BY 1, 2 "
+                             "HAVING COUNT(*) > 1)").fetchone()[0]
+        failed = {h["name"]: h["reason"] for h in s.hosts("failed")}
+    assert dup == 0
+    assert [r["status"] for r in runs] == ["interrupted", "finished"]
+    assert failed == {"Cu-bcc": "imaginary_modes", "Si": "potential_error"}
+
+    ref_report, ref, ref_hosts = _rows(ref_store)
+    assert ref_report.ok
+    assert set(ref) == set(after)  # the same sample ids as the uninterrupted run
+    for sid, row in ref.items():  # and the same samples, bit for bit
+        a, b = unpack_arrays(row["arrays"]), unpack_arrays(after[sid]["arrays"])
+        for key in ("doped", "doped_gpdos", "dopant_indices"):
+            np.testing.assert_array_equal(a[key], b[key])
+        assert row["concentrations"] == after[sid]["concentrations"]
+        assert row["candidates"] == after[sid]["candidates"] and row["seed"] == after[sid]["seed"]
+    for name, h in ref_hosts.items():
+        if h["status"] == "ok":
+            np.testing.assert_array_equal(unpack_arrays(h["spectra"])["pristine"],
+                                          unpack_arrays(hosts[name]["spectra"])["pristine"])
