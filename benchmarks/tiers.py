@@ -185,7 +185,12 @@ def main():
     ap.add_argument("--cutoff", type=float, default=4.0)
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out or f"benchmarks/results/tiers-{args.potential}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"fidelity": {}, "timing": {}}

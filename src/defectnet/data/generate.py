@@ -1387,19 +1387,19 @@ class _Pipeline:
         from distributed import as_completed
 
         self.client = client
-        self.ac = as_completed()
+        # Results are fetched by as_completed's own loop: half the client CPU per task of fut.result().
+        self.ac = as_completed(with_results=True, raise_errors=False)
         if self.progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=self.total, initial=self.skipped, unit="spectra", desc="generate",
                             dynamic_ncols=True, smoothing=0.05)
         self._fill()
-        for fut in self.ac:
+        for fut, result in self.ac:
             kind, state, payload = self.tasks.pop(fut.key)
-            try:
-                result = fut.result()
-                error = None
-            except Exception as exc:  # the worker died (KilledWorker) or the task was cancelled
+            error = None
+            if fut.status != "finished":  # the worker died (KilledWorker) or the task was cancelled
+                exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
                 result, error = None, ("worker_died", f"{type(exc).__name__}: {_one_line(exc)}")
             getattr(self, f"_on_{kind}")(state, result, error, payload)
             fut.release()

@@ -1,0 +1,76 @@
+"""``defectnet train`` and ``defectnet evaluate`` (registered in :data:`defectnet.cli.COMMANDS`).
+
+Heavy modules (torch, sklearn, matplotlib) are imported inside ``run`` so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+
+from defectnet.cli import Command
+
+
+def _override(text: str):
+    """``key=value`` with value parsed as YAML (``epochs=3``, ``arch=paper``, ``augment={noise: 0.01}``)."""
+    import argparse
+
+    import yaml
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+class Train(Command):
+    name = "train"
+    help = "train a DefectNet (or the paper's reference architecture) on a training file"
+
+    def add_arguments(self, p):
+        p.add_argument("--data", required=True, help="training file: .h5 / .npz (or a .sqlite store, exported on the fly)")
+        p.add_argument("--config", default=None, help="YAML training config (configs/defectnet.yaml, paper.yaml, baby.yaml)")
+        p.add_argument("--out", required=True, help="run directory (model.pt, metrics.jsonl, config.yaml, ...)")
+        p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                       help="override a top-level config key, e.g. --set epochs=5 --set arch=paper (repeatable)")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/last.pt")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def run(self, args):
+        from defectnet.model.train import train_from_files
+
+        result = train_from_files(args.data, args.config, args.out, overrides=dict(args.overrides) or None,
+                                  resume=args.resume, progress=not args.quiet)
+        m = result.metrics
+        print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['train_seconds']:.0f} s; "
+              f"wrote {result.out_dir / 'model.pt'}")
+        for part in ("val", "test_id", "test_ood"):
+            if part in m:
+                x = m[part]
+                print(f"  {part:8s} MAE {x['mae_at_pct']:.3f} at.%  RMSE {x['rmse_at_pct']:.3f}  R² {x['r2']:.3f}  "
+                      f"F1 {x['f1']:.3f}  distractor mean {x['distractor_mean_at_pct']:.3f} at.%")
+        return 0
+
+
+class Evaluate(Command):
+    name = "evaluate"
+    help = "evaluate a trained model on a split of a training file (metrics JSON + plots)"
+
+    def add_arguments(self, p):
+        p.add_argument("checkpoint", help="model.pt written by `defectnet train`")
+        p.add_argument("--data", required=True, help="training file (.h5 / .npz / .sqlite)")
+        p.add_argument("--split", default="ood", choices=["ood", "id", "val", "train", "all"],
+                       help="ood: hosts never seen in training (default); id: unseen configurations of training hosts")
+        p.add_argument("--out", required=True, help="output directory for metrics.json and the figures")
+        p.add_argument("--no-plots", action="store_true")
+
+    def run(self, args):
+        from defectnet.model.evaluate import evaluate_checkpoint
+
+        m = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, out_dir=args.out, plots=not args.no_plots)
+        summary = {k: m[k] for k in ("n_samples", "mae_at_pct", "rmse_at_pct", "r2", "distractor_mean_at_pct")}
+        summary["f1"] = m["detection"]["f1"]
+        summary["f1_ge1pct"] = m["detection_ge1pct"]["f1"]
+        summary.update(m.get("calibration", {}))
+        print(json.dumps(summary, indent=2, default=float))
+        print(f"wrote {args.out}/metrics.json and figures")
+        return 0

@@ -1,0 +1,613 @@
+"""Training files as tensors: loading, a synthetic generator, host-grouped splits, augmentation.
+
+The training file (written by ``defectnet dataset export``, or by :func:`write_training_file`)
+holds, for n samples on one :class:`~defectnet.grid.EnergyGrid` of G bins and the dopant
+vocabulary of V elements (:data:`defectnet.elements.DOPANTS`)::
+
+    pristine, doped                (n, G) float32  unit-area PDoS (per meV, bin-integrated)
+    pristine_gpdos, doped_gpdos    (n, G) float32  neutron-weighted GPDoS, same convention
+    targets                        (n, V) float32  atomic fraction per vocabulary element, 0 = absent
+    candidates                     (n, V) bool     true dopants ∪ distractors
+    composition                    (n, H) float32  host atomic fractions, order HOST_ELEMENTS (Z = 1–94)
+    host_id (n,) int32, host_names (n_hosts,) str, n_dopants (n,) int8,
+    sample_id (n,) int64, supercell_atoms (n,) int16
+
+and attrs ``schema_version``, ``grid`` (JSON), ``grid_id``, ``vocabulary`` (JSON list),
+``host_elements`` (JSON list), ``potential``, ``tier``, ``broadening``, ``config``.
+
+Splits are grouped by host (:func:`split_by_host`): out-of-distribution hosts are never
+seen in training; the in-distribution test set holds unseen doped configurations of the
+training hosts. Augmentation (:class:`Augment`) acts on whole batches of raw spectra.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import periodictable
+
+from defectnet.elements import DOPANTS, mass_amu
+from defectnet.errors import DefectnetError
+from defectnet.grid import DEFAULT_GRID, EnergyGrid
+
+SCHEMA_VERSION = 1
+
+#: Order of the host composition vector: symbols of Z = 1–94.
+HOST_ELEMENTS: tuple[str, ...] = tuple(periodictable.elements[z].symbol for z in range(1, 95))
+
+#: Spectrum modes: which pair of arrays the model sees.
+SPECTRUM_MODES = {"total": ("pristine", "doped"), "gpdos": ("pristine_gpdos", "doped_gpdos")}
+
+_ARRAYS = {  # name -> (dtype, trailing shape key)
+    "pristine": (np.float32, "G"), "doped": (np.float32, "G"),
+    "pristine_gpdos": (np.float32, "G"), "doped_gpdos": (np.float32, "G"),
+    "targets": (np.float32, "V"), "candidates": (np.bool_, "V"), "composition": (np.float32, "H"),
+    "host_id": (np.int32, None), "n_dopants": (np.int8, None), "sample_id": (np.int64, None),
+    "supercell_atoms": (np.int16, None),
+}
+
+
+@dataclass
+class TrainingData:
+    """All samples of a training file, as numpy arrays (see the module docstring for shapes).
+
+    Attributes
+    ----------
+    grid : EnergyGrid
+    vocabulary : tuple of str
+        Dopant elements, the order of ``targets`` and ``candidates`` columns.
+    host_elements : tuple of str
+        The order of ``composition`` columns.
+    host_names : ndarray of str, shape (n_hosts,)
+        ``host_names[host_id[i]]`` is sample i's host.
+    attrs : dict
+        The remaining file attributes (potential, tier, broadening, config, ...).
+    """
+
+    pristine: np.ndarray
+    doped: np.ndarray
+    pristine_gpdos: np.ndarray
+    doped_gpdos: np.ndarray
+    targets: np.ndarray
+    candidates: np.ndarray
+    composition: np.ndarray
+    host_id: np.ndarray
+    n_dopants: np.ndarray
+    sample_id: np.ndarray
+    supercell_atoms: np.ndarray
+    host_names: np.ndarray
+    grid: EnergyGrid = DEFAULT_GRID
+    vocabulary: tuple = DOPANTS
+    host_elements: tuple = HOST_ELEMENTS
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.targets)
+        sizes = {"G": self.grid.n_bins, "V": len(self.vocabulary), "H": len(self.host_elements)}
+        for name, (dtype, key) in _ARRAYS.items():
+            a = np.asarray(getattr(self, name)).astype(dtype, copy=False)
+            want = (n,) if key is None else (n, sizes[key])
+            if a.shape != want:
+                raise DefectnetError(f"training data: {name} has shape {a.shape}, expected {want}")
+            setattr(self, name, a)
+        self.host_names = np.asarray([str(h) for h in self.host_names], dtype=object)
+        if n and (self.host_id.min() < 0 or self.host_id.max() >= len(self.host_names)):
+            raise DefectnetError("training data: host_id points outside host_names")
+        if np.any(self.targets < 0) or np.any((self.targets > 0) & ~self.candidates):
+            raise DefectnetError("training data: every true dopant must be a candidate, with a fraction >= 0")
+        self.vocabulary, self.host_elements = tuple(self.vocabulary), tuple(self.host_elements)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def spectra(self, mode: str = "total") -> tuple[np.ndarray, np.ndarray]:
+        """(pristine, doped), each (n, G), for ``mode`` in :data:`SPECTRUM_MODES`."""
+        if mode not in SPECTRUM_MODES:
+            raise DefectnetError(f"unknown spectrum mode {mode!r}; expected one of {sorted(SPECTRUM_MODES)}")
+        a, b = SPECTRUM_MODES[mode]
+        return getattr(self, a), getattr(self, b)
+
+    def subset(self, idx) -> TrainingData:
+        """The samples ``idx`` (host_names kept whole, so host ids stay valid)."""
+        idx = np.asarray(idx)
+        kw = {name: getattr(self, name)[idx] for name in _ARRAYS}
+        return TrainingData(**kw, host_names=self.host_names, grid=self.grid, vocabulary=self.vocabulary,
+                            host_elements=self.host_elements, attrs=dict(self.attrs))
+
+    def hosts_of(self, idx=None) -> list[str]:
+        """Sorted names of the hosts that occur in samples ``idx`` (default all)."""
+        ids = self.host_id if idx is None else self.host_id[np.asarray(idx)]
+        return sorted({str(self.host_names[i]) for i in np.unique(ids)})
+
+
+# ------------------------------------------------------------------------ file I/O
+def load_training_file(path, *, export_dir=None) -> TrainingData:
+    """Read a training file (``.h5``/``.hdf5``/``.npz``), or export a ``.sqlite`` store first.
+
+    Parameters
+    ----------
+    path : str or Path
+    export_dir : path, optional
+        Where a ``.sqlite`` store is exported to (default: a temporary directory).
+
+    Raises
+    ------
+    DefectnetError
+        Missing file, unknown suffix, wrong schema, or a store that cannot be exported.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DefectnetError(f"training data {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".sqlite", ".db"):
+        return load_training_file(_export_store(path, export_dir))
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k][()] for k in f.keys()}
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    elif suffix == ".npz":  # attributes are 0-d entries (older files of ours prefixed them "attr__")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if z[k].ndim > 0 or k in _ARRAYS}
+            attrs = {k.removeprefix("attr__"): z[k].item() for k in z.files if z[k].ndim == 0 and k not in _ARRAYS}
+    else:
+        raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
+    return _from_arrays(arrays, attrs, source=str(path))
+
+
+def _from_arrays(arrays: dict, attrs: dict, source: str) -> TrainingData:
+    version = int(attrs.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise DefectnetError(f"schema_version {version}, this defectnet reads {SCHEMA_VERSION}", source=source)
+    missing = [k for k in [*_ARRAYS, "host_names"] if k not in arrays]
+    if missing:
+        raise DefectnetError(f"missing datasets {missing}", source=source)
+    try:
+        grid = EnergyGrid.from_dict(json.loads(attrs["grid"]))
+        vocabulary = tuple(json.loads(attrs["vocabulary"]))
+        host_elements = tuple(json.loads(attrs["host_elements"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise DefectnetError(f"bad or missing attribute: {exc}", source=source) from None
+    if "grid_id" in attrs and attrs["grid_id"] != grid.grid_id:
+        raise DefectnetError(f"grid_id {attrs['grid_id']} does not match its grid ({grid.grid_id})", source=source)
+    names = [h.decode() if isinstance(h, bytes) else str(h) for h in arrays["host_names"]]
+    rest = {k: v for k, v in attrs.items() if k not in ("grid", "vocabulary", "host_elements")}
+    rest["source"] = source
+    return TrainingData(**{k: arrays[k] for k in _ARRAYS}, host_names=np.array(names, dtype=object), grid=grid,
+                        vocabulary=vocabulary, host_elements=host_elements, attrs=rest)
+
+
+def _export_store(path: Path, export_dir) -> Path:
+    """Hook: export a dataset store to a training file via the dataset pipeline."""
+    try:
+        from defectnet.data import export as exporter
+    except ImportError:
+        raise DefectnetError(
+            f"{path}: reading a .sqlite store needs the dataset pipeline (defectnet.data.export), "
+            "which is not installed yet; export it with `defectnet dataset export STORE --out data.h5` "
+            "and pass the .h5"
+        ) from None
+    out_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="defectnet-export-"))
+    out = out_dir / (path.stem + ".h5")
+    fn = getattr(exporter, "export_training_file", None) or getattr(exporter, "export", None)
+    if fn is None:
+        raise DefectnetError("defectnet.data.export has no export_training_file(store, out) function")
+    fn(path, out)
+    return out
+
+
+def write_training_file(data: TrainingData, path) -> Path:
+    """Write ``data`` as a training file (``.h5`` or ``.npz``, same keys and attrs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import time
+
+    import defectnet
+
+    attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "grid": json.dumps(data.grid.to_dict()),
+        "grid_id": data.grid.grid_id,
+        "vocabulary": json.dumps(list(data.vocabulary)),
+        "host_elements": json.dumps(list(data.host_elements)),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "defectnet_version": defectnet.__version__,
+    }
+    for k, default in (("potential", ""), ("tier", ""), ("broadening", "{}"), ("config", "{}")):
+        v = data.attrs.get(k, default)
+        attrs[k] = v if isinstance(v, str) else json.dumps(v)
+    arrays = {name: getattr(data, name) for name in _ARRAYS}
+    names = np.array([str(h) for h in data.host_names])
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            for k, v in arrays.items():
+                f.create_dataset(k, data=v, compression="gzip" if v.ndim == 2 else None)
+            f.create_dataset("host_names", data=names.astype(object), dtype=h5py.string_dtype("utf-8"))
+            f.attrs.update(attrs)
+    elif path.suffix.lower() == ".npz":
+        with open(path, "wb") as fh:  # a file object: savez would append .npz to other names
+            np.savez_compressed(fh, **arrays, host_names=names.astype(str), **{k: np.array(v) for k, v in attrs.items()})
+    else:
+        raise DefectnetError(f"{path}: expected a .h5 or .npz file name")
+    return path
+
+
+def composition_vector(composition, host_elements=HOST_ELEMENTS) -> np.ndarray:
+    """Host atomic fractions as a vector, shape (H,), from a {element: fraction or count} dict or a vector."""
+    if isinstance(composition, dict):
+        v = np.zeros(len(host_elements), dtype=np.float32)
+        index = {el: i for i, el in enumerate(host_elements)}
+        for el, x in composition.items():
+            if el not in index:
+                raise DefectnetError(f"composition element {el!r} is not a host element (Z = 1–94)")
+            v[index[el]] += float(x)
+    else:
+        v = np.asarray(composition, dtype=np.float32)
+        if v.shape != (len(host_elements),):
+            raise DefectnetError(f"composition vector has shape {v.shape}, expected ({len(host_elements)},)")
+    if np.any(v < 0) or v.sum() <= 0:
+        raise DefectnetError("composition must be non-negative with a positive sum")
+    return v / v.sum()
+
+
+# ------------------------------------------------------------------------ synthetic data
+_SYNTH_HOST_POOL = ("B", "C", "N", "O", "F", "Mg", "Al", "Si", "P", "S", "Cl", "Zn", "Ga", "Ge", "As",
+                    "Se", "Cd", "In", "Sn", "Sb", "Te", "Li", "Na", "K", "Ca", "Ti", "Cu", "Ag", "Ba")
+
+
+def make_synthetic(n_hosts: int = 12, samples_per_host: int = 40, *, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
+                   fwhm_mev: float = 1.0, max_dopants: int = 4, n_distractors: tuple = (1, 3)) -> TrainingData:
+    """A cheap toy dataset with the physics' main structure, for tests and debugging.
+
+    Each host is 1–3 elements from a pool; its PDoS is an acoustic Debye band plus one
+    optical Gaussian per element at ``E ∝ 1/sqrt(mass)``. A dopant at concentration c
+    replacing a host element of mass m_s moves a weight 3c of that element's band into a
+    mode at ``E_s sqrt(m_s / m_d)`` (a local mode above the band if lighter, a resonance
+    inside it if heavier) and shifts the host peaks by ∝ c (m_s − m_d) / m_s. Candidates are
+    the true dopants plus distractors drawn among elements of similar mass.
+
+    Parameters
+    ----------
+    n_hosts, samples_per_host : int
+    seed : int
+        All randomness comes from ``numpy.random.default_rng(seed)``.
+    grid : EnergyGrid
+    fwhm_mev : float
+        Gaussian width of every mode, meV.
+    max_dopants : int
+        Up to this many dopant species per sample (1–6).
+    n_distractors : (int, int)
+        Inclusive range of distractors per sample.
+
+    Returns
+    -------
+    TrainingData
+        With ``pristine_gpdos``/``doped_gpdos`` equal to the total spectra.
+    """
+    rng = np.random.default_rng(seed)
+    e, w = grid.centers, grid.widths
+    vocab_index = {el: i for i, el in enumerate(DOPANTS)}
+    host_index = {el: i for i, el in enumerate(HOST_ELEMENTS)}
+    vocab_mass = np.array([mass_amu(el) for el in DOPANTS])
+    sigma = fwhm_mev / 2.3548
+
+    def peaks(centres, weights, widths):
+        """Sum of unit-area Gaussians, as bin-mean densities on the grid, shape (G,)."""
+        c, a, s = (np.asarray(x, float)[:, None] for x in (centres, weights, widths))
+        dens = (a * np.exp(-0.5 * ((e[None] - c) / s) ** 2) / (s * np.sqrt(2 * np.pi))).sum(0)
+        return dens / np.sum(dens * w)
+
+    rows = {k: [] for k in _ARRAYS}
+    names = []
+    for h in range(n_hosts):
+        k = int(rng.integers(1, 4))
+        els = list(rng.choice(_SYNTH_HOST_POOL, size=k, replace=False))
+        counts = rng.integers(1, 4, size=k)
+        frac = counts / counts.sum()
+        masses = np.array([mass_amu(el) for el in els])
+        stiffness = rng.uniform(2.0e4, 6.0e4)  # meV² amu: E_i = sqrt(stiffness / m_i)
+        e_opt = np.sqrt(stiffness / masses)
+        e_debye = 0.55 * e_opt.min()
+        names.append(f"synth{h:03d}-" + "".join(f"{el}{c}" for el, c in zip(els, counts)))
+        comp = np.zeros(len(HOST_ELEMENTS), np.float32)
+        for el, f in zip(els, frac):
+            comp[host_index[el]] = f
+        acoustic_c = np.linspace(0.1, 1.0, 12) * e_debye
+        acoustic_w = acoustic_c**2 / np.sum(acoustic_c**2) * 0.3
+        base_c = np.concatenate([acoustic_c, e_opt])
+        base_w = np.concatenate([acoustic_w, 0.7 * frac])
+        base_s = np.concatenate([np.full(12, 0.15 * e_debye), 0.06 * e_opt]) + sigma
+        pristine = peaks(base_c, base_w, base_s)
+        # Plausible dopants: vocabulary elements within a factor ~3 in mass of a host element.
+        pool = [i for i, el in enumerate(DOPANTS) if el not in els
+                and np.min(np.abs(np.log(vocab_mass[i] / masses))) < 1.1]
+        for _ in range(samples_per_host):
+            n_d = int(rng.integers(1, min(max_dopants, len(pool) - 1) + 1))
+            chosen = rng.choice(pool, size=n_d, replace=False)
+            conc = np.exp(rng.uniform(np.log(0.002), np.log(0.25), size=n_d))
+            conc *= min(1.0, 0.3 / conc.sum())
+            c_w, c_c, c_s = list(base_w), list(base_c), list(base_s)
+            for d, c in zip(chosen, conc):
+                site = int(np.argmin(np.abs(np.log(vocab_mass[d] / masses))))
+                ratio = masses[site] / vocab_mass[d]
+                c_w[12 + site] = max(c_w[12 + site] - 0.7 * c, 0.0)
+                c_c.append(e_opt[site] * np.sqrt(ratio) * (1.15 if ratio > 1 else 0.9))
+                c_w.append(0.7 * c)
+                c_s.append(0.015 * e_opt[site] + sigma)
+                c_c[12:12 + k] = list(np.array(c_c[12:12 + k]) * (1 + 0.3 * c * (1 - 1 / ratio)))
+            doped = peaks(c_c, c_w, c_s)
+            n_x = int(rng.integers(n_distractors[0], n_distractors[1] + 1))
+            others = [i for i in pool if i not in set(chosen.tolist())]
+            distract = rng.choice(others, size=min(n_x, len(others)), replace=False)
+            t = np.zeros(len(DOPANTS), np.float32)
+            t[chosen] = conc
+            cand = np.zeros(len(DOPANTS), bool)
+            cand[chosen] = True
+            cand[distract] = True
+            for key, val in (("pristine", pristine), ("doped", doped), ("pristine_gpdos", pristine),
+                             ("doped_gpdos", doped), ("targets", t), ("candidates", cand), ("composition", comp),
+                             ("host_id", h), ("n_dopants", n_d), ("sample_id", len(rows["sample_id"])),
+                             ("supercell_atoms", 480)):
+                rows[key].append(val)
+    arrays = {k: np.stack(v) if np.ndim(v[0]) else np.array(v) for k, v in rows.items()}
+    attrs = {"potential": "synthetic", "tier": "synthetic", "broadening": json.dumps({"fwhm_mev": fwhm_mev}),
+             "config": json.dumps({"generator": "make_synthetic", "n_hosts": n_hosts,
+                                   "samples_per_host": samples_per_host, "seed": seed})}
+    assert set(vocab_index) == set(DOPANTS)
+    return TrainingData(**arrays, host_names=np.array(names, dtype=object), grid=grid, attrs=attrs)
+
+
+# ------------------------------------------------------------------------ splits
+@dataclass(frozen=True)
+class SplitConfig:
+    """How samples are split, grouped by host.
+
+    Attributes
+    ----------
+    seed : int
+    ood_fraction : float
+        Share of hosts held out entirely (out-of-distribution test).
+    val_fraction, test_fraction : float
+        Shares of the remaining hosts' samples for validation and the in-distribution test.
+    ood_hosts : tuple of str
+        Explicit OOD hosts (overrides ``ood_fraction`` when given).
+    """
+
+    seed: int = 0
+    ood_fraction: float = 0.2
+    val_fraction: float = 0.1
+    test_fraction: float = 0.15
+    ood_hosts: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "ood_hosts", tuple(self.ood_hosts))
+        for name in ("ood_fraction", "val_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise DefectnetError(f"split {name} must be in [0, 1), got {getattr(self, name)}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise DefectnetError("split val_fraction + test_fraction must be < 1")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into one :class:`TrainingData`, and the host names of each part."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test_id: np.ndarray
+    test_ood: np.ndarray
+    train_hosts: tuple
+    ood_hosts: tuple
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k).tolist() for k in ("train", "val", "test_id", "test_ood")}
+        return {**d, "train_hosts": list(self.train_hosts), "ood_hosts": list(self.ood_hosts)}
+
+    def part(self, name: str) -> np.ndarray:
+        key = {"id": "test_id", "ood": "test_ood"}.get(name, name)
+        if key not in ("train", "val", "test_id", "test_ood"):
+            raise DefectnetError(f"unknown split {name!r}; expected train, val, id or ood")
+        return getattr(self, key)
+
+
+def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Split:
+    """Seeded host-grouped split.
+
+    OOD hosts are drawn (or given) first; every sample of theirs goes to ``test_ood``. The
+    other hosts' samples are split per host into train / val / in-distribution test, so
+    every training host appears in all three (hosts with fewer than 3 samples go to train).
+    Samples with the same ``sample_id`` (one doped structure) always stay together.
+    """
+    rng = np.random.default_rng(config.seed)
+    names = data.hosts_of()
+    if config.ood_hosts:
+        unknown = sorted(set(config.ood_hosts) - set(names))
+        if unknown:
+            raise DefectnetError(f"split: ood_hosts {unknown} are not in the data")
+        ood = sorted(config.ood_hosts)
+    else:
+        n_ood = int(round(config.ood_fraction * len(names)))
+        n_ood = min(n_ood, len(names) - 1)
+        ood = sorted(rng.choice(names, size=n_ood, replace=False).tolist()) if n_ood else []
+    host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
+    is_ood = np.isin(host_of, ood)
+    parts = {"train": [], "val": [], "test_id": []}
+    for h in [h for h in names if h not in ood]:
+        groups = np.unique(data.sample_id[host_of == h])
+        rng.shuffle(groups)
+        n = len(groups)
+        n_val = int(round(config.val_fraction * n)) if n >= 3 else 0
+        n_test = int(round(config.test_fraction * n)) if n >= 3 else 0
+        parts["val"].append(groups[:n_val])
+        parts["test_id"].append(groups[n_val:n_val + n_test])
+        parts["train"].append(groups[n_val + n_test:])
+    idx = {}
+    for k, g in parts.items():
+        g = np.concatenate(g) if g else np.zeros(0, np.int64)
+        idx[k] = np.flatnonzero(np.isin(data.sample_id, g) & ~is_ood)
+    return Split(train=idx["train"], val=idx["val"], test_id=idx["test_id"], test_ood=np.flatnonzero(is_ood),
+                 train_hosts=tuple(h for h in names if h not in ood), ood_hosts=tuple(ood))
+
+
+# ------------------------------------------------------------------------ augmentation
+@dataclass(frozen=True)
+class Augment:
+    """Random perturbations of a batch of spectra, applied identically to a pristine/doped pair.
+
+    Attributes
+    ----------
+    noise : float
+        Relative counting noise: each bin of the *doped* spectrum gets N(0, noise² ⟨q⟩ q)
+        on its per-bin probability q (Poisson-like), then is clipped at 0 and renormalised.
+    extra_fwhm_mev : (float, float)
+        Extra Gaussian broadening FWHM drawn uniformly in this range (meV), the same for
+        both spectra of a pair (one instrument). (0, 0) = off.
+    stretch : float
+        Energy-scale factor drawn uniformly in [1 − stretch, 1 + stretch], the same for both
+        spectra (a potential that softens all modes alike). 0 = off.
+    probability : float
+        Chance that each perturbation is applied to a batch.
+    """
+
+    noise: float = 0.0
+    extra_fwhm_mev: tuple = (0.0, 0.0)
+    stretch: float = 0.0
+    probability: float = 0.5
+
+    def __post_init__(self):
+        object.__setattr__(self, "extra_fwhm_mev", tuple(float(x) for x in self.extra_fwhm_mev))
+        if self.noise < 0 or self.stretch < 0 or not 0 <= self.probability <= 1 or min(self.extra_fwhm_mev) < 0:
+            raise DefectnetError(f"invalid augmentation settings {self}")
+
+    @property
+    def active(self) -> bool:
+        return self.noise > 0 or self.stretch > 0 or max(self.extra_fwhm_mev) > 0
+
+    def __call__(self, pristine, doped, grid: EnergyGrid, rng: np.random.Generator):
+        """Perturbed copies of ``pristine`` and ``doped`` (torch tensors (B, G), unit area).
+
+        Randomness comes from ``rng`` only (one numpy Generator), so a seeded run is repeatable.
+        """
+        import torch
+
+        if not self.active:
+            return pristine, doped
+        w = torch.as_tensor(grid.widths, dtype=pristine.dtype)
+        p, d = pristine * w, doped * w  # per-bin probabilities
+        if self.stretch > 0 and rng.random() < self.probability:
+            s = rng.uniform(1 - self.stretch, 1 + self.stretch, size=len(p))
+            p, d = _stretch(p, grid, s), _stretch(d, grid, s)
+        lo, hi = self.extra_fwhm_mev
+        if hi > 0 and rng.random() < self.probability:
+            k = torch.as_tensor(_broadening_matrix(grid, float(rng.uniform(lo, hi))), dtype=p.dtype)
+            p, d = p @ k, d @ k
+        if self.noise > 0 and rng.random() < self.probability:
+            z = torch.as_tensor(rng.standard_normal(d.shape), dtype=d.dtype)
+            d = (d + self.noise * torch.sqrt(d.clamp_min(0) / d.shape[1]) * z).clamp_min(0)
+        p = p / p.sum(1, keepdim=True)
+        d = d / d.sum(1, keepdim=True)
+        return p / w, d / w
+
+
+def _stretch(q, grid: EnergyGrid, scale: np.ndarray):
+    """Per-bin probabilities q (B, G) after E → scale·E, by interpolating the cumulative sum."""
+    import torch
+
+    edges = torch.as_tensor(grid.edges, dtype=q.dtype)
+    cdf = torch.cat([torch.zeros(len(q), 1, dtype=q.dtype), torch.cumsum(q, 1)], 1)  # (B, G+1)
+    x = edges[None, :] / torch.as_tensor(scale, dtype=q.dtype)[:, None]  # where new edges come from
+    i = torch.searchsorted(edges.contiguous(), x.contiguous()).clamp(1, len(edges) - 1)
+    x0, x1 = edges[i - 1], edges[i]
+    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    new = torch.gather(cdf, 1, i - 1) * (1 - t) + torch.gather(cdf, 1, i) * t
+    return torch.diff(new, dim=1).clamp_min(0)
+
+
+def _broadening_matrix(grid: EnergyGrid, fwhm_mev: float) -> np.ndarray:
+    """(G, G) matrix K with q_new = q @ K: each bin spread as a Gaussian of FWHM ``fwhm_mev`` (area kept)."""
+    from scipy.special import ndtr
+
+    s = max(fwhm_mev, 1e-6) / 2.3548
+    c, edges = grid.centers, grid.edges
+    k = np.diff(ndtr((edges[None, :] - c[:, None]) / s), axis=1)
+    return k / k.sum(1, keepdims=True)
+
+
+def augment_to_dict(a: Augment) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(a).items()}
+
+
+def dataclass_from_dict(cls, d: dict, what: str):
+    """``cls(**d)`` with unknown keys rejected by a one-line error naming ``what``."""
+    d = dict(d or {})
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise DefectnetError(f"unknown {what} keys {sorted(unknown)}; expected some of {sorted(f.name for f in fields(cls))}")
+    return cls(**d)
+
+
+def fingerprint(data: TrainingData) -> str:
+    """Short hash of a dataset's identity (sample ids, hosts, grid, vocabulary)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(data.sample_id).tobytes())
+    h.update(np.ascontiguousarray(data.host_id).tobytes())
+    h.update(json.dumps([list(map(str, data.host_names)), data.grid.grid_id, list(data.vocabulary)]).encode())
+    return h.hexdigest()[:16]
+
+
+def select_split(data: TrainingData, info: dict, name: str) -> np.ndarray:
+    """Indices of split ``name`` ('train', 'val', 'id', 'ood', 'all') as recorded in a checkpoint's ``data`` info.
+
+    'ood' is every sample whose host is not one of the recorded training hosts, so it works
+    on any dataset; 'train', 'val' and 'id' re-create the seeded split and need the very
+    data the model was trained on (checked by :func:`fingerprint`).
+    """
+    if name == "all":
+        return np.arange(len(data))
+    if name not in ("train", "val", "id", "ood"):
+        raise DefectnetError(f"unknown split {name!r}; expected id, ood, val, train or all")
+    if "train_hosts" not in info:
+        raise DefectnetError("the checkpoint does not record its training hosts; use --split all")
+    host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
+    if name == "ood":
+        return np.flatnonzero(~np.isin(host_of, list(info["train_hosts"])))
+    if info.get("fingerprint") != fingerprint(data):
+        raise DefectnetError(f"split {name!r} needs the data the model was trained on (fingerprint "
+                             f"{info.get('fingerprint')}, this file has {fingerprint(data)}); use --split ood or all")
+    return split_by_host(data, dataclass_from_dict(SplitConfig, info["split_config"], "split")).part(name)
+
+
+def concatenate(datasets) -> TrainingData:
+    """One dataset from several on the same grid and vocabulary; hosts are matched by name.
+
+    ``sample_id`` is renumbered (0..n−1) so samples of different files never collide.
+    """
+    datasets = list(datasets)
+    if not datasets:
+        raise DefectnetError("nothing to concatenate")
+    first = datasets[0]
+    for d in datasets[1:]:
+        if d.grid != first.grid or d.vocabulary != first.vocabulary or d.host_elements != first.host_elements:
+            raise DefectnetError("cannot concatenate datasets on different grids or vocabularies")
+    names = sorted({str(h) for d in datasets for h in d.host_names})
+    index = {h: i for i, h in enumerate(names)}
+    arrays = {k: np.concatenate([getattr(d, k) for d in datasets]) for k in _ARRAYS if k != "host_id"}
+    arrays["host_id"] = np.concatenate([np.array([index[str(d.host_names[i])] for i in d.host_id], np.int32)
+                                        for d in datasets])
+    arrays["sample_id"] = np.arange(sum(len(d) for d in datasets), dtype=np.int64)
+    attrs = dict(first.attrs)
+    for k in ("tier", "potential"):
+        values = sorted({str(d.attrs.get(k, "")) for d in datasets})
+        attrs[k] = values[0] if len(values) == 1 else "+".join(values)
+    attrs["config"] = json.dumps({"concatenated": [str(d.attrs.get("source", "")) for d in datasets]})
+    return TrainingData(**arrays, host_names=np.array(names, dtype=object), grid=first.grid,
+                        vocabulary=first.vocabulary, host_elements=first.host_elements, attrs=attrs)

@@ -1,0 +1,354 @@
+"""Metrics and plots of concentration predictions.
+
+Conventions (every metric below is computed by :func:`compute_metrics`):
+
+* Concentrations are atomic fractions inside, reported in **at.%** (× 100) wherever a key
+  ends in ``_at_pct``.
+* "Candidate entries" are the (sample, element) pairs in the candidate list: the true
+  dopants and the distractors. Off-candidate entries are 0 by construction and excluded.
+* ``mae_at_pct``, ``rmse_at_pct``, ``r2``: over candidate entries. ``mae_true_at_pct``:
+  over true dopants only. ``distractor_mean_at_pct``: mean prediction on distractors.
+* Detection at ``threshold`` (0.1 at.% by default): a candidate is *detected* when its
+  predicted concentration is ≥ threshold. Precision / recall / F1 count true dopants as
+  positives and distractors as negatives. ``detection_ge1pct`` does the same with true
+  dopants below 1 at.% left out (the "F1 for dopants ≥ 1 at.%" target).
+* ``calibration``: share of true dopants whose |error| ≤ kσ (k = 1, 2; ideal 0.683 and
+  0.954 for Gaussian errors), the same over all candidate entries, and for presence
+  probabilities the Brier score and expected calibration error (10 bins).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from defectnet.elements import mass_amu
+
+DETECTION_THRESHOLD = 1e-3  # atomic fraction (0.1 at.%)
+DECADES = ((0.0, 0.01, "<1 at.%"), (0.01, 0.1, "1–10 at.%"), (0.1, 1.0, "≥10 at.%"))
+MASS_BINS = ((0, 20, "<20 amu"), (20, 50, "20–50 amu"), (50, 90, "50–90 amu"), (90, 300, "≥90 amu"))
+
+
+def predict_arrays(model, pristine, doped, composition, candidates, *, batch_size: int = 2048) -> dict:
+    """Run ``model`` on numpy arrays; returns (n, V) arrays ``concentration``, ``sigma``, ``presence``."""
+    import torch
+
+    model.eval()
+    outs = {"concentration": [], "sigma": [], "presence": []}
+    with torch.no_grad():
+        for s in range(0, len(pristine), batch_size):
+            sl = slice(s, s + batch_size)
+            o = model(*(torch.as_tensor(np.asarray(a[sl])) for a in (pristine, doped, composition, candidates)))
+            for k in outs:
+                outs[k].append(o[k].numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0, candidates.shape[1]), np.float32) for k, v in outs.items()}
+
+
+def _prf(detected, positive, negative) -> dict:
+    tp = int(np.sum(detected & positive))
+    fp = int(np.sum(detected & negative))
+    fn = int(np.sum(~detected & positive))
+    p = tp / (tp + fp) if tp + fp else float("nan")
+    r = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * p * r / (p + r) if tp else 0.0
+    return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def _errors(pred, true) -> dict:
+    if pred.size == 0:
+        return {"n": 0, "mae_at_pct": float("nan"), "rmse_at_pct": float("nan")}
+    e = pred - true
+    return {"n": int(pred.size), "mae_at_pct": float(100 * np.mean(np.abs(e))),
+            "rmse_at_pct": float(100 * np.sqrt(np.mean(e**2)))}
+
+
+def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopants=None, vocabulary=None,
+                    threshold: float = DETECTION_THRESHOLD) -> dict:
+    """All metrics of predictions ``pred`` against ``true`` (both (n, V) atomic fractions).
+
+    Parameters
+    ----------
+    pred, true : array (n, V)
+        Predicted and true atomic fractions.
+    candidates : bool array (n, V)
+        Candidate mask (true dopants ∪ distractors).
+    sigma : array (n, V), optional
+        1σ uncertainty of ``pred`` (atomic fraction); calibration is skipped if absent or all 0.
+    presence : array (n, V), optional
+        Presence probabilities; their calibration is reported if they are not all 0/1.
+    n_dopants : int array (n,), optional
+        Dopant count per sample (for the breakdown; default: count of true > 0).
+    vocabulary : sequence of str, optional
+        Element names of the V columns (per-element and per-mass breakdowns).
+    threshold : float
+        Detection threshold, atomic fraction.
+
+    Returns
+    -------
+    dict
+        See the module docstring; JSON-serialisable (NaN where a quantity is undefined).
+    """
+    pred, true, cand = np.asarray(pred, float), np.asarray(true, float), np.asarray(candidates, bool)
+    is_true = (true > 0) & cand
+    is_distractor = cand & ~is_true
+    p, t = pred[cand], true[cand]
+    ss_tot = np.sum((t - t.mean()) ** 2) if t.size else 0.0
+    m = {"n_samples": len(pred), "n_candidates": int(cand.sum()), "n_true": int(is_true.sum()),
+         "n_distractors": int(is_distractor.sum()), "threshold_at_pct": 100 * threshold,
+         **{k: v for k, v in _errors(p, t).items() if k != "n"},
+         "r2": float(1 - np.sum((p - t) ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
+         "mae_true_at_pct": _errors(pred[is_true], true[is_true])["mae_at_pct"],
+         "median_relative_error_true": float(np.median(np.abs(pred[is_true] - true[is_true]) / true[is_true]))
+         if is_true.any() else float("nan"),
+         "distractor_mean_at_pct": float(100 * pred[is_distractor].mean()) if is_distractor.any() else float("nan"),
+         "distractor_flagged_fraction": float(np.mean(pred[is_distractor] >= threshold))
+         if is_distractor.any() else float("nan"),
+         "min_prediction": float(p.min()) if p.size else float("nan")}
+    detected = pred >= threshold
+    m["detection"] = _prf(detected, is_true, is_distractor)
+    m["detection_ge1pct"] = _prf(detected, is_true & (true >= 0.01), is_distractor)
+
+    m["by_decade"] = {}
+    for lo, hi, name in DECADES:
+        sel = is_true & (true >= lo) & (true < hi)
+        m["by_decade"][name] = {**_errors(pred[sel], true[sel]),
+                                "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
+    nd = np.asarray(n_dopants) if n_dopants is not None else is_true.sum(1)
+    m["by_n_dopants"] = {}
+    for k in np.unique(nd):
+        rows = nd == k
+        sub = cand & rows[:, None]
+        m["by_n_dopants"][str(int(k))] = {**_errors(pred[sub], true[sub]), "n_samples": int(rows.sum()),
+                                          "f1": _prf(detected & rows[:, None], is_true & rows[:, None],
+                                                     is_distractor & rows[:, None])["f1"]}
+    if vocabulary is not None:
+        masses = np.array([mass_amu(el) for el in vocabulary])
+        m["per_element"] = {}
+        for j, el in enumerate(vocabulary):
+            if not cand[:, j].any():
+                continue
+            tj, dj = is_true[:, j], is_distractor[:, j]
+            m["per_element"][el] = {"n_true": int(tj.sum()), "n_distractor": int(dj.sum()),
+                                    "mae_true_at_pct": _errors(pred[tj, j], true[tj, j])["mae_at_pct"],
+                                    "recall": float(np.mean(detected[tj, j])) if tj.any() else float("nan"),
+                                    "distractor_mean_at_pct": float(100 * pred[dj, j].mean()) if dj.any() else float("nan")}
+        m["by_dopant_mass"] = {}
+        for lo, hi, name in MASS_BINS:
+            sel = is_true & ((masses >= lo) & (masses < hi))[None, :]
+            m["by_dopant_mass"][name] = {**_errors(pred[sel], true[sel]),
+                                         "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
+    if sigma is not None and np.any(np.asarray(sigma)[cand] > 0):
+        s = np.asarray(sigma, float)
+        err = np.abs(pred - true)
+        m["calibration"] = {
+            "coverage_1sigma_true": float(np.mean(err[is_true] <= s[is_true])) if is_true.any() else float("nan"),
+            "coverage_2sigma_true": float(np.mean(err[is_true] <= 2 * s[is_true])) if is_true.any() else float("nan"),
+            "coverage_1sigma_all": float(np.mean(err[cand] <= s[cand])),
+            "coverage_2sigma_all": float(np.mean(err[cand] <= 2 * s[cand])),
+            "mean_sigma_at_pct": float(100 * s[cand].mean()),
+        }
+    if presence is not None:
+        pr = np.asarray(presence, float)[cand]
+        if np.any((pr > 0) & (pr < 1)):
+            y = is_true[cand].astype(float)
+            bins = np.minimum((pr * 10).astype(int), 9)
+            ece = sum(abs(pr[bins == b].mean() - y[bins == b].mean()) * np.mean(bins == b)
+                      for b in range(10) if np.any(bins == b))
+            m.setdefault("calibration", {}).update({"presence_brier": float(np.mean((pr - y) ** 2)),
+                                                    "presence_ece": float(ece)})
+    return m
+
+
+def per_sample_mse(pred, true, candidates) -> np.ndarray:
+    """Mean squared error over each sample's candidate entries, shape (n,)."""
+    e = np.where(candidates, (pred - true) ** 2, 0.0)
+    return e.sum(1) / np.maximum(candidates.sum(1), 1)
+
+
+# ------------------------------------------------------------------------ plots
+def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_dopants=None, vocabulary=(),
+               title: str = "", seed: int = 0) -> list[Path]:
+    """Write the evaluation figures to ``out_dir``; returns their paths.
+
+    ``parity.png``, ``fig4_quartiles.png`` (the paper's Fig. 4: predicted vs true per
+    candidate, samples grouped by quartile of per-sample MSE), ``per_element.png``,
+    ``breakdown.png`` (error vs concentration decade and number of dopants),
+    ``distractors.png`` and, with uncertainties, ``calibration.png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cand = np.asarray(candidates, bool)
+    is_true = (true > 0) & cand
+    is_dis = cand & ~is_true
+    m = compute_metrics(pred, true, cand, sigma=sigma, presence=presence, n_dopants=n_dopants,
+                        vocabulary=vocabulary or None)
+    paths = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, log in zip(axes, (False, True)):
+        x, y = 100 * true[is_true], 100 * pred[is_true]
+        if log:
+            y = np.maximum(y, 1e-3)
+        if sigma is not None and not log:
+            ax.errorbar(x, y, yerr=100 * sigma[is_true], fmt="none", ecolor="0.8", lw=0.5, zorder=0)
+        ax.scatter(x, y, s=6, alpha=0.6, label="true dopants")
+        ax.scatter(np.full(is_dis.sum(), 0.1 if log else 0.0), np.maximum(100 * pred[is_dis], 1e-3 if log else -1e9),
+                   s=6, alpha=0.4, color="C3", label="distractors (at 0)")
+        lim = [0.1, 30] if log else [0, 26]
+        ax.plot(lim, lim, "k--", lw=0.8)
+        if log:
+            ax.set_xscale("log"), ax.set_yscale("log"), ax.set_ylim(1e-3, 40)
+        ax.set_xlabel("true (at.%)"), ax.set_ylabel("predicted (at.%)")
+    axes[0].set_title(f"{title} MAE {m['mae_at_pct']:.3f} at.%, R² {m['r2']:.3f}")
+    axes[1].legend(loc="lower right", fontsize=8)
+    paths.append(_save(fig, out / "parity.png"))
+
+    mse = per_sample_mse(pred, true, cand)
+    rng = np.random.default_rng(seed)
+    quart = np.quantile(mse, [0.25, 0.5, 0.75]) if len(mse) else [0, 0, 0]
+    group = np.searchsorted(quart, mse, side="right")
+    fig, axes = plt.subplots(4, 1, figsize=(12, 11))
+    for q, ax in enumerate(axes):
+        rows = np.flatnonzero(group == q)
+        rows = np.sort(rng.choice(rows, size=min(8, len(rows)), replace=False)) if len(rows) else rows
+        x0, ticks, labels = 0, [], []
+        for r in rows:
+            cols = np.flatnonzero(cand[r])
+            xs = x0 + np.arange(len(cols))
+            ax.scatter(xs, 100 * true[r, cols], color="k", s=22, zorder=3, label="true" if x0 == 0 else None)
+            ax.scatter(xs, 100 * pred[r, cols], color=f"C{q}", s=22, marker="D", zorder=4,
+                       label="predicted" if x0 == 0 else None)
+            if sigma is not None:
+                ax.errorbar(xs, 100 * pred[r, cols], yerr=100 * sigma[r, cols], fmt="none", ecolor=f"C{q}", lw=0.8)
+            ticks += list(xs)
+            labels += [vocabulary[c] if len(vocabulary) else str(c) for c in cols]
+            x0 += len(cols) + 1
+            ax.axvline(x0 - 1, color="0.85", lw=0.8)
+        ax.set_xticks(ticks, labels, fontsize=7)
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_ylabel("at.%")
+        ax.set_title(f"MSE quartile {q + 1} (per-sample MSE ≤ {100 * 100 * (quart[q] if q < 3 else mse.max() if len(mse) else 0):.3g} at.%²)",
+                     fontsize=9)
+        if q == 0:
+            ax.legend(fontsize=8, loc="upper right")
+    paths.append(_save(fig, out / "fig4_quartiles.png"))
+
+    els = [el for el in m.get("per_element", {}) if m["per_element"][el]["n_true"]]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(els)), 4))
+    ax.bar(range(len(els)), [m["per_element"][el]["mae_true_at_pct"] for el in els])
+    ax.set_xticks(range(len(els)), els, fontsize=8)
+    ax.set_ylabel("MAE on true dopants (at.%)")
+    ax.set_title(f"{title} per-element error")
+    paths.append(_save(fig, out / "per_element.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    d = m["by_decade"]
+    axes[0].bar(list(d), [d[k]["mae_at_pct"] for k in d])
+    axes[0].set_ylabel("MAE (at.%)"), axes[0].set_title("error vs true concentration")
+    nd = m["by_n_dopants"]
+    axes[1].bar(list(nd), [nd[k]["mae_at_pct"] for k in nd])
+    axes[1].set_xlabel("number of dopants"), axes[1].set_ylabel("MAE over candidates (at.%)")
+    paths.append(_save(fig, out / "breakdown.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    v = 100 * pred[is_dis]
+    ax.hist(np.clip(v, -0.5, 5), bins=60, color="C3")
+    ax.axvline(100 * DETECTION_THRESHOLD, color="k", ls="--", lw=0.8, label="detection threshold")
+    ax.set_xlabel("predicted concentration on distractors (at.%)"), ax.set_ylabel("count")
+    ax.set_title(f"distractors: mean {m['distractor_mean_at_pct']:.3f} at.%, "
+                 f"{100 * m['distractor_flagged_fraction']:.1f} % flagged")
+    ax.legend()
+    paths.append(_save(fig, out / "distractors.png"))
+
+    if "calibration" in m and sigma is not None and np.any(sigma[cand] > 0):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        z = np.abs(pred - true)[is_true] / np.maximum(sigma[is_true], 1e-12)
+        ks = np.linspace(0, 3, 31)
+        from scipy.special import erf
+
+        axes[0].plot(ks, erf(ks / np.sqrt(2)), "k--", label="ideal (Gaussian)")
+        axes[0].plot(ks, [np.mean(z <= k) for k in ks], label="observed (true dopants)")
+        axes[0].set_xlabel("k (interval ±kσ)"), axes[0].set_ylabel("coverage"), axes[0].legend()
+        if presence is not None:
+            pr, y = presence[cand], is_true[cand]
+            edges = np.linspace(0, 1, 11)
+            idx = np.minimum(np.digitize(pr, edges) - 1, 9)
+            xs = [pr[idx == b].mean() for b in range(10) if np.any(idx == b)]
+            ys = [y[idx == b].mean() for b in range(10) if np.any(idx == b)]
+            axes[1].plot([0, 1], [0, 1], "k--"), axes[1].plot(xs, ys, "o-")
+            axes[1].set_xlabel("predicted presence probability"), axes[1].set_ylabel("observed frequency")
+        paths.append(_save(fig, out / "calibration.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------ the evaluate command
+def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=None, plots: bool = True,
+                        batch_size: int = 2048) -> dict:
+    """Evaluate a checkpoint on one split of a training file; writes ``metrics.json`` and plots.
+
+    Parameters
+    ----------
+    checkpoint : path
+    data_path : path
+        Training file (.h5/.npz/.sqlite).
+    split : {'ood', 'id', 'val', 'train', 'all'}
+        Parts as recorded at training time. 'ood' = every sample whose host was not a
+        training host (works on any dataset); 'id'/'val'/'train' need the training data.
+    out_dir : path, optional
+        Where metrics.json and the figures go.
+    """
+    import time
+
+    from defectnet.errors import DefectnetError
+    from defectnet.model.checkpoint import (
+        check_compatible,
+        model_from_checkpoint,
+        read_checkpoint,
+    )
+    from defectnet.model.dataset import load_training_file, select_split
+
+    ckpt = read_checkpoint(checkpoint)
+    data = load_training_file(data_path)
+    check_compatible(ckpt, grid=data.grid, vocabulary=data.vocabulary, host_elements=data.host_elements,
+                     source=str(checkpoint))
+    model = model_from_checkpoint(ckpt, source=str(checkpoint))
+    idx = select_split(data, ckpt.get("data", {}), split)
+    if len(idx) == 0:
+        raise DefectnetError(f"split {split!r} of {data_path} is empty for this checkpoint")
+    sub = data.subset(idx)
+    pristine, doped = sub.spectra(ckpt["spectrum_mode"])
+    t0 = time.perf_counter()
+    res = predict_arrays(model, pristine, doped, sub.composition, sub.candidates, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    probabilistic = ckpt["arch"] != "paper"
+    metrics = compute_metrics(res["concentration"], sub.targets, sub.candidates, sigma=res["sigma"],
+                              presence=res["presence"] if probabilistic else None,
+                              n_dopants=sub.n_dopants, vocabulary=sub.vocabulary)
+    metrics.update({"split": split, "arch": ckpt["arch"], "checkpoint": str(checkpoint), "data": str(data_path),
+                    "hosts": sub.hosts_of(), "inference_spectra_per_s": len(sub) / max(seconds, 1e-9)})
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        if plots:
+            make_plots(out, res["concentration"], sub.targets, sub.candidates,
+                       sigma=res["sigma"] if probabilistic else None,
+                       presence=res["presence"] if probabilistic else None,
+                       n_dopants=sub.n_dopants, vocabulary=sub.vocabulary, title=f"{ckpt['arch']} ({split})")
+    return metrics

@@ -1,0 +1,390 @@
+"""Training: one flat loop, a frozen config, early stopping, resume, a metrics log.
+
+A run directory holds::
+
+    config.yaml      the resolved TrainConfig
+    split.json       host-grouped split (indices and host names)
+    metrics.jsonl    one JSON line per epoch (losses, validation MAE / F1, lr, seconds)
+    model.pt         best checkpoint so far (then the final one, with test metrics)
+    last.pt          resume state (model, optimiser, epoch, RNG states)
+
+``train(data, config, out)`` is what ``defectnet train`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from defectnet.errors import DefectnetError
+from defectnet.model.dataset import (
+    Augment,
+    SplitConfig,
+    TrainingData,
+    augment_to_dict,
+    dataclass_from_dict,
+    fingerprint,
+    split_by_host,
+)
+from defectnet.model.evaluate import compute_metrics, predict_arrays
+from defectnet.model.network import ModelConfig, build_model, n_parameters
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (saved as ``config.yaml`` beside it).
+
+    Attributes
+    ----------
+    arch : {'defectnet', 'paper'}
+    spectrum_mode : {'total', 'gpdos'}
+        Which pair of spectra the model sees (recorded in the checkpoint).
+    model : dict
+        Overrides of :class:`~defectnet.model.network.ModelConfig` fields.
+    split : SplitConfig
+    augment : Augment
+    epochs, batch_size : int
+    lr : float
+        Peak learning rate.
+    weight_decay : float
+    optimizer : {'adam', 'adamw'}
+    schedule : {'cosine', 'constant'}
+        Cosine decay to 5 % of ``lr`` over ``epochs`` after a 1-epoch linear warm-up, or constant.
+    patience : int
+        Epochs without improvement of the monitored validation quantity before stopping.
+    monitor : {'loss', 'mae'}
+        What selects the best epoch and drives early stopping: the model's own validation
+        loss, or the validation concentration MAE.
+    seed : int
+        Seeds torch and the numpy Generator that shuffles and augments.
+    max_minutes : float
+        Wall-clock budget of the epoch loop; training stops after the epoch that exceeds it.
+    threads : int
+        torch intra-op threads.
+    grad_clip : float
+        Max gradient norm (0 = off).
+    calibrate : bool
+        Fit the uncertainty scale on the validation set after training (defectnet arch).
+    """
+
+    arch: str = "defectnet"
+    spectrum_mode: str = "total"
+    model: dict = field(default_factory=dict)
+    split: SplitConfig = SplitConfig()
+    augment: Augment = Augment()
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    patience: int = 12
+    monitor: str = "loss"
+    seed: int = 0
+    max_minutes: float = 30.0
+    threads: int = 2
+    grad_clip: float = 1.0
+    calibrate: bool = True
+
+    def __post_init__(self):
+        if self.monitor not in ("loss", "mae"):
+            raise DefectnetError(f"monitor must be 'loss' or 'mae', got {self.monitor!r}")
+        if self.optimizer not in ("adam", "adamw") or self.schedule not in ("cosine", "constant"):
+            raise DefectnetError(f"optimizer must be adam|adamw and schedule cosine|constant, got "
+                                 f"{self.optimizer!r}, {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.threads < 1:
+            raise DefectnetError("epochs, batch_size, patience, threads must be >= 1 and lr > 0")
+        ModelConfig.from_dict({"arch": self.arch, **self.model})  # validates the overrides
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["split"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["split"].items()}
+        d["augment"] = augment_to_dict(self.augment)
+        d["model"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise DefectnetError(f"unknown training config keys {sorted(unknown)}; expected some of {sorted(known)}")
+        if "split" in d:
+            d["split"] = dataclass_from_dict(SplitConfig, d["split"], "split")
+        if "augment" in d:
+            d["augment"] = dataclass_from_dict(Augment, d["augment"], "augment")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise DefectnetError(f"config file {path} does not exist")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise DefectnetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(d, dict):
+            raise DefectnetError(f"{path}: expected a mapping of config keys")
+        return cls.from_dict(d)
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    metrics: dict
+    history: list
+    out_dir: Path
+    seconds: float
+
+
+def _lr_at(config: TrainConfig, epoch: float) -> float:
+    if config.schedule == "constant":
+        return config.lr
+    if epoch < 1:
+        return config.lr * max(epoch, 0.05)
+    t = min((epoch - 1) / max(config.epochs - 1, 1), 1.0)
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _tensors(data: TrainingData, mode: str):
+    pristine, doped = data.spectra(mode)
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in
+                 (pristine, doped, data.composition, data.candidates, data.targets))
+
+
+def _validate(model, tensors, idx, batch_size: int = 1024) -> dict:
+    """Loss and headline metrics of ``model`` on samples ``idx`` (no augmentation)."""
+    P, D, C, M, T = tensors
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(idx), batch_size):
+            b = torch.as_tensor(idx[s:s + batch_size])
+            loss, _ = model.loss(model(P[b], D[b], C[b], M[b]), T[b], M[b])
+            total += float(loss) * len(b)
+            n += len(b)
+    out = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
+    m = compute_metrics(out["concentration"], T[idx].numpy(), M[idx].numpy())
+    return {"loss": total / max(n, 1), "mae_at_pct": m["mae_at_pct"], "f1": m["detection"]["f1"],
+            "distractor_mean_at_pct": m["distractor_mean_at_pct"]}
+
+
+def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
+    """Set ``model.sigma_scale`` so a share ``target`` of validation true dopants lie within ±1σ; returns it.
+
+    σ is the half-width of the central 68.3 % interval of the predicted mixture; its
+    scale factor on the log-normal width is chosen on a log grid (0.2–20) so the observed
+    coverage of |ĉ − c| ≤ σ over the true dopants of ``idx`` is closest to ``target``.
+    """
+    if not hasattr(model, "sigma_scale"):
+        return float("nan")
+    from defectnet.model.network import LOG_C_SCALE
+
+    P, D, C, M, T = tensors
+    model.eval()
+    with torch.no_grad():
+        b = torch.as_tensor(idx)
+        o = model(P[b], D[b], C[b], M[b])
+        t = T[b].gather(1, o["order"])
+        present = (t > 0) & o["valid"]
+        if int(present.sum()) < 5:
+            return float(model.sigma_scale)
+        prob, mu, t = torch.sigmoid(o["logit"][present]), o["mu"][present], t[present]
+        s0 = torch.exp(o["log_sigma"][present]) * LOG_C_SCALE  # without the current scale
+        best, best_gap = 1.0, float("inf")
+        for scale in np.geomspace(0.2, 20.0, 81):
+            s = s0 * float(scale)
+            q = [model.mixture_quantile(prob, mu, s, lv) for lv in (0.1587, 0.5, 0.8413)]
+            coverage = float(((q[1] - t).abs() <= 0.5 * (q[2] - q[0])).float().mean())
+            if abs(coverage - target) < best_gap - 1e-9:
+                best, best_gap = float(scale), abs(coverage - target)
+    model.sigma_scale.fill_(best)
+    return best
+
+
+def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = True,
+          log=None) -> TrainResult:
+    """Train ``config.arch`` on ``data``; writes the run directory ``out_dir`` (see module docstring).
+
+    Parameters
+    ----------
+    data : TrainingData
+    config : TrainConfig
+    out_dir : path
+    resume : bool
+        Continue from ``out_dir/last.pt`` (same config and data required).
+    progress : bool
+        Progress bars on stderr.
+    log : callable, optional
+        Receives one line per epoch (default: print to stderr).
+
+    Returns
+    -------
+    TrainResult
+        The best model (calibrated), its val / in-distribution / OOD metrics, the epoch history.
+    """
+    from tqdm.auto import tqdm
+
+    from defectnet.model.checkpoint import save_checkpoint
+
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    split = split_by_host(data, config.split)
+    if len(split.train) == 0 or len(split.val) == 0:
+        raise DefectnetError(f"the split leaves {len(split.train)} training and {len(split.val)} validation samples; "
+                             "give more data or smaller val/test fractions")
+    tensors = _tensors(data, config.spectrum_mode)
+    P, D, C, M, T = tensors
+    mcfg = ModelConfig.from_dict({**config.model, "arch": config.arch, "n_bins": data.grid.n_bins,
+                                  "n_elements": len(data.vocabulary), "n_host_elements": len(data.host_elements)})
+    model = build_model(mcfg, data.grid, data.vocabulary, data.host_elements)
+    data_info = {"source": str(data.attrs.get("source", "")), "fingerprint": fingerprint(data), "n_samples": len(data),
+                 "potential": data.attrs.get("potential", ""), "tier": data.attrs.get("tier", ""),
+                 "broadening": data.attrs.get("broadening", ""), "split_config": asdict(config.split),
+                 "train_hosts": list(split.train_hosts), "ood_hosts": list(split.ood_hosts),
+                 "n_train": len(split.train), "n_val": len(split.val), "n_test_id": len(split.test_id),
+                 "n_test_ood": len(split.test_ood)}
+    model.meta = {"grid": data.grid.to_dict(), "spectrum_mode": config.spectrum_mode,
+                  "train_config": config.to_dict(), "data": data_info}
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    start, best, best_epoch, bad, history, stopped = 0, float("inf"), -1, 0, [], ""
+    last = out / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise DefectnetError(f"cannot resume: {last} does not exist")
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        if state["config"] != json.loads(json.dumps(config.to_dict())) or state["fingerprint"] != data_info["fingerprint"]:
+            raise DefectnetError(f"cannot resume {out}: the config or the data differ from the interrupted run")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, best, best_epoch, bad = state["epoch"], state["best"], state["best_epoch"], state["bad"]
+        history, stopped = state["history"], state["stopped"]
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+        log(f"resuming at epoch {start + 1} (best val {config.monitor} {best:.4f} at epoch {best_epoch + 1})")
+    else:
+        import yaml
+
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        (out / "split.json").write_text(json.dumps(split.to_dict()))
+        (out / "metrics.jsonl").write_text("")
+        log(f"{config.arch}: {n_parameters(model):,} parameters; {len(split.train)} train / {len(split.val)} val / "
+            f"{len(split.test_id)} test-id / {len(split.test_ood)} test-ood samples; OOD hosts {list(split.ood_hosts)}")
+
+    t0 = time.perf_counter()
+    elapsed0 = history[-1]["elapsed_s"] if history else 0.0
+    n_batches = math.ceil(len(split.train) / config.batch_size)
+    for epoch in range(start, config.epochs if not stopped else start):
+        model.train()
+        perm = rng.permutation(split.train)
+        running, seen = 0.0, 0
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
+                   file=sys.stderr)
+        for i in bar:
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(config, epoch + i / n_batches)
+            b = torch.as_tensor(perm[i * config.batch_size:(i + 1) * config.batch_size])
+            p, d = P[b], D[b]
+            if config.augment.active:
+                p, d = config.augment(p, d, data.grid, rng)
+            loss, _ = model.loss(model(p, d, C[b], M[b]), T[b], M[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            running += loss.item() * len(b)
+            seen += len(b)
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        bar.close()
+        val = _validate(model, tensors, split.val)
+        elapsed = elapsed0 + time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": running / max(seen, 1),
+                  **{f"val_{k}": v for k, v in val.items()}, "elapsed_s": elapsed}
+        history.append(record)
+        score = val["loss"] if config.monitor == "loss" else val["mae_at_pct"]
+        improved = score < best - 1e-6
+        if improved:
+            best, best_epoch, bad = score, epoch, 0
+            save_checkpoint(model, out / "model.pt", metrics={"val": val, "epoch": epoch + 1})
+        else:
+            bad += 1
+        if bad >= config.patience:
+            stopped = f"early stop: no improvement for {config.patience} epochs"
+        elif elapsed > 60 * config.max_minutes:
+            stopped = f"time budget of {config.max_minutes} min reached"
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "best": best,
+                    "best_epoch": best_epoch, "bad": bad, "history": history, "stopped": stopped,
+                    "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
+                    "config": json.loads(json.dumps(config.to_dict())), "fingerprint": data_info["fingerprint"]},
+                   last.with_suffix(".tmp"))
+        last.with_suffix(".tmp").replace(last)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        log(f"epoch {epoch + 1:3d}  train {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
+            f"MAE {val['mae_at_pct']:.4f} at.%  F1 {val['f1']:.3f}  {elapsed:6.0f} s" + ("  *" if improved else ""))
+        if stopped:
+            log(stopped)
+            break
+
+    # Best weights, calibrated uncertainty, metrics on every part, final checkpoint.
+    from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint
+
+    model = model_from_checkpoint(read_checkpoint(out / "model.pt"))
+    sigma_scale = calibrate_sigma(model, tensors, split.val) if config.calibrate else float("nan")
+    metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history), "stopped": stopped or "epochs done",
+               "train_seconds": history[-1]["elapsed_s"] if history else 0.0, "sigma_scale": sigma_scale,
+               "n_parameters": n_parameters(model)}
+    for name, idx in (("val", split.val), ("test_id", split.test_id), ("test_ood", split.test_ood)):
+        if len(idx):
+            o = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
+            metrics[name] = _headline(compute_metrics(o["concentration"], T[idx].numpy(), M[idx].numpy(),
+                                                      sigma=o["sigma"], presence=o["presence"]
+                                                      if config.arch != "paper" else None))
+    save_checkpoint(model, out / "model.pt", metrics=metrics)
+    (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return TrainResult(model=model, metrics=metrics, history=history, out_dir=out,
+                       seconds=history[-1]["elapsed_s"] if history else 0.0)
+
+
+def _headline(m: dict) -> dict:
+    """The scalar metrics worth keeping in a checkpoint."""
+    keep = {k: v for k, v in m.items() if not isinstance(v, dict)}
+    keep["precision"], keep["recall"], keep["f1"] = (m["detection"][k] for k in ("precision", "recall", "f1"))
+    keep["f1_ge1pct"] = m["detection_ge1pct"]["f1"]
+    keep.update({k: v for k, v in m.get("calibration", {}).items()})
+    return keep
+
+
+def train_from_files(data_path, config_path=None, out_dir="runs/defectnet", *, overrides: dict | None = None,
+                     resume: bool = False, progress: bool = True) -> TrainResult:
+    """Load a training file and a YAML config (plus overrides of top-level keys), then :func:`train`."""
+    from defectnet.model.dataset import load_training_file
+
+    config = TrainConfig.from_yaml(config_path) if config_path else TrainConfig()
+    if overrides:
+        config = TrainConfig.from_dict({**config.to_dict(), **overrides})
+    data = load_training_file(data_path)
+    return train(data, config, out_dir, resume=resume, progress=progress)
+
+
+__all__ = ["TrainConfig", "TrainResult", "calibrate_sigma", "train", "train_from_files"]
