@@ -8,7 +8,7 @@ import torch
 
 from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
-from defectnet.grid import DEFAULT_GRID
+from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.model.dataset import make_synthetic
 from defectnet.model.network import (
     ARCHITECTURES,
@@ -129,6 +129,8 @@ def test_predict_numpy_api(data):
         model.predict(data.pristine[0], data.doped[0], {"Si": 1}, ["Xe"])
     with pytest.raises(DefectnetError, match="grid"):
         model.predict(data.pristine[0][:320], data.doped[0][:320], {"Si": 1}, ["Ge"])
+    with pytest.raises(DefectnetError, match="resample"):
+        model.predict(data.pristine[0], data.doped[0], {"Si": 1}, ["Ge"], grid=EnergyGrid(e_max_mev=400.0))
 
 
 def test_unknown_config_key_is_rejected():

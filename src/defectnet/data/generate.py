@@ -198,10 +198,12 @@ class GenerateConfig:
     host : HostSettings
         Relaxation and force-constant settings of the pristine host (``host_settings`` in YAML).
     tier_settings : TierSettings
-    max_host_imaginary : int
-        A host with more imaginary q-mesh (or supercell Γ) modes fails with ``imaginary_modes``.
-    max_doped_imaginary : int
-        A doped sample with more imaginary Γ modes fails with ``imaginary_modes``.
+    max_imaginary_mev : float
+        A host (q-mesh or supercell at Γ) or a doped cell whose lowest mode lies below
+        ``-max_imaginary_mev`` fails with ``imaginary_modes`` — the host-library build's
+        criterion of dynamical stability; the tolerance absorbs the near-Γ noise of MLIP
+        force constants. Modes in between are counted in ``n_imaginary`` and left out of
+        the spectrum, never folded in.
     task_timeout_s : float
         Limit of one pristine/patch task or one sample, s (checked at every force call).
     """
@@ -218,8 +220,7 @@ class GenerateConfig:
     sampler: SamplerSettings = SamplerSettings()
     host: HostSettings = HostSettings()
     tier_settings: TierSettings = TierSettings()
-    max_host_imaginary: int = 0
-    max_doped_imaginary: int = 0
+    max_imaginary_mev: float = 1.0  # meV
     task_timeout_s: float = 3600.0
 
     def __post_init__(self):
@@ -538,8 +539,7 @@ _TOP_LEVEL: dict[str, tuple[str, Callable]] = {
     "sampler": ("sampler", _parse_sampler),
     "host_settings": ("host", lambda k, v: _parse_settings(k, v, HostSettings)),
     "tier_settings": ("tier_settings", lambda k, v: _parse_settings(k, v, TierSettings)),
-    "max_host_imaginary": ("max_host_imaginary", lambda k, v: _to_int(k, v, 0)),
-    "max_doped_imaginary": ("max_doped_imaginary", lambda k, v: _to_int(k, v, 0)),
+    "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: _to_float(k, v, 0.0)),
     "task_timeout_s": ("task_timeout_s", lambda k, v: _to_float(k, v, 0.0, strict=True)),
 }
 
@@ -1013,13 +1013,15 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
                 for k in ("relax_s", "force_constants_s", "mesh_dos_s", "n_displacements"):
                     if k in ph.timings:
                         timer.t[f"host_{k}"] = ph.timings[k]
+            row.update(n_atoms=len(ph.atoms), fc_supercell_atoms=len(ph.phonon.supercell),
+                       n_imaginary=int(ph.n_imaginary), min_frequency_mev=float(ph.min_frequency_mev))
             summary = ph.relax_summary or {}
             if config.host.relax and summary and not summary.get("converged", True):
                 raise TaskFailure("no_convergence", f"host relaxation did not converge to {config.host.fmax_ev_ang} eV/Å "
                                   f"in {summary.get('steps')} steps (residual {summary.get('fmax_ev_ang', float('nan')):.3g} eV/Å)")
-            if ph.n_imaginary > config.max_host_imaginary:
-                raise TaskFailure("imaginary_modes", f"{ph.n_imaginary} q-mesh modes below -{config.host.imaginary_tol_mev} meV "
-                                  f"(lowest {ph.min_frequency_mev:.2f} meV)")
+            if ph.min_frequency_mev < -config.max_imaginary_mev:
+                raise TaskFailure("imaginary_modes", f"{ph.n_imaginary} q-mesh modes below -{config.host.imaginary_tol_mev} meV, "
+                                  f"lowest {ph.min_frequency_mev:.2f} meV < -{config.max_imaginary_mev:g} meV")
             with timer("supercell"):
                 P = choose_supercell(ph.atoms, config.supercell_atoms)
                 blob = pack_pristine(ph, P)
@@ -1029,9 +1031,9 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
             probe.check()
             with timer("diagonalise"):
                 pristine, _ = gamma_spectrum(ctx.fc0, ctx.sc_atoms, config.grid, **config.broadening.kwargs())
-            if pristine.meta["n_imaginary"] > config.max_host_imaginary:
+            if pristine.meta["min_frequency_mev"] < -config.max_imaginary_mev:
                 raise TaskFailure("imaginary_modes", f"pristine supercell has {pristine.meta['n_imaginary']} imaginary "
-                                  f"modes at Γ (lowest {pristine.meta['min_frequency_mev']:.2f} meV)")
+                                  f"modes at Γ, lowest {pristine.meta['min_frequency_mev']:.2f} meV")
             gpdos = pristine.neutron_weighted(_fractions(ctx.sc_atoms.get_chemical_symbols()))
             with timer("pack"):
                 els = sorted(pristine.partials)
@@ -1040,9 +1042,7 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
                     host_pdos=ph.spectrum.values.astype(np.float32) if ph.spectrum is not None else np.zeros(0, np.float32),
                     partial_elements=np.array(els), partials=np.array([pristine.partials[e] for e in els], np.float32),
                 )
-            row.update(status="ok", pristine=blob, spectra=spectra, n_atoms=len(ph.atoms),
-                       supercell_atoms=len(ctx.sc_atoms), fc_supercell_atoms=len(ph.phonon.supercell),
-                       n_imaginary=int(ph.n_imaginary), min_frequency_mev=float(ph.min_frequency_mev))
+            row.update(status="ok", pristine=blob, spectra=spectra, supercell_atoms=len(ctx.sc_atoms))
         except Exception as exc:  # every failure becomes a row with its reason
             reason, msg = failure_reason(exc)
             row.update(status="failed", reason=reason, error=msg)
@@ -1203,9 +1203,9 @@ def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc,
     n_imag = int(doped.meta.get("n_imaginary", 0))
     row.update(n_imaginary=n_imag, min_frequency_mev=float(doped.meta["min_frequency_mev"]),
                supercell_atoms=len(doped_atoms))
-    if n_imag > config.max_doped_imaginary:
-        raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ "
-                          f"(lowest {doped.meta['min_frequency_mev']:.2f} meV)")
+    if doped.meta["min_frequency_mev"] < -config.max_imaginary_mev:
+        raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ, "
+                          f"lowest {doped.meta['min_frequency_mev']:.2f} meV")
     gpdos = doped.neutron_weighted(_fractions(doped_atoms.get_chemical_symbols()))
     with timer("pack"):
         els = sorted(doped.partials)
@@ -1691,6 +1691,7 @@ def _check_store_config(store, config: GenerateConfig):
     """A new store takes the config; an existing one must have the same identity."""
     import defectnet
     from defectnet.phonons.potentials import potential_info
+    from defectnet.simulate import library_versions
 
     stored = store.get_meta("identity_hash")
     if stored is None:
@@ -1699,6 +1700,7 @@ def _check_store_config(store, config: GenerateConfig):
             identity_hash=config.identity_hash(), config=config.to_dict(), grid=config.grid.to_dict(),
             grid_id=config.grid.grid_id, potential=info.to_dict(), tier=config.tier,
             broadening=config.broadening.to_dict(), defectnet_version=defectnet.__version__,
+            versions=library_versions(),
         )
         return
     if stored != config.identity_hash():

@@ -43,6 +43,7 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
     if "grid" not in meta or "spectrum_mode" not in meta:
         raise DefectnetError("model.meta needs 'grid' and 'spectrum_mode' before it can be saved")
     sigma_scale = float(model.sigma_scale) if hasattr(model, "sigma_scale") else None
+    logit_scale = float(model.logit_scale) if hasattr(model, "logit_scale") else None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -59,6 +60,7 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
             "target": ("ln c standardised: (ln c − center) / scale" if model.config.arch == "defectnet"
                        else f"c × {model.config.paper_target_scale}"),
             "log_c_center": LOG_C_CENTER, "log_c_scale": LOG_C_SCALE, "sigma_scale": sigma_scale,
+            "presence_logit_scale": logit_scale,
         },
         "metrics": _plain(metrics or meta.get("metrics", {})),
         "train_config": _plain(train_config or meta.get("train_config", {})),

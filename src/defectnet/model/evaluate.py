@@ -197,7 +197,8 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
         if log:
             y = np.maximum(y, 1e-3)
         if sigma is not None and not log:
-            ax.errorbar(x, y, yerr=100 * sigma[is_true], fmt="none", ecolor="0.8", lw=0.5, zorder=0)
+            lo = np.minimum(sigma[is_true], pred[is_true])
+            ax.errorbar(x, y, yerr=100 * np.stack([lo, sigma[is_true]]), fmt="none", ecolor="0.8", lw=0.5, zorder=0)
         ax.scatter(x, y, s=6, alpha=0.6, label="true dopants")
         ax.scatter(np.full(is_dis.sum(), 0.1 if log else 0.0), np.maximum(100 * pred[is_dis], 1e-3 if log else -1e9),
                    s=6, alpha=0.4, color="C3", label="distractors (at 0)")
@@ -225,14 +226,17 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
             ax.scatter(xs, 100 * true[r, cols], color="k", s=22, zorder=3, label="true" if x0 == 0 else None)
             ax.scatter(xs, 100 * pred[r, cols], color=f"C{q}", s=22, marker="D", zorder=4,
                        label="predicted" if x0 == 0 else None)
-            if sigma is not None:
-                ax.errorbar(xs, 100 * pred[r, cols], yerr=100 * sigma[r, cols], fmt="none", ecolor=f"C{q}", lw=0.8)
+            if sigma is not None:  # ±σ, clipped at 0 (a concentration is never negative)
+                lo = np.minimum(sigma[r, cols], pred[r, cols])
+                ax.errorbar(xs, 100 * pred[r, cols], yerr=100 * np.stack([lo, sigma[r, cols]]), fmt="none",
+                            ecolor=f"C{q}", lw=0.8)
             ticks += list(xs)
             labels += [vocabulary[c] if len(vocabulary) else str(c) for c in cols]
             x0 += len(cols) + 1
             ax.axvline(x0 - 1, color="0.85", lw=0.8)
         ax.set_xticks(ticks, labels, fontsize=7)
         ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_ylim(bottom=0)
         ax.set_ylabel("at.%")
         ax.set_title(f"MSE quartile {q + 1} (per-sample MSE ≤ {100 * 100 * (quart[q] if q < 3 else mse.max() if len(mse) else 0):.3g} at.%²)",
                      fontsize=9)

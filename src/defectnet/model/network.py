@@ -108,7 +108,7 @@ class SpectralModel(nn.Module):
         return q / q.sum(-1, keepdim=True).clamp_min(1e-12) * q.shape[-1]
 
     @torch.no_grad()
-    def predict(self, pristine, doped, composition, candidates, *, batch_size: int = 4096):
+    def predict(self, pristine, doped, composition, candidates, *, grid=None, batch_size: int = 4096):
         """Concentrations of candidate dopants from spectra on the model's grid.
 
         Parameters
@@ -119,6 +119,8 @@ class SpectralModel(nn.Module):
             Host atomic fractions ({"Ga": 0.5, "As": 0.5}, counts are normalised).
         candidates : list of str, or list of lists (one per spectrum)
             Candidate dopant elements (from the vocabulary).
+        grid : EnergyGrid, optional
+            The grid the spectra are on; refused unless it is the model's grid.
 
         Returns
         -------
@@ -128,6 +130,9 @@ class SpectralModel(nn.Module):
         """
         from defectnet.model.dataset import composition_vector
 
+        if grid is not None and "grid_id" in self.meta and grid.grid_id != self.meta["grid_id"]:
+            raise DefectnetError(f"the spectra are on grid {grid.grid_id}, the model on {self.meta['grid_id']}; "
+                                 "resample them onto the model's grid first")
         single = np.ndim(pristine) == 1
         p, d = np.atleast_2d(np.asarray(pristine, np.float32)), np.atleast_2d(np.asarray(doped, np.float32))
         n, g = p.shape
@@ -201,8 +206,9 @@ class DefectNet(SpectralModel):
     self-attention. *Output.* A hurdle head per candidate: presence logit, mean and log-σ of
     ln c (heteroscedastic). The reported concentration is the median of the mixture
     (1 − p) δ(0) + p LogNormal (0 when p ≤ ½), its uncertainty the half-width of the
-    mixture's central 68.3 % interval (width scaled by ``sigma_scale``, calibrated after
-    training).
+    mixture's central 68.3 % interval. Both are calibrated on validation data after training:
+    a temperature on the presence logit (``logit_scale``) and a factor on the width
+    (``sigma_scale``).
     """
 
     MOMENTS = (-2.0, -1.0, 1.0, 2.0, 3.0, 4.0, 6.0)
@@ -219,6 +225,7 @@ class DefectNet(SpectralModel):
         self.register_buffer("dopant_mass", torch.as_tensor(np.exp(_feature_table(self.vocabulary)[:, 1]),
                                                             dtype=torch.float32))  # (V,) amu
         self.register_buffer("sigma_scale", torch.ones(()))  # post-hoc calibration factor of σ
+        self.register_buffer("logit_scale", torch.ones(()))  # post-hoc temperature of the presence logit
         # Bins are uniform in the grid's warped energy, so the bin index is the warped coordinate.
         self.register_buffer("position", torch.as_tensor(np.arange(c.n_bins) / (c.n_bins - 1), dtype=torch.float32))
         layers, width = [], 4
@@ -320,7 +327,7 @@ class DefectNet(SpectralModel):
         mu = Y_MAX - F.softplus(Y_MAX - mu)  # smooth upper bound: c ≤ 1
         log_sigma = log_sigma.clamp(-5, 1.5)
         out = {"logit": logit, "mu": mu, "log_sigma": log_sigma, "order": order, "valid": valid}
-        prob = torch.sigmoid(logit)
+        prob = torch.sigmoid(logit * self.logit_scale)
         s = torch.exp(log_sigma) * LOG_C_SCALE * self.sigma_scale  # σ of ln c
         conc = self.mixture_quantile(prob, mu, s, 0.5)
         sigma = 0.5 * (self.mixture_quantile(prob, mu, s, 0.8413) - self.mixture_quantile(prob, mu, s, 0.1587))

@@ -71,7 +71,8 @@ class TrainConfig:
     grad_clip : float
         Max gradient norm (0 = off).
     calibrate : bool
-        Fit the uncertainty scale on the validation set after training (defectnet arch).
+        After training, fit the presence temperature and the uncertainty scale on the
+        validation set (defectnet arch).
     """
 
     arch: str = "defectnet"
@@ -180,6 +181,27 @@ def _validate(model, tensors, idx, batch_size: int = 1024) -> dict:
             "distractor_mean_at_pct": m["distractor_mean_at_pct"]}
 
 
+def calibrate_presence(model, tensors, idx) -> float:
+    """Temperature-scale the presence logits: set ``model.logit_scale`` to minimise the validation BCE; returns it."""
+    if not hasattr(model, "logit_scale"):
+        return float("nan")
+    import torch.nn.functional as F
+
+    P, D, C, M, T = tensors
+    model.eval()
+    with torch.no_grad():
+        b = torch.as_tensor(idx)
+        o = model(P[b], D[b], C[b], M[b])
+        valid = o["valid"]
+        logit = o["logit"][valid]
+        y = (T[b].gather(1, o["order"]) > 0)[valid].float()
+        scales = np.geomspace(0.1, 3.0, 61)
+        losses = [float(F.binary_cross_entropy_with_logits(logit * float(a), y)) for a in scales]
+    best = float(scales[int(np.argmin(losses))])
+    model.logit_scale.fill_(best)
+    return best
+
+
 def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
     """Set ``model.sigma_scale`` so a share ``target`` of validation true dopants lie within ±1σ; returns it.
 
@@ -200,7 +222,7 @@ def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
         present = (t > 0) & o["valid"]
         if int(present.sum()) < 5:
             return float(model.sigma_scale)
-        prob, mu, t = torch.sigmoid(o["logit"][present]), o["mu"][present], t[present]
+        prob, mu, t = torch.sigmoid(o["logit"][present] * model.logit_scale), o["mu"][present], t[present]
         s0 = torch.exp(o["log_sigma"][present]) * LOG_C_SCALE  # without the current scale
         best, best_gap = 1.0, float("inf")
         for scale in np.geomspace(0.2, 20.0, 81):
@@ -350,9 +372,11 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint
 
     model = model_from_checkpoint(read_checkpoint(out / "model.pt"))
+    logit_scale = calibrate_presence(model, tensors, split.val) if config.calibrate else float("nan")
     sigma_scale = calibrate_sigma(model, tensors, split.val) if config.calibrate else float("nan")
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history), "stopped": stopped or "epochs done",
                "train_seconds": history[-1]["elapsed_s"] if history else 0.0, "sigma_scale": sigma_scale,
+               "logit_scale": logit_scale,
                "n_parameters": n_parameters(model)}
     for name, idx in (("val", split.val), ("test_id", split.test_id), ("test_ood", split.test_ood)):
         if len(idx):
