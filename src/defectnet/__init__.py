@@ -18,7 +18,8 @@ _LAZY = {
     "DopantRecommender": "defectnet.recommend",
     "DefectNet": "defectnet.model.network",
     "load_model": "defectnet.model.checkpoint",
-    "predict": "defectnet.predict",
+    "predict_defects": "defectnet.predict",
+    "PredictConfig": "defectnet.predict",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

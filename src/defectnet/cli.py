@@ -146,6 +146,58 @@ class Recommend(Command):
         return 0
 
 
+def _energy_scale(text: str):
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+class Predict(Command):
+    name = "predict"
+    help = "predict dopants and their concentrations from a doped (and pristine) spectrum"
+
+    def add_arguments(self, p):
+        p.add_argument("--host", required=True, help="library name (GaAs), or a CIF/POSCAR file of the undoped host")
+        p.add_argument("--doped", required=True, help="the doped spectrum: text/CSV/phonopy total_dos.dat")
+        p.add_argument("--pristine", default=None, help="the undoped spectrum (default: computed with the MLIP, cached)")
+        p.add_argument("--candidates", default="", help="candidate dopants, e.g. Si,Zn,Be,C")
+        p.add_argument("--recommend", nargs="?", const=5, default=0, type=int, metavar="N",
+                       help="add the recommender's N best dopants as candidates (default N=5)")
+        p.add_argument("--unit", default=None, help="energy unit of the files: meV | THz | cm-1 (default: from the files)")
+        p.add_argument("--kind", default=None, choices=("total", "gpdos"),
+                       help="what the files hold (default: what the model was trained on)")
+        p.add_argument("--energy-scale", type=_energy_scale, default=1.0,
+                       help="multiply the files' energies by this (MLIP softening: E_MLIP / E_measured), "
+                            "or 'auto' to fit it against the host's MLIP spectrum")
+        p.add_argument("--model", default=None, help="a checkpoint from defectnet train (default: the shipped model)")
+        p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
+        p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
+        p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
+        p.add_argument("--truth", default=None, help="known concentrations to show beside the prediction "
+                                                     "(JSON {El: fraction} or a simulate meta.json)")
+        p.add_argument("--json", default=None, help="write the prediction as JSON here")
+        p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars)")
+
+    def run(self, args):
+        from defectnet.predict import PredictConfig, predict_defects
+
+        cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+        config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
+                               energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
+                               resolution=args.resolution)
+        pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
+                               truth=args.truth, progress=True)
+        print(pred.table())
+        if args.json:
+            print(f"wrote {pred.write_json(args.json)}")
+        if args.plot:
+            print(f"wrote {pred.plot(args.plot)}")
+        return 0
+
+
 def _lazy_commands() -> list[Command]:
     """Subcommands of other subpackages (their command modules import nothing heavy)."""
     import importlib
@@ -162,7 +214,7 @@ def _lazy_commands() -> list[Command]:
 
 
 #: Subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [Simulate(), Recommend(), Hosts(), *_lazy_commands()]
+COMMANDS: list[Command] = [Predict(), Simulate(), Recommend(), Hosts(), *_lazy_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:

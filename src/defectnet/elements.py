@@ -8,6 +8,7 @@ from the maintained ``periodictable`` package, never typed by hand.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -73,8 +74,10 @@ def element_features(symbol: str) -> np.ndarray:
     from pymatgen.core.periodic_table import Element
 
     el = Element(check_element(symbol))
-    radius = el.atomic_radius_calculated or el.atomic_radius or 0.0
-    chi = el.X if np.isfinite(el.X) else 0.0
+    with warnings.catch_warnings():  # pymatgen warns for every missing value; those become 0 here
+        warnings.simplefilter("ignore")
+        radius = el.atomic_radius_calculated or el.atomic_radius or 0.0
+        chi = el.X if np.isfinite(el.X) else 0.0
     block = {"s": 0, "p": 1, "d": 2, "f": 3}.get(el.block, 0)
     try:
         sigma_over_m = neutron_weight(symbol)

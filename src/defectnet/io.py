@@ -59,7 +59,7 @@ def _infer_unit(e_max: float) -> tuple[str, str]:
     return "cm-1", "max energy > 600 → cm-1"
 
 
-def read_spectrum(path, *, unit=None, energy_column=None, symbols=None) -> Spectrum:
+def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=None) -> Spectrum:
     """Read a spectrum from a text file into a :class:`Spectrum` (meV, density per meV).
 
     Formats
@@ -75,7 +75,8 @@ def read_spectrum(path, *, unit=None, energy_column=None, symbols=None) -> Spect
     Columns: the energy column is ``energy_column`` (name or 0-based index), else the one
     whose header name looks like an energy (``energy``, ``E``, ``energy_meV``,
     ``frequency_THz``, ``omega_cm-1`` ...), else the first. The total is the column named
-    ``total`` (or ``dos``, ``intensity`` ...), else the first other column; other columns
+    ``column`` if given (a header name), else the one named ``total`` (or ``dos``, ``intensity``
+    ...), else the first other column (the name read is ``meta["column"]``); other columns
     named by an element symbol become partials; the rest are ignored (listed in
     ``meta["ignored_columns"]``).
 
@@ -117,7 +118,7 @@ def read_spectrum(path, *, unit=None, energy_column=None, symbols=None) -> Spect
     ie = _energy_index(energy_column, header, ncols, src)
     energy = data[:, ie]
     unit = _pick_unit(unit, header[ie] if header else None, tagged, comments, phonopy, energy, meta, src)
-    total, partials = _pick_columns(data, ie, header, phonopy, symbols, meta, src)
+    total, partials = _pick_columns(data, ie, header, phonopy, symbols, meta, src, column)
     total, partials = _check_negatives(total, partials, linenos, meta, src)
 
     order = np.argsort(energy, kind="stable")
@@ -166,7 +167,7 @@ def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str
     return unit
 
 
-def _pick_columns(data, ie, header, phonopy, symbols, meta, src):
+def _pick_columns(data, ie, header, phonopy, symbols, meta, src, column=None):
     """(total, {element: partial}) columns of ``data`` (n, ncols), energy column ``ie`` excluded."""
     others = [j for j in range(data.shape[1]) if j != ie]
     partials: dict[str, np.ndarray] = {}
@@ -181,9 +182,15 @@ def _pick_columns(data, ie, header, phonopy, symbols, meta, src):
             meta["n_atom_columns"] = len(others)
         return data[:, others].sum(axis=1), partials
     names = [h.lower() for h in header] if header else [""] * data.shape[1]
-    it = next((j for j in others if names[j] == "total"), None)
+    if column is not None:
+        it = next((j for j in others if names[j] == column.lower()), None)
+        if it is None:
+            raise DefectnetError(f"no column named {column!r}; the columns are {header or 'unnamed'}", source=src)
+    else:
+        it = next((j for j in others if names[j] == "total"), None)
     if it is None:
         it = next((j for j in others if names[j] in _TOTAL_NAMES), others[0])
+    meta["column"] = header[it] if header else it
     ignored = []
     for j in others:
         if j != it and header and _is_element(header[j]):

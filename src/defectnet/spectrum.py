@@ -264,6 +264,15 @@ class Spectrum:
                          partials={el: rebin(p) for el, p in self.partials.items()},
                          lost_area=float(self.meta.get("lost_area", 0.0)) + lost)
 
+    def scale_energy(self, factor: float) -> "Spectrum":
+        """Energies × ``factor`` (dimensionless, > 0), densities ÷ ``factor``: same area, stretched axis."""
+        if not (np.isfinite(factor) and factor > 0):
+            raise DefectnetError(f"energy scale factor must be a positive number, got {factor!r}")
+        f = float(factor)
+        return self._new(edges=self.edges_mev * f, values=self.values / f,
+                         partials={el: p / f for el, p in self.partials.items()},
+                         energy_scale=float(self.meta.get("energy_scale", 1.0)) * f)
+
     def is_on(self, grid_or_edges) -> bool:
         """True if the spectrum's edges are exactly those of ``grid_or_edges``."""
         return np.array_equal(self.edges_mev, _edges_of(grid_or_edges))

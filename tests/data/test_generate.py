@@ -414,3 +414,19 @@ def test_sigkill_and_rerun_loses_nothing_duplicates_nothing_and_matches_an_unint
         if h["status"] == "ok":
             np.testing.assert_array_equal(unpack_arrays(h["spectra"])["pristine"],
                                           unpack_arrays(hosts[name]["spectra"])["pristine"])
+
+
+def test_random_dopant_pool_is_seeded_and_not_the_ranking():
+    from defectnet.data.generate import SamplerSettings, choose_pool
+
+    scores = {el: 1.0 - 0.01 * i for i, el in enumerate(["P", "As", "Ge", "Al", "Ga", "B", "Sb", "In", "C", "Sn"])}
+    best = choose_pool(scores, SamplerSettings(dopant_pool=4, pool_choice="best"), 0)
+    assert best == ("P", "As", "Ge", "Al")
+    pools = [choose_pool(scores, SamplerSettings(dopant_pool=4), seed) for seed in range(30)]
+    assert pools[3] == choose_pool(scores, SamplerSettings(dopant_pool=4), 3)  # seeded
+    assert all(len(set(p)) == 4 and set(p) <= set(scores) for p in pools)
+    chosen = {el for p in pools for el in p}
+    assert chosen == set(scores)  # every recommended element can be a true dopant
+    assert sum(set(p) == set(best) for p in pools) < 5
+    with pytest.raises(DefectnetError, match="pool_choice"):
+        SamplerSettings(pool_choice="top")

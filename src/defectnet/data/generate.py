@@ -110,6 +110,9 @@ class HostSelection:
         return not (self.names or self.filter or self.all or self.files or self.structures)
 
 
+POOL_CHOICES = ("random", "best")
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How doped samples are drawn for a host (see :mod:`defectnet.sampling`).
@@ -125,9 +128,15 @@ class SamplerSettings:
     n_distractors : (int, int)
         Recommended-but-absent elements added to the candidates.
     dopant_pool : int
-        True dopants come from the host's ``dopant_pool`` best-scored recommended elements
-        (bounds the number of force-constant patches per host); distractors come from all
-        recommendations.
+        True dopants of a host come from a pool of ``dopant_pool`` of its recommended
+        elements (bounds the number of force-constant patches per host); distractors come
+        from all its recommendations.
+    pool_choice : str
+        ``"random"`` (default): the pool is drawn, seeded per host, from the recommended
+        elements with probability ∝ score. ``"best"``: the best-scored ones. With "best",
+        the top-ranked elements of similar hosts are always the true dopants and the
+        lower-ranked ones always distractors, so a model can learn the ranking instead of
+        reading the spectrum — a shortcut that fails on real samples.
     n_recommend : int
         Recommender records per host.
     vocabulary : tuple of str or None
@@ -139,8 +148,13 @@ class SamplerSettings:
     max_total: float = 0.25  # atomic fraction of the supercell
     n_distractors: tuple[int, int] = (1, 4)
     dopant_pool: int = 6
+    pool_choice: str = "random"
     n_recommend: int = 20
     vocabulary: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.pool_choice not in POOL_CHOICES:
+            raise DefectnetError(f"sampler.pool_choice must be one of {', '.join(POOL_CHOICES)}, got {self.pool_choice!r}")
 
 
 @dataclass(frozen=True)
@@ -204,6 +218,11 @@ class GenerateConfig:
         criterion of dynamical stability; the tolerance absorbs the near-Γ noise of MLIP
         force constants. Modes in between are counted in ``n_imaginary`` and left out of
         the spectrum, never folded in.
+    max_doped_imaginary_mev : float or None
+        The same criterion for doped cells (``None`` = ``max_imaginary_mev``). Patch-tier
+        cells with 10–25 % dopants get a few modes at -1 to -4 meV where patches of
+        neighbouring dopants overlap (superposition error, not a physical instability);
+        a looser bound here keeps high concentrations in the data.
     task_timeout_s : float
         Limit of one pristine/patch task or one sample, s (checked at every force call).
     """
@@ -221,6 +240,7 @@ class GenerateConfig:
     host: HostSettings = HostSettings()
     tier_settings: TierSettings = TierSettings()
     max_imaginary_mev: float = 1.0  # meV
+    max_doped_imaginary_mev: float | None = None  # meV
     task_timeout_s: float = 3600.0
 
     def __post_init__(self):
@@ -475,6 +495,10 @@ def _parse_sampler(key, v) -> SamplerSettings:
             out[k] = _to_float(kk, val, 0.0, strict=True)
         elif k in ("dopant_pool", "n_recommend"):
             out[k] = _to_int(kk, val, 1)
+        elif k == "pool_choice":
+            if val not in POOL_CHOICES:
+                raise _err(kk, f"expected one of {', '.join(POOL_CHOICES)}, got {val!r}")
+            out[k] = val
         elif k == "vocabulary":
             if val is not None:
                 from defectnet.elements import check_element
@@ -540,6 +564,7 @@ _TOP_LEVEL: dict[str, tuple[str, Callable]] = {
     "host_settings": ("host", lambda k, v: _parse_settings(k, v, HostSettings)),
     "tier_settings": ("tier_settings", lambda k, v: _parse_settings(k, v, TierSettings)),
     "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: _to_float(k, v, 0.0)),
+    "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else _to_float(k, v, 0.0)),
     "task_timeout_s": ("task_timeout_s", lambda k, v: _to_float(k, v, 0.0, strict=True)),
 }
 
@@ -653,6 +678,21 @@ def sample_seed(seed: int, host: str, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), h, int(index)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+#: The sample index whose seed draws a host's dopant pool (beyond any real sample index).
+POOL_INDEX = 2**62
+
+
+def choose_pool(scores: dict[str, float], sampler: SamplerSettings, seed: int) -> tuple[str, ...]:
+    """A host's dopant pool from its recommended elements' best scores (see ``SamplerSettings.pool_choice``)."""
+    order = sorted(scores, key=lambda el: (-scores[el], el))
+    k = min(sampler.dopant_pool, len(order))
+    if sampler.pool_choice == "best" or k == len(order):
+        return tuple(order[:k])
+    w = np.array([max(scores[el], 1e-6) for el in order])
+    picked = np.random.default_rng(seed).choice(len(order), size=k, replace=False, p=w / w.sum())
+    return tuple(order[i] for i in sorted(picked))
+
+
 def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> HostPlan:
     """Recommend dopants for ``host``, choose its pool and draw the jobs ``indices``."""
     from defectnet.sampling import sample_candidates, sample_scenario
@@ -666,7 +706,7 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> 
     best: dict[str, float] = {}
     for r in records:
         best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
-    pool = tuple(sorted(best, key=lambda el: -best[el])[: config.sampler.dopant_pool])
+    pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
     if not pool:
         plan.failure = ("no_dopants", "the recommender proposes no dopant for this host")
@@ -1203,9 +1243,10 @@ def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc,
     n_imag = int(doped.meta.get("n_imaginary", 0))
     row.update(n_imaginary=n_imag, min_frequency_mev=float(doped.meta["min_frequency_mev"]),
                supercell_atoms=len(doped_atoms))
-    if doped.meta["min_frequency_mev"] < -config.max_imaginary_mev:
+    limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
+    if doped.meta["min_frequency_mev"] < -limit:
         raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ, "
-                          f"lowest {doped.meta['min_frequency_mev']:.2f} meV")
+                          f"lowest {doped.meta['min_frequency_mev']:.2f} meV < -{limit:g} meV")
     gpdos = doped.neutron_weighted(_fractions(doped_atoms.get_chemical_symbols()))
     with timer("pack"):
         els = sorted(doped.partials)

@@ -1,0 +1,493 @@
+"""Predict which dopants a crystal holds, and how much, from its doped (and pristine) spectrum.
+
+The user-facing end of defectnet::
+
+    from defectnet import predict_defects
+    p = predict_defects("GaAs", "doped.csv", pristine="pristine.csv", candidates=["Si", "Zn", "Be", "C"])
+    print(p.table())
+    p.plot("prediction.png")
+
+Steps: read both spectra (any grid, meV / THz / cm⁻¹, see :func:`defectnet.io.read_spectrum`),
+or compute the pristine one with the MLIP when it is not given (cached on disk); put them
+on the model's energy scale (``energy_scale``: measured energies × s, for the softening of
+universal MLIPs); keep only the energy range both spectra cover, which must include the
+host's whole spectrum; rebin onto the model's grid; run the model on the candidates (the
+user's, the recommender's, or both). Every correction made to the input is stated in
+:attr:`Prediction.notes`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from defectnet.elements import DOPANTS, check_element
+from defectnet.errors import DefectnetError
+from defectnet.spectrum import Spectrum
+
+#: Share of the pristine spectrum's area that the input range must cover (the rest may be cut).
+COVERAGE = 0.995
+#: A candidate is reported as detected at or above this concentration (at.%) with presence > ½.
+DETECTION_THRESHOLD_AT_PCT = 0.1
+KINDS = ("total", "gpdos")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How a prediction is made; saved beside every output.
+
+    Parameters
+    ----------
+    candidates : tuple of str
+        Candidate dopant elements given by the user.
+    n_recommend : int
+        Add this many candidates from :class:`~defectnet.recommend.DopantRecommender` (0 = none).
+    kind : str or None
+        What the input spectra are: ``"total"`` PDoS or neutron-weighted ``"gpdos"``; ``None``
+        = what the model was trained on (a file with a ``gpdos`` or ``total`` column is read
+        accordingly).
+    unit : str or None
+        Energy unit of the input files (meV, THz, cm-1); ``None`` = from the files, see
+        :func:`~defectnet.io.read_spectrum`.
+    energy_scale : float or None
+        The input files' energies are multiplied by this before use (dimensionless).
+        Universal MLIPs soften phonons (Si optical ~50 meV vs 64 meV measured): pass
+        E_MLIP / E_measured of a known peak to put measured spectra on the model's scale,
+        or ``None`` to fit it (:func:`fit_energy_scale`: the measured pristine spectrum
+        against the host's MLIP spectrum).
+    potential : str
+        MLIP for the pristine spectrum when no pristine file is given.
+    fwhm_mev, resolution
+        Broadening of a computed pristine spectrum (``resolution`` wins); ``None`` for both =
+        the broadening of the model's training data.
+    """
+
+    candidates: tuple[str, ...] = ()
+    n_recommend: int = 0
+    kind: str | None = None
+    unit: str | None = None
+    energy_scale: float | None = 1.0
+    potential: str = "sevennet"
+    fwhm_mev: float | None = None
+    resolution: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
+        if self.kind is not None and self.kind not in KINDS:
+            raise DefectnetError(f"unknown spectrum kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.energy_scale is not None and not (np.isfinite(self.energy_scale) and 0.5 <= self.energy_scale <= 2.0):
+            raise DefectnetError(f"energy_scale must lie in [0.5, 2], got {self.energy_scale!r}")
+        if self.n_recommend < 0:
+            raise DefectnetError(f"n_recommend must be ≥ 0, got {self.n_recommend}")
+        for el in self.candidates:
+            check_element(el, dopant=True)
+        if not self.candidates and not self.n_recommend:
+            raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
+
+
+@dataclass
+class Prediction:
+    """The answer for one doped spectrum.
+
+    Attributes
+    ----------
+    host : str
+    composition : dict
+        Host atomic fractions.
+    kind : str
+        ``"total"`` or ``"gpdos"``: what the model read.
+    rows : list of dict
+        One per candidate, largest concentration first: ``element``, ``source`` (user /
+        recommender / both), ``concentration`` (atomic fraction), ``uncertainty`` (1σ,
+        atomic fraction), ``presence`` (probability), ``detected`` (bool).
+    pristine, doped : Spectrum
+        The spectra the model saw, on its grid (unit area).
+    notes : list of str
+        Every correction made to the input.
+    model : dict
+        Which model answered (path, code version, training data, test metrics).
+    truth : dict or None
+        Known concentrations (atomic fractions), when given, shown beside the prediction.
+    """
+
+    host: str
+    composition: dict
+    kind: str
+    rows: list
+    pristine: Spectrum
+    doped: Spectrum
+    notes: list = field(default_factory=list)
+    model: dict = field(default_factory=dict)
+    truth: dict | None = None
+    config: PredictConfig | None = None
+
+    @property
+    def detected(self) -> dict[str, float]:
+        """{element: concentration (atomic fraction)} of the candidates detected."""
+        return {r["element"]: r["concentration"] for r in self.rows if r["detected"]}
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "composition": self.composition, "kind": self.kind,
+                "candidates": self.rows, "detected": self.detected, "truth": self.truth,
+                "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
+                "units": {"concentration": "atomic fraction of the crystal", "uncertainty": "1 sigma, atomic fraction"}}
+
+    def write_json(self, path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return p
+
+    def table(self) -> str:
+        """A plain-text table: element, at.% ± 1σ, presence probability, detected (and the truth if known)."""
+        truth = self.truth or {}
+        head = f"{'element':<8} {'at.%':>8} {'± 1σ':>7} {'presence':>9}  {'detected':<8}"
+        head += f" {'true at.%':>9}" if self.truth is not None else ""
+        head += "  source"
+        lines = [f"{self.host} ({self.kind}): {len(self.rows)} candidates", head]
+        for r in self.rows:
+            line = (f"{r['element']:<8} {100 * r['concentration']:8.3f} {100 * r['uncertainty']:7.3f} "
+                    f"{r['presence']:9.2f}  {'yes' if r['detected'] else 'no':<8}")
+            if self.truth is not None:
+                line += f" {100 * truth.get(r['element'], 0.0):9.3f}"
+            lines.append(line + f"  {r['source']}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def plot(self, path) -> Path:
+        """Spectra (pristine, doped, difference) and concentration bars with 1σ error bars."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
+        e = self.pristine.centers_mev
+        top = _extent_mev(self.pristine, 0.999) * 1.1
+        a1.plot(e, self.pristine.values, lw=1, label="pristine")
+        a1.plot(e, self.doped.values, lw=1, label="doped")
+        a1.plot(e, self.doped.values - self.pristine.values, lw=0.8, color="0.4", label="doped − pristine")
+        a1.axhline(0, color="0.8", lw=0.5)
+        a1.set(xlim=(0, top), xlabel="energy (meV)", ylabel=f"{self.kind.upper() if self.kind == 'gpdos' else 'PDoS'} (1/meV)",
+               title=self.host)
+        a1.legend(fontsize=8)
+        els = [r["element"] for r in self.rows]
+        x = np.arange(len(els))
+        c = np.array([100 * r["concentration"] for r in self.rows])
+        s = np.array([100 * r["uncertainty"] for r in self.rows])
+        w = 0.4 if self.truth is not None else 0.7
+        a2.bar(x - (w / 2 if self.truth is not None else 0), c, w, yerr=np.stack([np.minimum(s, c), s]), capsize=3,
+               color=["C2" if r["detected"] else "0.7" for r in self.rows], label="predicted ± 1σ")
+        if self.truth is not None:
+            a2.bar(x + w / 2, [100 * self.truth.get(el, 0.0) for el in els], w, color="k", alpha=0.6, label="true")
+            a2.legend(fontsize=8)
+        a2.set_xticks(x, els)
+        a2.set_ylabel("concentration (at.%)")
+        a2.set_title("green: detected", fontsize=9)
+        fig.tight_layout()
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        return p
+
+
+def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None = None, model=None,
+                    truth=None, progress: bool = False, **kw) -> Prediction:
+    """Concentrations of candidate dopants in ``host`` from its doped spectrum.
+
+    Parameters
+    ----------
+    host : str, Path or ase.Atoms
+        Library name (``GaAs``), CIF/POSCAR file, or structure.
+    doped : str, Path or Spectrum
+        The doped sample's spectrum (file: see :func:`defectnet.io.read_spectrum`).
+    pristine : str, Path, Spectrum or None
+        The undoped host's spectrum; ``None`` computes it with the MLIP (cached).
+    config : PredictConfig, optional
+        Candidates, units, energy scale ...; keyword arguments build one if not given
+        (``candidates=["Si", "Zn"]``, ``n_recommend=5`` ...).
+    model : SpectralModel, str or Path, optional
+        A trained model or checkpoint path; default: the model shipped with defectnet.
+    truth : dict or str or Path, optional
+        Known concentrations {element: atomic fraction}, or a ``meta.json`` written by
+        ``defectnet simulate``; shown beside the prediction.
+
+    Returns
+    -------
+    Prediction
+    """
+    from defectnet.model.checkpoint import load_model
+    from defectnet.simulate import resolve_host
+
+    config = config or PredictConfig(**kw)
+    if not hasattr(model, "predict"):
+        model_path = model
+        model = load_model(model)
+    else:
+        model_path = model.meta.get("path")
+    grid = _model_grid(model)
+    mode = model.meta.get("spectrum_mode", "total")
+    kind = config.kind or mode
+    if kind != mode:
+        raise DefectnetError(f"the model reads {mode} spectra but the input is {kind}; use a model trained on {kind} "
+                             f"(defectnet train ... --set spectrum_mode={kind})")
+    atoms, name = resolve_host(host)
+    symbols = atoms.get_chemical_symbols()
+    els, counts = np.unique(symbols, return_counts=True)
+    composition = {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
+    unknown = [e for e in composition if e not in model.host_elements]
+    if unknown:
+        raise DefectnetError(f"host {name} contains {unknown}, which the model does not know as host elements")
+
+    notes: list[str] = []
+    if config.energy_scale is None:
+        if pristine is None:
+            raise DefectnetError("fitting the energy scale needs a measured pristine spectrum (--pristine)")
+        computed = _computed_pristine(atoms, name, config, model, grid, progress=progress)
+        measured = _load(pristine, replace(config, energy_scale=1.0), kind, composition, "pristine", [])
+        if kind == "gpdos":
+            computed = computed.neutron_weighted(composition)
+        scale, before, after = fit_energy_scale(measured, computed)
+        config = replace(config, energy_scale=scale)
+        notes.append(f"energy scale {scale:.3f} fitted to the {config.potential} pristine spectrum "
+                     f"(W1 distance {before:.2f} → {after:.2f} meV)")
+    d = _load(doped, config, kind, composition, "doped", notes)
+    if pristine is None:
+        p = _computed_pristine(atoms, name, config, model, grid, progress=progress)
+        if kind == "gpdos":
+            p = p.neutron_weighted(composition)
+        notes.append(f"pristine spectrum computed with {config.potential} (q-mesh, "
+                     f"{_broadening_text(config, model)})")
+    else:
+        p = _load(pristine, config, kind, composition, "pristine", notes)
+    p, d = _common_range(p, d, grid, notes)
+
+    candidates = _candidates(atoms, config, model.vocabulary)
+    res = model.predict(p.values, d.values, composition, list(candidates))
+    rows = []
+    for el, source in candidates.items():
+        r = res[el]
+        rows.append({"element": el, "source": source, "concentration": r["concentration"],
+                     "uncertainty": r["uncertainty"], "presence": r["presence"],
+                     "detected": bool(r["presence"] > 0.5 and 100 * r["concentration"] >= DETECTION_THRESHOLD_AT_PCT)})
+    rows.sort(key=lambda r: -r["concentration"])
+    info = {"path": str(model_path) if model_path else "shipped", "arch": model.config.arch,
+            "spectrum_mode": mode, "code_version": model.meta.get("code_version"),
+            "trained_on": (model.meta.get("data") or {}).get("path"),
+            "test_metrics": _headline(model.meta.get("metrics") or {})}
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _model_grid(model):
+    from defectnet.grid import EnergyGrid
+
+    g = model.meta.get("grid")
+    if g is None:
+        raise DefectnetError("the model does not record its energy grid; retrain it with this defectnet")
+    return EnergyGrid.from_dict(g if isinstance(g, dict) else json.loads(g))
+
+
+def _headline(metrics: dict) -> dict:
+    out = {}
+    for part in ("test_ood", "test_id"):
+        m = metrics.get(part)
+        if isinstance(m, dict):
+            out[part] = {k: m[k] for k in ("mae_at_pct", "r2", "f1", "distractor_mean_at_pct") if k in m}
+    return out
+
+
+def _load(src, config: PredictConfig, kind: str, composition: dict, what: str, notes: list) -> Spectrum:
+    """A spectrum from a file or object, of ``kind``, energies × ``energy_scale``."""
+    from defectnet.io import read_spectrum
+
+    if isinstance(src, Spectrum):
+        s, label = src, what
+    else:
+        label = str(src)
+        s = None
+        if kind == "gpdos":  # our own files carry both: prefer the GPDoS column
+            try:
+                s = read_spectrum(src, unit=config.unit, column="gpdos")
+            except DefectnetError as exc:
+                if "no column named" not in str(exc):
+                    raise
+        s = s or read_spectrum(src, unit=config.unit)
+        v = s.meta.get("unit_inferred")
+        if v:
+            notes.append(f"{label}: energy unit not stated, assumed {v['unit']} ({v['rule']}); pass --unit to override")
+        if s.meta.get("sorted_on_read"):
+            notes.append(f"{label}: rows were not sorted by energy; sorted")
+        if s.meta.get("clipped_negatives"):
+            notes.append(f"{label}: {s.meta['clipped_negatives']} tiny negative values (numerical noise) set to 0")
+    if kind == "gpdos" and s.kind != "gpdos" and str(s.meta.get("column", "")).lower() != "gpdos":
+        if s.partials and set(composition) <= set(s.partials) and set(s.partials) <= set(composition):
+            s = s.neutron_weighted(composition)
+            notes.append(f"{label}: GPDoS made from its per-element partials with neutron weights")
+        else:
+            notes.append(f"{label}: intensity taken as a neutron-weighted GPDoS (what INS measures)")
+    if config.energy_scale not in (None, 1.0):
+        s = s.scale_energy(config.energy_scale)
+        notes.append(f"{label}: energies multiplied by {config.energy_scale:g} (energy scale)")
+    if not s.area() > 0:
+        raise DefectnetError(f"{label}: the spectrum is zero everywhere; expected a phonon density of states")
+    return s
+
+
+def fit_energy_scale(measured: Spectrum, reference: Spectrum, *, bounds=(0.7, 1.4), step: float = 0.001):
+    """The factor s that best puts ``measured`` energies onto ``reference``'s scale.
+
+    Minimises the Wasserstein-1 distance between ``measured`` with energies × s and
+    ``reference`` (both unit area, on the reference's edges) over a grid of s in ``bounds``.
+    W1 compares whole spectra, so broadening differences barely move the optimum.
+
+    Returns
+    -------
+    (scale, w1_before_mev, w1_after_mev)
+    """
+    edges = reference.edges_mev
+    ref = reference.normalized()
+
+    def w1(f):
+        return measured.scale_energy(f).resample(edges).normalized().wasserstein1_mev(ref)
+
+    grid = np.arange(bounds[0], bounds[1] + step / 2, step)
+    dist = np.array([w1(f) for f in grid])
+    best = float(grid[int(np.argmin(dist))])
+    if best in (grid[0], grid[-1]):
+        raise DefectnetError(f"the energy scale fit ran into its bound {best:g}; the measured and computed spectra "
+                             "may not be of the same host — pass --energy-scale explicitly")
+    return best, w1(1.0), float(dist.min())
+
+
+def _extent_mev(s: Spectrum, share: float = COVERAGE) -> float:
+    """Energy below which ``share`` of the spectrum's area lies, meV."""
+    cum = np.cumsum(np.clip(s.values, 0, None) * s.widths_mev)
+    return float(s.edges_mev[1:][np.searchsorted(cum, share * cum[-1])])
+
+
+def _common_range(p: Spectrum, d: Spectrum, grid, notes: list) -> tuple[Spectrum, Spectrum]:
+    """Both spectra on ``grid``, zero outside the range both cover, unit area.
+
+    The range must reach past ``COVERAGE`` of each spectrum's area, or the comparison
+    would be made on part of the host's spectrum only.
+    """
+    lo = max(p.edges_mev[0], d.edges_mev[0])
+    hi = min(p.edges_mev[-1], d.edges_mev[-1])
+    for s, other, name in ((p, d, "pristine"), (d, p, "doped")):
+        need = _extent_mev(s)
+        if other.edges_mev[-1] < need:
+            src = other.meta.get("source", "the other spectrum")
+            raise DefectnetError(f"{src} stops at {other.edges_mev[-1]:.1f} meV but the {name} spectrum extends to "
+                                 f"{need:.1f} meV; expected both to cover the host's whole phonon spectrum")
+    if hi > grid.edges[-1]:
+        lost = [s for s in (p, d) if _extent_mev(s) > grid.edges[-1]]
+        if lost:
+            raise DefectnetError(f"{lost[0].meta.get('source', 'a spectrum')} extends past {grid.edges[-1]:.0f} meV, "
+                                 "the end of the model's grid")
+    out = []
+    centres = grid.centers
+    keep = (centres >= lo) & (centres <= hi)
+    for s in (p, d):
+        v = s.resample(grid).values
+        v = np.where(keep, np.clip(v, 0.0, None), 0.0)
+        area = float(np.sum(v * grid.widths))
+        out.append(Spectrum.on_grid(grid, v / area, kind=s.kind, meta={"source": s.meta.get("source")}))
+    if lo > grid.edges[0] + 0.5:
+        notes.append(f"both spectra set to zero below {lo:.1f} meV, where one of them has no data")
+    return out[0], out[1]
+
+
+def _broadening_text(config: PredictConfig, model) -> str:
+    if config.resolution:
+        return f"resolution {config.resolution}"
+    if config.fwhm_mev is not None:
+        return f"FWHM {config.fwhm_mev:g} meV"
+    return f"training broadening {_training_broadening(model)}"
+
+
+def _training_broadening(model) -> dict:
+    b = (model.meta.get("data") or {}).get("broadening") or {}
+    if isinstance(b, str):
+        b = json.loads(b) if b else {}
+    return b or {"fwhm_mev": 1.0}
+
+
+def cache_dir() -> Path:
+    """Where computed pristine spectra are cached: ``$DEFECTNET_CACHE`` or ``~/.cache/defectnet``."""
+    return Path(os.environ.get("DEFECTNET_CACHE") or Path.home() / ".cache" / "defectnet")
+
+
+def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, progress: bool) -> Spectrum:
+    """The host's q-mesh PDoS from the MLIP on ``grid``, with partials; cached on disk by structure and settings."""
+    from defectnet.phonons.host import HostSettings, compute_pristine
+
+    b = _training_broadening(model)
+    resolution = config.resolution or (None if config.fwhm_mev is not None else b.get("resolution"))
+    fwhm = config.fwhm_mev if config.fwhm_mev is not None else b.get("fwhm_mev") or 1.0
+    settings = HostSettings(potential=config.potential)
+    key = hashlib.sha256(json.dumps({
+        "numbers": atoms.numbers.tolist(), "cell": np.round(atoms.cell.array, 6).tolist(),
+        "positions": np.round(atoms.get_scaled_positions(), 6).tolist(), "settings": repr(settings),
+        "grid": grid.grid_id, "resolution": resolution, "fwhm": fwhm}, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_dir() / "pristine" / f"{key}.json"
+    if path.is_file():
+        try:
+            return Spectrum.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, DefectnetError):
+            pass  # a torn cache file: recompute
+    ph = compute_pristine(atoms, settings, grid=grid, resolution=resolution, fwhm_mev=fwhm, progress=progress)
+    s = Spectrum(ph.spectrum.edges_mev, ph.spectrum.values, ph.spectrum.partials, kind="total",
+                 meta={"source": f"{name} computed with {config.potential}"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(s.to_dict()))
+    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    return s
+
+
+def _candidates(atoms, config: PredictConfig, vocabulary) -> dict[str, str]:
+    """{element: source}: the user's candidates, then the recommender's (``user``, ``recommender``, ``both``)."""
+    out = {el: "user" for el in config.candidates}
+    outside = [el for el in out if el not in vocabulary]
+    if outside:
+        raise DefectnetError(f"candidates {outside} are not in the model's dopant vocabulary")
+    if config.n_recommend:
+        from defectnet.recommend import DopantRecommender
+
+        host_els = set(atoms.get_chemical_symbols())
+        rec = DopantRecommender(n_max=4 * config.n_recommend,
+                                vocabulary=[e for e in DOPANTS if e in vocabulary]).fit()
+        added = 0
+        for r in rec.recommend(atoms):
+            if r.dopant in host_els:
+                continue
+            if r.dopant in out:
+                out[r.dopant] = "both" if out[r.dopant] == "user" else out[r.dopant]
+                continue
+            if added < config.n_recommend:
+                out[r.dopant], added = "recommender", added + 1
+    return out
+
+
+def _truth(truth) -> dict | None:
+    """Known concentrations from a dict or a ``defectnet simulate`` meta.json / plain JSON file."""
+    if truth is None:
+        return None
+    if isinstance(truth, dict):
+        return {str(k): float(v) for k, v in truth.items()}
+    p = Path(truth)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise DefectnetError(f"cannot read the true concentrations: {exc}; expected a JSON file", source=str(p)) from None
+    d = d.get("concentrations", d)
+    if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
+        raise DefectnetError("expected {element: atomic fraction} or a defectnet simulate meta.json", source=str(p))
+    return {str(k): float(v) for k, v in d.items()}

@@ -1,0 +1,172 @@
+"""defectnet predict: files in any unit and grid, candidates from the user and the recommender, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from defectnet.cli import main
+from defectnet.errors import DefectnetError
+from defectnet.grid import DEFAULT_GRID
+from defectnet.io import write_spectrum
+from defectnet.model.dataset import make_synthetic
+from defectnet.model.train import TrainConfig, train
+from defectnet.predict import PredictConfig, predict_defects
+from defectnet.spectrum import Spectrum
+
+BABY = Path(__file__).resolve().parents[1] / "configs" / "baby.yaml"
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    data = make_synthetic(4, 20, seed=3)
+    out = tmp_path_factory.mktemp("model")
+    train(data, TrainConfig.from_yaml(BABY), out, progress=False, log=lambda s: None)
+    return out / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def spectra(tmp_path_factory):
+    """A Si-like pristine PDoS and a doped one with a local mode, as meV files."""
+    e = DEFAULT_GRID.centers
+    band = np.exp(-0.5 * ((e - 58.0) / 3.0) ** 2) + 0.5 * np.where(e < 40, (e / 40) ** 2, 0.0)
+    local = np.exp(-0.5 * ((e - 72.0) / 1.0) ** 2)
+    p = Spectrum.on_grid(DEFAULT_GRID, band).normalized()
+    d = Spectrum.on_grid(DEFAULT_GRID, band + 0.05 * local).normalized()
+    out = tmp_path_factory.mktemp("spectra")
+    return p, d, write_spectrum(p, out / "pristine.csv"), write_spectrum(d, out / "doped.csv")
+
+
+def _on_points(s: Spectrum, path, unit="meV", step_mev=0.5, e_max=150.0):
+    """``s`` sampled at uniform points, written as a bare two-column file in ``unit``."""
+    from defectnet.units import from_mev
+
+    e = np.arange(0.0, e_max, step_mev)
+    v = np.interp(e, s.centers_mev, s.values)
+    f = float(from_mev(1.0, unit))  # unit per meV
+    header = {"meV": "E_meV", "THz": "frequency_THz", "cm-1": "wavenumber_cm-1"}[unit]
+    np.savetxt(path, np.c_[e * f, v / f], header=f"{header} intensity")
+    return path
+
+
+def test_cli_predict_writes_table_json_and_plot(model_path, spectra, tmp_path, capsys):
+    _, _, pf, df = spectra
+    rc = main(["predict", "--host", "Si", "--pristine", str(pf), "--doped", str(df), "--candidates", "B,P,Ge",
+               "--model", str(model_path), "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "element" in out and all(el in out for el in ("B", "P", "Ge"))
+    res = json.loads((tmp_path / "p.json").read_text())
+    assert [r["element"] for r in res["candidates"]] and {r["element"] for r in res["candidates"]} == {"B", "P", "Ge"}
+    for r in res["candidates"]:
+        assert 0.0 <= r["concentration"] <= 1.0 and r["uncertainty"] >= 0 and 0.0 <= r["presence"] <= 1.0
+    assert res["composition"] == {"Si": 1.0}
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_same_answer_in_any_unit_and_grid(model_path, spectra, tmp_path):
+    p, d, pf, df = spectra
+    ref = predict_defects("Si", df, pristine=pf, candidates=("B", "Ge"), model=model_path)
+    for unit in ("THz", "cm-1", "meV"):
+        pt = _on_points(p, tmp_path / f"p_{unit}.dat", unit)
+        dt = _on_points(d, tmp_path / f"d_{unit}.dat", unit)
+        got = predict_defects("Si", dt, pristine=pt, candidates=("B", "Ge"), model=model_path)
+        for a, b in zip(sorted(ref.rows, key=lambda r: r["element"]), sorted(got.rows, key=lambda r: r["element"])):
+            assert a["element"] == b["element"]
+            assert b["concentration"] == pytest.approx(a["concentration"], rel=0.1, abs=2e-4), unit
+            assert b["presence"] == pytest.approx(a["presence"], abs=0.05), unit
+
+
+def test_recommender_adds_candidates_and_marks_overlap(model_path, spectra):
+    _, _, pf, df = spectra
+    pred = predict_defects("GaAs", df, pristine=pf, candidates=("Si",), n_recommend=3, model=model_path)
+    sources = {r["element"]: r["source"] for r in pred.rows}
+    assert sum(s == "recommender" for s in sources.values()) == 3
+    assert sources["Si"] in ("user", "both")
+    assert not {"Ga", "As"} & set(sources)  # host elements are never candidates
+
+
+def test_truth_from_simulate_meta_is_shown(model_path, spectra, tmp_path):
+    _, _, pf, df = spectra
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"concentrations": {"B": 0.004}, "host": "Si"}))
+    pred = predict_defects("Si", df, pristine=pf, candidates=("B", "P"), model=model_path, truth=meta)
+    assert pred.truth == {"B": 0.004}
+    assert "true at.%" in pred.table() and "0.400" in pred.table()
+
+
+def test_short_range_and_bad_input_give_one_line_errors(model_path, spectra, tmp_path, capsys):
+    _p, d, pf, df = spectra
+    short = _on_points(d, tmp_path / "short.dat", e_max=50.0)  # stops below the optical band
+    with pytest.raises(DefectnetError, match="cover the host's whole phonon spectrum"):
+        predict_defects("Si", short, pristine=pf, candidates=("B",), model=model_path)
+    bad = tmp_path / "nan.dat"
+    bad.write_text("1 0.1\n2 0.2\n3 nan\n4 0.1\n5 0.1\n6 0.1\n")
+    rc = main(["predict", "--host", "Si", "--pristine", str(pf), "--doped", str(bad), "--candidates", "B",
+               "--model", str(model_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "nan.dat:3:" in err and "NaN" in err
+    with pytest.raises(DefectnetError, match="not a dopant|noble|Xe"):
+        PredictConfig(candidates=("Xe",))
+    with pytest.raises(DefectnetError, match="no candidates"):
+        PredictConfig()
+    with pytest.raises(DefectnetError, match="model reads total"):
+        predict_defects("Si", df, pristine=pf, candidates=("B",), kind="gpdos", model=model_path)
+
+
+def test_low_energy_gap_is_cut_from_both_and_stated(model_path, spectra, tmp_path):
+    _p, d, pf, _ = spectra
+    e = np.arange(4.0, 150.0, 0.5)  # an INS measurement starting above the elastic line
+    np.savetxt(tmp_path / "d.dat", np.c_[e, np.interp(e, d.centers_mev, d.values)], header="E_meV I")
+    pred = predict_defects("Si", tmp_path / "d.dat", pristine=pf, candidates=("B",), model=model_path)
+    assert any("below 4.0 meV" in n for n in pred.notes)
+    low = DEFAULT_GRID.centers < 4.0
+    assert np.all(pred.pristine.values[low] == 0) and np.all(pred.doped.values[low] == 0)
+    assert pred.doped.area() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_computed_pristine_is_cached(model_path, spectra, tmp_path, monkeypatch):
+    import defectnet.phonons.host as host_module
+
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "cache"))
+    cu = bulk("Cu", "fcc", a=3.6)
+    e = np.arange(0.0, 60.0, 0.25)
+    dos = np.where(e < 32, (e / 32) ** 2, 0.0)  # a Debye-like doped spectrum covering Cu's range (EMT)
+    np.savetxt(tmp_path / "cu.dat", np.c_[e, dos], header="E_meV I")
+    first = predict_defects(cu, tmp_path / "cu.dat", candidates=("Ni", "Zn"), potential="emt", model=model_path)
+    assert any("computed with emt" in n for n in first.notes)
+    assert list((tmp_path / "cache" / "pristine").glob("*.json"))
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(host_module, "compute_pristine", boom)
+    second = predict_defects(cu, tmp_path / "cu.dat", candidates=("Ni", "Zn"), potential="emt", model=model_path)
+    np.testing.assert_allclose(second.pristine.values, first.pristine.values)
+
+
+def test_energy_scale_fit_recovers_a_known_softening(model_path, tmp_path, monkeypatch):
+    """A 'measured' Cu spectrum = the EMT one stiffened by 1/0.85: the fit must find 0.85."""
+    from defectnet.predict import fit_energy_scale
+
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "cache"))
+    cu = bulk("Cu", "fcc", a=3.6)
+    first = predict_defects(cu, _cu_file(tmp_path), candidates=("Ni",), potential="emt", model=model_path)
+    computed = first.pristine
+    measured = computed.scale_energy(1 / 0.85).broaden(2.0)  # and a coarser resolution
+    scale, before, after = fit_energy_scale(measured, computed)
+    assert scale == pytest.approx(0.85, abs=0.01) and after < 0.3 * before
+    write_spectrum(measured, tmp_path / "measured.csv")
+    pred = predict_defects(cu, tmp_path / "measured.csv", pristine=tmp_path / "measured.csv", candidates=("Ni",),
+                           potential="emt", energy_scale=None, model=model_path)
+    assert any("energy scale 0.85" in n for n in pred.notes)
+
+
+def _cu_file(tmp_path):
+    e = np.arange(0.0, 60.0, 0.25)
+    np.savetxt(tmp_path / "cu.dat", np.c_[e, np.where(e < 32, (e / 32) ** 2, 0.0)], header="E_meV I")
+    return tmp_path / "cu.dat"
