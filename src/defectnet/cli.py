@@ -204,7 +204,8 @@ def _lazy_commands() -> list[Command]:
 
     out = []
     for path in ("defectnet.data.commands:GenerateCommand", "defectnet.data.commands:DatasetCommand",
-                 "defectnet.model.commands:Train", "defectnet.model.commands:Evaluate"):
+                 "defectnet.model.commands:Train", "defectnet.model.commands:Evaluate",
+                 "defectnet.model.commands:Finetune"):
         module, cls = path.split(":")
         try:
             out.append(getattr(importlib.import_module(module), cls)())

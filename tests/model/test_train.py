@@ -146,6 +146,23 @@ def test_augmentation_keeps_area_and_stretches_energy():
     assert float(p2.max()) < float(p.max()) * 0.9  # broadened
 
 
+def test_background_augmentation_is_smooth_bounded_and_per_spectrum():
+    grid = DEFAULT_GRID
+    e = grid.centers
+    spec = np.exp(-0.5 * ((e - 40.0) / 1.0) ** 2)
+    spec /= np.sum(spec * grid.widths)
+    p = torch.tensor(np.stack([spec] * 4), dtype=torch.float32)
+    aug = Augment(background=0.2, probability=1.0)
+    p2, d2 = aug(p, p.clone(), grid, np.random.default_rng(1))
+    w = torch.tensor(grid.widths, dtype=torch.float32)
+    torch.testing.assert_close((p2 * w).sum(1), torch.ones(4), rtol=1e-5, atol=1e-5)
+    added = ((p2 - p).clamp_min(0) * w).sum(1)  # area moved into the background
+    assert torch.all(added <= 0.2 + 1e-6) and torch.all(added > 0)
+    assert not torch.allclose(p2, d2)  # each measurement has its own background
+    far = torch.as_tensor(np.abs(e - 40.0) > 10.0)
+    assert torch.all(p2[:, far] >= 0) and float(p2[:, far].max()) < 0.05 * float(p2.max())  # smooth and low
+
+
 def test_training_file_round_trip(data, tmp_path):
     for name in ("d.npz", "d.h5"):
         back = load_training_file(write_training_file(data, tmp_path / name))
@@ -178,3 +195,65 @@ def test_train_and_evaluate_commands_in_process(data, tmp_path):
     assert set(m["hosts"]) == set(json.loads((tmp_path / "run" / "split.json").read_text())["ood_hosts"])
     for png in ("parity", "fig4_quartiles", "per_element", "breakdown", "distractors", "calibration"):
         assert (tmp_path / "eval" / f"{png}.png").stat().st_size > 1000
+
+
+def _shifted(data, factor):
+    """The same samples with every energy × ``factor`` (another potential's softer phonons)."""
+    from defectnet.model.dataset import _stretch
+
+    out = {}
+    for name in ("pristine", "doped", "pristine_gpdos", "doped_gpdos"):
+        a = getattr(data, name)
+        q = a * data.grid.widths
+        q = _stretch(torch.as_tensor(q / q.sum(1, keepdims=True), dtype=torch.float32), data.grid,
+                     torch.full((len(a),), factor)).numpy()
+        out[name] = (q / data.grid.widths).astype(np.float32)
+    return replace(data, **out)
+
+
+def test_finetune_adapts_to_shifted_spectra_and_respects_freeze(data, baby, trained, tmp_path):
+    from defectnet.model.checkpoint import load_model
+    from defectnet.model.train import finetune
+
+    target = _shifted(make_synthetic(3, 60, seed=11), 0.85)
+    path = write_training_file(target, tmp_path / "target.npz")
+    res = finetune(trained.out_dir / "model.pt", path, tmp_path / "ft", epochs=15, lr=3e-3, freeze=("embed",),
+                   progress=False, log=lambda s: None)
+    report = json.loads((tmp_path / "ft" / "finetune_report.json").read_text())
+    assert report["n_test"] > 10 and {"before", "after"} <= set(report)
+    assert report["before"]["mae_at_pct"] == pytest.approx(
+        trained_metrics_on(load_model(trained.out_dir / "model.pt"), target, res), rel=1e-5)
+    # the fine-tuned model fits the new data better than the one it started from
+    original = load_model(trained.out_dir / "model.pt")
+    assert _train_loss(res.model, target, res) < 0.97 * _train_loss(original, target, res)
+    before = original.state_dict()
+    after = res.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("embed."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("conv."))
+    with pytest.raises(DefectnetError, match="no parameter is named 'encoder'"):
+        finetune(trained.out_dir / "model.pt", path, tmp_path / "ft2", epochs=1, freeze=("encoder",), progress=False,
+                 log=lambda s: None)
+    with pytest.raises(DefectnetError, match="cannot start"):
+        finetune(trained.out_dir / "model.pt", path, tmp_path / "ft3", epochs=1, overrides={"spectrum_mode": "gpdos"},
+                 progress=False, log=lambda s: None)
+
+
+def _tensors_of(data, idx):
+    return [torch.as_tensor(a[idx]) for a in (data.pristine, data.doped, data.composition, data.candidates, data.targets)]
+
+
+def _train_loss(model, data, res):
+    idx = np.array(json.loads((res.out_dir / "split.json").read_text())["train"])
+    p, d, c, m, t = _tensors_of(data, idx)
+    model.eval()
+    with torch.no_grad():
+        return float(model.loss(model(p, d, c, m), t, m)[0])
+
+
+def trained_metrics_on(model, data, res):
+    """MAE (at.%) of ``model`` on the fine-tuning run's held-out samples."""
+    from defectnet.model.evaluate import predict_arrays
+
+    idx = np.array(json.loads((res.out_dir / "split.json").read_text())["test_id"])
+    o = predict_arrays(model, data.pristine[idx], data.doped[idx], data.composition[idx], data.candidates[idx])
+    return compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx])["mae_at_pct"]

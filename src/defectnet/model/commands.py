@@ -1,4 +1,4 @@
-"""``defectnet train`` and ``defectnet evaluate`` (registered in :data:`defectnet.cli.COMMANDS`).
+"""``defectnet train``, ``evaluate`` and ``finetune`` (registered in :data:`defectnet.cli.COMMANDS`).
 
 Heavy modules (torch, sklearn, matplotlib) are imported inside ``run`` so ``--help`` stays instant.
 """
@@ -73,4 +73,38 @@ class Evaluate(Command):
         summary.update(m.get("calibration", {}))
         print(json.dumps(summary, indent=2, default=float))
         print(f"wrote {args.out}/metrics.json and figures")
+        return 0
+
+
+class Finetune(Command):
+    name = "finetune"
+    help = "fine-tune a trained model on a small labelled set (held-out report before/after)"
+
+    def add_arguments(self, p):
+        p.add_argument("checkpoint", help="model.pt from `defectnet train`, or 'shipped' for the packaged model")
+        p.add_argument("--data", required=True, help="labelled spectra: .sqlite store or .h5 / .npz training file")
+        p.add_argument("--out", required=True, help="run directory (model.pt, finetune_report.json, ...)")
+        p.add_argument("--epochs", type=int, default=40)
+        p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+        p.add_argument("--freeze", default="", help="comma-separated parameter prefixes to keep fixed, e.g. conv,to_tokens")
+        p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                       help="override a training config key (repeatable)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def run(self, args):
+        from defectnet.model.checkpoint import pretrained_path
+        from defectnet.model.train import finetune
+
+        ckpt = pretrained_path() if args.checkpoint == "shipped" else args.checkpoint
+        freeze = tuple(x.strip() for x in args.freeze.split(",") if x.strip())
+        result = finetune(ckpt, args.data, args.out, epochs=args.epochs, lr=args.lr, freeze=freeze,
+                          overrides=dict(args.overrides) or None, progress=not args.quiet)
+        report = json.loads((result.out_dir / "finetune_report.json").read_text())
+        print(f"fine-tuned on {report['n_train']} samples ({report['n_val']} val), {report['epochs_run']} epochs; "
+              f"held-out test of {report['n_test']} samples:")
+        for when in ("before", "after"):
+            x = report[when]
+            print(f"  {when:6s} MAE {x['mae_at_pct']:.3f} at.%  RMSE {x['rmse_at_pct']:.3f}  R² {x['r2']:.3f}  "
+                  f"F1 {x['f1']:.3f}")
+        print(f"wrote {result.out_dir / 'model.pt'} and finetune_report.json")
         return 0

@@ -472,6 +472,11 @@ class Augment:
     stretch : float
         Energy-scale factor drawn uniformly in [1 − stretch, 1 + stretch], the same for both
         spectra (a potential that softens all modes alike). 0 = off.
+    background : float
+        Residual background after an imperfect subtraction (multiphonon, container): each
+        spectrum of the pair gets its own smooth b(E) ∝ (E/E_c)² exp(−E/E_c), E_c drawn
+        in [0.2, 1] × the spectrum's mean energy, carrying up to ``background`` of the area
+        (uniform in [0, background]). 0 = off.
     probability : float
         Chance that each perturbation is applied to a batch.
     """
@@ -479,16 +484,18 @@ class Augment:
     noise: float = 0.0
     extra_fwhm_mev: tuple = (0.0, 0.0)
     stretch: float = 0.0
+    background: float = 0.0
     probability: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "extra_fwhm_mev", tuple(float(x) for x in self.extra_fwhm_mev))
-        if self.noise < 0 or self.stretch < 0 or not 0 <= self.probability <= 1 or min(self.extra_fwhm_mev) < 0:
+        if (self.noise < 0 or self.stretch < 0 or not 0 <= self.background < 1 or not 0 <= self.probability <= 1
+                or min(self.extra_fwhm_mev) < 0):
             raise DefectnetError(f"invalid augmentation settings {self}")
 
     @property
     def active(self) -> bool:
-        return self.noise > 0 or self.stretch > 0 or max(self.extra_fwhm_mev) > 0
+        return self.noise > 0 or self.stretch > 0 or self.background > 0 or max(self.extra_fwhm_mev) > 0
 
     def __call__(self, pristine, doped, grid: EnergyGrid, rng: np.random.Generator):
         """Perturbed copies of ``pristine`` and ``doped`` (torch tensors (B, G), unit area).
@@ -508,12 +515,28 @@ class Augment:
         if hi > 0 and rng.random() < self.probability:
             k = torch.as_tensor(_broadening_matrix(grid, float(rng.uniform(lo, hi))), dtype=p.dtype)
             p, d = p @ k, d @ k
+        if self.background > 0 and rng.random() < self.probability:
+            p, d = (_add_background(q / q.sum(1, keepdim=True), grid, self.background, rng) for q in (p, d))
         if self.noise > 0 and rng.random() < self.probability:
             z = torch.as_tensor(rng.standard_normal(d.shape), dtype=d.dtype)
             d = (d + self.noise * torch.sqrt(d.clamp_min(0) / d.shape[1]) * z).clamp_min(0)
         p = p / p.sum(1, keepdim=True)
         d = d / d.sum(1, keepdim=True)
         return p / w, d / w
+
+
+def _add_background(q, grid: EnergyGrid, share: float, rng: np.random.Generator):
+    """Per-bin probabilities q (B, G) plus a smooth multiphonon-like background of area ≤ ``share`` each."""
+    import torch
+
+    c = torch.as_tensor(grid.centers, dtype=q.dtype)
+    mean_e = (q * c).sum(1, keepdim=True)  # (B, 1) meV
+    e_c = mean_e * torch.as_tensor(rng.uniform(0.2, 1.0, size=(len(q), 1)), dtype=q.dtype)
+    x = c[None, :] / e_c
+    b = x**2 * torch.exp(-x) * torch.as_tensor(grid.widths, dtype=q.dtype)
+    b = b / b.sum(1, keepdim=True)
+    a = torch.as_tensor(rng.uniform(0.0, share, size=(len(q), 1)), dtype=q.dtype)
+    return (1 - a) * q + a * b
 
 
 def _stretch(q, grid: EnergyGrid, scale: np.ndarray):

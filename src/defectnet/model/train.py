@@ -73,6 +73,12 @@ class TrainConfig:
     calibrate : bool
         After training, fit the presence temperature and the uncertainty scale on the
         validation set (defectnet arch).
+    init_from : str or None
+        Fine-tuning: start from this checkpoint's weights (same architecture, grid,
+        vocabulary and spectrum mode required).
+    freeze : tuple of str
+        Parameter-name prefixes (``conv``, ``to_tokens``, ``embed`` ...) whose weights
+        stay fixed; each must match at least one parameter.
     """
 
     arch: str = "defectnet"
@@ -93,8 +99,11 @@ class TrainConfig:
     threads: int = 2
     grad_clip: float = 1.0
     calibrate: bool = True
+    init_from: str | None = None
+    freeze: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "freeze", tuple(self.freeze))
         if self.monitor not in ("loss", "mae"):
             raise DefectnetError(f"monitor must be 'loss' or 'mae', got {self.monitor!r}")
         if self.optimizer not in ("adam", "adamw") or self.schedule not in ("cosine", "constant"):
@@ -109,6 +118,7 @@ class TrainConfig:
         d["split"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["split"].items()}
         d["augment"] = augment_to_dict(self.augment)
         d["model"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.items()}
+        d["freeze"] = list(self.freeze)
         return d
 
     @classmethod
@@ -284,8 +294,11 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                  "n_test_ood": len(split.test_ood)}
     model.meta = {"grid": data.grid.to_dict(), "spectrum_mode": config.spectrum_mode,
                   "train_config": config.to_dict(), "data": data_info}
+    if config.init_from:
+        _init_from(model, config, data)
+    trainable = _apply_freeze(model, config.freeze)
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = opt_cls(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
     start, best, best_epoch, bad, history, stopped = 0, float("inf"), -1, 0, [], ""
     last = out / "last.pt"
@@ -390,6 +403,40 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                        seconds=history[-1]["elapsed_s"] if history else 0.0)
 
 
+def _init_from(model, config: TrainConfig, data: TrainingData) -> None:
+    """Load a checkpoint's weights into ``model`` (fine-tuning), refusing anything that does not fit."""
+    from defectnet.model.checkpoint import check_compatible, read_checkpoint
+
+    ckpt = read_checkpoint(config.init_from)
+    src = str(config.init_from)
+    check_compatible(ckpt, grid=data.grid, vocabulary=data.vocabulary, host_elements=data.host_elements, source=src)
+    if ckpt.get("arch") != config.arch or ckpt.get("spectrum_mode") != config.spectrum_mode:
+        raise DefectnetError(f"{src}: a {ckpt.get('arch')} model on {ckpt.get('spectrum_mode')} spectra cannot start "
+                             f"a {config.arch} run on {config.spectrum_mode} spectra")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise DefectnetError(f"{src}: weights do not fit this model config ({str(exc).splitlines()[0]}); "
+                             "fine-tune with the checkpoint's own model settings") from None
+    model.meta["init_from"] = {"path": src, "metrics": ckpt.get("metrics", {}), "data": ckpt.get("data", {})}
+
+
+def _apply_freeze(model, prefixes) -> list:
+    """Freeze parameters whose names start with any of ``prefixes``; returns the trainable ones."""
+    names = [n for n, _ in model.named_parameters()]
+    for pre in prefixes:
+        if not any(n == pre or n.startswith(pre + ".") for n in names):
+            top = sorted({n.split(".")[0] for n in names})
+            raise DefectnetError(f"freeze: no parameter is named {pre!r}; the model has {', '.join(top)}")
+    out = []
+    for n, p in model.named_parameters():
+        frozen = any(n == pre or n.startswith(pre + ".") for pre in prefixes)
+        p.requires_grad_(not frozen)
+        if not frozen:
+            out.append(p)
+    return out
+
+
 def _headline(m: dict) -> dict:
     """The scalar metrics worth keeping in a checkpoint."""
     keep = {k: v for k, v in m.items() if not isinstance(v, dict)}
@@ -411,4 +458,54 @@ def train_from_files(data_path, config_path=None, out_dir="runs/defectnet", *, o
     return train(data, config, out_dir, resume=resume, progress=progress)
 
 
-__all__ = ["TrainConfig", "TrainResult", "calibrate_sigma", "train", "train_from_files"]
+#: Fine-tuning split of a small labelled set: by sample (often a single host), no OOD part.
+FINETUNE_SPLIT = SplitConfig(seed=0, ood_fraction=0.0, val_fraction=0.2, test_fraction=0.2)
+
+
+def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e-4, freeze=(), split=FINETUNE_SPLIT,
+             overrides: dict | None = None, progress: bool = True, log=None) -> TrainResult:
+    """Fine-tune a trained model on a small labelled set, with a held-out report.
+
+    The run keeps the checkpoint's architecture, model settings and spectrum mode, starts
+    from its weights (``init_from``), freezes the parameters named in ``freeze``, and splits
+    the new data by sample (``split``). ``out_dir/finetune_report.json`` compares the
+    original and the fine-tuned model on the same held-out samples.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A ``model.pt`` from ``defectnet train`` (or the shipped model's path).
+    data_path : path
+        Store (.sqlite) or training file (.h5/.npz) of labelled spectra.
+    epochs, lr : int, float
+        Budget and peak learning rate (lower than training from scratch).
+    freeze : tuple of str
+        Parameter-name prefixes to keep fixed (e.g. ``("conv", "to_tokens")``: the spectral encoder).
+    """
+    from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint
+    from defectnet.model.dataset import load_training_file
+
+    ckpt = read_checkpoint(checkpoint)
+    base = dict(ckpt.get("train_config") or {})
+    base = {k: v for k, v in base.items() if k in TrainConfig.__dataclass_fields__}
+    cfg = {**base, "arch": ckpt["arch"], "spectrum_mode": ckpt["spectrum_mode"], "epochs": epochs, "lr": lr,
+           "init_from": str(checkpoint), "freeze": list(freeze), "split": asdict(split),
+           "patience": min(int(base.get("patience", 12)), 10), **(overrides or {})}
+    config = TrainConfig.from_dict(cfg)
+    data = load_training_file(data_path)
+    result = train(data, config, out_dir, progress=progress, log=log)
+    original = model_from_checkpoint(ckpt, source=str(checkpoint))
+    sp = split_by_host(data, config.split)
+    report = {"checkpoint": str(checkpoint), "data": str(data_path), "n_train": len(sp.train), "n_val": len(sp.val),
+              "n_test": len(sp.test_id), "freeze": list(freeze), "epochs_run": result.metrics["epochs_run"]}
+    P, D = data.spectra(config.spectrum_mode)
+    idx = sp.test_id
+    for name, model in (("before", original), ("after", result.model)):
+        o = predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
+        report[name] = _headline(compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx],
+                                                 sigma=o["sigma"], presence=o["presence"] if config.arch != "paper" else None))
+    (Path(out_dir) / "finetune_report.json").write_text(json.dumps(report, indent=2))
+    return result
+
+
+__all__ = ["FINETUNE_SPLIT", "TrainConfig", "TrainResult", "calibrate_sigma", "finetune", "train", "train_from_files"]
