@@ -497,13 +497,22 @@ def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e
     original = model_from_checkpoint(ckpt, source=str(checkpoint))
     sp = split_by_host(data, config.split)
     report = {"checkpoint": str(checkpoint), "data": str(data_path), "n_train": len(sp.train), "n_val": len(sp.val),
-              "n_test": len(sp.test_id), "freeze": list(freeze), "epochs_run": result.metrics["epochs_run"]}
+              "freeze": list(freeze), "epochs_run": result.metrics["epochs_run"], "parts": {}}
     P, D = data.spectra(config.spectrum_mode)
-    idx = sp.test_id
-    for name, model in (("before", original), ("after", result.model)):
-        o = predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
-        report[name] = _headline(compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx],
-                                                 sigma=o["sigma"], presence=o["presence"] if config.arch != "paper" else None))
+    for part, idx in (("test_id", sp.test_id), ("test_ood", sp.test_ood)):
+        if not len(idx):
+            continue
+        entry = {"n": len(idx), "hosts": data.hosts_of(idx)}
+        for name, model in (("before", original), ("after", result.model)):
+            o = predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
+            entry[name] = _headline(compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx],
+                                                    sigma=o["sigma"],
+                                                    presence=o["presence"] if config.arch != "paper" else None))
+        report["parts"][part] = entry
+    if not report["parts"]:
+        raise DefectnetError("the fine-tuning split leaves no held-out samples; give more data or a test fraction")
+    main = report["parts"].get("test_id") or report["parts"]["test_ood"]
+    report.update(n_test=main["n"], before=main["before"], after=main["after"])
     (Path(out_dir) / "finetune_report.json").write_text(json.dumps(report, indent=2))
     return result
 
