@@ -430,3 +430,16 @@ def test_random_dopant_pool_is_seeded_and_not_the_ranking():
     assert sum(set(p) == set(best) for p in pools) < 5
     with pytest.raises(DefectnetError, match="pool_choice"):
         SamplerSettings(pool_choice="top")
+
+
+def test_store_of_an_older_patch_algorithm_is_refused(tmp_path):
+    from defectnet.data.generate import _check_store_config
+    from defectnet.data.store import Store
+
+    cfg = _config({"names": ["Si"]})
+    with Store(tmp_path / "s.sqlite", "w") as store:
+        _check_store_config(store, cfg)
+        _check_store_config(store, cfg)  # same algorithm: resumes
+        store.set_meta(patch_algorithm=1)
+        with pytest.raises(DefectnetError, match="patch algorithm 1"):
+            _check_store_config(store, cfg)

@@ -1731,6 +1731,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, *, pro
 def _check_store_config(store, config: GenerateConfig):
     """A new store takes the config; an existing one must have the same identity."""
     import defectnet
+    from defectnet.phonons.patches import PATCH_ALGORITHM
     from defectnet.phonons.potentials import potential_info
     from defectnet.simulate import library_versions
 
@@ -1741,9 +1742,13 @@ def _check_store_config(store, config: GenerateConfig):
             identity_hash=config.identity_hash(), config=config.to_dict(), grid=config.grid.to_dict(),
             grid_id=config.grid.grid_id, potential=info.to_dict(), tier=config.tier,
             broadening=config.broadening.to_dict(), defectnet_version=defectnet.__version__,
-            versions=library_versions(),
+            versions=library_versions(), patch_algorithm=PATCH_ALGORITHM,
         )
         return
+    made = store.get_meta("patch_algorithm", 1)
+    if made != PATCH_ALGORITHM:  # stored patches would be silently reused and mixed with new ones
+        raise DefectnetError(f"the store's force-constant patches were made by patch algorithm {made}; this defectnet "
+                             f"makes version {PATCH_ALGORITHM} — use a new --out", source=str(store.path))
     if stored != config.identity_hash():
         old = store.get_meta("config") or {}
         new = config.to_dict()
