@@ -66,7 +66,7 @@ def run_accuracy(args) -> dict:
     import torch
 
     from defectnet.model.baselines import BASELINES
-    from defectnet.model.dataset import load_training_file, split_by_host
+    from defectnet.model.dataset import load_training_file, split_by_host, with_candidates
     from defectnet.model.evaluate import compute_metrics, predict_arrays
     from defectnet.model.train import TrainConfig, train
 
@@ -76,6 +76,8 @@ def run_accuracy(args) -> dict:
     budget = dict(epochs=args.epochs, patience=args.patience, max_minutes=args.max_minutes, threads=args.threads,
                   seed=args.seed)
     configs = {k: replace(c, **budget, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
+    # the candidate lists every model is trained on (per epoch) and tested on, as train() makes them
+    data = with_candidates(data, configs["defectnet"].distractors, args.seed + 1)
     split = split_by_host(data, configs["defectnet"].split)
     parts = {"id": split.test_id, "ood": split.test_ood}
     results = {"data": {"path": str(args.data), "n_samples": len(data), "tier": data.attrs.get("tier"),

@@ -254,6 +254,33 @@ def trained_metrics_on(model, data, res):
     """MAE (at.%) of ``model`` on the fine-tuning run's held-out samples."""
     from defectnet.model.evaluate import predict_arrays
 
+    import yaml
+
+    from defectnet.model.dataset import with_candidates
+
+    cfg = yaml.safe_load((res.out_dir / "config.yaml").read_text())
+    data = with_candidates(data, cfg["distractors"], cfg["seed"] + 1)  # the lists the run was tested on
     idx = np.array(json.loads((res.out_dir / "split.json").read_text())["test_id"])
     o = predict_arrays(model, data.pristine[idx], data.doped[idx], data.composition[idx], data.candidates[idx])
     return compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx])["mae_at_pct"]
+
+
+def test_pool_distractors_come_from_the_hosts_own_dopants(data):
+    from defectnet.model.dataset import draw_candidates, host_pools, with_candidates
+
+    pools = host_pools(data)
+    rng = np.random.default_rng(0)
+    m = draw_candidates(data, rng, (1, 3))
+    true = data.targets > 0
+    assert np.all(m[true])  # every true dopant stays a candidate
+    distractors = m & ~true
+    assert np.all(pools[data.host_id][distractors])  # only elements present in other samples of that host
+    n = distractors.sum(1)
+    room = (pools[data.host_id] & ~true).sum(1)
+    assert np.all(n <= 3) and np.all(n >= np.minimum(1, room)) and n.max() >= 2
+    a, b = with_candidates(data, "pool", 5), with_candidates(data, "pool", 5)
+    assert np.array_equal(a.candidates, b.candidates)  # seeded
+    assert not np.array_equal(a.candidates, with_candidates(data, "pool", 6).candidates)
+    assert with_candidates(data, "stored", 5).candidates is data.candidates
+    with pytest.raises(DefectnetError, match="distractors"):
+        TrainConfig(distractors="random")

@@ -456,6 +456,50 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
                  train_hosts=tuple(h for h in names if h not in ood), ood_hosts=tuple(ood))
 
 
+# ------------------------------------------------------------------------ candidates
+#: How the candidate lists of training and evaluation are made (``TrainConfig.distractors``).
+DISTRACTOR_MODES = ("pool", "stored")
+
+
+def host_pools(data: TrainingData) -> np.ndarray:
+    """(n_hosts, V) bool: the elements that are a true dopant of the host in some sample (its dopant pool)."""
+    pools = np.zeros((len(data.host_names), len(data.vocabulary)), bool)
+    np.logical_or.at(pools, data.host_id, data.targets > 0)
+    return pools
+
+
+def draw_candidates(data: TrainingData, rng: np.random.Generator, n_distractors=(1, 4), idx=None,
+                    pools=None) -> np.ndarray:
+    """Candidate masks (len(idx), V): the true dopants plus distractors from the host's own dopant pool.
+
+    Distractors drawn from the recommender's other suggestions (the stored lists) are elements
+    that are *never* present in that host's data, so a model can learn their names instead of
+    reading the spectrum. Drawn from the host's pool instead, every candidate of a host is
+    present in some samples and absent in others. ``n_distractors`` is an inclusive range,
+    capped by what the pool leaves.
+    """
+    idx = np.arange(len(data)) if idx is None else np.asarray(idx)
+    pools = host_pools(data) if pools is None else pools
+    true = data.targets[idx] > 0
+    avail = pools[data.host_id[idx]] & ~true
+    lo, hi = n_distractors
+    k = np.minimum(rng.integers(lo, hi + 1, size=len(idx)), avail.sum(1))
+    keys = np.where(avail, rng.random(avail.shape), np.inf)
+    rank = np.argsort(np.argsort(keys, axis=1), axis=1)  # 0 = first choice
+    return true | (avail & (rank < k[:, None]))
+
+
+def with_candidates(data: TrainingData, mode: str, seed: int, n_distractors=(1, 4)) -> TrainingData:
+    """``data`` with its candidate masks made by ``mode`` (``pool``: :func:`draw_candidates`, seeded; ``stored``: as is)."""
+    if mode not in DISTRACTOR_MODES:
+        raise DefectnetError(f"distractors must be one of {', '.join(DISTRACTOR_MODES)}, got {mode!r}")
+    if mode == "stored":
+        return data
+    out = data.subset(np.arange(len(data)))
+    out.candidates = draw_candidates(data, np.random.default_rng(seed), n_distractors)
+    return out
+
+
 # ------------------------------------------------------------------------ augmentation
 @dataclass(frozen=True)
 class Augment:

@@ -325,10 +325,13 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
         model_from_checkpoint,
         read_checkpoint,
     )
-    from defectnet.model.dataset import load_training_file, select_split
+    from defectnet.model.dataset import load_training_file, select_split, with_candidates
 
     ckpt = read_checkpoint(checkpoint)
     data = load_training_file(data_path)
+    tc = ckpt.get("train_config") or {}
+    # the same candidate lists the run was validated and tested on
+    data = with_candidates(data, tc.get("distractors", "stored"), int(tc.get("seed", 0)) + 1)
     check_compatible(ckpt, grid=data.grid, vocabulary=data.vocabulary, host_elements=data.host_elements,
                      source=str(checkpoint))
     model = model_from_checkpoint(ckpt, source=str(checkpoint))

@@ -25,13 +25,17 @@ import torch
 
 from defectnet.errors import DefectnetError
 from defectnet.model.dataset import (
+    DISTRACTOR_MODES,
     Augment,
     SplitConfig,
     TrainingData,
     augment_to_dict,
     dataclass_from_dict,
+    draw_candidates,
     fingerprint,
+    host_pools,
     split_by_host,
+    with_candidates,
 )
 from defectnet.model.evaluate import compute_metrics, predict_arrays
 from defectnet.model.network import ModelConfig, build_model, n_parameters
@@ -73,6 +77,11 @@ class TrainConfig:
     calibrate : bool
         After training, fit the presence temperature and the uncertainty scale on the
         validation set (defectnet arch).
+    distractors : {'pool', 'stored'}
+        Candidate lists: ``pool`` (default) redraws each training sample's distractors every
+        epoch from its host's own dopant pool (elements present in other samples of that
+        host), and fixes seeded ones for validation and test — so no element is absent by
+        its name alone; ``stored`` uses the lists in the data file.
     init_from : str or None
         Fine-tuning: start from this checkpoint's weights (same architecture, grid,
         vocabulary and spectrum mode required).
@@ -99,6 +108,7 @@ class TrainConfig:
     threads: int = 2
     grad_clip: float = 1.0
     calibrate: bool = True
+    distractors: str = "pool"
     init_from: str | None = None
     freeze: tuple = ()
 
@@ -112,6 +122,8 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.threads < 1:
             raise DefectnetError("epochs, batch_size, patience, threads must be >= 1 and lr > 0")
         ModelConfig.from_dict({"arch": self.arch, **self.model})  # validates the overrides
+        if self.distractors not in DISTRACTOR_MODES:
+            raise DefectnetError(f"distractors must be one of {', '.join(DISTRACTOR_MODES)}, got {self.distractors!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -277,6 +289,8 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
+    data = with_candidates(data, config.distractors, config.seed + 1)
+    pools = host_pools(data)
     split = split_by_host(data, config.split)
     if len(split.train) == 0 or len(split.val) == 0:
         raise DefectnetError(f"the split leaves {len(split.train)} training and {len(split.val)} validation samples; "
@@ -337,11 +351,14 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
         for i in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, epoch + i / n_batches)
-            b = torch.as_tensor(perm[i * config.batch_size:(i + 1) * config.batch_size])
+            bi = perm[i * config.batch_size:(i + 1) * config.batch_size]
+            b = torch.as_tensor(bi)
             p, d = P[b], D[b]
+            mask = M[b] if config.distractors == "stored" else torch.from_numpy(
+                draw_candidates(data, rng, idx=bi, pools=pools))
             if config.augment.active:
                 p, d = config.augment(p, d, data.grid, rng)
-            loss, _ = model.loss(model(p, d, C[b], M[b]), T[b], M[b])
+            loss, _ = model.loss(model(p, d, C[b], mask), T[b], mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -494,6 +511,7 @@ def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e
     config = TrainConfig.from_dict(cfg)
     data = load_training_file(data_path)
     result = train(data, config, out_dir, progress=progress, log=log)
+    data = with_candidates(data, config.distractors, config.seed + 1)  # the lists the run was tested on
     original = model_from_checkpoint(ckpt, source=str(checkpoint))
     sp = split_by_host(data, config.split)
     report = {"checkpoint": str(checkpoint), "data": str(data_path), "n_train": len(sp.train), "n_val": len(sp.val),
