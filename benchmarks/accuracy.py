@@ -66,7 +66,11 @@ def run_accuracy(args) -> dict:
     import torch
 
     from defectnet.model.baselines import BASELINES
-    from defectnet.model.dataset import load_training_file, split_by_host, with_candidates
+    from defectnet.model.dataset import (
+        load_training_file,
+        split_by_host,
+        with_candidates,
+    )
     from defectnet.model.evaluate import compute_metrics, predict_arrays
     from defectnet.model.train import TrainConfig, train
 

@@ -325,7 +325,11 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
         model_from_checkpoint,
         read_checkpoint,
     )
-    from defectnet.model.dataset import load_training_file, select_split, with_candidates
+    from defectnet.model.dataset import (
+        load_training_file,
+        select_split,
+        with_candidates,
+    )
 
     ckpt = read_checkpoint(checkpoint)
     data = load_training_file(data_path)
