@@ -170,3 +170,16 @@ def _cu_file(tmp_path):
     e = np.arange(0.0, 60.0, 0.25)
     np.savetxt(tmp_path / "cu.dat", np.c_[e, np.where(e < 32, (e / 32) ** 2, 0.0)], header="E_meV I")
     return tmp_path / "cu.dat"
+
+
+def test_readme_example_with_the_shipped_model(tmp_path, capsys):
+    """The README's main command: bundled GaAs spectra, shipped model, truth shown."""
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    rc = main(["predict", "--host", "GaAs", "--pristine", str(ex / "pristine.csv"), "--doped", str(ex / "doped.csv"),
+               "--candidates", "Si,Zn,Be,C", "--truth", str(ex / "meta.json"), "--json", str(tmp_path / "p.json"),
+               "--plot", str(tmp_path / "p.png")])
+    assert rc == 0
+    res = json.loads((tmp_path / "p.json").read_text())
+    assert res["kind"] == "gpdos" and res["truth"] == pytest.approx({"Si": 0.02009, "Zn": 0.006696}, rel=1e-3)
+    assert {r["element"] for r in res["candidates"]} == {"Si", "Zn", "Be", "C"}
+    assert "true at.%" in capsys.readouterr().out

@@ -106,3 +106,14 @@ def test_missing_shipped_model_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "pretrained_path", lambda: tmp_path / "nothing.pt")
     with pytest.raises(DefectnetError, match="no model is shipped"):
         ck.load_model()
+
+
+def test_shipped_model_loads_and_predicts(data):
+    if not ck.pretrained_path().is_file():
+        pytest.fail(f"the shipped model {ck.pretrained_path()} is missing")
+    import defectnet
+
+    model = defectnet.load_model()
+    assert model.meta["grid_id"] == DEFAULT_GRID.grid_id and model.meta["spectrum_mode"] in ("total", "gpdos")
+    res = model.predict(data.pristine[0], data.doped[0], data.composition[0], ["Si", "Ge"])
+    assert all(np.isfinite(v["concentration"]) and 0 <= v["concentration"] <= 1 for v in res.values())
