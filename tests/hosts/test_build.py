@@ -65,6 +65,10 @@ def test_evaluate_passes_a_stable_host():
 def test_evaluate_fails_uncharged_prototype_and_reports_errors():
     rec = B.evaluate_host(metal("Cu", 3.55, source="prototype").to_dict(), FAST.to_dict())
     assert rec["status"] == "failed" and rec["failed_checks"] == ["charge_balanced"]
+    # rejected before the costly checks: elastic tensor and phonons are not reached
+    checks = Host.from_dict(rec["host"]).checks
+    assert checks["mechanically_stable"] is None and checks["dynamically_stable"] is None
+    assert "phonons_s" not in Host.from_dict(rec["host"]).provenance["timings"]
     bad = Host.from_atoms(bulk("Si", "diamond", a=5.43), name="Si-emt", source="curated")  # EMT has no Si
     rec = B.evaluate_host(bad.to_dict(), FAST.to_dict())
     assert rec["status"] == "error" and rec["error"] and rec["name"] == "Si-emt"

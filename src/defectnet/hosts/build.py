@@ -206,13 +206,12 @@ def evaluate_host(host_dict: dict, config_dict: dict) -> dict:
             "seconds": round(time.perf_counter() - t0, 2),
             "error": f"{type(exc).__name__}: {str(exc)[:300]}",
         }
-    failed = [c for c in HARD_CHECKS if not built.checks.get(c)]
     # curated hosts are never charge-balance-gated (MgB2 is a metal on purpose)
-    if host.source == "curated":
-        failed = [c for c in failed if c != "charge_balanced"]
+    gates = [c for c in HARD_CHECKS if not (host.source == "curated" and c == "charge_balanced")]
+    failed = [c for c in gates if built.checks.get(c) is False]  # None: not reached after a failure
     return {
         "name": host.name,
-        "status": "failed" if failed else "passed",
+        "status": "passed" if all(built.checks.get(c) for c in gates) else "failed",
         "failed_checks": failed,
         "host": built.to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
@@ -260,8 +259,12 @@ def _evaluate(host: Host, cfg: BuildConfig) -> Host:
     for key in ("score", "mismatch", "scale"):
         if key in host.provenance:
             prov[key] = host.provenance[key]
-    # phonons of a structure that fell apart are meaningless and slow: stop at the sanity checks
-    if checks["volume_change_ok"] and checks["min_distance_ok"]:
+    # phonons of a structure that fell apart are meaningless and slow: stop at the sanity checks.
+    # A prototype failing any hard check is rejected whatever follows, so its remaining checks are
+    # skipped (left None, "not reached"); curated hosts get every check, as information.
+    gated = host.source != "curated"
+    rejected = gated and not all(checks[c] for c in ("charge_balanced", "relaxed", "symmetry_kept"))
+    if checks["volume_change_ok"] and checks["min_distance_ok"] and not rejected:
         t0 = time.perf_counter()
         C = elastic_tensor_gpa(relaxed, calc, cfg.elastic_strain)
         timings["elastic_s"] = round(time.perf_counter() - t0, 2)
@@ -269,7 +272,7 @@ def _evaluate(host: Host, cfg: BuildConfig) -> Host:
         prov["min_elastic_eigenvalue_gpa"] = float(eig.min())
         prov["bulk_modulus_gpa"] = float((C[0, 0] + C[1, 1] + C[2, 2] + 2 * (C[0, 1] + C[0, 2] + C[1, 2])) / 9.0)
         checks["mechanically_stable"] = bool(eig.min() >= cfg.min_elastic_eigenvalue_gpa)
-
+    if checks["mechanically_stable"] is not None and (checks["mechanically_stable"] or not gated):
         settings = HostSettings(
             potential=cfg.potential,
             relax=False,
