@@ -58,13 +58,16 @@ def card(ckpt: dict, results: dict | None) -> str:
         f"fidelity tier `{data.get('tier')}`, potential {pot}, broadening {data.get('broadening')}.",
         f"- Training hosts ({len(data.get('train_hosts', []))}): {', '.join(data.get('train_hosts', []))}.",
         f"- Held-out (out-of-distribution) hosts: {', '.join(data.get('ood_hosts', [])) or 'none'}.",
+        f"- Calibration hosts (held out of training; they set ±1σ for hosts never seen): "
+        f"{', '.join(data.get('calib_hosts', [])) or 'none'}.",
         f"- Split (seed {data.get('split_config', {}).get('seed')}): {data.get('n_train')} train / "
         f"{data.get('n_val')} validation / {data.get('n_test_id')} in-distribution test / "
         f"{data.get('n_test_ood')} OOD test samples.",
         f"- Training: {metrics.get('epochs_run')} epochs (best {metrics.get('best_epoch')}, {metrics.get('stopped')}), "
         f"{metrics.get('train_seconds', 0):.0f} s; optimiser {tc.get('optimizer')} lr {tc.get('lr')}, batch "
         f"{tc.get('batch_size')}, augmentation {tc.get('augment')}; uncertainty scale calibrated on validation: "
-        f"{metrics.get('sigma_scale', float('nan')):.3f}.",
+        f"{metrics.get('sigma_scale', float('nan')):.3f} (training hosts), "
+        f"{metrics.get('sigma_scale_unseen', float('nan')):.3f} (unseen hosts).",
         "",
         "## Metrics (concentrations in at.%)",
         "",
@@ -107,8 +110,9 @@ def card(ckpt: dict, results: dict | None) -> str:
         f"{100 * float((tc.get('augment') or {}).get('background', 0)):.0f} % of the area.",
         "- Hard mask: an element missing from the candidate list is reported as 0; the model cannot recover it.",
         "- Concentrations outside 0.2–25 at.% and more than 6 dopants were never seen.",
-        "- Uncertainties are calibrated (1σ) on validation samples of training hosts; check the coverage columns "
-        "above before trusting them on other hosts.",
+        "- Uncertainties (1σ) are calibrated on validation samples of training hosts and, for hosts never seen "
+        "(`predict` says which applies), on the calibration hosts; a handful of hosts make that second scale "
+        "rough: check the OOD coverage column above.",
     ]
     return "\n".join(lines) + "\n"
 

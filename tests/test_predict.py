@@ -65,7 +65,27 @@ def test_cli_predict_writes_table_json_and_plot(model_path, spectra, tmp_path, c
     for r in res["candidates"]:
         assert 0.0 <= r["concentration"] <= 1.0 and r["uncertainty"] >= 0 and 0.0 <= r["presence"] <= 1.0
     assert res["composition"] == {"Si": 1.0}
+    assert res["model"]["host_in_training"] is False  # the synthetic hosts are not Si
+    assert any("±1σ" in n for n in res["notes"])
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_training_hosts_are_recognised_by_name_or_composition():
+    from types import SimpleNamespace
+
+    from defectnet.predict import _calibration_note, host_in_training
+
+    gaas = {"Ga": 0.5, "As": 0.5}
+    m = SimpleNamespace(meta={"data": {"train_hosts": ["GaAs"], "train_compositions": [gaas]}},
+                        sigma_scale_unseen=2.0)
+    assert host_in_training(m, "GaAs", gaas) is True
+    assert host_in_training(m, "my_crystal.cif", {"As": 0.5, "Ga": 0.5004}) is True
+    assert host_in_training(m, "GaP", {"Ga": 0.5, "P": 0.5}) is False
+    assert host_in_training(m, "GaAs-like", {"Ga": 0.6, "As": 0.4}) is False
+    assert "held out of training" in _calibration_note(m, "GaP", False)
+    old = SimpleNamespace(meta={"data": {"train_hosts": ["GaAs"]}}, sigma_scale_unseen=None)
+    assert host_in_training(old, "GaP", {"Ga": 0.5, "P": 0.5}) is None
+    assert "likely too small" in _calibration_note(old, "GaP", None)
 
 
 def test_same_answer_in_any_unit_and_grid(model_path, spectra, tmp_path):

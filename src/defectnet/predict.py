@@ -223,6 +223,7 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     Prediction
     """
     from defectnet.model.checkpoint import load_model
+    from defectnet.model.network import host_calibration
     from defectnet.simulate import resolve_host
 
     config = config or PredictConfig(**kw)
@@ -269,7 +270,10 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     p, d = _common_range(p, d, grid, notes)
 
     candidates = _candidates(atoms, config, model.vocabulary)
-    res = model.predict(p.values, d.values, composition, list(candidates))
+    seen = host_in_training(model, name, composition)
+    notes.append(_calibration_note(model, name, seen))
+    with host_calibration(model, seen=seen is not False):
+        res = model.predict(p.values, d.values, composition, list(candidates))
     rows = []
     for el, source in candidates.items():
         r = res[el]
@@ -278,13 +282,35 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
                      "detected": bool(r["presence"] > 0.5 and 100 * r["concentration"] >= DETECTION_THRESHOLD_AT_PCT)})
     rows.sort(key=lambda r: -r["concentration"])
     info = {"path": str(model_path) if model_path else "shipped", "arch": model.config.arch,
-            "spectrum_mode": mode, "code_version": model.meta.get("code_version"),
+            "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
             "test_metrics": _headline(model.meta.get("metrics") or {})}
     return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
 
 
 # ----------------------------------------------------------------------------- helpers
+def host_in_training(model, name: str, composition: dict) -> bool | None:
+    """Whether a host of this name or composition (±0.001 per element) was a training host; None if unknown."""
+    data = model.meta.get("data") or {}
+    if name in (data.get("train_hosts") or ()):
+        return True
+    comps = data.get("train_compositions")
+    if comps is None:
+        return None
+    els = set(composition)
+    return any(set(c) == els and all(abs(c[e] - composition[e]) <= 1e-3 for e in els) for c in comps)
+
+
+def _calibration_note(model, name: str, seen: bool | None) -> str:
+    if seen:
+        return f"{name} is a training host: ±1σ calibrated on unseen configurations of training hosts"
+    unseen = getattr(model, "sigma_scale_unseen", None)
+    what = "was not a training host" if seen is False else "may not be a training host (the model does not list them)"
+    if seen is False and unseen is not None and np.isfinite(unseen):
+        return f"{name} {what}: ±1σ calibrated on hosts held out of training"
+    return f"{name} {what}: ±1σ is calibrated on training hosts only and is likely too small"
+
+
 def _model_grid(model):
     from defectnet.grid import EnergyGrid
 

@@ -129,6 +129,36 @@ def test_host_grouped_split_is_seeded_and_disjoint(data):
     assert set(data.hosts_of(a.test_ood)) == set(a.ood_hosts)
 
 
+def test_calibration_hosts_are_held_out_whole(data):
+    plain = split_by_host(data, SplitConfig(seed=0))
+    a = split_by_host(data, SplitConfig(seed=0, calib_host_fraction=0.3))
+    assert len(plain.val_ood) == 0 and plain.calib_hosts == ()
+    assert a.ood_hosts == plain.ood_hosts  # drawn first, so unchanged
+    assert len(a.calib_hosts) == 2 and not set(a.calib_hosts) & (set(a.ood_hosts) | set(a.train_hosts))
+    assert set(data.hosts_of(a.val_ood)) == set(a.calib_hosts)
+    parts = [set(a.part(k)) for k in ("train", "val", "val_ood", "test_id", "test_ood")]
+    assert sum(map(len, parts)) == len(data) and len(set().union(*parts)) == len(data)
+    assert not set(data.hosts_of(a.train)) & set(a.calib_hosts)
+
+
+def test_unseen_host_uncertainty_is_calibrated_on_held_out_hosts(data, baby, tmp_path):
+    from defectnet.model.checkpoint import load_model
+    from defectnet.model.network import host_calibration
+
+    cfg = replace(baby, epochs=3, split=replace(baby.split, calib_host_fraction=0.3))
+    res = train(data, cfg, tmp_path, progress=False, log=lambda s: None)
+    m = res.metrics
+    assert np.isfinite(m["sigma_scale_unseen"]) and m["sigma_scale_unseen"] > 0 and "val_ood" in m
+    model = load_model(tmp_path / "model.pt")
+    assert model.sigma_scale_unseen == pytest.approx(m["sigma_scale_unseen"])
+    assert float(model.sigma_scale) == pytest.approx(m["sigma_scale"])
+    with host_calibration(model, seen=False):
+        assert float(model.sigma_scale) == pytest.approx(m["sigma_scale_unseen"])
+    assert float(model.sigma_scale) == pytest.approx(m["sigma_scale"])  # restored
+    comps = model.meta["data"]["train_compositions"]
+    assert comps and all(abs(sum(c.values()) - 1) < 1e-3 for c in comps)
+
+
 def test_augmentation_keeps_area_and_stretches_energy():
     grid = DEFAULT_GRID
     e = grid.centers

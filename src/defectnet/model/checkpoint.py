@@ -61,6 +61,8 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
                        else f"c × {model.config.paper_target_scale}"),
             "log_c_center": LOG_C_CENTER, "log_c_scale": LOG_C_SCALE, "sigma_scale": sigma_scale,
             "presence_logit_scale": logit_scale,
+            # σ factor for hosts never seen in training (calibrated on held-out hosts), or None
+            "sigma_scale_unseen": _plain(getattr(model, "sigma_scale_unseen", None)),
         },
         "metrics": _plain(metrics or meta.get("metrics", {})),
         "train_config": _plain(train_config or meta.get("train_config", {})),
@@ -141,6 +143,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint"):
                              f"({str(exc).splitlines()[0]})") from None
     model.meta = {k: ckpt.get(k) for k in ("grid", "grid_id", "spectrum_mode", "metrics", "train_config", "data",
                                            "normalisation", "code_version", "created")}
+    model.sigma_scale_unseen = (ckpt.get("normalisation") or {}).get("sigma_scale_unseen")
     return model.eval()
 
 

@@ -378,6 +378,10 @@ class SplitConfig:
         Shares of the remaining hosts' samples for validation and the in-distribution test.
     ood_hosts : tuple of str
         Explicit OOD hosts (overrides ``ood_fraction`` when given).
+    calib_host_fraction : float
+        Share of the non-OOD hosts held out of training to calibrate the uncertainty for hosts
+        never seen (their samples form ``val_ood``). A model calibrated only on unseen
+        configurations of training hosts is overconfident on a new host; 0 = off.
     """
 
     seed: int = 0
@@ -385,10 +389,11 @@ class SplitConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.15
     ood_hosts: tuple = ()
+    calib_host_fraction: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "ood_hosts", tuple(self.ood_hosts))
-        for name in ("ood_fraction", "val_fraction", "test_fraction"):
+        for name in ("ood_fraction", "val_fraction", "test_fraction", "calib_host_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise DefectnetError(f"split {name} must be in [0, 1), got {getattr(self, name)}")
         if self.val_fraction + self.test_fraction >= 1.0:
@@ -405,23 +410,28 @@ class Split:
     test_ood: np.ndarray
     train_hosts: tuple
     ood_hosts: tuple
+    val_ood: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    calib_hosts: tuple = ()
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k).tolist() for k in ("train", "val", "test_id", "test_ood")}
-        return {**d, "train_hosts": list(self.train_hosts), "ood_hosts": list(self.ood_hosts)}
+        d = {k: getattr(self, k).tolist() for k in ("train", "val", "test_id", "test_ood", "val_ood")}
+        return {**d, "train_hosts": list(self.train_hosts), "ood_hosts": list(self.ood_hosts),
+                "calib_hosts": list(self.calib_hosts)}
 
     def part(self, name: str) -> np.ndarray:
         key = {"id": "test_id", "ood": "test_ood"}.get(name, name)
-        if key not in ("train", "val", "test_id", "test_ood"):
-            raise DefectnetError(f"unknown split {name!r}; expected train, val, id or ood")
+        if key not in ("train", "val", "test_id", "test_ood", "val_ood"):
+            raise DefectnetError(f"unknown split {name!r}; expected train, val, val_ood, id or ood")
         return getattr(self, key)
 
 
 def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Split:
     """Seeded host-grouped split.
 
-    OOD hosts are drawn (or given) first; every sample of theirs goes to ``test_ood``. The
-    other hosts' samples are split per host into train / val / in-distribution test, so
+    OOD hosts are drawn (or given) first; every sample of theirs goes to ``test_ood``. Then
+    ``calib_host_fraction`` of the rest are held out whole as ``val_ood`` (calibration for
+    unseen hosts; nothing is drawn when it is 0, so older splits are unchanged). The
+    remaining hosts' samples are split per host into train / val / in-distribution test, so
     every training host appears in all three (hosts with fewer than 3 samples go to train).
     Samples with the same ``sample_id`` (one doped structure) always stay together.
     """
@@ -436,10 +446,14 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
         n_ood = int(round(config.ood_fraction * len(names)))
         n_ood = min(n_ood, len(names) - 1)
         ood = sorted(rng.choice(names, size=n_ood, replace=False).tolist()) if n_ood else []
+    rest = [h for h in names if h not in ood]
+    n_cal = min(int(round(config.calib_host_fraction * len(rest))), len(rest) - 1)
+    calib = sorted(rng.choice(rest, size=n_cal, replace=False).tolist()) if n_cal > 0 else []
     host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
     is_ood = np.isin(host_of, ood)
+    is_cal = np.isin(host_of, calib)
     parts = {"train": [], "val": [], "test_id": []}
-    for h in [h for h in names if h not in ood]:
+    for h in [h for h in rest if h not in calib]:
         groups = np.unique(data.sample_id[host_of == h])
         rng.shuffle(groups)
         n = len(groups)
@@ -451,9 +465,10 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
     idx = {}
     for k, g in parts.items():
         g = np.concatenate(g) if g else np.zeros(0, np.int64)
-        idx[k] = np.flatnonzero(np.isin(data.sample_id, g) & ~is_ood)
+        idx[k] = np.flatnonzero(np.isin(data.sample_id, g) & ~is_ood & ~is_cal)
     return Split(train=idx["train"], val=idx["val"], test_id=idx["test_id"], test_ood=np.flatnonzero(is_ood),
-                 train_hosts=tuple(h for h in names if h not in ood), ood_hosts=tuple(ood))
+                 train_hosts=tuple(h for h in rest if h not in calib), ood_hosts=tuple(ood),
+                 val_ood=np.flatnonzero(is_cal), calib_hosts=tuple(calib))
 
 
 # ------------------------------------------------------------------------ candidates
@@ -634,9 +649,9 @@ def fingerprint(data: TrainingData) -> str:
 def select_split(data: TrainingData, info: dict, name: str) -> np.ndarray:
     """Indices of split ``name`` ('train', 'val', 'id', 'ood', 'all') as recorded in a checkpoint's ``data`` info.
 
-    'ood' is every sample whose host is not one of the recorded training hosts, so it works
-    on any dataset; 'train', 'val' and 'id' re-create the seeded split and need the very
-    data the model was trained on (checked by :func:`fingerprint`).
+    'ood' is every sample whose host is neither a recorded training host nor a calibration
+    host, so it works on any dataset; 'train', 'val' and 'id' re-create the seeded split and
+    need the very data the model was trained on (checked by :func:`fingerprint`).
     """
     if name == "all":
         return np.arange(len(data))
@@ -645,8 +660,9 @@ def select_split(data: TrainingData, info: dict, name: str) -> np.ndarray:
     if "train_hosts" not in info:
         raise DefectnetError("the checkpoint does not record its training hosts; use --split all")
     host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
-    if name == "ood":
-        return np.flatnonzero(~np.isin(host_of, list(info["train_hosts"])))
+    if name == "ood":  # hosts held out for calibration were not trained on, but tuned σ: not a test
+        seen = list(info["train_hosts"]) + list(info.get("calib_hosts") or ())
+        return np.flatnonzero(~np.isin(host_of, seen))
     if info.get("fingerprint") != fingerprint(data):
         raise DefectnetError(f"split {name!r} needs the data the model was trained on (fingerprint "
                              f"{info.get('fingerprint')}, this file has {fingerprint(data)}); use --split ood or all")

@@ -345,7 +345,10 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     sub = data.subset(idx)
     pristine, doped = sub.spectra(ckpt["spectrum_mode"])
     t0 = time.perf_counter()
-    res = predict_arrays(model, pristine, doped, sub.composition, sub.candidates, batch_size=batch_size)
+    from defectnet.model.network import host_calibration
+
+    with host_calibration(model, seen=split not in ("ood", "val_ood")):  # unseen hosts get their own σ scale
+        res = predict_arrays(model, pristine, doped, sub.composition, sub.candidates, batch_size=batch_size)
     seconds = time.perf_counter() - t0
     probabilistic = ckpt["arch"] != "paper"
     metrics = compute_metrics(res["concentration"], sub.targets, sub.candidates, sigma=res["sigma"],

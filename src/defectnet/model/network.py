@@ -15,6 +15,7 @@ really there). Shapes in comments: B batch, G energy bins, L tokens, K candidate
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 
@@ -412,3 +413,18 @@ def build_model(config: ModelConfig, grid, vocabulary=DOPANTS, host_elements=Non
 
 def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextmanager
+def host_calibration(model, *, seen: bool):
+    """Use the σ calibration for hosts seen in training, or for unseen hosts when the model has one."""
+    unseen = getattr(model, "sigma_scale_unseen", None)
+    if seen or unseen is None or not hasattr(model, "sigma_scale") or not np.isfinite(unseen):
+        yield model
+        return
+    kept = float(model.sigma_scale)
+    model.sigma_scale.fill_(float(unseen))
+    try:
+        yield model
+    finally:
+        model.sigma_scale.fill_(kept)

@@ -38,7 +38,7 @@ from defectnet.model.dataset import (
     with_candidates,
 )
 from defectnet.model.evaluate import compute_metrics, predict_arrays
-from defectnet.model.network import ModelConfig, build_model, n_parameters
+from defectnet.model.network import ModelConfig, build_model, host_calibration, n_parameters
 
 
 @dataclass(frozen=True)
@@ -257,6 +257,12 @@ def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
     return best
 
 
+def train_compositions(data: TrainingData, idx) -> list[dict]:
+    """The distinct host compositions ({element: atomic fraction}) of samples ``idx``."""
+    rows = np.unique(np.round(data.composition[np.asarray(idx, dtype=np.int64)], 4), axis=0)
+    return [{data.host_elements[j]: float(r[j]) for j in np.flatnonzero(r)} for r in rows]
+
+
 def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = True,
           log=None) -> TrainResult:
     """Train ``config.arch`` on ``data``; writes the run directory ``out_dir`` (see module docstring).
@@ -305,7 +311,8 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                  "broadening": data.attrs.get("broadening", ""), "split_config": asdict(config.split),
                  "train_hosts": list(split.train_hosts), "ood_hosts": list(split.ood_hosts),
                  "n_train": len(split.train), "n_val": len(split.val), "n_test_id": len(split.test_id),
-                 "n_test_ood": len(split.test_ood)}
+                 "n_test_ood": len(split.test_ood), "calib_hosts": list(split.calib_hosts),
+                 "n_val_ood": len(split.val_ood), "train_compositions": train_compositions(data, split.train)}
     model.meta = {"grid": data.grid.to_dict(), "spectrum_mode": config.spectrum_mode,
                   "train_config": config.to_dict(), "data": data_info}
     if config.init_from:
@@ -403,14 +410,20 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
 
     model = model_from_checkpoint(read_checkpoint(out / "model.pt"))
     logit_scale = calibrate_presence(model, tensors, split.val) if config.calibrate else float("nan")
+    unseen = float("nan")
+    if config.calibrate and len(split.val_ood):  # σ for hosts never seen, from held-out hosts
+        unseen = calibrate_sigma(model, tensors, split.val_ood)
+        model.sigma_scale_unseen = unseen
     sigma_scale = calibrate_sigma(model, tensors, split.val) if config.calibrate else float("nan")
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history), "stopped": stopped or "epochs done",
                "train_seconds": history[-1]["elapsed_s"] if history else 0.0, "sigma_scale": sigma_scale,
-               "logit_scale": logit_scale,
+               "sigma_scale_unseen": unseen, "logit_scale": logit_scale,
                "n_parameters": n_parameters(model)}
-    for name, idx in (("val", split.val), ("test_id", split.test_id), ("test_ood", split.test_ood)):
+    parts = (("val", split.val), ("val_ood", split.val_ood), ("test_id", split.test_id), ("test_ood", split.test_ood))
+    for name, idx in parts:
         if len(idx):
-            o = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
+            with host_calibration(model, seen=name in ("val", "test_id")):
+                o = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
             metrics[name] = _headline(compute_metrics(o["concentration"], T[idx].numpy(), M[idx].numpy(),
                                                       sigma=o["sigma"], presence=o["presence"]
                                                       if config.arch != "paper" else None))
