@@ -97,7 +97,8 @@ def card(ckpt: dict, results: dict | None) -> str:
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "
-           "dopants closer than the 4 Å cutoff is missing, which matters most at 10–25 %."
+           f"dopants closer than the {((data.get('tier_settings') or {}).get('cutoff_ang', 4.0)):g} Å cutoff is missing, "
+           "which matters most at 10–25 %."
            if data.get("tier") == "patch" else
            "Only dopant masses change (isotope-disorder limit): bonding changes are absent."),
         "- **MLIP phonon softening.** Universal potentials soften phonons (7net-0 puts Si's DOS optical peak at "

@@ -257,6 +257,17 @@ def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
     return best
 
 
+def _generation_config(data: TrainingData) -> dict:
+    """The generation config stored with the data (a dict, or {} when absent or unreadable)."""
+    c = data.attrs.get("config") or {}
+    if isinstance(c, str):
+        try:
+            c = json.loads(c)
+        except ValueError:
+            return {}
+    return c if isinstance(c, dict) else {}
+
+
 def train_compositions(data: TrainingData, idx) -> list[dict]:
     """The distinct host compositions ({element: atomic fraction}) of samples ``idx``."""
     rows = np.unique(np.round(data.composition[np.asarray(idx, dtype=np.int64)], 4), axis=0)
@@ -309,6 +320,7 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     data_info = {"source": str(data.attrs.get("source", "")), "fingerprint": fingerprint(data), "n_samples": len(data),
                  "potential": data.attrs.get("potential", ""), "tier": data.attrs.get("tier", ""),
                  "broadening": data.attrs.get("broadening", ""), "split_config": asdict(config.split),
+                 "tier_settings": _generation_config(data).get("tier_settings"),
                  "train_hosts": list(split.train_hosts), "ood_hosts": list(split.ood_hosts),
                  "n_train": len(split.train), "n_val": len(split.val), "n_test_id": len(split.test_id),
                  "n_test_ood": len(split.test_ood), "calib_hosts": list(split.calib_hosts),
