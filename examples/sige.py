@@ -1,6 +1,6 @@
 """The paper's SiGe route: disordered Si cells, random Ge, GPDoS, fine-tune, test RMSE.
 
-    python examples/sige.py --out runs/sige                     # ~10 min on 2 cores (CHGNet)
+    python examples/sige.py --out runs/sige                     # ~30 CPU-min (CHGNet), most of it cached
     python examples/sige.py --out runs/sige --potential sevennet --cells 16
 
 1. **Disordered Si.** The paper quenched 100 amorphous cells from a GAP database we do not
