@@ -304,10 +304,21 @@ def test_pool_distractors_come_from_the_hosts_own_dopants(data):
     true = data.targets > 0
     assert np.all(m[true])  # every true dopant stays a candidate
     distractors = m & ~true
-    assert np.all(pools[data.host_id][distractors])  # only elements present in other samples of that host
-    n = distractors.sum(1)
     room = (pools[data.host_id] & ~true).sum(1)
-    assert np.all(n <= 3) and np.all(n >= np.minimum(1, room)) and n.max() >= 2
+    sel = room > 0
+    assert np.all(pools[data.host_id][sel][distractors[sel]])  # only elements present in other samples of that host
+    n = distractors.sum(1)
+    assert np.all(n[sel] <= 3) and np.all(n[sel] >= 1) and n.max() >= 2
+    assert np.array_equal(m[~sel], (data.candidates | true)[~sel])  # nothing left in the pool: the stored list
+    # a one-dopant dataset (the SiGe route): the pool is the dopant itself, so the stored distractor stays
+    one = data.subset(np.arange(len(data)))
+    j = int(np.argmax(true.sum(0)))
+    one.targets = np.zeros_like(one.targets)
+    one.targets[:, j] = 0.01
+    one.candidates = np.zeros_like(one.candidates)
+    one.candidates[:, [j, (j + 1) % one.candidates.shape[1]]] = True
+    got = draw_candidates(one, np.random.default_rng(0), (1, 3))
+    assert np.array_equal(got, one.candidates)
     a, b = with_candidates(data, "pool", 5), with_candidates(data, "pool", 5)
     assert np.array_equal(a.candidates, b.candidates)  # seeded
     assert not np.array_equal(a.candidates, with_candidates(data, "pool", 6).candidates)

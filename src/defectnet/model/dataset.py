@@ -491,7 +491,8 @@ def draw_candidates(data: TrainingData, rng: np.random.Generator, n_distractors=
     that are *never* present in that host's data, so a model can learn their names instead of
     reading the spectrum. Drawn from the host's pool instead, every candidate of a host is
     present in some samples and absent in others. ``n_distractors`` is an inclusive range,
-    capped by what the pool leaves.
+    capped by what the pool leaves. A sample whose pool leaves nothing (a one-dopant dataset
+    such as SiGe, or every pool element present) keeps its stored list, the only negatives it has.
     """
     idx = np.arange(len(data)) if idx is None else np.asarray(idx)
     pools = host_pools(data) if pools is None else pools
@@ -501,7 +502,10 @@ def draw_candidates(data: TrainingData, rng: np.random.Generator, n_distractors=
     k = np.minimum(rng.integers(lo, hi + 1, size=len(idx)), avail.sum(1))
     keys = np.where(avail, rng.random(avail.shape), np.inf)
     rank = np.argsort(np.argsort(keys, axis=1), axis=1)  # 0 = first choice
-    return true | (avail & (rank < k[:, None]))
+    out = true | (avail & (rank < k[:, None]))
+    empty = ~avail.any(1)
+    out[empty] = data.candidates[idx][empty] | true[empty]
+    return out
 
 
 def with_candidates(data: TrainingData, mode: str, seed: int, n_distractors=(1, 4)) -> TrainingData:
