@@ -182,7 +182,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--potential", default="sevennet")
     ap.add_argument("--hosts", default=",".join(HOSTS))
-    ap.add_argument("--cutoff", type=float, default=4.0)
+    ap.add_argument("--cutoff", type=float, default=TierSettings().cutoff_ang, help="local/patch cutoff, Å")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -195,8 +195,11 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"fidelity": {}, "timing": {}}
     settings = TierSettings(cutoff_ang=args.cutoff)
-    results["settings"] = {"potential": args.potential, "tier_settings": settings.to_dict(), "fwhm_mev": FWHM_MEV,
-                           "grid_id": DEFAULT_GRID.grid_id}
+    wanted = {"potential": args.potential, "tier_settings": settings.to_dict(), "fwhm_mev": FWHM_MEV,
+              "grid_id": DEFAULT_GRID.grid_id}
+    if results.get("settings", wanted) != wanted:  # resuming must not mix cases of different settings
+        raise SystemExit(f"{out} holds results for other settings ({results['settings']}); use another --out")
+    results["settings"] = wanted
 
     def save():
         out.write_text(json.dumps(results, indent=1))
