@@ -257,6 +257,72 @@ def test_export_contract(emt_store, tmp_path):
     assert set(d["sample_id"].tolist()) == ids
 
 
+def test_compact_export_expands_to_the_contract_and_keeps_small_signatures(emt_store, tmp_path):
+    from defectnet.model.dataset import load_training_file as load_for_model
+
+    out, cfg, _ = emt_store
+    export(out, tmp_path / "full.h5")
+    res = export(out, tmp_path / "small.h5", compact=True)
+    assert res["format"] == "h5 (compact)" and res["bytes"] < (tmp_path / "full.h5").stat().st_size
+    full, small = load_training_file(tmp_path / "full.h5"), load_training_file(tmp_path / "small.h5")
+    assert json.loads(full["failed_hosts"]) == {"Cu-bcc": "imaginary_modes", "Si": "potential_error"}
+    for key in ("pristine", "pristine_gpdos", "host_pdos", "composition", "targets", "candidates", "host_id",
+                "sample_id", "n_dopants", "supercell_atoms"):
+        np.testing.assert_array_equal(small[key], full[key], err_msg=key)
+    for key, base in (("doped", "pristine"), ("doped_gpdos", "pristine_gpdos")):
+        delta, delta16 = full[key] - full[base], small[key] - small[base]
+        # float16 of the signature itself: relative error ~2^-11 of |Δ| (+ subnormal floor), not of g
+        assert np.all(np.abs(delta16 - delta) <= 2 ** -10 * np.abs(delta) + 1e-7), key
+        # the whole signature survives, even if it were 100× weaker (0.2 % doping)
+        assert np.abs((delta16 - delta) * cfg.grid.widths).sum() < 1e-3 * np.abs(delta * cfg.grid.widths).sum()
+    m = load_for_model(tmp_path / "small.h5")  # the model's reader expands it too
+    np.testing.assert_array_equal(m.doped, small["doped"])
+    assert m.attrs["tier"] == "patch" and "layout" not in m.attrs
+    with pytest.raises(DefectnetError, match="HDF5 only"):
+        export(out, tmp_path / "small.npz", compact=True)
+
+
+def test_training_files_join_by_host_without_duplicates(emt_store, tmp_path):
+    from defectnet.model.dataset import concat_training_data
+    from defectnet.model.dataset import load_training_file as load_for_model
+
+    out, _, _ = emt_store
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    export(out, chunks / "a.h5", compact=True)
+    whole = load_for_model(chunks / "a.h5")
+    au, rest = np.flatnonzero(whole.host_names[whole.host_id] == "Au"), np.flatnonzero(whole.host_names[whole.host_id] != "Au")
+    both = concat_training_data([whole.subset(rest), whole.subset(au), whole.subset(au[:2])])  # Au twice: kept once
+    assert len(both) == len(whole) and sorted(both.host_names) == sorted(whole.host_names)
+    key = lambda d: sorted(zip(d.host_names[d.host_id], d.sample_id, d.doped.sum(axis=1).round(6)))
+    assert key(both) == key(whole)
+    export(out, chunks / "b.npz")  # a directory is read whole; the same samples again are dropped
+    assert len(load_for_model(chunks)) == len(load_for_model(f"{chunks / 'a.h5'},{chunks / 'b.npz'}")) == len(whole)
+    other = whole.subset(au)
+    other.attrs["tier"] = "mass"
+    with pytest.raises(DefectnetError, match="tier 'mass' differs"):
+        concat_training_data([whole, other])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DefectnetError, match="holds no .h5"):
+        load_for_model(tmp_path / "empty")
+
+
+def test_exclude_from_skips_hosts_done_or_failed_in_earlier_chunks(emt_store, tmp_path):
+    from defectnet.data.generate import resolve_hosts
+
+    out, cfg, _ = emt_store
+    export(out, tmp_path / "chunks" / "001.h5", compact=True)
+    hosts = dict(cfg.to_dict()["hosts"])
+    hosts["structures"]["Ag"] = {"cell": bulk("Ag", "fcc", a=4.09).cell.tolist(), "species": ["Ag"],
+                                 "positions": [[0, 0, 0]]}
+    new = GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "chunks"),
+                                                                                 str(tmp_path / "not-yet")]}})
+    assert [h.name for h in resolve_hosts(new.hosts)] == ["Ag"]  # Cu, Au, Cu-hcp done; Cu-bcc, Si failed
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    with pytest.raises(DefectnetError, match="junk.h5.*not a readable training file"):
+        resolve_hosts(GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "junk.h5")]}}).hosts)
+
+
 def test_training_file_reader_refuses_broken_files(emt_store, tmp_path):
     import h5py
 

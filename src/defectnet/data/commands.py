@@ -91,6 +91,8 @@ class DatasetCommand(Command):
         exp.add_argument("store")
         exp.add_argument("--out", required=True, help="output .h5 or .npz")
         exp.add_argument("--format", choices=("h5", "npz"), default=None, help="default: from the suffix")
+        exp.add_argument("--compact", action="store_true",
+                         help="host spectra once, defect signatures as float16 (HDF5; ~4x smaller, for committing)")
         um = sub.add_parser("umap", help="2-D UMAP of doped−pristine spectra (paper Fig. 2d)",
                             description="2-D UMAP embedding of the defect signatures (doped − pristine), coloured per sample")
         um.add_argument("store")
@@ -184,7 +186,7 @@ def _check(args) -> int:
 def _export(args) -> int:
     from defectnet.data.export import export
 
-    res = export(args.store, args.out, fmt=args.format)
+    res = export(args.store, args.out, fmt=args.format, compact=args.compact)
     print(f"wrote {res['path']}: {res['n_samples']} samples of {res['n_hosts']} hosts ({res['format']}, "
           f"{res['bytes'] / 1e6:.2f} MB)")
     return 0

@@ -16,6 +16,16 @@ datasets
     (n, H) float32 host atomic fractions; ``host_id`` (n,) int32 index into ``host_names``
     (n_hosts,) utf-8; ``n_dopants`` (n,) int8; ``sample_id`` (n,) int64 (the store row
     id); ``supercell_atoms`` (n,) int16.
+
+The compact layout (``layout = "compact"``, HDF5 only; ``defectnet dataset export --compact``)
+is what gets committed to the repository and carried between sessions: each host's arrays
+are stored once (``host_pristine``, ``host_pristine_gpdos``, ``host_host_pdos`` (n_hosts, B)
+float32, ``host_composition`` (n_hosts, H) float32), and each sample only its defect signature
+Δ = doped − pristine (``delta``, ``delta_gpdos``: (n, B) float16, times ``delta_scale`` = 2¹⁰).
+Δ is stored and not the doped spectrum because at 0.2 % doping Δ is ~10⁻³ of the spectrum:
+float16 keeps 3 significant digits of Δ itself, where it would keep none of Δ in the doped
+spectrum. ``failed_hosts`` (JSON name → reason) lists the hosts that failed, so that a later
+generation can skip them too. Readers expand it to the contract above (:func:`expand_compact`).
 """
 
 from __future__ import annotations
@@ -143,7 +153,7 @@ def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, attrs
 
 
-def export(store_path, out, fmt: str | None = None) -> dict:
+def export(store_path, out, fmt: str | None = None, *, compact: bool = False) -> dict:
     """Write a store's successful samples to the training file ``out``.
 
     Parameters
@@ -154,6 +164,9 @@ def export(store_path, out, fmt: str | None = None) -> dict:
         Output file; written to a temporary name and renamed, so a reader never sees half a file.
     fmt : {'h5', 'npz'}, optional
         Default from the suffix (``.h5``/``.hdf5`` → HDF5, ``.npz`` → NPZ).
+    compact : bool
+        Write the compact layout (HDF5; see the module docstring): ~4× smaller, for
+        committing a dataset to a repository.
 
     Returns
     -------
@@ -166,16 +179,19 @@ def export(store_path, out, fmt: str | None = None) -> dict:
     fmt = fmt or _FORMATS.get(out.suffix.lower())
     if fmt not in WRITERS:
         raise DefectnetError(f"unknown export format for {out.name!r}; use a .h5 or .npz file (or fmt='h5'|'npz')")
+    if compact and fmt != "h5":
+        raise DefectnetError(f"the compact layout is HDF5 only; name the output .h5, not {out.name!r}")
     with Store(store_path, "r") as store:
         arrays, attrs = training_arrays(store)
+        attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
     if len(arrays["doped"]) == 0:
         raise DefectnetError("the store has no successful samples to export", source=str(store_path))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    WRITERS[fmt](tmp, arrays, attrs)
+    (_write_compact if compact else WRITERS[fmt])(tmp, arrays, attrs)
     os.replace(tmp, out)
     return {"path": str(out), "n_samples": len(arrays["doped"]), "n_hosts": len(arrays["host_names"]),
-            "format": fmt, "bytes": out.stat().st_size}
+            "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size}
 
 
 def _write_h5(path, arrays, attrs):
@@ -205,6 +221,69 @@ def _write_npz(path, arrays, attrs):
 #: Format name -> writer(path, arrays, attrs).
 WRITERS = {"h5": _write_h5, "npz": _write_npz}
 
+#: Δ = doped − pristine is stored as float16(Δ × DELTA_SCALE) in the compact layout (a power of
+#: two: the scaling itself is exact; |Δ| ≤ 1 per meV on unit-area spectra, far below float16's 65504).
+DELTA_SCALE = 2.0**10
+_HOST_LEVEL = {"pristine": "host_pristine", "pristine_gpdos": "host_pristine_gpdos", "host_pdos": "host_host_pdos",
+               "composition": "host_composition"}
+_DELTAS = {"doped": ("delta", "pristine"), "doped_gpdos": ("delta_gpdos", "pristine_gpdos")}
+
+
+def compact_arrays(arrays: dict) -> dict:
+    """The contract arrays in the compact layout (host arrays once, Δ as scaled float16).
+
+    Raises
+    ------
+    DefectnetError
+        If two samples of one host carry different host arrays (then nothing can be shared).
+    """
+    n_hosts = len(arrays["host_names"])
+    hid = arrays["host_id"]
+    first = np.full(n_hosts, -1)
+    first[hid[::-1]] = np.arange(len(hid))[::-1]  # first sample of each host
+    out = {}
+    for key, name in _HOST_LEVEL.items():
+        if key not in arrays:
+            continue
+        a = arrays[key]
+        host_a = np.zeros((n_hosts,) + a.shape[1:], a.dtype)
+        has = first >= 0
+        host_a[has] = a[first[has]]
+        if not np.array_equal(host_a[hid], a):
+            raise DefectnetError(f"samples of one host differ in {key!r}; the compact layout cannot hold them")
+        out[name] = host_a
+    for key, (name, base) in _DELTAS.items():
+        out[name] = ((arrays[key] - arrays[base]) * DELTA_SCALE).astype(np.float16)
+    for key in DATASETS:
+        if key not in _HOST_LEVEL and key not in _DELTAS:
+            out[key] = arrays[key]
+    out["host_names"] = arrays["host_names"]
+    return out
+
+
+def expand_compact(d: dict) -> dict:
+    """Inverse of :func:`compact_arrays` on a file's flat dict (datasets and attributes).
+
+    The doped spectra come back as pristine + Δ, clipped at 0 (float16 rounding can leave
+    −10⁻⁷ where a band empties); their error is ≤ 2⁻¹¹ |Δ| per bin.
+    """
+    d = dict(d)
+    scale = float(d.pop("delta_scale", DELTA_SCALE))
+    hid = d["host_id"]
+    for key, name in _HOST_LEVEL.items():
+        if name in d:
+            d[key] = np.asarray(d.pop(name))[hid]
+    for key, (name, base) in _DELTAS.items():
+        delta = np.asarray(d.pop(name), np.float32) / np.float32(scale)
+        d[key] = np.maximum(d[base] + delta, 0).astype(np.float32)
+    d.pop("layout", None)
+    d.pop("failed_hosts", None)
+    return d
+
+
+def _write_compact(path, arrays, attrs):
+    _write_h5(path, compact_arrays(arrays), {**attrs, "layout": "compact", "delta_scale": DELTA_SCALE})
+
 
 def load_training_file(path) -> dict:
     """Read and validate a training file (HDF5 or NPZ).
@@ -229,6 +308,8 @@ def load_training_file(path) -> dict:
         d = _read_npz(path) if path.suffix.lower() == ".npz" else _read_h5(path)
     except (OSError, ValueError) as exc:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+    if d.get("layout") == "compact":
+        d = expand_compact(d)
     missing = [a for a in ATTRIBUTES if a not in d]
     if missing:
         raise DefectnetError(f"missing attributes {missing}", source=str(path))

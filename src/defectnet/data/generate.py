@@ -89,6 +89,10 @@ class HostSelection:
         fractional}`` (:meth:`from_atoms` builds it from ``ase.Atoms``).
     exclude : tuple of str
         Names to leave out.
+    exclude_from : tuple of str
+        Training files or directories of them (e.g. the committed reference-dataset chunks):
+        their hosts, and the hosts they record as failed, are left out — so a generation
+        continued in a new session with a fresh store computes only new hosts.
     max_hosts : int or None
         Keep only the first ``max_hosts`` hosts.
     """
@@ -99,6 +103,7 @@ class HostSelection:
     files: tuple[str, ...] = ()
     structures: Mapping = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
+    exclude_from: tuple[str, ...] = ()
     max_hosts: int | None = None
 
     @staticmethod
@@ -413,7 +418,7 @@ def _parse_hosts(key, v) -> HostSelection:
     out = {}
     for k, val in d.items():
         kk = f"{key}.{k}"
-        if k in ("names", "files", "exclude"):
+        if k in ("names", "files", "exclude", "exclude_from"):
             out[k] = _to_str_list(kk, val)
         elif k == "filter":
             out[k] = None if val is None else _to_str(kk, val)
@@ -640,13 +645,34 @@ def resolve_hosts(sel: HostSelection) -> list[HostInput]:
     for name, d in sel.structures.items():
         atoms = _dict_to_atoms(d)
         add(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal"), "user", "inline"))
-    excluded = {n.lower() for n in sel.exclude}
+    excluded = {n.lower() for n in sel.exclude} | {n.lower() for n in hosts_in_training_files(sel.exclude_from)}
     hosts = [h for h in out.values() if h.name.lower() not in excluded]
     if sel.max_hosts is not None:
         hosts = hosts[: sel.max_hosts]
     if not hosts:
         raise DefectnetError("the host selection is empty")
     return hosts
+
+
+def hosts_in_training_files(paths) -> set[str]:
+    """Names of the hosts in training files (or directories of them), failed hosts included.
+
+    A path that does not exist holds no host (the first chunk of a dataset has no
+    predecessors); a file that is not a readable training file is an error.
+    """
+    import h5py
+
+    names: set[str] = set()
+    for path in map(Path, paths):
+        files = sorted(path.glob("*.h5")) if path.is_dir() else [path] if path.exists() else []
+        for f in files:
+            try:
+                with h5py.File(f, "r") as h:
+                    names |= {x.decode() if isinstance(x, bytes) else str(x) for x in h["host_names"][()]}
+                    names |= set(json.loads(h.attrs.get("failed_hosts", "{}")))
+            except (OSError, KeyError, ValueError) as exc:
+                raise DefectnetError(f"hosts.exclude_from: not a readable training file ({exc})", source=str(f)) from None
+    return names
 
 
 @dataclass(frozen=True)

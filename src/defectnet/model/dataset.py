@@ -131,17 +131,22 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
     Parameters
     ----------
     path : str or Path
+        One file; or a directory, or several paths joined by commas, whose training files
+        are read in sorted order and concatenated (:func:`concat_training_data`) — the
+        reference dataset is committed as one compact file per generation chunk.
     export_dir : path, optional
         Where a ``.sqlite`` store is exported to (default: a temporary directory).
 
     Raises
     ------
     DefectnetError
-        Missing file, unknown suffix, wrong schema, or a store that cannot be exported.
+        Missing file, unknown suffix, wrong schema, a store that cannot be exported, or
+        files that cannot be joined (another grid, vocabulary, potential or tier).
     """
-    path = Path(path)
-    if not path.exists():
-        raise DefectnetError(f"training data {path} does not exist")
+    paths = _training_paths(path)
+    if len(paths) > 1:
+        return concat_training_data([load_training_file(p, export_dir=export_dir) for p in paths])
+    path = paths[0]
     suffix = path.suffix.lower()
     if suffix in (".sqlite", ".db"):
         return load_training_file(_export_store(path, export_dir))
@@ -151,6 +156,11 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         with h5py.File(path, "r") as f:
             arrays = {k: f[k][()] for k in f.keys()}
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        if attrs.get("layout") == "compact":
+            from defectnet.data.export import expand_compact
+
+            arrays = expand_compact({**arrays, "delta_scale": attrs.pop("delta_scale", None) or 2.0**10})
+            attrs.pop("layout")
     elif suffix == ".npz":  # attributes are 0-d entries (older files of ours prefixed them "attr__")
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if z[k].ndim > 0 or k in _ARRAYS}
@@ -158,6 +168,68 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
     else:
         raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
     return _from_arrays(arrays, attrs, source=str(path))
+
+
+_TRAINING_SUFFIXES = (".h5", ".hdf5", ".npz")
+
+
+def _training_paths(path) -> list[Path]:
+    parts = [Path(p) for p in str(path).split(",") if p.strip()] if "," in str(path) else [Path(path)]
+    out = []
+    for p in parts:
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in _TRAINING_SUFFIXES)
+            if not found:
+                raise DefectnetError(f"training data {p}: the directory holds no .h5 or .npz file")
+            out += found
+        elif not p.exists():
+            raise DefectnetError(f"training data {p} does not exist")
+        else:
+            out.append(p)
+    return out
+
+
+#: Attributes that must agree for training files to be joined.
+_JOIN_ATTRS = ("potential", "tier")
+
+
+def concat_training_data(parts: list[TrainingData]) -> TrainingData:
+    """Join training data from several files into one (hosts merged by name).
+
+    A sample present in more than one part (same host, same ``sample_id``: the same seeded
+    sample generated twice) is kept once, from the first part.
+
+    Raises
+    ------
+    DefectnetError
+        If the parts differ in grid, vocabulary, host elements, potential or tier.
+    """
+    first = parts[0]
+    for d in parts[1:]:
+        src = d.attrs.get("source", "?")
+        if d.grid.grid_id != first.grid.grid_id:
+            raise DefectnetError(f"grid {d.grid.grid_id} differs from {first.grid.grid_id} of "
+                                 f"{first.attrs.get('source', 'the first file')}", source=src)
+        if d.vocabulary != first.vocabulary or d.host_elements != first.host_elements:
+            raise DefectnetError("dopant vocabulary or host elements differ from the first file", source=src)
+        for k in _JOIN_ATTRS:
+            if str(d.attrs.get(k)) != str(first.attrs.get(k)):
+                raise DefectnetError(f"{k} {d.attrs.get(k)!r} differs from {first.attrs.get(k)!r} of the first file",
+                                     source=src)
+    names = sorted({str(h) for d in parts for h in d.host_names})
+    index = {h: i for i, h in enumerate(names)}
+    cols = {k: [] for k in _ARRAYS}
+    seen = set()
+    for d in parts:
+        hid = np.array([index[str(h)] for h in d.host_names], np.int32)[d.host_id]
+        keep = np.array([(h, s) not in seen for h, s in zip(hid, d.sample_id)], bool)
+        seen.update(zip(hid[keep], d.sample_id[keep]))
+        for k in _ARRAYS:
+            cols[k].append(hid[keep] if k == "host_id" else getattr(d, k)[keep])
+    attrs = dict(first.attrs)
+    attrs["source"] = ",".join(str(d.attrs.get("source", "?")) for d in parts)
+    return TrainingData(**{k: np.concatenate(v) for k, v in cols.items()}, host_names=np.array(names, dtype=object),
+                        grid=first.grid, vocabulary=first.vocabulary, host_elements=first.host_elements, attrs=attrs)
 
 
 def _from_arrays(arrays: dict, attrs: dict, source: str) -> TrainingData:
