@@ -138,3 +138,17 @@ def test_unknown_config_key_is_rejected():
         ModelConfig.from_dict({"arch": "defectnet", "n_layer": 3})
     with pytest.raises(DefectnetError, match="unknown architecture"):
         ModelConfig(arch="transformer")
+
+
+@pytest.mark.parametrize("arch", ["defectnet", "paper"])
+def test_channels_last_conv_stack_equals_the_conv1d_layers(arch):
+    from defectnet.model.network import conv_stack
+
+    model = _model(arch, seed=3)
+    x = torch.randn(5, model.conv[0].in_channels, DEFAULT_GRID.n_bins, requires_grad=True)
+    fast, ref = conv_stack(model.conv, x), model.conv(x)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    g_fast = torch.autograd.grad(fast.square().sum(), model.conv[0].weight)[0]
+    g_ref = torch.autograd.grad(ref.square().sum(), model.conv[0].weight)[0]
+    torch.testing.assert_close(g_fast, g_ref, atol=1e-4, rtol=1e-3)
