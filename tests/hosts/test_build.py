@@ -181,5 +181,10 @@ def test_finalize_keeps_curated_and_passed_prototypes(tmp_path):
     path = B.finalize(tmp_path, base=[cu, ag])
     hosts, meta = read_hosts(path)
     assert [h.name for h in hosts] == ["Cu-fcc", "Ag-fcc", "Ni-proto"]
-    assert hosts[0].relaxed and not hosts[1].relaxed
+    # curated: the experimental structure, with the checks of its relaxed twin
+    np.testing.assert_allclose(hosts[0].cell, cu.cell, atol=1e-5)
+    assert not hosts[0].relaxed and hosts[0].checks["dynamically_stable"] is True
+    np.testing.assert_allclose(hosts[0].provenance["mlip_cell"], rec["host"]["cell"], atol=1e-5)
+    assert not np.allclose(rec["host"]["cell"], cu.cell, atol=1e-3)  # EMT did move the lattice
+    assert "dynamically_stable" not in hosts[1].checks and hosts[2].relaxed
     assert meta["n_prototype_passed"] == 1 and meta["potentials"][0]["name"] == "emt"

@@ -537,9 +537,12 @@ def finalize(
 ) -> Path:
     """Write the compact library from a build store.
 
-    Curated hosts are always kept — relaxed with their check flags when the store has them,
-    else as unrelaxed experimental structures; prototype hosts enter only if they passed every
-    check. Order: curated (in :data:`candidates.CURATED` order), then prototype hosts in the
+    Curated hosts are always kept with their experimental structure — with the build's check
+    flags and provenance when the store has them (the checks are of the MLIP-relaxed
+    structure, whose cell is kept in ``provenance["mlip_cell"]``), so that ``hosts show``
+    gives the measured lattice and every calculation relaxes with its own potential; prototype
+    hosts enter only if they passed every check, with their relaxed structure (their
+    starting structure was a radius-based guess). Order: curated (in :data:`candidates.CURATED` order), then prototype hosts in the
     order they were built.
 
     Parameters
@@ -559,7 +562,7 @@ def finalize(
     curated = list(base) if base is not None else curated_hosts()
     curated_names = {h.name for h in curated}
     hosts = [
-        Host.from_dict(latest[h.name]["host"]) if h.name in latest and latest[h.name]["status"] != "error" else h
+        _curated_with_checks(h, latest[h.name]["host"]) if h.name in latest and latest[h.name]["status"] != "error" else h
         for h in curated
     ]
     seen = {structure_key(h) for h in hosts}
@@ -583,6 +586,15 @@ def finalize(
         "n_evaluated": len(latest),
     }
     return write_hosts(dest or Path(out) / LIBRARY_FILE, hosts, meta=meta)
+
+
+def _curated_with_checks(experimental: Host, built: dict) -> Host:
+    """A curated host's experimental structure with the provenance of its build record."""
+    b = Host.from_dict(built)
+    prov = {**b.provenance, "relaxed": False, "structure": "experimental; checks on the MLIP-relaxed structure",
+            "mlip_cell": np.round(b.cell, 5).tolist()}
+    prov.pop("unrelaxed", None)
+    return Host.from_dict({**experimental.to_dict(), "provenance": {**experimental.provenance, **prov}})
 
 
 def write_unbuilt_library(directory: str | os.PathLike | None = None, *, seed: int = 0) -> tuple[Path, Path]:
