@@ -52,7 +52,7 @@ def signature_fidelity(g_tier, g_full, g0) -> float:
     return float(1 - np.sum(np.abs(g_tier.values - g_full.values) * w) / np.sum(np.abs(d_full) * w))
 
 
-def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, save):
+def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, save, shown=SHOWN):
     atoms0 = to_ase_atoms(host.phonon.supercell)
     fc0 = np.array(host.phonon.force_constants)
     g0, _ = gamma_spectrum(fc0, atoms0, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
@@ -71,14 +71,14 @@ def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, s
             row = {"host": name, "dopant": el, "label": label, "n_atoms": n, "n_dopants": int(len(idx)),
                    "concentration": len(idx) / n, "tiers": {}}
             spectra = {}
-            for tier in ("full",) + SHOWN:
+            for tier in ("full",) + tuple(shown):
                 t0 = time.perf_counter()
                 res = TIERS[tier](system, settings)
                 seconds = time.perf_counter() - t0
                 spectra[tier], _ = gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
                 row["tiers"][tier] = {"seconds": seconds, "force_calls": res.info.get("force_calls", 0)}
             row["w1_full_vs_pristine_mev"] = spectra["full"].wasserstein1_mev(g0)
-            for tier in SHOWN:
+            for tier in shown:
                 row["tiers"][tier]["S"] = signature_fidelity(spectra[tier], spectra["full"], g0)
                 row["tiers"][tier]["w1_mev"] = spectra[tier].wasserstein1_mev(spectra["full"])
             results["fidelity"][key] = row
@@ -139,7 +139,7 @@ def timing_case(name, host, site, dopant, settings, calc, results, save):
 
 
 def _fid_line(r):
-    s = "  ".join(f"{t} S={r['tiers'][t]['S']:+.2f} ({r['tiers'][t]['seconds']:.0f}s)" for t in SHOWN)
+    s = "  ".join(f"{t} S={r['tiers'][t]['S']:+.2f} ({r['tiers'][t]['seconds']:.0f}s)" for t in SHOWN if t in r["tiers"])
     return (f"{r['host']:5s} {r['dopant']:3s} {r['label']:6s} {100 * r['concentration']:5.1f}%  "
             f"full {r['tiers']['full']['seconds']:.0f}s/{r['tiers']['full']['force_calls']} calls  {s}")
 
@@ -156,13 +156,16 @@ def report(results, out_png: Path):
     print(f"{'host':5s} {'dopant':6s} {'conc':>6s} " + " ".join(f"{t:>7s}" for t in SHOWN) + "   W1(full,pristine) meV")
     for r in rows:
         print(f"{r['host']:5s} {r['dopant']:6s} {100 * r['concentration']:5.1f}% "
-              + " ".join(f"{r['tiers'][t]['S']:7.2f}" for t in SHOWN) + f"   {r['w1_full_vs_pristine_mev']:.2f}")
+              + " ".join(f"{r['tiers'][t]['S']:7.2f}" if t in r["tiers"] else f"{'–':>7s}" for t in SHOWN)
+              + f"   {r['w1_full_vs_pristine_mev']:.2f}")
     summary = {}
     for label in FRACTIONS:
         sel = [r for r in rows if r["label"] == label]
         if sel:
-            summary[label] = {t: {"min_S": min(r["tiers"][t]["S"] for r in sel),
-                                  "median_S": float(np.median([r["tiers"][t]["S"] for r in sel]))} for t in SHOWN}
+            summary[label] = {t: {"min_S": min(r["tiers"][t]["S"] for r in sel if t in r["tiers"]),
+                                  "median_S": float(np.median([r["tiers"][t]["S"] for r in sel if t in r["tiers"]])),
+                                  "n": sum(t in r["tiers"] for r in sel)}
+                              for t in SHOWN if any(t in r["tiers"] for r in sel)}
     results["summary"] = summary
     for label, d in summary.items():
         print(f"{label:7s} " + "  ".join(f"{t}: min {v['min_S']:.2f} median {v['median_S']:.2f}" for t, v in d.items()))
@@ -183,7 +186,7 @@ def _plot(rows, timing, path):
     labels = [f"{r['host']}:{r['dopant']} {r['label']}" for r in rows]
     x = np.arange(len(rows))
     for k, t in enumerate(SHOWN):
-        axes[0].bar(x + (k - 1) * 0.27, [r["tiers"][t]["S"] for r in rows], 0.27, label=t)
+        axes[0].bar(x + (k - 1) * 0.27, [r["tiers"][t]["S"] if t in r["tiers"] else np.nan for r in rows], 0.27, label=t)
     axes[0].axhline(0.8, color="k", ls="--", lw=0.8)
     axes[0].set_xticks(x, labels, rotation=90, fontsize=6)
     axes[0].set_ylabel("S (share of defect signature)")
@@ -206,6 +209,8 @@ def main():
     ap.add_argument("--hosts", default=",".join(HOSTS))
     ap.add_argument("--cutoff", type=float, default=TierSettings().cutoff_ang, help="local/patch cutoff, Å")
     ap.add_argument("--fractions", default=",".join(FRACTIONS), help="fidelity cases, in this order")
+    ap.add_argument("--tiers", default=",".join(SHOWN), help="tiers compared with full (local is the costliest)")
+    ap.add_argument("--merge", nargs="*", default=[], help="results files of parallel runs (same settings) to merge in")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--no-fidelity", action="store_true")
     ap.add_argument("--out", default=None)
@@ -224,6 +229,15 @@ def main():
     if results.get("settings", wanted) != wanted:  # resuming must not mix cases of different settings
         raise SystemExit(f"{out} holds results for other settings ({results['settings']}); use another --out")
     results["settings"] = wanted
+    for other in map(Path, args.merge):  # parallel runs on other hosts write their own files
+        extra = json.loads(other.read_text())
+        if extra.get("settings") != wanted:
+            raise SystemExit(f"{other} holds results for other settings; not merged")
+        for part in ("fidelity", "timing"):
+            results[part].update({k: v for k, v in extra[part].items() if k not in results[part]})
+    shown = [t for t in args.tiers.split(",") if t]
+    if bad := [t for t in shown if t not in SHOWN]:
+        raise SystemExit(f"unknown tier {bad[0]}; expected some of {', '.join(SHOWN)}")
 
     def save():
         out.write_text(json.dumps(results, indent=1))
@@ -249,7 +263,7 @@ def main():
         for name in names:
             _, site, dopants = HOSTS[name]
             if any(f"{name}|{el}|{label}" not in results["fidelity"] for el in dopants):
-                fidelity_cases(name, host_of(name), site, dopants, [label], settings, calc, results, save)
+                fidelity_cases(name, host_of(name), site, dopants, [label], settings, calc, results, save, shown)
     for name in names if not args.no_timing else ():
         _, site, dopants = HOSTS[name]
         if f"{name}|{dopants[2]}|1%" not in results["timing"]:
