@@ -40,6 +40,7 @@ HOSTS = {  # experimental lattice constants (Å)
     "GaAs": (lambda: bulk("GaAs", "zincblende", a=5.653), "Ga", ["Be", "C", "Si", "Zn"]),
     "AlN": (lambda: bulk("AlN", "wurtzite", a=3.112, c=4.982), "Al", ["B", "Mg", "Si", "Ga"]),
     "ZnO": (lambda: bulk("ZnO", "wurtzite", a=3.25, c=5.207), "Zn", ["Li", "Mg", "Al", "Cd"]),
+    "ZnS": (lambda: bulk("ZnS", "zincblende", a=5.409), "Zn", ["Mg", "Mn", "Cu", "Cd"]),
 }
 FRACTIONS = {"single": None, "5%": 0.05, "25%": 0.25}
 FWHM_MEV = 1.0
