@@ -655,7 +655,7 @@ def resolve_hosts(sel: HostSelection) -> list[HostInput]:
 
 
 def hosts_in_training_files(paths) -> set[str]:
-    """Names of the hosts in training files (or directories of them), failed hosts included.
+    """Names of the hosts with samples in training files (or directories of them), and their failed hosts.
 
     A path that does not exist holds no host (the first chunk of a dataset has no
     predecessors); a file that is not a readable training file is an error.
@@ -668,7 +668,9 @@ def hosts_in_training_files(paths) -> set[str]:
         for f in files:
             try:
                 with h5py.File(f, "r") as h:
-                    names |= {x.decode() if isinstance(x, bytes) else str(x) for x in h["host_names"][()]}
+                    listed = [x.decode() if isinstance(x, bytes) else str(x) for x in h["host_names"][()]]
+                    # only hosts with samples: one whose samples were still to come is not done
+                    names |= {listed[i] for i in np.unique(h["host_id"][()])}
                     names |= set(json.loads(h.attrs.get("failed_hosts", "{}")))
             except (OSError, KeyError, ValueError) as exc:
                 raise DefectnetError(f"hosts.exclude_from: not a readable training file ({exc})", source=str(f)) from None
