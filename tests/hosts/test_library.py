@@ -127,7 +127,8 @@ def test_built_hosts_carry_all_stability_flags(lib):
         if h.provenance.get("status") == "built":  # curated hosts keep their experimental structure
             for check in HARD_CHECKS:
                 assert check in h.checks, (h.name, check)
-            assert "min_frequency_mev" in h.provenance and "n_imaginary" in h.provenance
+            if h.checks["dynamically_stable"] is not None:  # None: an earlier check stopped the build
+                assert "min_frequency_mev" in h.provenance and "n_imaginary" in h.provenance
             assert h.provenance["potential"]["name"]
             if h.source == "prototype":
                 assert h.relaxed and all(h.checks[c] for c in HARD_CHECKS), h.name

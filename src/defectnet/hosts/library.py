@@ -430,11 +430,16 @@ def read_hosts(path: str | os.PathLike) -> tuple[list[Host], dict]:
 
 
 class HostLibrary:
-    """Hosts by name with case-insensitive and alias lookup, plus the candidate list."""
+    """Hosts by name with case-insensitive and alias lookup, plus the candidate list.
+
+    A candidate that the build has promoted into the library (same name) is listed once,
+    as the built host.
+    """
 
     def __init__(self, hosts: Iterable[Host], candidates: Iterable[Host] = (), meta: dict | None = None):
         self.hosts = list(hosts)
-        self.candidates = list(candidates)
+        built = {h.name.lower() for h in self.hosts}
+        self.candidates = [c for c in candidates if c.name.lower() not in built]
         self.meta = dict(meta or {})
         self._index: dict[str, Host] = {}
         self._cand_index: dict[str, Host] = {}
