@@ -42,7 +42,7 @@ from defectnet.phonons.forceconstants import (
     neighbours_within,
     restore_sum_rules,
 )
-from defectnet.phonons.host import HostSettings, compute_forces, compute_pristine, to_ase_atoms, to_phonopy_atoms
+from defectnet.phonons.host import HostSettings, compute_pristine
 from defectnet.phonons.potentials import get_calculator
 from defectnet.phonons.relax import relax
 
@@ -54,15 +54,12 @@ FWHM_MEV = 1.0
 CUBE = 3 * np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
 
 
-def symmetric_fc(atoms, calc, distance: float = 0.01):
-    """Force constants of a whole cell from phonopy's symmetry-reduced ± displacements."""
-    from phonopy import Phonopy
+def symmetric_fc(atoms, calc):
+    """Force constants (N, N, 3, 3) of a whole cell from phonopy's symmetry-reduced ± displacements."""
+    from defectnet.phonons.patches import _cheapest_columns
 
-    ph = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P", symprec=1e-4)
-    ph.generate_displacements(distance=distance, is_plusminus=True)
-    ph.forces = compute_forces(ph.supercells_with_displacements, calc)
-    ph.produce_force_constants()
-    return np.array(ph.force_constants), len(ph.displacements)
+    cols, calls = _cheapest_columns(atoms, np.arange(len(atoms)), calc, TierSettings(), progress=False)
+    return cols.transpose(1, 0, 2, 3), calls  # every atom displaced: phonopy's route is the cheaper one
 
 
 def run_case(case: str, calc, potential: str) -> dict:

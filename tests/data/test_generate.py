@@ -318,6 +318,9 @@ def test_exclude_from_skips_hosts_done_or_failed_in_earlier_chunks(emt_store, tm
     new = GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "chunks"),
                                                                                  str(tmp_path / "not-yet")]}})
     assert [h.name for h in resolve_hosts(new.hosts)] == ["Ag"]  # Cu, Au, Cu-hcp done; Cu-bcc, Si failed
+    npz = GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "npz")]}})
+    export(out, tmp_path / "npz" / "001.npz")  # a plain NPZ chunk counts the same
+    assert [h.name for h in resolve_hosts(npz.hosts)] == ["Ag"]
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(DefectnetError, match="junk.h5.*not a readable training file"):
         resolve_hosts(GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "junk.h5")]}}).hosts)

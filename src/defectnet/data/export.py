@@ -241,13 +241,13 @@ def compact_arrays(arrays: dict) -> dict:
     hid = arrays["host_id"]
     first = np.full(n_hosts, -1)
     first[hid[::-1]] = np.arange(len(hid))[::-1]  # first sample of each host
+    has = first >= 0  # hosts without samples keep zero rows
     out = {}
     for key, name in _HOST_LEVEL.items():
         if key not in arrays:
             continue
         a = arrays[key]
         host_a = np.zeros((n_hosts,) + a.shape[1:], a.dtype)
-        has = first >= 0
         host_a[has] = a[first[has]]
         if not np.array_equal(host_a[hid], a):
             raise DefectnetError(f"samples of one host differ in {key!r}; the compact layout cannot hold them")
@@ -279,6 +279,51 @@ def expand_compact(d: dict) -> dict:
     d.pop("layout", None)
     d.pop("failed_hosts", None)
     return d
+
+
+#: Suffixes of training files (what a directory of them is searched for).
+TRAINING_SUFFIXES = (".h5", ".hdf5", ".npz")
+
+
+def training_file_paths(paths, *, missing_ok: bool = False) -> list[Path]:
+    """The training files that ``paths`` name: files as given, directories by their sorted contents.
+
+    ``paths`` is one path, an iterable of them, or several joined by commas. A path that
+    does not exist is an error unless ``missing_ok`` (then it names no file).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = str(paths).split(",")
+    out = []
+    for p in (Path(str(x).strip()) for x in paths if str(x).strip()):
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in TRAINING_SUFFIXES)
+            if not found and not missing_ok:
+                raise DefectnetError(f"training data {p}: the directory holds no .h5 or .npz file")
+            out += found
+        elif p.exists():
+            out.append(p)
+        elif not missing_ok:
+            raise DefectnetError(f"training data {p} does not exist")
+    return out
+
+
+def training_file_hosts(path) -> tuple[set[str], set[str]]:
+    """(hosts with samples, hosts recorded as failed) of a training file, without reading spectra."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                listed, host_id = [str(x) for x in z["host_names"]], z["host_id"]
+                failed = z["failed_hosts"].item() if "failed_hosts" in z.files else "{}"
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                listed = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
+                host_id, failed = f["host_id"][()], f.attrs.get("failed_hosts", "{}")
+        return {listed[i] for i in np.unique(host_id)}, set(json.loads(failed))
+    except (OSError, KeyError, ValueError) as exc:
+        raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
 
 
 def _write_compact(path, arrays, attrs):

@@ -658,22 +658,18 @@ def hosts_in_training_files(paths) -> set[str]:
     """Names of the hosts with samples in training files (or directories of them), and their failed hosts.
 
     A path that does not exist holds no host (the first chunk of a dataset has no
-    predecessors); a file that is not a readable training file is an error.
+    predecessors); a file that is not a readable training file is an error. A host listed
+    without samples (its samples were still to come) is not done.
     """
-    import h5py
+    from defectnet.data.export import training_file_hosts, training_file_paths
 
     names: set[str] = set()
-    for path in map(Path, paths):
-        files = sorted(path.glob("*.h5")) if path.is_dir() else [path] if path.exists() else []
-        for f in files:
-            try:
-                with h5py.File(f, "r") as h:
-                    listed = [x.decode() if isinstance(x, bytes) else str(x) for x in h["host_names"][()]]
-                    # only hosts with samples: one whose samples were still to come is not done
-                    names |= {listed[i] for i in np.unique(h["host_id"][()])}
-                    names |= set(json.loads(h.attrs.get("failed_hosts", "{}")))
-            except (OSError, KeyError, ValueError) as exc:
-                raise DefectnetError(f"hosts.exclude_from: not a readable training file ({exc})", source=str(f)) from None
+    for f in training_file_paths(paths, missing_ok=True):
+        try:
+            done, failed = training_file_hosts(f)
+        except DefectnetError as exc:
+            raise DefectnetError(f"hosts.exclude_from: {exc}") from None
+        names |= done | failed
     return names
 
 

@@ -542,8 +542,8 @@ def finalize(
     structure, whose cell is kept in ``provenance["mlip_cell"]``), so that ``hosts show``
     gives the measured lattice and every calculation relaxes with its own potential; prototype
     hosts enter only if they passed every check, with their relaxed structure (their
-    starting structure was a radius-based guess). Order: curated (in :data:`candidates.CURATED` order), then prototype hosts in the
-    order they were built.
+    starting structure was a radius-based guess). Order: curated (in
+    :data:`candidates.CURATED` order), then prototype hosts in the order they were built.
 
     Parameters
     ----------

@@ -143,7 +143,9 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         Missing file, unknown suffix, wrong schema, a store that cannot be exported, or
         files that cannot be joined (another grid, vocabulary, potential or tier).
     """
-    paths = _training_paths(path)
+    from defectnet.data.export import training_file_paths
+
+    paths = training_file_paths(path)
     if len(paths) > 1:
         return concat_training_data([load_training_file(p, export_dir=export_dir) for p in paths])
     path = paths[0]
@@ -156,11 +158,10 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         with h5py.File(path, "r") as f:
             arrays = {k: f[k][()] for k in f.keys()}
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        if attrs.get("layout") == "compact":
-            from defectnet.data.export import expand_compact
+        if attrs.pop("layout", None) == "compact":
+            from defectnet.data.export import DELTA_SCALE, expand_compact
 
-            arrays = expand_compact({**arrays, "delta_scale": attrs.pop("delta_scale", None) or 2.0**10})
-            attrs.pop("layout")
+            arrays = expand_compact({**arrays, "delta_scale": attrs.pop("delta_scale", DELTA_SCALE)})
     elif suffix == ".npz":  # attributes are 0-d entries (older files of ours prefixed them "attr__")
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if z[k].ndim > 0 or k in _ARRAYS}
@@ -168,25 +169,6 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
     else:
         raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
     return _from_arrays(arrays, attrs, source=str(path))
-
-
-_TRAINING_SUFFIXES = (".h5", ".hdf5", ".npz")
-
-
-def _training_paths(path) -> list[Path]:
-    parts = [Path(p) for p in str(path).split(",") if p.strip()] if "," in str(path) else [Path(path)]
-    out = []
-    for p in parts:
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in _TRAINING_SUFFIXES)
-            if not found:
-                raise DefectnetError(f"training data {p}: the directory holds no .h5 or .npz file")
-            out += found
-        elif not p.exists():
-            raise DefectnetError(f"training data {p} does not exist")
-        else:
-            out.append(p)
-    return out
 
 
 #: Attributes that must agree for training files to be joined.
