@@ -369,7 +369,14 @@ def load_training_file(path) -> dict:
         elif k != "schema_version":
             d[k] = str(d[k])
     from defectnet.elements import DOPANTS
+    from defectnet.grid import EnergyGrid
 
+    try:
+        grid_id = EnergyGrid.from_dict(d["grid"]).grid_id
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DefectnetError(f"bad grid attribute ({exc})", source=str(path)) from None
+    if d["grid_id"] != grid_id:
+        raise DefectnetError(f"grid_id {d['grid_id']} does not match its grid ({grid_id})", source=str(path))
     if d["vocabulary"] != list(DOPANTS):
         raise DefectnetError("vocabulary differs from defectnet.elements.DOPANTS", source=str(path))
     n_bins = int(d["grid"]["n_bins"])

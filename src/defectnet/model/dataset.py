@@ -1,19 +1,9 @@
 """Training files as tensors: loading, a synthetic generator, host-grouped splits, augmentation.
 
-The training file (written by ``defectnet dataset export``, or by :func:`write_training_file`)
-holds, for n samples on one :class:`~defectnet.grid.EnergyGrid` of G bins and the dopant
-vocabulary of V elements (:data:`defectnet.elements.DOPANTS`)::
-
-    pristine, doped                (n, G) float32  unit-area PDoS (per meV, bin-integrated)
-    pristine_gpdos, doped_gpdos    (n, G) float32  neutron-weighted GPDoS, same convention
-    targets                        (n, V) float32  atomic fraction per vocabulary element, 0 = absent
-    candidates                     (n, V) bool     true dopants ∪ distractors
-    composition                    (n, H) float32  host atomic fractions, order HOST_ELEMENTS (Z = 1–94)
-    host_id (n,) int32, host_names (n_hosts,) str, n_dopants (n,) int8,
-    sample_id (n,) int64, supercell_atoms (n,) int16
-
-and attrs ``schema_version``, ``grid`` (JSON), ``grid_id``, ``vocabulary`` (JSON list),
-``host_elements`` (JSON list), ``potential``, ``tier``, ``broadening``, ``config``.
+The training file (written by ``defectnet dataset export`` or :func:`write_training_file`) has
+one contract and one reader, :mod:`defectnet.data.export`; here it becomes a
+:class:`TrainingData` of n samples on one :class:`~defectnet.grid.EnergyGrid` of G bins, the
+dopant vocabulary of V elements (:data:`defectnet.elements.DOPANTS`) and H host elements.
 
 Splits are grouped by host (:func:`split_by_host`): out-of-distribution hosts are never
 seen in training; the in-distribution test set holds unseen doped configurations of the
@@ -32,9 +22,8 @@ import periodictable
 
 from defectnet.elements import DOPANTS, mass_amu
 from defectnet.errors import DefectnetError
+from defectnet.data.export import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
-
-SCHEMA_VERSION = 1
 
 #: Order of the host composition vector: symbols of Z = 1–94.
 HOST_ELEMENTS: tuple[str, ...] = tuple(periodictable.elements[z].symbol for z in range(1, 95))
@@ -152,23 +141,11 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
     suffix = path.suffix.lower()
     if suffix in (".sqlite", ".db"):
         return load_training_file(_export_store(path, export_dir))
-    if suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            arrays = {k: f[k][()] for k in f.keys()}
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        if attrs.pop("layout", None) == "compact":
-            from defectnet.data.export import DELTA_SCALE, expand_compact
-
-            arrays = expand_compact({**arrays, "delta_scale": attrs.pop("delta_scale", DELTA_SCALE)})
-    elif suffix == ".npz":  # attributes are 0-d entries (older files of ours prefixed them "attr__")
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if z[k].ndim > 0 or k in _ARRAYS}
-            attrs = {k.removeprefix("attr__"): z[k].item() for k in z.files if z[k].ndim == 0 and k not in _ARRAYS}
-    else:
+    if suffix not in (".h5", ".hdf5", ".npz"):
         raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
-    return _from_arrays(arrays, attrs, source=str(path))
+    from defectnet.data.export import load_training_file as read_contract
+
+    return _from_contract(read_contract(path), source=str(path))
 
 
 #: Attributes that must agree for training files to be joined.
@@ -214,26 +191,14 @@ def concat_training_data(parts: list[TrainingData]) -> TrainingData:
                         grid=first.grid, vocabulary=first.vocabulary, host_elements=first.host_elements, attrs=attrs)
 
 
-def _from_arrays(arrays: dict, attrs: dict, source: str) -> TrainingData:
-    version = int(attrs.get("schema_version", -1))
-    if version != SCHEMA_VERSION:
-        raise DefectnetError(f"schema_version {version}, this defectnet reads {SCHEMA_VERSION}", source=source)
-    missing = [k for k in [*_ARRAYS, "host_names"] if k not in arrays]
-    if missing:
-        raise DefectnetError(f"missing datasets {missing}", source=source)
-    try:
-        grid = EnergyGrid.from_dict(json.loads(attrs["grid"]))
-        vocabulary = tuple(json.loads(attrs["vocabulary"]))
-        host_elements = tuple(json.loads(attrs["host_elements"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise DefectnetError(f"bad or missing attribute: {exc}", source=source) from None
-    if "grid_id" in attrs and attrs["grid_id"] != grid.grid_id:
-        raise DefectnetError(f"grid_id {attrs['grid_id']} does not match its grid ({grid.grid_id})", source=source)
-    names = [h.decode() if isinstance(h, bytes) else str(h) for h in arrays["host_names"]]
-    rest = {k: v for k, v in attrs.items() if k not in ("grid", "vocabulary", "host_elements")}
-    rest["source"] = source
-    return TrainingData(**{k: arrays[k] for k in _ARRAYS}, host_names=np.array(names, dtype=object), grid=grid,
-                        vocabulary=vocabulary, host_elements=host_elements, attrs=rest)
+def _from_contract(d: dict, source: str) -> TrainingData:
+    """TrainingData from the validated dict of :func:`defectnet.data.export.load_training_file`."""
+    skip = {*_ARRAYS, "host_names", "grid", "vocabulary", "host_elements"}
+    attrs = {k: v for k, v in d.items() if k not in skip and not isinstance(v, np.ndarray)}
+    attrs["source"] = source
+    return TrainingData(**{k: d[k] for k in _ARRAYS}, host_names=np.array(d["host_names"], dtype=object),
+                        grid=EnergyGrid.from_dict(d["grid"]), vocabulary=tuple(d["vocabulary"]),
+                        host_elements=tuple(d["host_elements"]), attrs=attrs)
 
 
 def _export_store(path: Path, export_dir) -> Path:
@@ -725,30 +690,3 @@ def select_split(data: TrainingData, info: dict, name: str) -> np.ndarray:
         raise DefectnetError(f"split {name!r} needs the data the model was trained on (fingerprint "
                              f"{info.get('fingerprint')}, this file has {fingerprint(data)}); use --split ood or all")
     return split_by_host(data, dataclass_from_dict(SplitConfig, info["split_config"], "split")).part(name)
-
-
-def concatenate(datasets) -> TrainingData:
-    """One dataset from several on the same grid and vocabulary; hosts are matched by name.
-
-    ``sample_id`` is renumbered (0..n−1) so samples of different files never collide.
-    """
-    datasets = list(datasets)
-    if not datasets:
-        raise DefectnetError("nothing to concatenate")
-    first = datasets[0]
-    for d in datasets[1:]:
-        if d.grid != first.grid or d.vocabulary != first.vocabulary or d.host_elements != first.host_elements:
-            raise DefectnetError("cannot concatenate datasets on different grids or vocabularies")
-    names = sorted({str(h) for d in datasets for h in d.host_names})
-    index = {h: i for i, h in enumerate(names)}
-    arrays = {k: np.concatenate([getattr(d, k) for d in datasets]) for k in _ARRAYS if k != "host_id"}
-    arrays["host_id"] = np.concatenate([np.array([index[str(d.host_names[i])] for i in d.host_id], np.int32)
-                                        for d in datasets])
-    arrays["sample_id"] = np.arange(sum(len(d) for d in datasets), dtype=np.int64)
-    attrs = dict(first.attrs)
-    for k in ("tier", "potential"):
-        values = sorted({str(d.attrs.get(k, "")) for d in datasets})
-        attrs[k] = values[0] if len(values) == 1 else "+".join(values)
-    attrs["config"] = json.dumps({"concatenated": [str(d.attrs.get("source", "")) for d in datasets]})
-    return TrainingData(**arrays, host_names=np.array(names, dtype=object), grid=first.grid,
-                        vocabulary=first.vocabulary, host_elements=first.host_elements, attrs=attrs)
