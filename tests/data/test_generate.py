@@ -21,20 +21,13 @@ import yaml
 from ase.build import bulk
 
 from defectnet.cli import main
+from defectnet.data.blobs import unpack_patch, unpack_pristine
+from defectnet.data.config import GenerateConfig, load_config
 from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, load_training_file
-from defectnet.data.generate import (
-    GenerateConfig,
-    HostInput,
-    TaskFailure,
-    TaskTimeout,
-    failure_reason,
-    load_config,
-    plan_host,
-    run_generate,
-    unpack_patch,
-    unpack_pristine,
-)
+from defectnet.data.generate import run_generate
+from defectnet.data.plan import HostInput, plan_host
 from defectnet.data.store import Store, sample_id, unpack_arrays
+from defectnet.data.tasks import TaskFailure, TaskTimeout, failure_reason
 from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
 
@@ -147,7 +140,7 @@ def test_failure_reasons_registry():
 
 def test_a_rotated_patch_equals_the_computed_one_on_an_equivalent_site():
     """hcp Cu (EMT): sites 0 and 1 are equivalent; rotating the site-0 patch gives the site-1 patch."""
-    from defectnet.data.generate import derive_patch, site_equivalence
+    from defectnet.data.blobs import derive_patch, site_equivalence
     from defectnet.phonons.forceconstants import TierSettings
     from defectnet.phonons.host import HostSettings, compute_pristine
     from defectnet.phonons.patches import get_patch
@@ -308,7 +301,7 @@ def test_training_files_join_by_host_without_duplicates(emt_store, tmp_path):
 
 
 def test_exclude_from_skips_hosts_done_or_failed_in_earlier_chunks(emt_store, tmp_path):
-    from defectnet.data.generate import resolve_hosts
+    from defectnet.data.plan import resolve_hosts
 
     out, cfg, _ = emt_store
     export(out, tmp_path / "chunks" / "001.h5", compact=True)
@@ -358,7 +351,7 @@ def test_pipeline_sample_equals_simulate_spectra(emt_store):
     pristine, _ = unpack_pristine(host["pristine"], cfg.host)
     for p in patches:
         pristine.__dict__.setdefault("patch_cache", {})[(p.site, p.element, cfg.tier_settings)] = p
-    from defectnet.data.generate import (
+    from defectnet.data.plan import (
         plan_host as _plan,  # the placement seed comes from the plan
     )
     from defectnet.recommend import DopantRecommender
@@ -486,7 +479,8 @@ def test_sigkill_and_rerun_loses_nothing_duplicates_nothing_and_matches_an_unint
 
 
 def test_random_dopant_pool_is_seeded_and_not_the_ranking():
-    from defectnet.data.generate import SamplerSettings, choose_pool
+    from defectnet.data.config import SamplerSettings
+    from defectnet.data.plan import choose_pool
 
     scores = {el: 1.0 - 0.01 * i for i, el in enumerate(["P", "As", "Ge", "Al", "Ga", "B", "Sb", "In", "C", "Sn"])}
     best = choose_pool(scores, SamplerSettings(dopant_pool=4, pool_choice="best"), 0)

@@ -139,3 +139,28 @@ def test_patch_is_reused_across_dopants(cu_host, cu_supercell):
     again = TIERS["patch"](system, replace(TierSettings(), cutoff_ang=2.6))
     assert res.info["n_patches"] == 1
     assert again.info["force_calls"] == 0  # cached on the host
+
+
+def test_patch_in_a_wider_cell_reaches_beyond_the_host_cell(cu_host):
+    """patch_cell_width_ang: the patch comes from a wider perfect cell and still equals `local` there."""
+    from defectnet.doping import min_width_ang
+    from defectnet.phonons.patches import _small_cell, get_patch
+
+    calc = get_calculator("emt")
+    wide = TierSettings(cutoff_ang=4.5, patch_cell_width_ang=10.0)
+    cell, fc0 = _small_cell(cu_host, wide)
+    assert min_width_ang(cell.cell.array) >= 10.0 > min_width_ang(cu_host.phonon.supercell.cell)
+    np.testing.assert_allclose(fc0.sum(axis=1), 0.0, atol=1e-3)  # computed directly: sum rule holds
+    freqs, _ = gamma_modes(fc0, cell.get_masses())
+    assert np.sort(np.abs(freqs))[3] > 1.0 and np.sort(np.abs(freqs))[2] < 0.05
+
+    narrow_patch, _ = get_patch(cu_host, 0, "Au", calc, TierSettings(cutoff_ang=4.5))
+    wide_patch, _ = get_patch(cu_host, 0, "Au", calc, wide)
+    assert len(wide_patch.cluster) > len(narrow_patch.cluster)  # 4.5 Å is capped at half the host cell
+
+    doped, sub = substitute(cell, [DopantSpec("Au", "Cu", 1 / len(cell))], np.random.default_rng(0))
+    system = DopedSystem(doped, np.array(sub.indices["Au@Cu"]), fc0, cu_host, calc)
+    patch, local = TIERS["patch"](system, wide), TIERS["local"](system, wide)
+    fp, _ = gamma_modes(patch.fc, doped.get_masses())
+    fl, _ = gamma_modes(local.fc, local.atoms.get_masses())
+    assert np.max(np.abs(np.sort(fp) - np.sort(fl))) < 0.05 * fl.max()

@@ -59,7 +59,8 @@ class GenerateCommand(Command):
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(self, args):
-        from defectnet.data.generate import load_config, run_generate
+        from defectnet.data.config import load_config
+        from defectnet.data.generate import run_generate
 
         config = load_config(args.config)
         summary = run_generate(config, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS hosts (
     composition       TEXT,                  -- JSON {element: atomic fraction}
     structure_hash    TEXT NOT NULL,         -- of the input structure
     status            TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    reason            TEXT,                  -- failure reason (registry in generate.py)
+    reason            TEXT,                  -- failure reason (registry in tasks.py)
     error             TEXT,                  -- one-line detail
     n_atoms           INTEGER,               -- primitive cell
     supercell_atoms   INTEGER,               -- doped supercell

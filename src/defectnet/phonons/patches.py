@@ -1,7 +1,7 @@
 """Force-constant patches: the change a dopant makes to the force constants around it.
 
 A patch is computed once per (host, primitive site, dopant element) in the host's small
-force-constant supercell (~50–130 atoms): substitute one dopant, relax, displace the atoms
+force-constant supercell (~50–130 atoms; or a wider cell, ``TierSettings.patch_cell_width_ang``): substitute one dopant, relax, displace the atoms
 within the cutoff, and keep δΦ = Φ_doped − Φ_pristine for those columns. Each pair (s, c)
 of a displaced atom c and any atom s is unfolded out of the small periodic cell onto the
 shortest image(s) of the *pair*, shared equally among images of equal length (phonopy's
@@ -40,11 +40,46 @@ class Patch:
     force_calls: int
 
 
-def _small_cell(host) -> tuple[Atoms, np.ndarray]:
+#: Largest cell a patch is computed in when ``TierSettings.patch_cell_width_ang`` asks for more
+#: than the host's force-constant cell (a wurtzite cell 16.5 Å wide has ~430 atoms).
+PATCH_CELL_MAX_ATOMS = 500
+
+
+def _small_cell(host, settings) -> tuple[Atoms, np.ndarray]:
+    """The perfect cell a patch is computed in and its own force constants (N, N, 3, 3), eV/Å².
+
+    The host's force-constant cell by default. When ``settings.patch_cell_width_ang`` is wider,
+    a diagonal multiple of the conventional cell (it keeps the point group, so phonopy needs
+    few displacements) or else the most compact near-cubic supercell, with its force constants
+    computed directly, not interpolated: δΦ must not pick up the pristine couplings that the
+    host cell's interpolation lacks.
+    """
+    from defectnet.doping import min_width_ang
     from defectnet.phonons.host import to_ase_atoms
 
-    sc = host.phonon.supercell
-    return to_ase_atoms(sc), np.array(host.phonon.force_constants)
+    small = to_ase_atoms(host.phonon.supercell)
+    width = settings.patch_cell_width_ang
+    if min_width_ang(small.cell.array) >= width:
+        return small, np.array(host.phonon.force_constants)
+    cache = host.__dict__.setdefault("patch_cells", {})
+    key = (width, settings.displacement_ang, settings.plusminus)
+    if key not in cache:
+        from dataclasses import replace
+
+        from defectnet.phonons.forceconstants import pristine_supercell
+        from defectnet.phonons.host import _fc_supercell_matrix, standardize_primitive
+        from defectnet.phonons.potentials import get_calculator
+
+        prim, conv = standardize_primitive(host.atoms, host.settings.symprec)
+        if not np.allclose(prim.cell.array, host.atoms.cell.array, atol=1e-4):
+            conv = np.eye(3, dtype=int)  # host.atoms is not spglib's standard cell: no conventional multiple
+        P = _fc_supercell_matrix(host.atoms, conv, replace(host.settings, fc_min_width_ang=width,
+                                                                   fc_max_atoms=PATCH_CELL_MAX_ATOMS))
+        cell, _ = pristine_supercell(host, P)  # the atoms only; the force constants come next
+        calc = get_calculator(host.settings.potential)
+        cols, _ = _cheapest_columns(cell, np.arange(len(cell)), calc, settings, progress=False)
+        cache[key] = cell, np.ascontiguousarray(cols.transpose(1, 0, 2, 3))
+    return cache[key]
 
 
 def get_patch(host, site: int, element: str, calc, settings, *, progress: bool = False) -> tuple[Patch, int]:
@@ -62,7 +97,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
 
     from defectnet.phonons.relax import relax
 
-    small, fc0 = _small_cell(host)
+    small, fc0 = _small_cell(host, settings)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
     doped = small.copy()
     symbols = doped.get_chemical_symbols()

@@ -1,0 +1,545 @@
+"""The validated dataset-generation config and its YAML parsing.
+
+:class:`GenerateConfig` (with :class:`HostSelection`, :class:`SamplerSettings` and
+:class:`Broadening`) is everything that determines a generated dataset and is saved in the
+store; :func:`load_config` reads one from a YAML file. Unknown keys, wrong types and bad
+ranges are rejected with one-line errors that name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from defectnet.errors import DefectnetError
+from defectnet.grid import DEFAULT_GRID, EnergyGrid
+from defectnet.phonons.forceconstants import TierSettings
+from defectnet.phonons.host import HostSettings
+
+
+@dataclass(frozen=True)
+class HostSelection:
+    """Which hosts to generate; the union of every way given, in this order, without repeats.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Library names or aliases (``Si``, ``GaN-wurtzite``) — see ``defectnet hosts list``.
+    filter : str or None
+        A host-library filter expression (``"element=Ga arity=2 stable"``).
+    all : bool
+        Every library host.
+    files : tuple of str
+        CIF/POSCAR paths; the host is named after the file stem.
+    structures : dict
+        Inline structures, name → ``{"cell": 3×3 Å, "species": [...], "positions":
+        fractional}`` (:meth:`from_atoms` builds it from ``ase.Atoms``).
+    exclude : tuple of str
+        Names to leave out.
+    exclude_from : tuple of str
+        Training files or directories of them (e.g. the committed reference-dataset chunks):
+        their hosts, and the hosts they record as failed, are left out — so a generation
+        continued in a new session with a fresh store computes only new hosts.
+    max_hosts : int or None
+        Keep only the first ``max_hosts`` hosts.
+    """
+
+    names: tuple[str, ...] = ()
+    filter: str | None = None
+    all: bool = False
+    files: tuple[str, ...] = ()
+    structures: Mapping = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    exclude_from: tuple[str, ...] = ()
+    max_hosts: int | None = None
+
+    @staticmethod
+    def from_atoms(structures: Mapping[str, Atoms], **kw) -> HostSelection:
+        """Hosts given as ``{name: ase.Atoms}`` (stored inline in the config)."""
+        return HostSelection(structures={n: _atoms_to_dict(a) for n, a in structures.items()}, **kw)
+
+    def is_empty(self) -> bool:
+        return not (self.names or self.filter or self.all or self.files or self.structures)
+
+
+POOL_CHOICES = ("random", "best")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How doped samples are drawn for a host (see :mod:`defectnet.sampling`).
+
+    Attributes
+    ----------
+    n_dopants : (int, int)
+        Distinct dopant species per sample.
+    conc_range : (float, float)
+        Atomic fraction of the supercell per species, drawn log-uniform.
+    max_total : float
+        Upper bound of the summed dopant fraction.
+    n_distractors : (int, int)
+        Recommended-but-absent elements added to the candidates.
+    dopant_pool : int
+        True dopants of a host come from a pool of ``dopant_pool`` of its recommended
+        elements (bounds the number of force-constant patches per host); distractors come
+        from all its recommendations.
+    pool_choice : str
+        ``"random"`` (default): the pool is drawn, seeded per host, from the recommended
+        elements with probability ∝ score. ``"best"``: the best-scored ones. With "best",
+        the top-ranked elements of similar hosts are always the true dopants and the
+        lower-ranked ones always distractors, so a model can learn the ranking instead of
+        reading the spectrum — a shortcut that fails on real samples.
+    n_recommend : int
+        Recommender records per host.
+    vocabulary : tuple of str or None
+        Restrict dopants (and distractors) to these elements (default: the full dopant vocabulary).
+    """
+
+    n_dopants: tuple[int, int] = (1, 4)
+    conc_range: tuple[float, float] = (0.002, 0.1)  # atomic fraction of the supercell
+    max_total: float = 0.25  # atomic fraction of the supercell
+    n_distractors: tuple[int, int] = (1, 4)
+    dopant_pool: int = 6
+    pool_choice: str = "random"
+    n_recommend: int = 20
+    vocabulary: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.pool_choice not in POOL_CHOICES:
+            raise DefectnetError(f"sampler.pool_choice must be one of {', '.join(POOL_CHOICES)}, got {self.pool_choice!r}")
+
+
+@dataclass(frozen=True)
+class Broadening:
+    """Exactly one of a constant Gaussian FWHM (meV) or an instrument-resolution preset."""
+
+    fwhm_mev: float | None = 1.0
+    resolution: str | None = None
+
+    def __post_init__(self):
+        if (self.fwhm_mev is None) == (self.resolution is None):
+            raise DefectnetError("broadening: give exactly one of fwhm_mev or resolution")
+        if self.fwhm_mev is not None and not self.fwhm_mev > 0:
+            raise DefectnetError(f"broadening.fwhm_mev must be > 0 meV, got {self.fwhm_mev}")
+        if self.resolution is not None:
+            from defectnet.resolution import get_resolution
+
+            get_resolution(self.resolution)
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of the spectra engine (``fwhm_mev=`` or ``resolution=``)."""
+        return {"resolution": self.resolution} if self.resolution else {"fwhm_mev": self.fwhm_mev}
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+#: Config keys that may change between runs on one store: they say how much to do, not how
+#: a row is computed. Every other key is part of the store's identity and must match.
+EXTENT_KEYS = ("hosts", "samples_per_host", "samples_per_task", "task_timeout_s")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that determines a generated dataset; saved in the store.
+
+    Attributes
+    ----------
+    hosts : HostSelection
+    samples_per_host : int
+        Doped samples per host (a later run may raise it; existing rows are kept).
+    samples_per_task : int
+        Samples computed by one task (one store transaction).
+    potential : str
+        Registry name (``sevennet``, ``chgnet``, ``emt``); recorded with its version.
+    tier : str
+        Fidelity tier: ``patch`` (default), ``mass``, ``local``, ``full``.
+    supercell_atoms : int or (int, int)
+        Doped supercell size (atoms).
+    seed : int
+        Root seed of every random draw.
+    grid : EnergyGrid
+    broadening : Broadening
+    sampler : SamplerSettings
+    host : HostSettings
+        Relaxation and force-constant settings of the pristine host (``host_settings`` in YAML).
+    tier_settings : TierSettings
+    max_imaginary_mev : float
+        A host (q-mesh or supercell at Γ) or a doped cell whose lowest mode lies below
+        ``-max_imaginary_mev`` fails with ``imaginary_modes`` — the host-library build's
+        criterion of dynamical stability; the tolerance absorbs the near-Γ noise of MLIP
+        force constants. Modes in between are counted in ``n_imaginary`` and left out of
+        the spectrum, never folded in.
+    max_doped_imaginary_mev : float or None
+        The same criterion for doped cells (``None`` = ``max_imaginary_mev``). Patch-tier
+        cells with 10–25 % dopants get a few modes at -1 to -4 meV where patches of
+        neighbouring dopants overlap (superposition error, not a physical instability);
+        a looser bound here keeps high concentrations in the data.
+    task_timeout_s : float
+        Limit of one pristine/patch task or one sample, s (checked at every force call).
+    """
+
+    hosts: HostSelection = HostSelection()
+    samples_per_host: int = 16
+    samples_per_task: int = 4
+    potential: str = "sevennet"
+    tier: str = "patch"
+    supercell_atoms: tuple[int, int] | int = (433, 500)
+    seed: int = 0
+    grid: EnergyGrid = DEFAULT_GRID
+    broadening: Broadening = Broadening()
+    sampler: SamplerSettings = SamplerSettings()
+    host: HostSettings = HostSettings()
+    tier_settings: TierSettings = TierSettings()
+    max_imaginary_mev: float = 1.0  # meV
+    max_doped_imaginary_mev: float | None = None  # meV
+    task_timeout_s: float = 3600.0
+
+    def __post_init__(self):
+        from defectnet.phonons.forceconstants import get_tier
+        from defectnet.phonons.potentials import canonical_name
+
+        get_tier(self.tier)
+        pot = canonical_name(self.potential)
+        object.__setattr__(self, "potential", pot)
+        if self.host.potential != pot:
+            object.__setattr__(self, "host", replace(self.host, potential=pot))
+        self.sampler_config()  # validates the sampler against the supercell size
+
+    def sampler_config(self):
+        """The :class:`~defectnet.sampling.SamplerConfig` of the sampler settings."""
+        from defectnet.sampling import SamplerConfig
+
+        n = self.supercell_atoms
+        s = self.sampler
+        try:
+            return SamplerConfig(n_dopants=s.n_dopants, conc_range=s.conc_range, max_total=s.max_total,
+                                 n_distractors=s.n_distractors, supercell_atoms=(n, n) if np.isscalar(n) else n)
+        except DefectnetError as exc:
+            raise DefectnetError(f"config 'sampler': {exc}") from None
+
+    # ----------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict:
+        """JSON-able dict; :meth:`from_dict` rebuilds an equal config."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["hosts"] = _drop_defaults(asdict(self.hosts), HostSelection())
+        d["grid"] = self.grid.to_dict()
+        d["broadening"] = self.broadening.to_dict()
+        d["sampler"] = asdict(self.sampler)
+        d["host_settings"] = self.host.to_dict()
+        del d["host"]
+        d["tier_settings"] = self.tier_settings.to_dict()
+        return json.loads(json.dumps(d, default=_json_default))  # tuples -> lists
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, source: str | None = None) -> GenerateConfig:
+        """Build and validate a config from a mapping (e.g. parsed YAML).
+
+        Raises
+        ------
+        DefectnetError
+            One line naming the offending key: unknown keys, wrong types, bad ranges.
+        """
+        try:
+            return _parse_config(data)
+        except DefectnetError as exc:
+            raise DefectnetError(str(exc), source=source) from None
+
+    def identity(self) -> dict:
+        """The part of the config that decides how each row is computed (not how many)."""
+        d = self.to_dict()
+        for k in EXTENT_KEYS:
+            d.pop(k, None)
+        return d
+
+    def identity_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(path) -> GenerateConfig:
+    """Read and validate a YAML (or JSON) generation config file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DefectnetError("config file not found", source=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise DefectnetError(f"not valid YAML ({getattr(exc, 'problem', exc)})", source=str(path), line=line) from None
+    if not isinstance(data, Mapping):
+        raise DefectnetError("expected a mapping of config keys at the top level", source=str(path))
+    return GenerateConfig.from_dict(data, source=str(path))
+
+
+# ---------------------------------------------------------------- parsing helpers
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _drop_defaults(d: dict, default) -> dict:
+    ref = asdict(default)
+    return {k: v for k, v in d.items() if v != ref[k]}
+
+
+def _err(key: str, msg: str) -> DefectnetError:
+    return DefectnetError(f"config key '{key}': {msg}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+
+
+def _to_int(key, v, lo=None):
+    if not _is_number(v) or float(v) != int(v):
+        raise _err(key, f"expected an integer, got {v!r}")
+    if lo is not None and int(v) < lo:
+        raise _err(key, f"must be >= {lo}, got {v}")
+    return int(v)
+
+
+def _to_float(key, v, lo=None, *, strict=False):
+    if not _is_number(v):
+        raise _err(key, f"expected a number, got {v!r}")
+    if lo is not None and (float(v) <= lo if strict else float(v) < lo):
+        raise _err(key, f"must be {'>' if strict else '>='} {lo}, got {v}")
+    return float(v)
+
+
+def _to_bool(key, v):
+    if not isinstance(v, bool):
+        raise _err(key, f"expected true or false, got {v!r}")
+    return v
+
+
+def _to_str(key, v):
+    if not isinstance(v, str) or not v.strip():
+        raise _err(key, f"expected a non-empty string, got {v!r}")
+    return v.strip()
+
+
+def _to_pair(key, v, kind):
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise _err(key, f"expected a [min, max] pair, got {v!r}")
+    lo, hi = ((_to_int if kind is int else _to_float)(key, x) for x in v)
+    if lo > hi:
+        raise _err(key, f"expected min <= max, got {list(v)}")
+    return lo, hi
+
+
+def _to_str_list(key, v):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        raise _err(key, f"expected a list of strings, got {v!r}")
+    return tuple(_to_str(key, x) for x in v)
+
+
+def _check_keys(key: str, data, allowed) -> dict:
+    if not isinstance(data, Mapping):
+        raise _err(key, f"expected a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        where = f"{key}." if key else ""
+        raise DefectnetError(f"unknown config key '{where}{unknown[0]}'; expected one of {', '.join(sorted(allowed))}")
+    return dict(data)
+
+
+def _parse_hosts(key, v) -> HostSelection:
+    if isinstance(v, HostSelection):
+        return v
+    if isinstance(v, (list, tuple, str)):  # shorthand: a list of names and/or files
+        names, files = [], []
+        for item in _to_str_list(key, v):
+            (files if Path(item).suffix or os.sep in item else names).append(item)
+        return HostSelection(names=tuple(names), files=tuple(files))
+    d = _check_keys(key, v, [f.name for f in fields(HostSelection)])
+    out = {}
+    for k, val in d.items():
+        kk = f"{key}.{k}"
+        if k in ("names", "files", "exclude", "exclude_from"):
+            out[k] = _to_str_list(kk, val)
+        elif k == "filter":
+            out[k] = None if val is None else _to_str(kk, val)
+        elif k == "all":
+            out[k] = _to_bool(kk, val)
+        elif k == "max_hosts":
+            out[k] = None if val is None else _to_int(kk, val, 1)
+        elif k == "structures":
+            out[k] = _parse_structures(kk, val)
+    sel = HostSelection(**out)
+    if sel.is_empty():
+        raise _err(key, "names no host; give names, a filter, all: true, files or structures")
+    return sel
+
+
+def _parse_structures(key, v) -> dict:
+    if not isinstance(v, Mapping):
+        raise _err(key, "expected a mapping name -> {cell, species, positions}")
+    out = {}
+    for name, s in v.items():
+        if isinstance(s, Atoms):
+            s = _atoms_to_dict(s)
+        d = _check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
+        try:
+            _dict_to_atoms(d)
+        except Exception as exc:  # numpy/ase raise several types for malformed input
+            raise _err(f"{key}.{name}", f"not a valid structure ({exc})") from None
+        out[str(name)] = {"cell": np.asarray(d["cell"], float).tolist(), "species": list(d["species"]),
+                          "positions": np.asarray(d["positions"], float).tolist()}
+    return out
+
+
+def _atoms_to_dict(atoms: Atoms) -> dict:
+    return {"cell": atoms.cell.array.tolist(), "species": atoms.get_chemical_symbols(),
+            "positions": atoms.get_scaled_positions(wrap=True).tolist()}
+
+
+def _dict_to_atoms(d: Mapping) -> Atoms:
+    from defectnet.elements import check_element
+
+    for s in d["species"]:
+        check_element(s)
+    return Atoms(list(d["species"]), cell=np.asarray(d["cell"], float).reshape(3, 3),
+                 scaled_positions=np.asarray(d["positions"], float).reshape(-1, 3), pbc=True)
+
+
+def _parse_settings(key, v, cls):
+    """A frozen settings dataclass from a partial mapping; types follow the defaults."""
+    if isinstance(v, cls):
+        return v
+    default = cls()
+    d = _check_keys(key, v, [f.name for f in fields(cls)])
+    out = {}
+    for k, val in d.items():
+        ref, kk = getattr(default, k), f"{key}.{k}"
+        if isinstance(ref, bool):
+            out[k] = _to_bool(kk, val)
+        elif isinstance(ref, int):
+            out[k] = _to_int(kk, val, 0)
+        elif isinstance(ref, float):
+            out[k] = _to_float(kk, val, 0.0)
+        else:
+            out[k] = _to_str(kk, val)
+    return cls(**out)
+
+
+def _parse_sampler(key, v) -> SamplerSettings:
+    if isinstance(v, SamplerSettings):
+        return v
+    d = _check_keys(key, v, [f.name for f in fields(SamplerSettings)])
+    out = {}
+    for k, val in d.items():
+        kk = f"{key}.{k}"
+        if k in ("n_dopants", "n_distractors"):
+            out[k] = _to_pair(kk, val, int)
+        elif k == "conc_range":
+            out[k] = _to_pair(kk, val, float)
+        elif k == "max_total":
+            out[k] = _to_float(kk, val, 0.0, strict=True)
+        elif k in ("dopant_pool", "n_recommend"):
+            out[k] = _to_int(kk, val, 1)
+        elif k == "pool_choice":
+            if val not in POOL_CHOICES:
+                raise _err(kk, f"expected one of {', '.join(POOL_CHOICES)}, got {val!r}")
+            out[k] = val
+        elif k == "vocabulary":
+            if val is not None:
+                from defectnet.elements import check_element
+
+                vocab = _to_str_list(kk, val)
+                for el in vocab:
+                    try:
+                        check_element(el, dopant=True)
+                    except DefectnetError as exc:
+                        raise _err(kk, str(exc)) from None
+                val = vocab
+            out[k] = val
+    return SamplerSettings(**out)
+
+
+def _parse_broadening(key, v) -> Broadening:
+    if isinstance(v, Broadening):
+        return v
+    d = _check_keys(key, v, ["fwhm_mev", "resolution"])
+    fwhm = d.get("fwhm_mev")
+    res = d.get("resolution")
+    if res is not None:
+        res = _to_str(f"{key}.resolution", res)
+    if fwhm is not None:
+        fwhm = _to_float(f"{key}.fwhm_mev", fwhm, 0.0, strict=True)
+    if fwhm is None and res is None:
+        fwhm = 1.0
+    try:
+        return Broadening(fwhm_mev=fwhm, resolution=res)
+    except DefectnetError as exc:
+        raise _err(key, str(exc)) from None
+
+
+def _parse_grid(key, v) -> EnergyGrid:
+    if isinstance(v, EnergyGrid):
+        return v
+    _check_keys(key, v, [f.name for f in fields(EnergyGrid)])
+    try:
+        return EnergyGrid.from_dict({**DEFAULT_GRID.to_dict(), **v})
+    except (DefectnetError, TypeError) as exc:
+        raise _err(key, str(exc)) from None
+
+
+def _parse_supercell(key, v):
+    if _is_number(v):
+        return _to_int(key, v, 1)
+    return _to_pair(key, v, int)
+
+
+#: Top-level key -> parser(key, value). YAML names are the dataclass field names, except
+#: ``host_settings`` for :class:`HostSettings`.
+_TOP_LEVEL: dict[str, tuple[str, Callable]] = {
+    "hosts": ("hosts", _parse_hosts),
+    "samples_per_host": ("samples_per_host", lambda k, v: _to_int(k, v, 1)),
+    "samples_per_task": ("samples_per_task", lambda k, v: _to_int(k, v, 1)),
+    "potential": ("potential", _to_str),
+    "tier": ("tier", _to_str),
+    "supercell_atoms": ("supercell_atoms", _parse_supercell),
+    "seed": ("seed", lambda k, v: _to_int(k, v, 0)),
+    "grid": ("grid", _parse_grid),
+    "broadening": ("broadening", _parse_broadening),
+    "sampler": ("sampler", _parse_sampler),
+    "host_settings": ("host", lambda k, v: _parse_settings(k, v, HostSettings)),
+    "tier_settings": ("tier_settings", lambda k, v: _parse_settings(k, v, TierSettings)),
+    "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: _to_float(k, v, 0.0)),
+    "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else _to_float(k, v, 0.0)),
+    "task_timeout_s": ("task_timeout_s", lambda k, v: _to_float(k, v, 0.0, strict=True)),
+}
+
+
+def _parse_config(data: Mapping) -> GenerateConfig:
+    d = _check_keys("", data, _TOP_LEVEL)
+    if "hosts" not in d:
+        raise DefectnetError("config key 'hosts' is required (names, a filter, all: true, files or structures)")
+    kwargs = {}
+    for key, value in d.items():
+        name, parse = _TOP_LEVEL[key]
+        kwargs[name] = parse(key, value)
+    for key in ("potential", "tier"):
+        if key in kwargs:
+            try:
+                GenerateConfig(**{key: kwargs[key]})
+            except DefectnetError as exc:
+                raise _err(key, str(exc)) from None
+    return GenerateConfig(**kwargs)
