@@ -405,6 +405,27 @@ def test_a_store_refuses_a_different_config(emt_store):
         run_generate(replace(cfg, seed=8), out, workers=1, progress=False)
 
 
+def test_a_store_made_before_a_new_setting_still_resumes(emt_store, tmp_path):
+    """A store whose config lacks a setting added later (at its default) is the same identity."""
+    import shutil
+
+    src, cfg, _ = emt_store
+    out = shutil.copy(src, tmp_path / "old.sqlite")
+    with Store(out, "w") as s:
+        old = s.get_meta("config")
+        del old["tier_settings"]["patch_cell_width_ang"]  # as written before the setting existed
+        s.set_meta(config=old, identity_hash="0" * 16)
+    again = run_generate(cfg, out, workers=1, progress=False)
+    assert again.samples == {}  # nothing recomputed, nothing refused
+    with Store(out) as s:
+        assert s.get_meta("identity_hash") == cfg.identity_hash()
+    with Store(out, "w") as s:  # but a stored value that differs is still refused
+        old["tier_settings"]["patch_cell_width_ang"] = 16.0
+        s.set_meta(config=old, identity_hash="0" * 16)
+    with pytest.raises(DefectnetError, match="tier_settings"):
+        run_generate(cfg, out, workers=1, progress=False)
+
+
 # ---------------------------------------------------------------------------- SIGKILL and resume
 def _count(path) -> int:
     if not path.exists():

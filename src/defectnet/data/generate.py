@@ -511,14 +511,27 @@ def _check_store_config(store, config: GenerateConfig):
     if made != PATCH_ALGORITHM:  # stored patches would be silently reused and mixed with new ones
         raise DefectnetError(f"the store's force-constant patches were made by patch algorithm {made}; this defectnet "
                              f"makes version {PATCH_ALGORITHM} — use a new --out", source=str(store.path))
-    if stored != config.identity_hash():
+    if stored != config.identity_hash() and not _same_identity(store.get_meta("config"), config):
         old = store.get_meta("config") or {}
         new = config.to_dict()
         diff = sorted(k for k in set(old) | set(new) if k not in EXTENT_KEYS and old.get(k) != new.get(k))
         raise DefectnetError(
             f"the store was generated with a different config (differs in: {', '.join(diff) or '?'}); only "
             f"{', '.join(EXTENT_KEYS)} may change between runs — use a new --out", source=str(store.path))
-    store.set_meta(config=config.to_dict())
+    store.set_meta(config=config.to_dict(), identity_hash=config.identity_hash())
+
+
+def _same_identity(stored_config, config: GenerateConfig) -> bool:
+    """Whether a stored config, read by this defectnet, is ``config``'s identity.
+
+    A setting added to defectnet after the store was made (with a default that reproduces
+    the old behaviour) changes the identity hash but not what a row is; rebuilding the
+    stored config fills it with its default, so such a store still resumes.
+    """
+    try:
+        return GenerateConfig.from_dict(stored_config or {}).identity_hash() == config.identity_hash()
+    except DefectnetError:  # a key this defectnet does not know: not the same identity
+        return False
 
 
 def run_generate(config: GenerateConfig, out, *, workers: int | None = None, scheduler: str | None = None,
