@@ -7,6 +7,9 @@ import pytest
 
 from defectnet.errors import DefectnetError
 from defectnet.hosts import candidates as C
+from defectnet.hosts import chemistry as chem
+from defectnet.hosts import curated as cur
+from defectnet.hosts import prototypes as P
 
 # small, fast subset with space groups no other prototype shares for these formulas
 SUBSET = ["zincblende", "perovskite", "kesterite", "double-perovskite"]
@@ -23,12 +26,12 @@ def _decorations(key):
 
 # ----------------------------------------------------------------------------- registry
 def test_every_prototype_is_charge_balanced_and_small():
-    for key, proto in C.PROTOTYPES.items():
+    for key, proto in P.PROTOTYPES.items():
         t = proto.template()
         assert len(t.slots) <= C.MAX_PRIMITIVE_ATOMS, key
         counts = Counter(t.slots)
         for pat in proto.patterns:
-            specs = C._parse_pattern(pat)
+            specs = P._parse_pattern(pat)
             assert sum(sp.charge * counts[s] for sp, s in zip(specs, proto.slots)) == 0, (key, pat)
 
 
@@ -53,12 +56,12 @@ def test_template_coordination_numbers():
     ],
 )
 def test_bond_length_prediction(cat, qc, cn, an, qa, expected):
-    assert C.bond_length(cat, qc, cn, an, qa, cn) == pytest.approx(expected, rel=0.05)
+    assert chem.bond_length(cat, qc, cn, an, qa, cn) == pytest.approx(expected, rel=0.05)
 
 
 def test_cation_needs_a_tabulated_radius_for_its_coordination():
-    assert C.shannon_radius("Ga", 3, 4, exact=True) == pytest.approx(0.47)
-    assert C.shannon_radius("Ca", 2, 4, exact=True) is None  # Ca2+ is never tetrahedral
+    assert chem.shannon_radius("Ga", 3, 4, exact=True) == pytest.approx(0.47)
+    assert chem.shannon_radius("Ca", 2, 4, exact=True) is None  # Ca2+ is never tetrahedral
     zb = {d.elements[0] for d in C.decorate("zincblende")}
     assert {"Ga", "Zn", "Cd", "Al", "In", "Cu"} <= zb
     assert not zb & {"Ca", "Sr", "Ba", "Cs", "La"}
@@ -72,21 +75,23 @@ def test_size_mismatch_filters_perovskites():
 
 
 def test_decorations_obey_the_rules():
-    allowed = set(C.host_elements())
-    for key in C.PROTOTYPES:
-        proto = C.PROTOTYPES[key]
+    allowed = set(chem.host_elements())
+    for key in P.PROTOTYPES:
+        proto = P.PROTOTYPES[key]
         for d in C.decorate(key):
             assert set(d.elements) <= allowed
             assert not set(d.elements) & {"Tc", "Pm", "Xe"}
             cations = [e for e, q in zip(d.elements, d.charges) if q > 0]
             anions = [e for e, q in zip(d.elements, d.charges) if q < 0]
-            assert max(C.electronegativity(e) for e in cations) <= min(C.electronegativity(e) for e in anions) + 0.3
+            assert max(chem.electronegativity(e) for e in cations) <= min(
+                chem.electronegativity(e) for e in anions
+            ) + 0.3
             shared = [s for g in proto.may_share for s in g]
             distinct = [e for e, s in zip(d.elements, proto.slots) if s not in shared]
             assert len(set(distinct)) == len(distinct), (key, d.elements)
             for el, q in zip(d.elements, d.charges):
-                assert (el, q) not in C.DIMER_STATES
-                if (el, q) in C.OXIDANT_STATES:
+                assert (el, q) not in chem.DIMER_STATES
+                if (el, q) in chem.OXIDANT_STATES:
                     assert set(anions) <= {"O", "F"}
 
 
@@ -117,7 +122,7 @@ def test_candidate_records(subset):
         assert C.min_distance_ok(h.to_atoms(), h.oxidation_states)
     assert {h.arity for h in subset} == {2, 3, 4, 5}  # kesterite gives the quinaries (I ≠ I')
     # curated structures are never repeated as candidates
-    curated = {C.structure_key(h) for h in C.curated_hosts()}
+    curated = {C.structure_key(h) for h in cur.curated_hosts()}
     assert not curated & {C.structure_key(h) for h in subset}
 
 
@@ -153,7 +158,7 @@ def test_unknown_prototype_is_an_error():
 
 # ----------------------------------------------------------------------------- curated
 def test_curated_hosts_are_well_formed():
-    hosts = C.curated_hosts()
+    hosts = cur.curated_hosts()
     assert len(hosts) >= 60
     for h in hosts:
         assert h.source == "curated" and h.reference and not h.relaxed
@@ -178,7 +183,7 @@ def test_curated_hosts_are_well_formed():
     ],
 )
 def test_curated_shortest_bonds(name, pair, expected):
-    h = {x.name: x for x in C.curated_hosts()}[name]
+    h = {x.name: x for x in cur.curated_hosts()}[name]
     atoms = h.to_atoms() * (2, 2, 2)
     sym = np.array(atoms.get_chemical_symbols())
     d = atoms.get_all_distances(mic=True)[np.ix_(sym == pair[0], sym == pair[1])]

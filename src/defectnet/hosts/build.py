@@ -543,7 +543,7 @@ def finalize(
     gives the measured lattice and every calculation relaxes with its own potential; prototype
     hosts enter only if they passed every check, with their relaxed structure (their
     starting structure was a radius-based guess). Order: curated (in
-    :data:`candidates.CURATED` order), then prototype hosts in the order they were built.
+    :data:`curated.CURATED` order), then prototype hosts in the order they were built.
 
     Parameters
     ----------
@@ -553,9 +553,10 @@ def finalize(
         Output file (default ``<out>/library.json.gz``; pass
         ``defectnet.hosts.library.data_path("library.json.gz")`` to update the package copy).
     base : iterable of Host, optional
-        Curated hosts (default :func:`candidates.curated_hosts`).
+        Curated hosts (default :func:`curated.curated_hosts`).
     """
-    from defectnet.hosts.candidates import curated_hosts, structure_key
+    from defectnet.hosts.candidates import structure_key
+    from defectnet.hosts.curated import curated_hosts
 
     store = BuildStore(out)
     latest = store.latest()
@@ -603,7 +604,8 @@ def write_unbuilt_library(directory: str | os.PathLike | None = None, *, seed: i
     ``directory`` defaults to the package's ``data/hosts``. An existing built library is left
     alone: only its candidates file is refreshed.
     """
-    from defectnet.hosts.candidates import curated_hosts, generate_candidates
+    from defectnet.hosts.candidates import generate_candidates
+    from defectnet.hosts.curated import curated_hosts
 
     lib = Path(directory) / LIBRARY_FILE if directory is not None else data_path(LIBRARY_FILE)
     cand = lib.with_name(CANDIDATES_FILE)
