@@ -45,7 +45,7 @@ class Patch:
 PATCH_CELL_MAX_ATOMS = 500
 
 
-def _small_cell(host, settings) -> tuple[Atoms, np.ndarray]:
+def _small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
     """The perfect cell a patch is computed in and its own force constants (N, N, 3, 3), eV/Å².
 
     The host's force-constant cell by default. When ``settings.patch_cell_width_ang`` is wider,
@@ -66,17 +66,16 @@ def _small_cell(host, settings) -> tuple[Atoms, np.ndarray]:
     if key not in cache:
         from dataclasses import replace
 
-        from defectnet.phonons.forceconstants import pristine_supercell
+        from ase.build import make_supercell
+
         from defectnet.phonons.host import _fc_supercell_matrix, standardize_primitive
-        from defectnet.phonons.potentials import get_calculator
 
         prim, conv = standardize_primitive(host.atoms, host.settings.symprec)
         if not np.allclose(prim.cell.array, host.atoms.cell.array, atol=1e-4):
             conv = np.eye(3, dtype=int)  # host.atoms is not spglib's standard cell: no conventional multiple
         P = _fc_supercell_matrix(host.atoms, conv, replace(host.settings, fc_min_width_ang=width,
                                                                    fc_max_atoms=PATCH_CELL_MAX_ATOMS))
-        cell, _ = pristine_supercell(host, P)  # the atoms only; the force constants come next
-        calc = get_calculator(host.settings.potential)
+        cell = make_supercell(host.atoms, P)  # its masses are the host's
         cols, _ = _cheapest_columns(cell, np.arange(len(cell)), calc, settings, progress=False)
         cache[key] = cell, np.ascontiguousarray(cols.transpose(1, 0, 2, 3))
     return cache[key]
@@ -97,7 +96,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
 
     from defectnet.phonons.relax import relax
 
-    small, fc0 = _small_cell(host, settings)
+    small, fc0 = _small_cell(host, settings, calc)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
     doped = small.copy()
     symbols = doped.get_chemical_symbols()
