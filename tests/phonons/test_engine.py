@@ -164,3 +164,30 @@ def test_patch_in_a_wider_cell_reaches_beyond_the_host_cell(cu_host):
     fp, _ = gamma_modes(patch.fc, doped.get_masses())
     fl, _ = gamma_modes(local.fc, local.atoms.get_masses())
     assert np.max(np.abs(np.sort(fp) - np.sort(fl))) < 0.05 * fl.max()
+
+
+def test_patch_follows_a_soft_mode_off_a_saddle_point(cu_host):
+    """C on a Cu site (EMT) relaxes to a symmetric saddle point; the patch goes off-centre and is stable."""
+    from defectnet.phonons.host import to_ase_atoms
+
+    atoms = to_ase_atoms(cu_host.phonon.supercell)
+    fc0 = np.array(cu_host.phonon.force_constants)
+    doped, sub = substitute(atoms, [DopantSpec("C", "Cu", 1 / len(atoms))], np.random.default_rng(0))
+    system = DopedSystem(doped, np.array(sub.indices["C@Cu"]), fc0, cu_host, get_calculator("emt"))
+    lowest = {}
+    for tol in (0.0, 1.0):  # 0: no check, the site-symmetric patch
+        res = TIERS["patch"](system, TierSettings(cutoff_ang=2.6, soft_mode_tol_mev=tol))
+        freqs, _ = gamma_modes(res.fc, doped.get_masses())
+        lowest[tol] = np.sort(freqs)[0]
+    assert lowest[0.0] < -1.0  # the saddle point: an imaginary mode
+    assert lowest[1.0] > -1.0  # followed down: stable
+
+
+def test_a_dopant_without_a_stable_position_gives_a_clear_error():
+    from defectnet.errors import DefectnetError
+    from defectnet.phonons.patches import UnstablePatch, get_patch
+
+    al = compute_pristine(bulk("Al", "fcc", a=4.05), EMT_HOST, fwhm_mev=0.5)
+    with pytest.raises(UnstablePatch, match="N on site 0 of Al") as err:
+        get_patch(al, 0, "N", get_calculator("emt"), TierSettings(cutoff_ang=2.6))
+    assert isinstance(err.value, DefectnetError)  # the CLI prints it on one line

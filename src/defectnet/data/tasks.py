@@ -28,6 +28,7 @@ from defectnet.data.config import GenerateConfig
 from defectnet.data.plan import HostInput, SampleJob, _fractions
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
+from defectnet.phonons.patches import UnstablePatch
 
 
 class TaskTimeout(Exception):
@@ -49,6 +50,7 @@ class TaskFailure(Exception):
 #: Exception type -> failure reason stored in the row (first isinstance match wins).
 FAILURE_REASONS: tuple[tuple[type, str], ...] = (
     (TaskTimeout, "timeout"),
+    (UnstablePatch, "unstable_patch"),
     (PotentialError, "potential_error"),
     (MemoryError, "out_of_memory"),
     (np.linalg.LinAlgError, "linalg_error"),

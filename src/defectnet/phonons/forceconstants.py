@@ -43,6 +43,9 @@ class TierSettings:
     relax: bool = True  # relax positions (cell fixed) before displacing
     fmax_ev_ang: float = 0.01  # the published protocol's force tolerance
     relax_steps: int = 200
+    # patch: a patch whose own cell has a mode below -tol (meV) sits on a saddle point; it is
+    # relaxed again along that mode without symmetry (0: never check)
+    soft_mode_tol_mev: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)

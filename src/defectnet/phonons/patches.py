@@ -22,10 +22,19 @@ import numpy as np
 from ase import Atoms
 
 from defectnet.elements import mass_amu
+from defectnet.errors import DefectnetError
 
 #: Version of how a patch is made. 2: every pair unfolded onto all its shortest images (1
 #: dropped pairs at half the cell width or more: a third of Si:B's defect signature with SevenNet-0).
-PATCH_ALGORITHM = 2
+#: 3: a dopant left on a saddle point by the symmetric relaxation follows its soft mode down.
+PATCH_ALGORITHM = 3
+
+#: Largest atomic displacement of the nudge along a soft mode before relaxing again, Å.
+SOFT_MODE_NUDGE_ANG = 0.1
+
+
+class UnstablePatch(DefectnetError):
+    """A dopant has no stable position near its site: its own cell keeps an imaginary mode."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,22 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     cluster = neighbours_within(small, [d], cutoff)
     cluster = np.concatenate([[d], cluster[cluster != d]])
     cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
+    tol = settings.soft_mode_tol_mev
+    mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol) if tol > 0 else None
+    if mode is not None and settings.relax:
+        # The site-symmetric relaxation stopped on a saddle point (an off-centre dopant: O on Sb
+        # in GaSb has a T2 mode at -4.5 meV with SevenNet-0). Transplanted many times, such a
+        # patch makes the doped cell unstable; follow the mode down, without symmetry.
+        nudged = doped.copy()
+        nudged.positions += SOFT_MODE_NUDGE_ANG * mode
+        doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
+                      symmetry=False).atoms
+        cols, more = _cheapest_columns(doped, cluster, calc, settings, progress)
+        calls += more
+        mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol)
+    if mode is not None:
+        raise UnstablePatch(f"{element} on site {site} of {host.atoms.get_chemical_formula()}: a mode below "
+                            f"-{tol:g} meV remains in its {len(small)}-atom cell after relaxation (try --tier local)")
     delta = cols - fc0[:, cluster].transpose(1, 0, 2, 3)
     relaxed = doped
 
@@ -159,6 +184,41 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     )
     cache[key] = patch
     return patch, calls
+
+
+def _soft_mode(fc0: np.ndarray, cols: np.ndarray, cluster, masses, tol_mev: float) -> np.ndarray | None:
+    """The displacement pattern (N, 3) of the softest imaginary mode of a patch's own cell, or None.
+
+    ``fc0`` (N, N, 3, 3) are the perfect cell's force constants and ``cols`` (n_c, N, 3, 3) the
+    doped cell's columns Φ[s, c] of the ``cluster`` atoms (eV/Å²); ``masses`` (N,) amu. Rigid
+    translations are projected out first, so acoustic-sum-rule noise is never mistaken for an
+    instability. The pattern is scaled to a largest atomic displacement of 1 (Å, unitless).
+    """
+    from scipy.linalg import eigh
+
+    from defectnet.units import UNITS
+
+    cluster = np.asarray(cluster)
+    fc = fc0.copy()
+    col = cols.transpose(1, 0, 2, 3)  # (N, n_c, 3, 3): Φ[s, c]
+    fc[:, cluster] = col
+    fc[cluster, :] = col.transpose(1, 0, 3, 2)
+    cc = col[cluster]
+    fc[np.ix_(cluster, cluster)] = 0.5 * (cc + cc.transpose(1, 0, 3, 2))
+    n = len(fc)
+    m = np.repeat(np.asarray(masses, dtype=float), 3)
+    dyn = fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) / np.sqrt(np.outer(m, m))
+    t = np.zeros((3 * n, 3))
+    for a in range(3):
+        t[a::3, a] = np.sqrt(m[a::3])
+    t, _ = np.linalg.qr(t)
+    proj = np.eye(3 * n) - t @ t.T
+    dyn = proj @ (0.5 * (dyn + dyn.T)) @ proj
+    lam, vec = eigh(dyn, subset_by_index=[0, 0], driver="evr")
+    if np.sqrt(max(-lam[0], 0.0)) * UNITS.mev_per_sqrt_ev_a2_amu <= tol_mev:
+        return None
+    u = (vec[:, 0] / np.sqrt(m)).reshape(n, 3)
+    return u / np.linalg.norm(u, axis=1).max()
 
 
 def _shortest_images(vec: np.ndarray, cell: np.ndarray, tol: float = 1e-3):
