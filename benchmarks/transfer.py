@@ -93,7 +93,7 @@ def measured_like(data, mode: str, seed: int, *, fwhm_mev: float, noise: float):
     """``data`` with its ``mode`` spectra broadened by ``fwhm_mev`` and the doped one noised (seeded)."""
     import torch
 
-    from defectnet.model.dataset import Augment
+    from defectnet.model.augment import Augment
 
     aug = Augment(noise=noise, extra_fwhm_mev=(fwhm_mev, fwhm_mev), probability=1.0)
     p, d = data.spectra(mode)

@@ -13,9 +13,9 @@ import torch
 
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID
+from defectnet.model.augment import Augment
 from defectnet.model.baselines import MeanBaseline
 from defectnet.model.dataset import (
-    Augment,
     SplitConfig,
     load_training_file,
     make_synthetic,
@@ -229,7 +229,7 @@ def test_train_and_evaluate_commands_in_process(data, tmp_path):
 
 def _shifted(data, factor):
     """The same samples with every energy × ``factor`` (another potential's softer phonons)."""
-    from defectnet.model.dataset import _stretch
+    from defectnet.model.augment import _stretch
 
     out = {}
     for name in ("pristine", "doped", "pristine_gpdos", "doped_gpdos"):

@@ -134,6 +134,26 @@ def _calculator(potential: str):
     return calc, probe
 
 
+@contextmanager
+def _task_row(row: dict, probe, timeout_s, timer=None):
+    """Run a task's body for ``row``: an exception becomes the row's failure and reason.
+
+    The deadline runs while the body does; timings (of ``timer``, a new one by default)
+    and the creation time are always set.
+    """
+    timer = timer if timer is not None else _Timer(probe)
+    probe.start(timeout_s)
+    try:
+        yield timer
+    except Exception as exc:  # every failure becomes a row with its reason
+        reason, msg = failure_reason(exc)
+        row.update(status="failed", reason=reason, error=msg)
+    finally:
+        probe.start(None)
+        row["timings"] = timer.done()
+        row["created"] = time.time()
+
+
 class _Timer:
     """Accumulates wall time per stage, and the force-call time spent inside each stage."""
 
@@ -213,10 +233,8 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
 
     with _TASK_LOCK:
         _, probe = _calculator(config.potential)  # compute_pristine gets the same cached calculator
-        probe.start(config.task_timeout_s)
-        timer = _Timer(probe)
         row = {"name": host.name, "worker": _WORKER_NAME, "code_version": _code_version()}
-        try:
+        with _task_row(row, probe, config.task_timeout_s) as timer:
             ph = None
             for source in PRISTINE_SOURCES:
                 try:
@@ -262,13 +280,6 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
                     partial_elements=np.array(els), partials=np.array([pristine.partials[e] for e in els], np.float32),
                 )
             row.update(status="ok", pristine=blob, spectra=spectra, supercell_atoms=len(ctx.sc_atoms))
-        except Exception as exc:  # every failure becomes a row with its reason
-            reason, msg = failure_reason(exc)
-            row.update(status="failed", reason=reason, error=msg)
-        finally:
-            probe.start(None)
-        row["timings"] = timer.done()
-        row["created"] = time.time()
         return row
 
 
@@ -325,17 +336,16 @@ def patch_task(name: str, pristine_blob: bytes, site: int, element: str, config:
 
     with _TASK_LOCK:
         calc, probe = _calculator(config.potential)
-        probe.start(config.task_timeout_s)
-        timer = _Timer(probe)
         row = {"site": int(site), "element": element, "worker": _WORKER_NAME, "code_version": _code_version()}
-        try:
+        with _task_row(row, probe, config.task_timeout_s) as timer:
             with timer("context"):
                 ctx = _context(name, pristine_blob, config, supercell=False)
             n0 = len(probe.durations)
             with timer("patch"):
                 patch, calls = get_patch(ctx.host, int(site), element, calc, config.tier_settings)
             durations = probe.durations[n0:]
-            # get_patch relaxes, then makes exactly `calls` displacement force calls: the tail.
+            # get_patch relaxes, then makes `calls` displacement force calls: the tail (a patch
+            # that followed a soft mode relaxed again in between: that relaxation counts as displacement).
             displace = float(sum(durations[len(durations) - calls:])) if calls else 0.0
             timer.t["displace_force_s"] = displace
             timer.t["relax_s"] = timer.t["patch_s"] - displace
@@ -343,13 +353,6 @@ def patch_task(name: str, pristine_blob: bytes, site: int, element: str, config:
             with timer("pack"):
                 data = pack_patch(patch)
             row.update(status="ok", force_calls=int(patch.force_calls), data=data)
-        except Exception as exc:  # every failure becomes a row with its reason
-            reason, msg = failure_reason(exc)
-            row.update(status="failed", reason=reason, error=msg)
-        finally:
-            probe.start(None)
-        row["timings"] = timer.done()
-        row["created"] = time.time()
         return row
 
 
@@ -387,18 +390,10 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
             if k == 0:  # the set-up is paid by (and timed in) the task's first sample
                 timer.t.update(setup.t)
                 timer.t0, timer.cpu0 = setup.t0, setup.cpu0
-            try:
+            with _task_row(row, probe, config.task_timeout_s, timer):
                 if setup_error:
                     raise TaskFailure(*setup_error)
-                probe.start(config.task_timeout_s)
                 _one_sample(ctx, job, config, calc, probe, timer, row)
-            except Exception as exc:  # every failure becomes a row with its reason
-                reason, msg = failure_reason(exc)
-                row.update(status="failed", reason=reason, error=msg)
-            finally:
-                probe.start(None)
-            row["timings"] = timer.done()
-            row["created"] = time.time()
             rows.append(row)
         return rows
 

@@ -6,14 +6,8 @@ The build (``defectnet hosts build``) lives in :mod:`defectnet.hosts.build` and 
 only when used (it pulls in Dask and the MLIPs).
 """
 
-from defectnet.hosts.library import (
-    Host,
-    HostLibrary,
-    format_host,
-    format_table,
-    get_library,
-    list_hosts,
-    load_host,
-)
+from defectnet.hosts.filters import list_hosts
+from defectnet.hosts.format import format_host, format_table
+from defectnet.hosts.library import Host, HostLibrary, get_library, load_host
 
 __all__ = ["Host", "HostLibrary", "format_host", "format_table", "get_library", "list_hosts", "load_host"]

@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 from defectnet.errors import DefectnetError
+from defectnet.model.augment import Augment, augment_to_dict
 from defectnet.model.dataset import (
     DISTRACTOR_MODES,
-    Augment,
     SplitConfig,
     TrainingData,
-    augment_to_dict,
     dataclass_from_dict,
     draw_candidates,
     fingerprint,
