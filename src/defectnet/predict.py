@@ -168,7 +168,7 @@ class Prediction:
 
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
         e = self.pristine.centers_mev
-        top = _extent_mev(self.pristine, 0.999) * 1.1
+        top = max(_extent_mev(self.pristine, 0.999), _extent_mev(self.doped, 0.999)) * 1.1  # local modes too
         a1.plot(e, self.pristine.values, lw=1, label="pristine")
         a1.plot(e, self.doped.values, lw=1, label="doped")
         a1.plot(e, self.doped.values - self.pristine.values, lw=0.8, color="0.4", label="doped − pristine")

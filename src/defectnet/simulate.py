@@ -273,7 +273,8 @@ def plot_comparison(result: SimulationResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     e = result.pristine.centers_mev
-    top = max(np.max(e[result.pristine.values > 1e-4 * result.pristine.values.max()]), 10.0) * 1.1
+    # the doped extent too: a light dopant's local modes lie above the host band (Si in GaAs)
+    top = max(max(np.max(e[s.values > 1e-4 * s.values.max()]) for s in (result.pristine, result.doped)), 10.0) * 1.1
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
     ax1.plot(e, result.pristine.values, label="pristine", lw=1.2)
     ax1.plot(e, result.doped.values, label="doped", lw=1.2)
