@@ -192,3 +192,14 @@ def test_committed_rows_survive_a_writer_that_never_closes(tmp_path):
     conn.close()
     s.conn.execute("ROLLBACK")
     s.close()
+
+
+def test_wall_time_counts_a_killed_run_up_to_its_last_row(store):
+    store.start_run(workers="local:1", code_version="0.1.0", config={})
+    t0 = store.runs()[-1]["started"]
+    hid = store.add_host(_host(created=t0 + 100.0))
+    store.add_samples([_sample(hid, 0, created=t0 + 250.0)])  # then SIGKILL: never finished
+    run2 = store.start_run(workers="local:1", code_version="0.1.0", config={})
+    store.finish_run(run2, "finished", {})
+    store.conn.execute("UPDATE runs SET started = ?, finished = ? WHERE id = ?", (t0 + 1000.0, t0 + 1060.0, run2))
+    assert summarize(store)["wall_s_total"] == pytest.approx(250.0 + 60.0)

@@ -171,7 +171,8 @@ def format_info(s: dict) -> str:
         last = runs[-1]
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last["started"]))
         wall = f", {last['wall_s']:.0f} s" if last.get("wall_s") else ""
-        lines.append(f"runs       {len(runs)} (last: {when}, {last['status']}, {last['workers']}{wall})")
+        lines.append(f"runs       {len(runs)} (last: {when}, {last['status']}, {last['workers']}{wall}); "
+                     f"wall time {s['wall_s_total'] / 3600:.2f} h in all")
     return "\n".join(lines)
 
 

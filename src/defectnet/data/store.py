@@ -588,7 +588,22 @@ def summarize(store: Store) -> dict:
         "hosts": hosts, "timings_mean_s": timings,
         "runs": [{k: r[k] for k in ("id", "started", "finished", "status", "workers", "code_version")} | {
             "wall_s": (r["summary"] or {}).get("wall_s")} for r in runs],
+        "wall_s_total": _busy_wall_s(store, runs),
     }
+
+
+def _busy_wall_s(store, runs) -> float:
+    """Wall time of all runs, s: start to finish, or to the last row a killed run wrote."""
+    total = 0.0
+    for i, r in enumerate(runs):
+        end = r["finished"]
+        if end is None:  # killed: its last committed row is when it stopped
+            nxt = runs[i + 1]["started"] if i + 1 < len(runs) else float("inf")
+            end = max((store.conn.execute(f"SELECT max(created) FROM {t} WHERE created >= ? AND created < ?",
+                                        (r["started"], nxt)).fetchone()[0] or r["started"]
+                       for t in ("hosts", "patches", "samples")), default=r["started"])
+        total += max(0.0, end - r["started"])
+    return total
 
 
 def _check_sample_blob(blob, n_bins, widths) -> str | None:
