@@ -499,6 +499,23 @@ def test_sigkill_and_rerun_loses_nothing_duplicates_nothing_and_matches_an_unint
                                           unpack_arrays(hosts[name]["spectra"])["pristine"])
 
 
+def test_radius_limit_keeps_mismatched_dopants_out_of_the_pool_but_not_the_distractors(recommender):
+    from defectnet.hosts.chemistry import covalent_radius
+
+    host = HostInput("Cu", bulk("Cu", "fcc", a=3.61), "Cu")
+    sampler = {**BASE["sampler"], "dopant_pool": 4, "n_distractors": [2, 3], "max_radius_mismatch": 0.07}
+    plan = plan_host(host, _config(_inline(Cu=host.atoms), sampler=sampler), recommender, range(12))
+    near = {el for el in EMT_DOPANTS if el != "Cu" and abs(covalent_radius(el) / covalent_radius("Cu") - 1) <= 0.07}
+    assert near and set(plan.pool) <= near  # Ag (+10 %) and Al (-8 %) are never placed
+    distractors = {el for job in plan.jobs.values() for el in job.distractors}
+    assert distractors - near  # ...but may still be offered as distractors
+    free = plan_host(host, _config(_inline(Cu=host.atoms), sampler={**sampler, "max_radius_mismatch": None}),
+                     recommender, range(12))
+    assert set(free.pool) - near  # without the limit they can be true dopants
+    with pytest.raises(DefectnetError, match="max_radius_mismatch"):
+        _config(["Si"], sampler={"max_radius_mismatch": -0.1})
+
+
 def test_random_dopant_pool_is_seeded_and_not_the_ranking():
     from defectnet.data.config import SamplerSettings
     from defectnet.data.plan import choose_pool

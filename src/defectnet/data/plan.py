@@ -144,6 +144,16 @@ def choose_pool(scores: dict[str, float], sampler: SamplerSettings, seed: int) -
     return tuple(order[i] for i in sorted(picked))
 
 
+def placeable(records, max_mismatch: float | None) -> list:
+    """The recommender records whose dopant may be placed: covalent radius within ``max_mismatch``
+    (a share) of the host site's; all of them when ``max_mismatch`` is None."""
+    if max_mismatch is None:
+        return list(records)
+    from defectnet.hosts.chemistry import covalent_radius
+
+    return [r for r in records if abs(covalent_radius(r.dopant) / covalent_radius(r.site) - 1) <= max_mismatch]
+
+
 def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> HostPlan:
     """Recommend dopants for ``host``, choose its pool and draw the jobs ``indices``."""
     from defectnet.sampling import sample_candidates, sample_scenario
@@ -155,14 +165,14 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> 
         plan.failure = ("no_dopants", f"the recommender failed: {exc}")
         return plan
     best: dict[str, float] = {}
-    for r in records:
+    for r in placeable(records, config.sampler.max_radius_mismatch):
         best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
     pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
     if not pool:
         plan.failure = ("no_dopants", "the recommender proposes no dopant for this host")
         return plan
-    pool_records = [r for r in records if r.dopant in pool]
+    pool_records = [r for r in placeable(records, config.sampler.max_radius_mismatch) if r.dopant in pool]
     counts = dict(Counter(host.atoms.get_chemical_symbols()))
     sampler = config.sampler_config()
     for i in indices:
