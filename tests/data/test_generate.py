@@ -195,6 +195,10 @@ def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(emt_store):
         assert sum(x[3] for x in r["dopants"]) / 32 == pytest.approx(r["total_concentration"])
         patches = s.patches(hosts["Cu"]["id"])
         assert patches and all(p["status"] == "ok" and p["force_calls"] > 0 for p in patches)
+        for p in patches:  # every force call is either relaxation or displacement
+            t = p["timings"]
+            assert t["displace_force_calls"] == p["force_calls"] and t["relax_force_calls"] > 0
+            assert t["relax_force_calls"] + t["displace_force_calls"] == t["patch_force_calls"]
         assert {p["element"] for p in patches} <= set(hosts["Cu"]["pool"])
         hcp = s.patches(hosts["Cu-hcp"]["id"])  # one computed, one rotated per element
         assert sorted(p["force_calls"] > 0 for p in hcp) == [False, False, True, True]

@@ -340,16 +340,8 @@ def patch_task(name: str, pristine_blob: bytes, site: int, element: str, config:
         with _task_row(row, probe, config.task_timeout_s) as timer:
             with timer("context"):
                 ctx = _context(name, pristine_blob, config, supercell=False)
-            n0 = len(probe.durations)
-            with timer("patch"):
-                patch, calls = get_patch(ctx.host, int(site), element, calc, config.tier_settings)
-            durations = probe.durations[n0:]
-            # get_patch relaxes, then makes `calls` displacement force calls: the tail (a patch
-            # that followed a soft mode relaxed again in between: that relaxation counts as displacement).
-            displace = float(sum(durations[len(durations) - calls:])) if calls else 0.0
-            timer.t["displace_force_s"] = displace
-            timer.t["relax_s"] = timer.t["patch_s"] - displace
-            timer.t["relax_force_s"] = float(sum(durations[: len(durations) - calls]))
+            with timer("patch"):  # inside: relax_s, displace_s and their force-call time and counts
+                patch, _ = get_patch(ctx.host, int(site), element, calc, config.tier_settings, stage=timer)
             with timer("pack"):
                 data = pack_patch(patch)
             row.update(status="ok", force_calls=int(patch.force_calls), data=data)

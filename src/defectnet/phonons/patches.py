@@ -90,11 +90,17 @@ def _small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
     return cache[key]
 
 
-def get_patch(host, site: int, element: str, calc, settings, *, progress: bool = False) -> tuple[Patch, int]:
+def get_patch(host, site: int, element: str, calc, settings, *, progress: bool = False,
+              stage=None) -> tuple[Patch, int]:
     """The patch for ``element`` on primitive site ``site`` of ``host`` (cached on the host).
 
-    Returns the patch and the number of force calls spent now (0 when cached).
+    Returns the patch and the number of force calls spent now (0 when cached). ``stage``,
+    if given, is called as ``with stage("relax"):`` / ``with stage("displace"):`` around
+    each relaxation and each set of displacements (a timer).
     """
+    from contextlib import nullcontext
+
+    stage = stage or (lambda name: nullcontext())
     from defectnet.doping import min_width_ang
     from defectnet.phonons.forceconstants import neighbours_within, primitive_site_indices
 
@@ -114,13 +120,16 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     doped.set_masses([mass_amu(s) for s in symbols])
     if settings.relax:
         # An isolated dopant keeps its site symmetry; keeping it lets phonopy use it below.
-        doped = relax(doped, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False, symmetry=True).atoms
+        with stage("relax"):
+            doped = relax(doped, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
+                          symmetry=True).atoms
 
     radius = 0.5 * min_width_ang(small.cell.array) - 1e-3  # images of the sphere are unique
     cutoff = min(settings.cutoff_ang, radius)
     cluster = neighbours_within(small, [d], cutoff)
     cluster = np.concatenate([[d], cluster[cluster != d]])
-    cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
+    with stage("displace"):
+        cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
     tol = settings.soft_mode_tol_mev
     mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol) if tol > 0 else None
     if mode is not None and settings.relax:
@@ -129,9 +138,11 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         # patch makes the doped cell unstable; follow the mode down, without symmetry.
         nudged = doped.copy()
         nudged.positions += SOFT_MODE_NUDGE_ANG * mode
-        doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
-                      symmetry=False).atoms
-        cols, more = _cheapest_columns(doped, cluster, calc, settings, progress)
+        with stage("relax"):
+            doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
+                          symmetry=False).atoms
+        with stage("displace"):
+            cols, more = _cheapest_columns(doped, cluster, calc, settings, progress)
         calls += more
         mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol)
     if mode is not None:
