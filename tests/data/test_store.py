@@ -11,9 +11,9 @@ from defectnet.data.store import (
     Store,
     pack_arrays,
     sample_id,
-    summarize,
     unpack_arrays,
 )
+from defectnet.data.summary import summarize
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID
 

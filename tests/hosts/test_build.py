@@ -12,9 +12,10 @@ from ase.build import bulk
 
 from defectnet.errors import DefectnetError
 from defectnet.hosts import build as B
+from defectnet.hosts import checks as K
 from defectnet.hosts.library import HARD_CHECKS, Host, read_hosts
 
-FAST = B.BuildConfig(potential="emt", fc_min_width_ang=5.0, fc_max_atoms=32, mesh_length_ang=6.0)
+FAST = K.BuildConfig(potential="emt", fc_min_width_ang=5.0, fc_max_atoms=32, mesh_length_ang=6.0)
 
 
 def metal(symbol: str, a: float, *, source: str = "curated") -> Host:
@@ -39,7 +40,7 @@ def test_elastic_tensor_of_emt_copper():
     from defectnet.phonons.relax import relax
 
     atoms = relax(bulk("Cu", "fcc", a=3.6), EMT(), fmax=1e-4, steps=100).atoms
-    C = B.elastic_tensor_gpa(atoms, EMT())
+    C = K.elastic_tensor_gpa(atoms, EMT())
     assert np.allclose(C, C.T)
     c11, c12, c44 = C[0, 0], C[0, 1], C[3, 3]
     assert c11 > c12 > 0 and c44 > 0
@@ -48,7 +49,7 @@ def test_elastic_tensor_of_emt_copper():
 
 
 def test_evaluate_passes_a_stable_host():
-    rec = B.evaluate_host(metal("Cu", 3.55).to_dict(), FAST.to_dict())
+    rec = K.evaluate_host(metal("Cu", 3.55).to_dict(), FAST.to_dict())
     assert rec["status"] == "passed" and rec["failed_checks"] == [] and rec["error"] is None
     host = Host.from_dict(rec["host"])
     prov = host.provenance
@@ -63,14 +64,14 @@ def test_evaluate_passes_a_stable_host():
 
 
 def test_evaluate_fails_uncharged_prototype_and_reports_errors():
-    rec = B.evaluate_host(metal("Cu", 3.55, source="prototype").to_dict(), FAST.to_dict())
+    rec = K.evaluate_host(metal("Cu", 3.55, source="prototype").to_dict(), FAST.to_dict())
     assert rec["status"] == "failed" and rec["failed_checks"] == ["charge_balanced"]
     # rejected before the costly checks: elastic tensor and phonons are not reached
     checks = Host.from_dict(rec["host"]).checks
     assert checks["mechanically_stable"] is None and checks["dynamically_stable"] is None
     assert "phonons_s" not in Host.from_dict(rec["host"]).provenance["timings"]
     bad = Host.from_atoms(bulk("Si", "diamond", a=5.43), name="Si-emt", source="curated")  # EMT has no Si
-    rec = B.evaluate_host(bad.to_dict(), FAST.to_dict())
+    rec = K.evaluate_host(bad.to_dict(), FAST.to_dict())
     assert rec["status"] == "error" and rec["error"] and rec["name"] == "Si-emt"
 
 
@@ -102,7 +103,7 @@ def test_serial_build_resumes_without_duplicates(tmp_path, metals):
 
 
 def test_interrupted_build_loses_nothing_that_finished(tmp_path, metals, monkeypatch):
-    real = B.evaluate_host
+    real = K.evaluate_host
     calls = []
 
     def flaky(host_dict, config_dict):
@@ -111,7 +112,7 @@ def test_interrupted_build_loses_nothing_that_finished(tmp_path, metals, monkeyp
             raise KeyboardInterrupt  # Ctrl-C (or a kill) while the second host runs
         return real(host_dict, config_dict)
 
-    monkeypatch.setattr(B, "evaluate_host", flaky)
+    monkeypatch.setattr(B, "evaluate_host", flaky)  # the name build_library calls
     with pytest.raises(KeyboardInterrupt):
         B.build_library(tmp_path, workers=0, candidates=metals, config=FAST, progress=False)
     assert names(tmp_path) == ["Cu-fcc"]
@@ -149,13 +150,13 @@ def test_errors_are_skipped_unless_retried(tmp_path, metals):
 
 def test_settings_must_match_to_resume(tmp_path, metals):
     B.build_library(tmp_path, workers=0, candidates=metals[:1], config=FAST, progress=False)
-    other = B.BuildConfig(**{**FAST.to_dict(), "fmax_ev_ang": 0.05})
+    other = K.BuildConfig(**{**FAST.to_dict(), "fmax_ev_ang": 0.05})
     with pytest.raises(DefectnetError, match="fmax_ev_ang"):
         B.build_library(tmp_path, workers=0, candidates=metals[:1], config=other, progress=False)
     s = B.build_library(tmp_path, workers=0, candidates=metals[:1], config=other, resume=False, progress=False)
     assert s.n_run == 1 and (tmp_path / f"{B.STORE_FILE}.bak1").exists()  # old results kept aside
     with pytest.raises(DefectnetError, match="unknown build settings"):
-        B.BuildConfig.from_dict({"fmax": 0.1})
+        K.BuildConfig.from_dict({"fmax": 0.1})
 
 
 def test_dask_build_two_workers(tmp_path, metals):
@@ -172,7 +173,7 @@ def test_finalize_keeps_curated_and_passed_prototypes(tmp_path):
     cu = metal("Cu", 3.55)  # curated
     ag = metal("Ag", 4.05)  # curated, not built: ships unrelaxed
     store = B.BuildStore(tmp_path)
-    rec = B.evaluate_host(cu.to_dict(), FAST.to_dict())
+    rec = K.evaluate_host(cu.to_dict(), FAST.to_dict())
     store.append(rec)
     # the same relaxed record, once as a passed and once as a failed prototype
     for name, status in (("Ni-proto", "passed"), ("Pd-proto", "failed")):

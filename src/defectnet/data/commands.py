@@ -112,7 +112,8 @@ class DatasetCommand(Command):
 
 
 def _info(args) -> int:
-    from defectnet.data.store import Store, summarize
+    from defectnet.data.store import Store
+    from defectnet.data.summary import summarize
 
     with Store(args.store, "r") as store:
         s = summarize(store)
@@ -129,7 +130,7 @@ def _info(args) -> int:
 
 
 def format_info(s: dict) -> str:
-    """Human-readable text of :func:`defectnet.data.store.summarize`."""
+    """Human-readable text of :func:`defectnet.data.summary.summarize`."""
     lines = []
     pot = s.get("potential") or {}
     cfg = s.get("config") or {}

@@ -553,59 +553,6 @@ class Store:
         return rep
 
 
-def summarize(store: Store) -> dict:
-    """Everything ``defectnet dataset info`` prints: counts, failures by reason, hosts, timings, runs."""
-    conn = store.conn
-    meta = store.meta()
-    per_host = {}
-    for host, status, n in conn.execute("SELECT host, status, COUNT(*) FROM samples GROUP BY host, status"):
-        per_host.setdefault(host, {})[status] = n
-    hosts = []
-    for h in store.hosts():
-        c = per_host.get(h["name"], {})
-        hosts.append({"name": h["name"], "formula": h["formula"], "prototype": h["prototype"], "status": h["status"],
-                      "reason": h["reason"], "supercell_atoms": h["supercell_atoms"], "ok": c.get("ok", 0),
-                      "failed": c.get("failed", 0), "pool": h["pool"]})
-    timings = {}
-    for table, keys in (("hosts", ("host_relax_s", "host_force_constants_s", "supercell_s", "diagonalise_s", "total_s")),
-                        ("patches", ("relax_s", "displace_force_s", "total_s")),
-                        ("samples", ("context_s", "tier_s", "diagonalise_s", "pack_s", "total_s"))):
-        sums, n = dict.fromkeys(keys, 0.0), 0
-        for (t,) in conn.execute(f"SELECT timings FROM {table} WHERE status = 'ok'"):
-            t = json.loads(t or "{}")
-            n += 1
-            for k in keys:
-                sums[k] += float(t.get(k, 0.0) or 0.0)
-        timings[table] = {"rows": n, **{k: v / n for k, v in sums.items()}} if n else {"rows": 0}
-    runs = store.runs()
-    size = sum(p.stat().st_size for p in (store.path, store.path.with_name(store.path.name + "-wal")) if p.exists())
-    return {
-        "path": str(store.path), "bytes": size, "schema_version": meta.get("schema_version"),
-        "defectnet_version": meta.get("defectnet_version"), "config": meta.get("config"),
-        "potential": meta.get("potential"), "tier": meta.get("tier"), "grid_id": meta.get("grid_id"),
-        "broadening": meta.get("broadening"), "counts": store.counts(),
-        "failures": [{"stage": s, "reason": r, "count": n} for s, r, n in store.failures()],
-        "hosts": hosts, "timings_mean_s": timings,
-        "runs": [{k: r[k] for k in ("id", "started", "finished", "status", "workers", "code_version")} | {
-            "wall_s": (r["summary"] or {}).get("wall_s")} for r in runs],
-        "wall_s_total": _busy_wall_s(store, runs),
-    }
-
-
-def _busy_wall_s(store, runs) -> float:
-    """Wall time of all runs, s: start to finish, or to the last row a killed run wrote."""
-    total = 0.0
-    for i, r in enumerate(runs):
-        end = r["finished"]
-        if end is None:  # killed: its last committed row is when it stopped
-            nxt = runs[i + 1]["started"] if i + 1 < len(runs) else float("inf")
-            end = max((store.conn.execute(f"SELECT max(created) FROM {t} WHERE created >= ? AND created < ?",
-                                        (r["started"], nxt)).fetchone()[0] or r["started"]
-                       for t in ("hosts", "patches", "samples")), default=r["started"])
-        total += max(0.0, end - r["started"])
-    return total
-
-
 def _check_sample_blob(blob, n_bins, widths) -> str | None:
     try:
         a = unpack_arrays(blob)
