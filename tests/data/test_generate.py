@@ -134,6 +134,9 @@ def test_failure_reasons_registry():
     assert failure_reason(TaskTimeout("x"))[0] == "timeout"
     assert failure_reason(TaskFailure("imaginary_modes", "3 modes")) == ("imaginary_modes", "3 modes")
     assert failure_reason(DefectnetError("bad"))[0] == "invalid_input"
+    from defectnet.phonons.patches import UnstablePatch
+
+    assert failure_reason(UnstablePatch("N on site 0"))[0] == "unstable_patch"  # before its base class
     assert failure_reason(np.linalg.LinAlgError("no"))[0] == "linalg_error"
     assert failure_reason(RuntimeError("boom")) == ("error", "RuntimeError: boom")
 
