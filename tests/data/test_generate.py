@@ -519,6 +519,9 @@ def test_radius_limit_keeps_mismatched_dopants_out_of_the_pool_but_not_the_distr
     free = plan_host(host, _config(_inline(Cu=host.atoms), sampler={**sampler, "max_radius_mismatch": None}),
                      recommender, range(12))
     assert set(free.pool) - near  # without the limit they can be true dopants
+    tight = plan_host(host, _config(_inline(Cu=host.atoms), sampler={**sampler, "max_radius_mismatch": 0.01}),
+                      recommender, range(2))
+    assert tight.failure[0] == "no_dopants" and "max_radius_mismatch" in tight.failure[1]
     with pytest.raises(DefectnetError, match="max_radius_mismatch"):
         _config(["Si"], sampler={"max_radius_mismatch": -0.1})
 

@@ -170,7 +170,9 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> 
     pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
     if not pool:
-        plan.failure = ("no_dopants", "the recommender proposes no dopant for this host")
+        limit = config.sampler.max_radius_mismatch
+        plan.failure = ("no_dopants", "the recommender proposes no dopant for this host" + (
+            f" within {limit:.0%} of a site's covalent radius (sampler.max_radius_mismatch)" if limit and records else ""))
         return plan
     pool_records = [r for r in placeable(records, config.sampler.max_radius_mismatch) if r.dopant in pool]
     counts = dict(Counter(host.atoms.get_chemical_symbols()))
