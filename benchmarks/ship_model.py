@@ -53,7 +53,9 @@ def card(ckpt: dict, results: dict | None) -> str:
         f"over {len(ckpt['host_elements'])} elements.",
         "",
         "## Training data",
-        f"- Source `{Path(data.get('source', '')).name}`: {data.get('n_samples')} simulated pristine/doped pairs, "
+        *([f"- **Fine-tuned** from `{Path(str(tc['init_from'])).name}` (its own card: the earlier training data; "
+           f"frozen: {', '.join(tc.get('freeze') or []) or 'nothing'}) on the data below."] if tc.get("init_from") else []),
+        f"- Source `{', '.join(Path(p).name for p in str(data.get('source', '')).split(','))}`: {data.get('n_samples')} simulated pristine/doped pairs, "
         f"fidelity tier `{data.get('tier')}`, potential {pot}, broadening {data.get('broadening')}.",
         f"- Training hosts ({len(data.get('train_hosts', []))}): {', '.join(data.get('train_hosts', []))}.",
         f"- Held-out (out-of-distribution) hosts: {', '.join(data.get('ood_hosts', [])) or 'none'}.",
@@ -157,8 +159,11 @@ def main(argv=None) -> int:
     # no path of this machine goes into the package: keep file names only
     data = ckpt.get("data") or {}
     for key in ("source", "path"):
-        if isinstance(data.get(key), str) and data[key]:
-            data[key] = Path(data[key]).name
+        if isinstance(data.get(key), str) and data[key]:  # one path, or several joined by commas
+            data[key] = ",".join(Path(p).name for p in data[key].split(","))
+    tc = ckpt.get("train_config") or {}
+    if isinstance(tc.get("init_from"), str):
+        tc["init_from"] = Path(tc["init_from"]).name
     torch.save(ckpt, DEST / PRETRAINED_FILE)
     load_model(DEST / PRETRAINED_FILE)
     (DEST / "MODEL_CARD.md").write_text(card(ckpt, results) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
