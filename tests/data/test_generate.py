@@ -554,3 +554,34 @@ def test_store_of_an_older_patch_algorithm_is_refused(tmp_path):
         store.set_meta(patch_algorithm=1)
         with pytest.raises(DefectnetError, match="patch algorithm 1"):
             _check_store_config(store, cfg)
+
+
+def test_dopants_with_unstable_patches_are_drawn_again_without_them(tmp_path, monkeypatch, recommender):
+    import defectnet.phonons.patches as P
+
+    atoms = bulk("Cu", "fcc", a=3.6)
+    cfg = _config(_inline(Cu=atoms))
+    bad = plan_host(HostInput("Cu", atoms, "Cu"), cfg, recommender, range(6)).pool[0]
+    real = P.get_patch
+
+    def get_patch(host, site, element, *args, **kw):  # this dopant has no stable position
+        if element == bad:
+            raise P.UnstablePatch(f"{element} on site {site}: no stable position (test)")
+        return real(host, site, element, *args, **kw)
+
+    monkeypatch.setattr(P, "get_patch", get_patch)
+    out = tmp_path / "s.sqlite"
+    summary = run_generate(cfg, out, workers=1, processes=False, progress=False)
+    assert summary.samples == {"ok": 6}  # every sample drawn again without it: none lost
+    with Store(out) as s:
+        hid = s.host_id("Cu")
+        failed = [p for p in s.patches(hid) if p["status"] == "failed"]
+        assert [(p["element"], p["reason"]) for p in failed] == [(bad, "unstable_patch")]
+        rows = list(s.samples())
+        assert all(bad not in {d[0] for d in r["dopants"]} for r in rows)
+        n_patches = len(s.patches(hid))
+    run_generate(replace(cfg, samples_per_host=9), out, workers=1, processes=False, progress=False)
+    with Store(out) as s:  # resumed: the new samples avoid it at once, it is not computed again
+        rows = list(s.samples("ok"))
+        assert len(rows) == 9 and all(bad not in {d[0] for d in r["dopants"]} for r in rows)
+        assert sum(p["element"] == bad for p in s.patches(hid)) == 1 and len(s.patches(hid)) >= n_patches

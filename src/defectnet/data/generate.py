@@ -106,6 +106,8 @@ class _HostState:
     derived: dict = field(default_factory=dict)  # representative key -> keys waiting to be rotated from it
     waiting: list = field(default_factory=list)  # jobs not yet submitted
     in_flight: int = 0  # samples submitted, not yet committed
+    doomed: list = field(default_factory=list)  # jobs that need a failed patch: drawn again or failed at the end
+    excluded: frozenset = frozenset()  # (dopant, site element) pairs the current plan avoids
 
     def set_primitive(self, blob: bytes):
         """Primitive-cell symbols and site symmetry, from the pristine blob."""
@@ -252,7 +254,12 @@ class _Pipeline:
         row = self.store.host(h.name, blobs=False)
         done = set(self.store.done_samples(row["id"])) if row else set()
         missing = [i for i in range(cfg.samples_per_host) if i not in done]
-        state.plan = plan_host(h, cfg, self._recommender(), missing)
+        full = self.store.host(h.name, blobs=True) if row else None
+        if full is not None and full["status"] == "ok":  # a resumed host avoids its unstable patches at once
+            state.set_primitive(full["pristine"])
+            state.excluded = frozenset((p["element"], state.symbols[p["site"]]) for p in self.store.patches(row["id"])
+                                       if p["status"] == "failed" and p["reason"] == "unstable_patch")
+        state.plan = plan_host(h, cfg, self._recommender(), missing, exclude=state.excluded)
         if state.plan.failure:
             reason, msg = state.plan.failure
             self._write(self.store.add_host, self._host_row(state, {"status": "failed", "reason": reason,
@@ -264,8 +271,6 @@ class _Pipeline:
             self._submit("pristine", state, pristine_task, h, cfg)
             return
         state.host_id = row["id"]
-        full = self.store.host(h.name, blobs=True)
-        state.set_primitive(full["pristine"])
         state.pristine = self._scatter(full["pristine"])
         self._start_patches(state)
 
@@ -381,8 +386,7 @@ class _Pipeline:
                 ready.append(job)
             else:
                 still.append(job)
-        if doomed:
-            self._commit_doomed(state, doomed)
+        state.doomed += doomed  # drawn again without the unstable patches once this plan is through
         # While patches are still coming, only submit full tasks; the rest waits for them.
         n_full = len(ready) // cfg.samples_per_task * cfg.samples_per_task
         submit, keep = (ready, []) if not pending else (ready[:n_full], ready[n_full:])
@@ -449,7 +453,31 @@ class _Pipeline:
     def _maybe_done(self, state: _HostState):
         pending = any(s == "pending" for s in state.patch_status.values())
         if not pending and not state.waiting and state.in_flight == 0:
+            if state.doomed and self._replan(state):
+                return
             self._close(state)
+
+    def _replan(self, state: _HostState) -> bool:
+        """Draw the doomed jobs again without the dopants whose patches proved unstable.
+
+        The same (config, exclusions) give the same jobs, and a resumed host starts from its
+        stored exclusions, so a rerun reproduces them. Returns False when nothing new can be
+        avoided (the jobs are then committed as failed, with the patch's reason).
+        """
+        unstable = frozenset((el, state.symbols[site]) for (site, el), st in state.patch_status.items()
+                             if isinstance(st, tuple) and st[0] == "unstable_patch")
+        jobs, state.doomed = state.doomed, []
+        plan = None
+        if not unstable <= state.excluded:
+            state.excluded = unstable | state.excluded
+            plan = plan_host(state.host, self.config, self._recommender(), [j.index for j in jobs],
+                             exclude=state.excluded)
+        if plan is None or plan.failure:
+            self._commit_doomed(state, jobs)
+            return False
+        state.waiting = [plan.jobs[j.index] for j in jobs]
+        self._start_patches(state)
+        return True
 
 
 def _symbol(z) -> str:

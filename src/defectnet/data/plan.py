@@ -144,18 +144,24 @@ def choose_pool(scores: dict[str, float], sampler: SamplerSettings, seed: int) -
     return tuple(order[i] for i in sorted(picked))
 
 
-def placeable(records, max_mismatch: float | None) -> list:
-    """The recommender records whose dopant may be placed: covalent radius within ``max_mismatch``
-    (a share) of the host site's; all of them when ``max_mismatch`` is None."""
+def placeable(records, max_mismatch: float | None, exclude=frozenset()) -> list:
+    """The recommender records whose dopant may be placed: not an ``exclude``d (dopant, site
+    element) pair, and a covalent radius within ``max_mismatch`` (a share) of the host site's
+    (no radius limit when ``max_mismatch`` is None)."""
+    records = [r for r in records if (r.dopant, r.site) not in exclude]
     if max_mismatch is None:
-        return list(records)
+        return records
     from defectnet.hosts.chemistry import covalent_radius
 
     return [r for r in records if abs(covalent_radius(r.dopant) / covalent_radius(r.site) - 1) <= max_mismatch]
 
 
-def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> HostPlan:
-    """Recommend dopants for ``host``, choose its pool and draw the jobs ``indices``."""
+def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exclude=frozenset()) -> HostPlan:
+    """Recommend dopants for ``host``, choose its pool and draw the jobs ``indices``.
+
+    ``exclude``: (dopant, site element) pairs that cannot be placed (their force-constant
+    patch is unstable); they stay possible distractors.
+    """
     from defectnet.sampling import sample_candidates, sample_scenario
 
     plan = HostPlan(host)
@@ -165,7 +171,7 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> 
         plan.failure = ("no_dopants", f"the recommender failed: {exc}")
         return plan
     best: dict[str, float] = {}
-    for r in placeable(records, config.sampler.max_radius_mismatch):
+    for r in placeable(records, config.sampler.max_radius_mismatch, exclude):
         best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
     pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
@@ -174,7 +180,7 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices) -> 
         plan.failure = ("no_dopants", "the recommender proposes no dopant for this host" + (
             f" within {limit:.0%} of a site's covalent radius (sampler.max_radius_mismatch)" if limit and records else ""))
         return plan
-    pool_records = [r for r in placeable(records, config.sampler.max_radius_mismatch) if r.dopant in pool]
+    pool_records = [r for r in placeable(records, config.sampler.max_radius_mismatch, exclude) if r.dopant in pool]
     counts = dict(Counter(host.atoms.get_chemical_symbols()))
     sampler = config.sampler_config()
     for i in indices:
