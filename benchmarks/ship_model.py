@@ -27,7 +27,7 @@ def _fmt(m: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
     return "–" if v is None else f"{scale * v:.{digits}f}"
 
 
-def card(ckpt: dict, results: dict | None) -> str:
+def card(ckpt: dict, results: dict | None, extra: dict | None = None) -> str:
     data, tc, metrics = ckpt["data"], ckpt["train_config"], ckpt["metrics"]
     pot = data.get("potential", "")
     try:
@@ -75,8 +75,11 @@ def card(ckpt: dict, results: dict | None) -> str:
         "| split | MAE | RMSE | R² | MAE true dopants | F1 @0.1 at.% | F1 (≥1 at.%) | distractor mean | 1σ / 2σ coverage |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for part in ("test_id", "test_ood"):
-        m = metrics.get(part)
+    from defectnet.model.train import _headline
+
+    rows = [(part, metrics.get(part)) for part in ("test_id", "test_ood")]
+    rows += [(label, _headline(m)) for label, m in (extra or {}).items()]  # `defectnet evaluate` metrics.json
+    for part, m in rows:
         if m:
             lines.append(f"| {part} | {_fmt(m, 'mae_at_pct')} | {_fmt(m, 'rmse_at_pct')} | {_fmt(m, 'r2')} | "
                          f"{_fmt(m, 'mae_true_at_pct')} | {_fmt(m, 'f1')} | {_fmt(m, 'f1_ge1pct')} | "
@@ -146,6 +149,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--results", default=None, help="benchmarks/results/accuracy.json of the same run")
+    ap.add_argument("--eval", action="append", default=[], metavar="LABEL=METRICS_JSON",
+                    help="a further metrics row: `defectnet evaluate`'s metrics.json on other data (repeatable)")
     args = ap.parse_args(argv)
 
     from defectnet.model.checkpoint import PRETRAINED_FILE, load_model, read_checkpoint
@@ -166,7 +171,11 @@ def main(argv=None) -> int:
         tc["init_from"] = Path(tc["init_from"]).name
     torch.save(ckpt, DEST / PRETRAINED_FILE)
     load_model(DEST / PRETRAINED_FILE)
-    (DEST / "MODEL_CARD.md").write_text(card(ckpt, results) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
+    extra = {}
+    for item in args.eval:
+        label, _, path = item.partition("=")
+        extra[label] = json.loads(Path(path).read_text())
+    (DEST / "MODEL_CARD.md").write_text(card(ckpt, results, extra) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
     size = (DEST / PRETRAINED_FILE).stat().st_size / 1e6
     print(f"shipped {DEST / PRETRAINED_FILE} ({size:.2f} MB) and MODEL_CARD.md")
     return 0
