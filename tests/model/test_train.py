@@ -325,3 +325,15 @@ def test_pool_distractors_come_from_the_hosts_own_dopants(data):
     assert with_candidates(data, "stored", 5).candidates is data.candidates
     with pytest.raises(DefectnetError, match="distractors"):
         TrainConfig(distractors="random")
+
+
+def test_a_fine_tuned_model_keeps_the_base_models_widening_for_unseen_hosts(trained, tmp_path):
+    """A fine-tuning split has no held-out hosts: σ for unseen hosts scales with the base's ratio."""
+    from defectnet.model.checkpoint import save_checkpoint
+    from defectnet.model.train import _inherited_unseen_scale
+
+    base = save_checkpoint(trained.model, tmp_path / "base.pt", metrics={"sigma_scale": 1.2, "sigma_scale_unseen": 2.4})
+    assert _inherited_unseen_scale(base, 1.5) == pytest.approx(3.0)
+    none = save_checkpoint(trained.model, tmp_path / "none.pt", metrics={"sigma_scale": 1.2,
+                                                                        "sigma_scale_unseen": float("nan")})
+    assert _inherited_unseen_scale(none, 1.5) is None

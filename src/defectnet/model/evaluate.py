@@ -347,8 +347,19 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     t0 = time.perf_counter()
     from defectnet.model.network import host_calibration
 
-    with host_calibration(model, seen=split not in ("ood", "val_ood")):  # unseen hosts get their own σ scale
-        res = predict_arrays(model, pristine, doped, sub.composition, sub.candidates, batch_size=batch_size)
+    # unseen hosts get their own σ scale: those of an OOD split, and any host the model was not trained on
+    train_hosts = set((ckpt.get("data") or {}).get("train_hosts") or [])
+    names = np.asarray(sub.host_names, dtype=str)[sub.host_id]
+    seen = (np.isin(names, sorted(train_hosts)) if train_hosts else np.ones(len(sub), bool)) & (
+        split not in ("ood", "val_ood"))
+    res = {}
+    for mask, is_seen in ((seen, True), (~seen, False)):
+        if mask.any():
+            with host_calibration(model, seen=is_seen):
+                part = predict_arrays(model, pristine[mask], doped[mask], sub.composition[mask], sub.candidates[mask],
+                                      batch_size=batch_size)
+            for k, v in part.items():
+                res.setdefault(k, np.zeros((len(sub),) + v.shape[1:], v.dtype))[mask] = v
     seconds = time.perf_counter() - t0
     probabilistic = ckpt["arch"] != "paper"
     metrics = compute_metrics(res["concentration"], sub.targets, sub.candidates, sigma=res["sigma"],

@@ -426,6 +426,10 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
         unseen = calibrate_sigma(model, tensors, split.val_ood)
         model.sigma_scale_unseen = unseen
     sigma_scale = calibrate_sigma(model, tensors, split.val) if config.calibrate else float("nan")
+    inherited = (_inherited_unseen_scale(config.init_from, sigma_scale)
+                 if config.calibrate and config.init_from and not np.isfinite(unseen) else None)
+    if inherited is not None:  # no held-out hosts here: keep the base model's widening for unseen hosts
+        unseen = model.sigma_scale_unseen = inherited
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history), "stopped": stopped or "epochs done",
                "train_seconds": history[-1]["elapsed_s"] if history else 0.0, "sigma_scale": sigma_scale,
                "sigma_scale_unseen": unseen, "logit_scale": logit_scale,
@@ -442,6 +446,21 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2))
     return TrainResult(model=model, metrics=metrics, history=history, out_dir=out,
                        seconds=history[-1]["elapsed_s"] if history else 0.0)
+
+
+def _inherited_unseen_scale(init_from, sigma_scale: float) -> float | None:
+    """σ scale for unseen hosts of a model fine-tuned without held-out hosts, or None.
+
+    The base model's ratio of its unseen-host to its seen-host scale, times this run's
+    seen-host scale: how much wider errors are on a new host is kept from the base.
+    """
+    from defectnet.model.checkpoint import read_checkpoint
+
+    base = read_checkpoint(init_from).get("metrics") or {}
+    seen, unseen = base.get("sigma_scale"), base.get("sigma_scale_unseen")
+    if not all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in (seen, unseen, sigma_scale)):
+        return None
+    return float(sigma_scale * unseen / seen)
 
 
 def _init_from(model, config: TrainConfig, data: TrainingData) -> None:
