@@ -337,3 +337,21 @@ def test_a_fine_tuned_model_keeps_the_base_models_widening_for_unseen_hosts(trai
     none = save_checkpoint(trained.model, tmp_path / "none.pt", metrics={"sigma_scale": 1.2,
                                                                         "sigma_scale_unseen": float("nan")})
     assert _inherited_unseen_scale(none, 1.5) is None
+
+
+def test_evaluate_widens_sigma_on_every_host_the_model_was_not_trained_on(data, trained, tmp_path):
+    from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+    from defectnet.model.evaluate import evaluate_checkpoint as evaluate
+
+    ckpt = read_checkpoint(trained.out_dir / "model.pt")
+    path = write_training_file(data, tmp_path / "d.npz")
+    sigma = {}
+    for unseen in (None, 3.0):
+        model = model_from_checkpoint(ckpt)
+        model.sigma_scale_unseen = None if unseen is None else unseen * float(model.sigma_scale)
+        p = save_checkpoint(model, tmp_path / f"m{unseen}.pt", metrics=ckpt["metrics"],
+                            train_config=ckpt["train_config"], data=ckpt["data"])
+        sigma[unseen] = {s: evaluate(p, path, split=s, plots=False)["calibration"]["mean_sigma_at_pct"]
+                         for s in ("id", "all")}
+    assert sigma[3.0]["id"] == pytest.approx(sigma[None]["id"])  # training hosts: their own scale
+    assert sigma[3.0]["all"] > 1.2 * sigma[None]["all"]  # the OOD and calibration hosts in "all" are widened
