@@ -158,7 +158,7 @@ def client_loop_rate(directory: Path, n: int = 2000, workers: int = 2) -> dict:
     """
     from distributed import as_completed
 
-    from defectnet.data.generate import dask_client
+    from defectnet.data.cluster import dask_client
 
     row = _synthetic_row(0, np.random.default_rng(0))
     with dask_client(workers) as (client, _), Store(directory / "loop.sqlite", "w") as s:

@@ -47,15 +47,14 @@ client is resumed by running the same command again.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from defectnet.data.blobs import derive_patch, pack_patch, site_equivalence, unpack_patch
+from defectnet.data.cluster import dask_client, existing_client
 from defectnet.data.config import EXTENT_KEYS, GenerateConfig
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
 from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
@@ -251,12 +250,11 @@ class _Pipeline:
 
     def _open(self, state: _HostState):
         cfg, h = self.config, state.host
-        row = self.store.host(h.name, blobs=False)
+        row = self.store.host(h.name, blobs=True)  # plan() skips failed hosts: a stored one is ok
         done = set(self.store.done_samples(row["id"])) if row else set()
         missing = [i for i in range(cfg.samples_per_host) if i not in done]
-        full = self.store.host(h.name, blobs=True) if row else None
-        if full is not None and full["status"] == "ok":  # a resumed host avoids its unstable patches at once
-            state.set_primitive(full["pristine"])
+        if row is not None:  # a resumed host avoids its unstable patches at once
+            state.set_primitive(row["pristine"])
             state.excluded = frozenset((p["element"], state.symbols[p["site"]]) for p in self.store.patches(row["id"])
                                        if p["status"] == "failed" and p["reason"] == "unstable_patch")
         state.plan = plan_host(h, cfg, self._recommender(), missing, exclude=state.excluded)
@@ -271,7 +269,7 @@ class _Pipeline:
             self._submit("pristine", state, pristine_task, h, cfg)
             return
         state.host_id = row["id"]
-        state.pristine = self._scatter(full["pristine"])
+        state.pristine = self._scatter(row["pristine"])
         self._start_patches(state)
 
     def _host_row(self, state: _HostState, worker_row: dict) -> dict:
@@ -486,38 +484,6 @@ def _symbol(z) -> str:
     return chemical_symbols[int(z)]
 
 
-@contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None, *, processes: bool = True):
-    """A Dask client: on ``scheduler`` if given, else on a new ``LocalCluster`` of ``workers`` processes.
-
-    Workers get one thread each (the calculator is not thread-safe; Dask's defaults pin
-    BLAS/OpenMP to one thread per worker). Yields ``(client, label)``.
-    """
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="30s")
-        except OSError as exc:
-            raise DefectnetError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
-        label = scheduler
-    else:
-        n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0",
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
-        label = f"local:{n}" + ("" if processes else " (threads)")
-    try:
-        yield client, label
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def _check_store_config(store, config: GenerateConfig):
     """A new store takes the config; an existing one must have the same identity."""
     import defectnet
@@ -603,7 +569,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
             pipeline.fill(summary)
             summary.wall_s = time.perf_counter() - t0
             return summary  # nothing to do: no cluster, no run row
-        cm = _existing(client) if client is not None else dask_client(workers, scheduler, processes=processes)
+        cm = existing_client(client) if client is not None else dask_client(workers, scheduler, processes=processes)
         with cm as (cl, label):
             cl.register_plugin(DefectnetWorkerSetup(config.potential, load=config.tier != "mass"))
             summary.workers = label
@@ -621,8 +587,3 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
                 summary.wall_s = time.perf_counter() - t0
                 store.finish_run(run_id, status, summary.to_dict())
     return summary
-
-
-@contextmanager
-def _existing(client):
-    yield client, f"client:{client.scheduler.address}"

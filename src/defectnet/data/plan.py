@@ -170,8 +170,9 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exc
     except DefectnetError as exc:
         plan.failure = ("no_dopants", f"the recommender failed: {exc}")
         return plan
+    allowed = placeable(records, config.sampler.max_radius_mismatch, exclude)
     best: dict[str, float] = {}
-    for r in placeable(records, config.sampler.max_radius_mismatch, exclude):
+    for r in allowed:
         best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
     pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
@@ -180,7 +181,7 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exc
         plan.failure = ("no_dopants", "the recommender proposes no dopant for this host" + (
             f" within {limit:.0%} of a site's covalent radius (sampler.max_radius_mismatch)" if limit and records else ""))
         return plan
-    pool_records = [r for r in placeable(records, config.sampler.max_radius_mismatch, exclude) if r.dopant in pool]
+    pool_records = [r for r in allowed if r.dopant in pool]
     counts = dict(Counter(host.atoms.get_chemical_symbols()))
     sampler = config.sampler_config()
     for i in indices:

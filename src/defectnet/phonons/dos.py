@@ -28,9 +28,7 @@ def gamma_modes(fc: np.ndarray, masses, symbols=None):
         Σ|e|² of each mode over the element's atoms; the weights of a mode sum to 1.
     """
     n = fc.shape[0]
-    m = np.repeat(np.asarray(masses, dtype=float), 3)
-    dyn = fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) / np.sqrt(np.outer(m, m))
-    dyn = 0.5 * (dyn + dyn.T)
+    dyn = dynamical_matrix(fc, masses)
     if symbols is None:
         lam = eigh(dyn, eigvals_only=True, driver="evr")
         return _to_mev(lam), None
@@ -39,6 +37,14 @@ def gamma_modes(fc: np.ndarray, masses, symbols=None):
     symbols = np.asarray(symbols)
     partials = {el: amp[symbols == el].sum(axis=0) for el in sorted(set(symbols.tolist()))}
     return _to_mev(lam), partials
+
+
+def dynamical_matrix(fc: np.ndarray, masses) -> np.ndarray:
+    """Symmetrised Γ dynamical matrix M^-½ Φ M^-½, (3N, 3N) in eV/Å²/amu, of ``fc`` (N, N, 3, 3) eV/Å²."""
+    n = fc.shape[0]
+    m = np.repeat(np.asarray(masses, dtype=float), 3)
+    dyn = fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) / np.sqrt(np.outer(m, m))
+    return 0.5 * (dyn + dyn.T)
 
 
 def _to_mev(lam: np.ndarray) -> np.ndarray:

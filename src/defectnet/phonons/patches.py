@@ -207,6 +207,7 @@ def _soft_mode(fc0: np.ndarray, cols: np.ndarray, cluster, masses, tol_mev: floa
     """
     from scipy.linalg import eigh
 
+    from defectnet.phonons.dos import dynamical_matrix
     from defectnet.units import UNITS
 
     cluster = np.asarray(cluster)
@@ -218,14 +219,12 @@ def _soft_mode(fc0: np.ndarray, cols: np.ndarray, cluster, masses, tol_mev: floa
     fc[np.ix_(cluster, cluster)] = 0.5 * (cc + cc.transpose(1, 0, 3, 2))
     n = len(fc)
     m = np.repeat(np.asarray(masses, dtype=float), 3)
-    dyn = fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) / np.sqrt(np.outer(m, m))
     t = np.zeros((3 * n, 3))
     for a in range(3):
         t[a::3, a] = np.sqrt(m[a::3])
     t, _ = np.linalg.qr(t)
     proj = np.eye(3 * n) - t @ t.T
-    dyn = proj @ (0.5 * (dyn + dyn.T)) @ proj
-    lam, vec = eigh(dyn, subset_by_index=[0, 0], driver="evr")
+    lam, vec = eigh(proj @ dynamical_matrix(fc, masses) @ proj, subset_by_index=[0, 0], driver="evr")
     if np.sqrt(max(-lam[0], 0.0)) * UNITS.mev_per_sqrt_ev_a2_amu <= tol_mev:
         return None
     u = (vec[:, 0] / np.sqrt(m)).reshape(n, 3)
