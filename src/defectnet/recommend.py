@@ -58,7 +58,7 @@ import numpy as np
 from defectnet.elements import DOPANTS, check_element
 from defectnet.errors import DefectnetError
 
-__all__ = ["DopantRecord", "DopantRecommender", "SOURCES", "coverage"]
+__all__ = ["DopantRecord", "DopantRecommender", "SOURCES", "coverage", "ionic_sites"]
 
 _Z_ORDER = {el: i for i, el in enumerate(DOPANTS)}  # ties are broken by atomic number
 
@@ -577,6 +577,33 @@ class DopantRecommender:
         if params["vocabulary"] == DOPANTS:
             params["vocabulary"] = "DOPANTS"
         return f"DopantRecommender({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def ionic_sites(structure, min_ionic_character: float = 0.5) -> dict[str, int]:
+    """Host elements whose bonds are mostly ionic → their oxidation state.
+
+    Parameters
+    ----------
+    structure : ase.Atoms or pymatgen Structure
+    min_ionic_character : float
+        Pauling fractional ionic character 1 − exp(−Δχ²/4), mean over the site's
+        nearest-neighbour bonds; 0.5 is Δχ ≈ 1.67 (NaI 0.53, ZnO 0.55, AlN 0.40, CuI 0.13).
+
+    Returns
+    -------
+    dict of str to int
+        Only sites with an integer oxidation state (none for elemental or intermetallic hosts).
+    """
+    return {s.element: s.oxidation_state for s in _analyse_sites(_to_structure(structure))
+            if s.oxidation_state and s.ionic_character >= min_ionic_character}
+
+
+def keeps_valence(record: DopantRecord, site_oxidation_state: int) -> bool:
+    """Whether ``record``'s dopant takes the site's oxidation state: its own (ionic sources)
+    or, for a record without one, one of the element's common states."""
+    if record.oxidation_state is not None:
+        return record.oxidation_state == site_oxidation_state
+    return site_oxidation_state in _common_oxidation_states(record.dopant)
 
 
 def coverage(structures, min_candidates: int = 5, *, recommender: DopantRecommender | None = None) -> float:

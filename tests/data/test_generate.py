@@ -76,6 +76,11 @@ def _inline(**atoms):
     ({"hosts": ["Si"], "supercell_atoms": [500, 400]}, "expected min <= max"),
     ({"samples_per_host": 3}, "'hosts' is required"),
     ({"hosts": {}}, "names no host"),
+    ({"hosts": ["Si"], "sampler": {"pools": ["Ge"]}}, "'sampler.pools': expected a mapping"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": ["Xe"]}}}, "'sampler.pools.Si': 'Xe'"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": ["Ge@Si@Si"]}}}, "expected El or El@Site"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": []}}}, "at least one dopant"),
+    ({"hosts": ["Si"], "sampler": {"isovalent_ionic": "maybe"}}, "sampler.isovalent_ionic"),
 ])
 def test_config_errors_are_one_line_and_name_the_key(data, fragment):
     with pytest.raises(DefectnetError) as exc:
@@ -283,7 +288,7 @@ def test_compact_export_expands_to_the_contract_and_keeps_small_signatures(emt_s
 
 
 def test_training_files_join_by_host_without_duplicates(emt_store, tmp_path):
-    from defectnet.model.dataset import concat_training_data
+    from defectnet.model.dataset import _generation_seed, concat_training_data
     from defectnet.model.dataset import load_training_file as load_for_model
 
     out, _, _ = emt_store
@@ -298,6 +303,10 @@ def test_training_files_join_by_host_without_duplicates(emt_store, tmp_path):
     assert key(both) == key(whole)
     export(out, chunks / "b.npz")  # a directory is read whole; the same samples again are dropped
     assert len(load_for_model(chunks)) == len(load_for_model(f"{chunks / 'a.h5'},{chunks / 'b.npz'}")) == len(whole)
+    assert _generation_seed(whole) == BASE["seed"]
+    again = whole.subset(au)
+    again.attrs["config"] = {**again.attrs["config"], "seed": BASE["seed"] + 1}
+    assert len(concat_training_data([whole, again])) == len(whole) + len(au)  # another seed: new samples
     other = whole.subset(au)
     other.attrs["tier"] = "mass"
     with pytest.raises(DefectnetError, match="tier 'mass' differs"):
@@ -524,6 +533,55 @@ def test_radius_limit_keeps_mismatched_dopants_out_of_the_pool_but_not_the_distr
     assert tight.failure[0] == "no_dopants" and "max_radius_mismatch" in tight.failure[1]
     with pytest.raises(DefectnetError, match="max_radius_mismatch"):
         _config(["Si"], sampler={"max_radius_mismatch": -0.1})
+
+
+@pytest.fixture(scope="module")
+def chem_recommender():
+    from defectnet.recommend import DopantRecommender
+
+    vocab = ["Li", "Be", "C", "O", "Mg", "Al", "Si", "S", "K", "Ca", "Zn", "Ge", "Se", "Br", "In"]
+    return DopantRecommender(vocabulary=vocab, n_max=20).fit()
+
+
+def test_ionic_sites_keep_their_valence_covalent_ones_need_not(chem_recommender):
+    from defectnet.recommend import ionic_sites, keeps_valence
+
+    nacl = bulk("NaCl", "rocksalt", a=5.64)
+    assert ionic_sites(nacl) == {"Na": 1, "Cl": -1}
+    assert ionic_sites(bulk("GaAs", "zincblende", a=5.65)) == {}  # Pauling ionic character 0.03
+    sampler = {**BASE["sampler"], "vocabulary": None, "dopant_pool": 8, "n_dopants": [1, 4]}
+    free = plan_host(HostInput("NaCl", nacl, "NaCl"), _config(_inline(NaCl=nacl), sampler=sampler),
+                     chem_recommender, range(40))
+    kept = plan_host(HostInput("NaCl", nacl, "NaCl"),
+                     _config(_inline(NaCl=nacl), sampler={**sampler, "isovalent_ionic": True}), chem_recommender, range(40))
+    records = {(r.dopant, r.site): r for r in kept.records}
+    valence = {"Na": 1, "Cl": -1}
+
+    def aliovalent(plan):
+        return {(el, site) for job in plan.jobs.values() for el, site, _ in job.dopants
+                if not keeps_valence(records[el, site], valence[site])}
+
+    assert aliovalent(free)  # Ca, Mg on Na are recommended and drawn...
+    assert not aliovalent(kept) and kept.jobs  # ...but not with isovalent_ionic
+    assert {el for job in kept.jobs.values() for el in job.distractors} & {"Ca", "Mg", "O", "S"}  # still distractors
+
+
+def test_an_explicit_pool_names_the_true_dopants_and_their_sites(chem_recommender):
+    gaas = bulk("GaAs", "zincblende", a=5.65)
+    pools = {"GaAs": ["Si@Ga", "Zn", "C@As", "Li@Ga"]}  # Li@Ga is not recommended: user's choice
+    sampler = {**BASE["sampler"], "vocabulary": None, "n_dopants": [1, 4], "pools": pools,
+               "max_radius_mismatch": 0.05, "isovalent_ionic": True}
+    cfg = _config(_inline(GaAs=gaas), sampler=sampler)
+    plan = plan_host(HostInput("GaAs", gaas, "GaAs"), cfg, chem_recommender, range(30))
+    placed = {(el, site) for job in plan.jobs.values() for el, site, _ in job.dopants}
+    assert placed == {("Si", "Ga"), ("Zn", "Ga"), ("C", "As"), ("Li", "Ga")}  # the limits do not apply
+    assert set(plan.pool) == {"Si", "Zn", "C", "Li"}
+    assert GenerateConfig.from_dict(cfg.to_dict()) == cfg
+    other = plan_host(HostInput("AlAs", gaas, "GaAs"), cfg, chem_recommender, range(4))
+    assert len(other.pool) == BASE["sampler"]["dopant_pool"]  # only GaAs is listed
+    bad = plan_host(HostInput("GaAs", gaas, "GaAs"),
+                    _config(_inline(GaAs=gaas), sampler={**sampler, "pools": {"GaAs": ["Si@In"]}}), chem_recommender, [0])
+    assert bad.failure[0] == "no_dopants" and "no In site" in bad.failure[1]
 
 
 def test_random_dopant_pool_is_seeded_and_not_the_ranking():

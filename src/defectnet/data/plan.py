@@ -144,16 +144,50 @@ def choose_pool(scores: dict[str, float], sampler: SamplerSettings, seed: int) -
     return tuple(order[i] for i in sorted(picked))
 
 
-def placeable(records, max_mismatch: float | None, exclude=frozenset()) -> list:
-    """The recommender records whose dopant may be placed: not an ``exclude``d (dopant, site
-    element) pair, and a covalent radius within ``max_mismatch`` (a share) of the host site's
-    (no radius limit when ``max_mismatch`` is None)."""
-    records = [r for r in records if (r.dopant, r.site) not in exclude]
-    if max_mismatch is None:
-        return records
-    from defectnet.hosts.chemistry import covalent_radius
+def placeable(records, sampler: SamplerSettings, atoms: Atoms, exclude=frozenset()) -> list:
+    """The recommender records whose dopant may be placed in ``atoms`` (see ``SamplerSettings``).
 
-    return [r for r in records if abs(covalent_radius(r.dopant) / covalent_radius(r.site) - 1) <= max_mismatch]
+    Not an ``exclude``d (dopant, site element) pair; a covalent radius within
+    ``sampler.max_radius_mismatch`` of the site's; on ionic sites with
+    ``sampler.isovalent_ionic``, the site's oxidation state.
+    """
+    records = [r for r in records if (r.dopant, r.site) not in exclude]
+    if sampler.max_radius_mismatch is not None:
+        from defectnet.hosts.chemistry import covalent_radius
+
+        records = [r for r in records
+                   if abs(covalent_radius(r.dopant) / covalent_radius(r.site) - 1) <= sampler.max_radius_mismatch]
+    if sampler.isovalent_ionic:
+        from defectnet.recommend import ionic_sites, keeps_valence
+
+        ionic = ionic_sites(atoms)
+        records = [r for r in records if r.site not in ionic or keeps_valence(r, ionic[r.site])]
+    return records
+
+
+def explicit_pool(entries, records, atoms: Atoms, exclude=frozenset()) -> list:
+    """Records for a user's pool (``El`` or ``El@Site``, see ``SamplerSettings.pools``).
+
+    ``El`` takes every recommended site of El; ``El@Site`` that site (score 1 when the
+    recommender does not propose it). Excluded (unstable) pairs are left out.
+    """
+    from defectnet.recommend import DopantRecord
+
+    hosts_els = set(atoms.get_chemical_symbols())
+    out = []
+    for entry in entries:
+        el, _, site = entry.partition("@")
+        if site:
+            if site not in hosts_els:
+                raise DefectnetError(f"sampler.pools: {entry}: the host has no {site} site (it has "
+                                     f"{', '.join(sorted(hosts_els))})")
+            mine = [r for r in records if r.dopant == el and r.site == site] or [DopantRecord(el, site, 1.0, "user")]
+        else:
+            mine = [r for r in records if r.dopant == el]
+            if not mine:
+                raise DefectnetError(f"sampler.pools: the recommender proposes no site for {el}; write {el}@Site")
+        out += [r for r in mine if (r.dopant, r.site) not in exclude]
+    return out
 
 
 def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exclude=frozenset()) -> HostPlan:
@@ -170,16 +204,27 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exc
     except DefectnetError as exc:
         plan.failure = ("no_dopants", f"the recommender failed: {exc}")
         return plan
-    allowed = placeable(records, config.sampler.max_radius_mismatch, exclude)
-    best: dict[str, float] = {}
-    for r in allowed:
-        best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
-    pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
+    entries = config.sampler.pool_for(host.name)
+    if entries is not None:
+        try:
+            allowed = explicit_pool(entries, records, host.atoms, exclude)
+        except DefectnetError as exc:
+            plan.failure = ("no_dopants", str(exc))
+            return plan
+        pool = tuple(dict.fromkeys(r.dopant for r in allowed))
+    else:
+        allowed = placeable(records, config.sampler, host.atoms, exclude)
+        best: dict[str, float] = {}
+        for r in allowed:
+            best[r.dopant] = max(best.get(r.dopant, 0.0), r.score)
+        pool = choose_pool(best, config.sampler, sample_seed(config.seed, host.name, POOL_INDEX))
     plan.records, plan.pool = records, pool
     if not pool:
         limit = config.sampler.max_radius_mismatch
+        why = [f"within {limit:.0%} of a site's covalent radius (sampler.max_radius_mismatch)"] if limit else []
+        why += ["of an ionic site's valence (sampler.isovalent_ionic)"] if config.sampler.isovalent_ionic else []
         plan.failure = ("no_dopants", "the recommender proposes no dopant for this host" + (
-            f" within {limit:.0%} of a site's covalent radius (sampler.max_radius_mismatch)" if limit and records else ""))
+            " " + " and ".join(why) if why and records and entries is None else ""))
         return plan
     pool_records = [r for r in allowed if r.dopant in pool]
     counts = dict(Counter(host.atoms.get_chemical_symbols()))

@@ -155,8 +155,9 @@ _JOIN_ATTRS = ("potential", "tier")
 def concat_training_data(parts: list[TrainingData]) -> TrainingData:
     """Join training data from several files into one (hosts merged by name).
 
-    A sample present in more than one part (same host, same ``sample_id``: the same seeded
-    sample generated twice) is kept once, from the first part.
+    A sample present in more than one part (same host, same ``sample_id``, same generation
+    seed: the same seeded sample generated twice) is kept once, from the first part; a host
+    generated again under another seed (e.g. with an explicit dopant pool) adds samples.
 
     Raises
     ------
@@ -181,14 +182,25 @@ def concat_training_data(parts: list[TrainingData]) -> TrainingData:
     seen = set()
     for d in parts:
         hid = np.array([index[str(h)] for h in d.host_names], np.int32)[d.host_id]
-        keep = np.array([(h, s) not in seen for h, s in zip(hid, d.sample_id)], bool)
-        seen.update(zip(hid[keep], d.sample_id[keep]))
+        seed = _generation_seed(d)
+        keys = [(h, s, seed) for h, s in zip(hid, d.sample_id)]
+        keep = np.array([k not in seen for k in keys], bool)
+        seen.update(k for k, kept in zip(keys, keep) if kept)
         for k in _ARRAYS:
             cols[k].append(hid[keep] if k == "host_id" else getattr(d, k)[keep])
     attrs = dict(first.attrs)
     attrs["source"] = ",".join(str(d.attrs.get("source", "?")) for d in parts)
     return TrainingData(**{k: np.concatenate(v) for k, v in cols.items()}, host_names=np.array(names, dtype=object),
                         grid=first.grid, vocabulary=first.vocabulary, host_elements=first.host_elements, attrs=attrs)
+
+
+def _generation_seed(d: TrainingData):
+    """The config seed a part was generated with (None if its attributes do not say)."""
+    config = d.attrs.get("config") or {}
+    try:
+        return (json.loads(config) if isinstance(config, str) else config).get("seed")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _from_contract(d: dict, source: str) -> TrainingData:
