@@ -110,7 +110,7 @@ class SamplerSettings:
         On host sites whose bonds are mostly ionic (Pauling ionic character ≥ 0.5, i.e. an
         electronegativity difference ≥ 1.67: NaCl, CaO, ZnO, not GaN or CuI), true dopants keep
         the site's oxidation state (Br, K on NaI; Sr, S on CaO). A neutral supercell has no
-        compensating charge for an aliovalent ion at 0.2–25 %; measured in chunks 003–005, samples
+        compensating charge for an aliovalent ion at 0.2–25 %; measured in chunks 003–004 and SrO, samples
         with one were rejected for imaginary modes in 49–88 % of cases on NaCl, NaI, CaO, SrO
         against 0–20 % for isovalent ones. Distractors are not limited.
     pools : tuple of (str, tuple of str)
