@@ -29,6 +29,7 @@ import numpy as np
 from ase.build import bulk
 
 from defectnet.doping import DopantSpec, choose_supercell, substitute
+from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID
 from defectnet.phonons.dos import gamma_spectrum
 from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell
@@ -74,12 +75,23 @@ def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, s
             spectra = {}
             for tier in ("full",) + tuple(shown):
                 t0 = time.perf_counter()
-                res = TIERS[tier](system, settings)
+                try:
+                    res = TIERS[tier](system, settings)
+                except DefectnetError as exc:  # e.g. a patch with no stable position: a result, not a crash
+                    row.setdefault("failed", {})[tier] = str(exc)
+                    if tier == "full":
+                        break
+                    continue
                 seconds = time.perf_counter() - t0
                 spectra[tier], _ = gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
                 row["tiers"][tier] = {"seconds": seconds, "force_calls": res.info.get("force_calls", 0)}
+            if "full" not in spectra:
+                results["fidelity"][key] = row
+                save()
+                print(f"{name}:{el} {label}: full failed ({row['failed']['full']})", flush=True)
+                continue
             row["w1_full_vs_pristine_mev"] = spectra["full"].wasserstein1_mev(g0)
-            for tier in shown:
+            for tier in (t for t in shown if t in spectra):
                 row["tiers"][tier]["S"] = signature_fidelity(spectra[tier], spectra["full"], g0)
                 row["tiers"][tier]["w1_mev"] = spectra[tier].wasserstein1_mev(spectra["full"])
             results["fidelity"][key] = row
@@ -151,13 +163,25 @@ def _time_line(r):
     return f"{r['host']:5s} {r['dopant']:3s} {r['n_atoms']} atoms: full≈{full:.0f}s  {s}"
 
 
+def _s_cell(r, tier, width=0) -> str:
+    """S of a tier, "unstable" where the tier could not be computed (no stable patch), – if not run."""
+    if tier in r["tiers"] and "S" in r["tiers"][tier]:
+        return f"{r['tiers'][tier]['S']:{width}.2f}"
+    return f"{'failed' if tier in r.get('failed', {}) else '–':>{width}s}"
+
+
+def _cost_cell(r, tier) -> str:
+    t = r["tiers"].get(tier)
+    return f"{t['seconds']:.0f} / {t['force_calls']}" if t else ("failed" if tier in r.get("failed", {}) else "–")
+
+
 def report(results, out_png: Path):
-    rows = list(results["fidelity"].values())
+    rows = [r for r in results["fidelity"].values() if "full" in r["tiers"]]
     print("\nFidelity S of the defect signature vs full (1 = exact), by concentration:")
     print(f"{'host':5s} {'dopant':6s} {'conc':>6s} " + " ".join(f"{t:>7s}" for t in SHOWN) + "   W1(full,pristine) meV")
     for r in rows:
         print(f"{r['host']:5s} {r['dopant']:6s} {100 * r['concentration']:5.1f}% "
-              + " ".join(f"{r['tiers'][t]['S']:7.2f}" if t in r["tiers"] else f"{'–':>7s}" for t in SHOWN)
+              + " ".join(_s_cell(r, t, 7) for t in SHOWN)
               + f"   {r['w1_full_vs_pristine_mev']:.2f}")
     summary = {}
     for label in FRACTIONS:
@@ -188,12 +212,14 @@ def markdown(results) -> str:
              + " | full s / calls | patch s / new calls |", "|" + "---|" * (7 + len(SHOWN))]
     order = {lab: i for i, lab in enumerate(FRACTIONS)}
     for r in sorted(results["fidelity"].values(), key=lambda r: (order[r["label"]], r["host"], r["dopant"])):
-        t = r["tiers"]
+        w1 = r.get("w1_full_vs_pristine_mev")
         lines.append(f"| {r['host']} | {r['dopant']} | {r['n_atoms']} | {r['n_dopants']} ({100 * r['concentration']:.1f}) | "
-                     f"{r['w1_full_vs_pristine_mev']:.2f} | "
-                     + " | ".join(f"{t[x]['S']:.2f}" if x in t else "–" for x in SHOWN)
-                     + f" | {t['full']['seconds']:.0f} / {t['full']['force_calls']} | "
-                       f"{t['patch']['seconds']:.0f} / {t['patch']['force_calls']} |")
+                     f"{'–' if w1 is None else f'{w1:.2f}'} | " + " | ".join(_s_cell(r, x) for x in SHOWN)
+                     + f" | {_cost_cell(r, 'full')} | {_cost_cell(r, 'patch')} |")
+    failed = {f"{r['host']}:{r['dopant']} {r['label']} ({tier})": msg for r in results["fidelity"].values()
+              for tier, msg in r.get("failed", {}).items()}
+    if failed:
+        lines += ["", "Failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items())]
     if results["timing"]:
         names = ["mass", "patch", "patch (cached)", "local (estimated)", "full (estimated)"]
         lines += ["", "Wall time per doped spectrum at 433–500 atoms, ~1 % (seconds; × = speed-up over full):", "",
@@ -297,7 +323,10 @@ def main():
     for name in names if not args.no_timing else ():
         _, site, dopants = HOSTS[name]
         if f"{name}|{dopants[2]}|1%" not in results["timing"]:
-            timing_case(name, host_of(name), site, dopants[2], settings, calc, results, save)
+            try:
+                timing_case(name, host_of(name), site, dopants[2], settings, calc, results, save)
+            except DefectnetError as exc:
+                print(f"{name}:{dopants[2]} timing skipped: {exc}", flush=True)
     save()
     report(results, out.with_suffix(".png"))
     save()

@@ -330,6 +330,13 @@ def test_exclude_from_skips_hosts_done_or_failed_in_earlier_chunks(emt_store, tm
     npz = GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "npz")]}})
     export(out, tmp_path / "npz" / "001.npz")  # a plain NPZ chunk counts the same
     assert [h.name for h in resolve_hosts(npz.hosts)] == ["Ag"]
+    partial = tmp_path / "partial.sqlite"  # a chunk exported mid-run: Au has 2 of its 6 samples
+    shutil.copy(out, partial)
+    with sqlite3.connect(partial) as con:
+        con.execute("DELETE FROM samples WHERE host = 'Au' AND sample_index >= 2")
+    export(partial, tmp_path / "mid" / "001.h5", compact=True)
+    mid = GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "mid")]}})
+    assert [h.name for h in resolve_hosts(mid.hosts)] == ["Au", "Ag"]  # Au is not done: a later chunk redoes it
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(DefectnetError, match="junk.h5.*not a readable training file"):
         resolve_hosts(GenerateConfig.from_dict({**BASE, "hosts": {**hosts, "exclude_from": [str(tmp_path / "junk.h5")]}}).hosts)

@@ -184,6 +184,7 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False) ->
     with Store(store_path, "r") as store:
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
+        attrs["incomplete_hosts"] = json.dumps(incomplete_hosts(store))
     if len(arrays["doped"]) == 0:
         raise DefectnetError("the store has no successful samples to export", source=str(store_path))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +193,20 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False) ->
     os.replace(tmp, out)
     return {"path": str(out), "n_samples": len(arrays["doped"]), "n_hosts": len(arrays["host_names"]),
             "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size}
+
+
+def incomplete_hosts(store) -> list[str]:
+    """Hosts of a store with fewer sample rows (ok or failed) than its config's ``samples_per_host``.
+
+    A chunk exported mid-run lists them, so a later chunk does not skip them as done: it
+    computes them again, and the samples both hold (same seed, same index) are joined once.
+    """
+    want = (store.get_meta("config") or {}).get("samples_per_host")
+    if not want:
+        return []
+    rows = store.conn.execute("SELECT host, COUNT(*) FROM samples GROUP BY host").fetchall()
+    have = dict(rows)
+    return sorted(h["name"] for h in store.hosts("ok") if have.get(h["name"], 0) < want)
 
 
 def _write_h5(path, arrays, attrs):
@@ -278,6 +293,7 @@ def expand_compact(d: dict) -> dict:
         d[key] = np.maximum(d[base] + delta, 0).astype(np.float32)
     d.pop("layout", None)
     d.pop("failed_hosts", None)
+    d.pop("incomplete_hosts", None)
     return d
 
 
@@ -308,20 +324,23 @@ def training_file_paths(paths, *, missing_ok: bool = False) -> list[Path]:
 
 
 def training_file_hosts(path) -> tuple[set[str], set[str]]:
-    """(hosts with samples, hosts recorded as failed) of a training file, without reading spectra."""
+    """(hosts with all their samples, hosts recorded as failed) of a training file, without
+    reading spectra. A host the file lists as incomplete (exported mid-run) is neither."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 listed, host_id = [str(x) for x in z["host_names"]], z["host_id"]
                 failed = z["failed_hosts"].item() if "failed_hosts" in z.files else "{}"
+                partial = z["incomplete_hosts"].item() if "incomplete_hosts" in z.files else "[]"
         else:
             import h5py
 
             with h5py.File(path, "r") as f:
                 listed = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
                 host_id, failed = f["host_id"][()], f.attrs.get("failed_hosts", "{}")
-        return {listed[i] for i in np.unique(host_id)}, set(json.loads(failed))
+                partial = f.attrs.get("incomplete_hosts", "[]")
+        return {listed[i] for i in np.unique(host_id)} - set(json.loads(partial)), set(json.loads(failed))
     except (OSError, KeyError, ValueError) as exc:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
 
