@@ -139,6 +139,14 @@ def test_calibration_hosts_are_held_out_whole(data):
     parts = [set(a.part(k)) for k in ("train", "val", "val_ood", "test_id", "test_ood")]
     assert sum(map(len, parts)) == len(data) and len(set().union(*parts)) == len(data)
     assert not set(data.hosts_of(a.train)) & set(a.calib_hosts)
+    names = sorted(data.hosts_of())
+    given = split_by_host(data, SplitConfig(seed=0, ood_hosts=names[:1], calib_hosts=names[1:3]))
+    assert given.ood_hosts == tuple(names[:1]) and given.calib_hosts == tuple(names[1:3])
+    assert set(data.hosts_of(given.val_ood)) == set(names[1:3]) and not set(given.train_hosts) & set(names[:3])
+    with pytest.raises(DefectnetError, match="both ood_hosts and calib_hosts"):
+        SplitConfig(ood_hosts=names[:1], calib_hosts=names[:2])
+    with pytest.raises(DefectnetError, match="calib_hosts .* not in the data"):
+        split_by_host(data, SplitConfig(calib_hosts=("Unobtainium",)))
 
 
 def test_unseen_host_uncertainty_is_calibrated_on_held_out_hosts(data, baby, tmp_path):

@@ -413,6 +413,8 @@ class SplitConfig:
         Share of the non-OOD hosts held out of training to calibrate the uncertainty for hosts
         never seen (their samples form ``val_ood``). A model calibrated only on unseen
         configurations of training hosts is overconfident on a new host; 0 = off.
+    calib_hosts : tuple of str
+        Explicit calibration hosts (overrides ``calib_host_fraction`` when given).
     """
 
     seed: int = 0
@@ -421,9 +423,13 @@ class SplitConfig:
     test_fraction: float = 0.15
     ood_hosts: tuple = ()
     calib_host_fraction: float = 0.0
+    calib_hosts: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "ood_hosts", tuple(self.ood_hosts))
+        object.__setattr__(self, "calib_hosts", tuple(self.calib_hosts))
+        if both := sorted(set(self.ood_hosts) & set(self.calib_hosts)):
+            raise DefectnetError(f"split: hosts {both} are both ood_hosts and calib_hosts")
         for name in ("ood_fraction", "val_fraction", "test_fraction", "calib_host_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise DefectnetError(f"split {name} must be in [0, 1), got {getattr(self, name)}")
@@ -478,8 +484,14 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
         n_ood = min(n_ood, len(names) - 1)
         ood = sorted(rng.choice(names, size=n_ood, replace=False).tolist()) if n_ood else []
     rest = [h for h in names if h not in ood]
-    n_cal = min(int(round(config.calib_host_fraction * len(rest))), len(rest) - 1)
-    calib = sorted(rng.choice(rest, size=n_cal, replace=False).tolist()) if n_cal > 0 else []
+    if config.calib_hosts:
+        unknown = sorted(set(config.calib_hosts) - set(rest))
+        if unknown:
+            raise DefectnetError(f"split: calib_hosts {unknown} are not in the data")
+        calib = sorted(config.calib_hosts)
+    else:
+        n_cal = min(int(round(config.calib_host_fraction * len(rest))), len(rest) - 1)
+        calib = sorted(rng.choice(rest, size=n_cal, replace=False).tolist()) if n_cal > 0 else []
     host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
     is_ood = np.isin(host_of, ood)
     is_cal = np.isin(host_of, calib)
