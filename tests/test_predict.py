@@ -203,8 +203,10 @@ def test_readme_example_with_the_shipped_model(tmp_path, capsys):
     assert res["kind"] == "gpdos" and res["truth"] == pytest.approx({"Si": 0.02009, "Zn": 0.006696}, rel=1e-3)
     assert {r["element"] for r in res["candidates"]} == {"Si", "Zn", "Be", "C"}
     assert "true at.%" in capsys.readouterr().out
-    # what the shipped model gets right today: Zn found, the absent C and Be not reported.
-    # Si (2 at.%) is still missed — see the README and the model card; not asserted until it is found.
+    # the true dopants are found and the absent C and Be are not reported; Zn's amount lies within
+    # 2σ of the truth. Si's is underestimated (0.72 vs 2.01 at.%, see the README): only its order is checked.
     found = {r["element"]: r for r in res["candidates"]}
-    assert found["Zn"]["detected"] and not found["C"]["detected"] and not found["Be"]["detected"]
+    assert found["Si"]["detected"] and found["Zn"]["detected"]
+    assert not found["C"]["detected"] and not found["Be"]["detected"]
     assert abs(found["Zn"]["concentration"] - 0.006696) <= 2 * found["Zn"]["uncertainty"]
+    assert 0.002 < found["Si"]["concentration"] < 0.06
