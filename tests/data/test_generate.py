@@ -551,7 +551,8 @@ def chem_recommender():
 
 
 def test_ionic_sites_keep_their_valence_covalent_ones_need_not(chem_recommender):
-    from defectnet.recommend import ionic_sites, keeps_valence
+    from defectnet.recommend import keeps_valence
+    from defectnet.sites import ionic_sites
 
     nacl = bulk("NaCl", "rocksalt", a=5.64)
     assert ionic_sites(nacl) == {"Na": 1, "Cl": -1}

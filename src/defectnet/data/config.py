@@ -109,10 +109,10 @@ class SamplerSettings:
     isovalent_ionic : bool
         On host sites whose bonds are mostly ionic (Pauling ionic character ≥ 0.5, i.e. an
         electronegativity difference ≥ 1.67: NaCl, CaO, ZnO, not GaN or CuI), true dopants keep
-        the site's oxidation state (Br, K on NaI; Sr, S on CaO). A neutral supercell has no
-        compensating charge for an aliovalent ion at 0.2–25 %; measured in chunks 003–004 and SrO, samples
-        with one were rejected for imaginary modes in 49–88 % of cases on NaCl, NaI, CaO, SrO
-        against 0–20 % for isovalent ones. Distractors are not limited.
+        the site's oxidation state (Br, K on NaI; Sr, S on CaO): a neutral supercell has no
+        compensating charge for an aliovalent ion at 0.2–25 %. It does not change the yield
+        (rejections follow the total concentration, see the README), only what is physical.
+        Distractors are not limited.
     pools : tuple of (str, tuple of str)
         Explicit dopant pools per host name, e.g. ``{"GaAs": ["Si", "Zn@Ga", "C@As"]}`` in YAML:
         ``El`` takes the recommended site(s) of El, ``El@Site`` names the site. A listed host

@@ -158,7 +158,8 @@ def placeable(records, sampler: SamplerSettings, atoms: Atoms, exclude=frozenset
         records = [r for r in records
                    if abs(covalent_radius(r.dopant) / covalent_radius(r.site) - 1) <= sampler.max_radius_mismatch]
     if sampler.isovalent_ionic:
-        from defectnet.recommend import ionic_sites, keeps_valence
+        from defectnet.recommend import keeps_valence
+        from defectnet.sites import ionic_sites
 
         ionic = ionic_sites(atoms)
         records = [r for r in records if r.site not in ionic or keeps_valence(r, ionic[r.site])]
