@@ -171,6 +171,9 @@ def main(argv=None) -> int:
     split = SplitConfig(seed=args.seed, ood_hosts=test, val_fraction=0.2, test_fraction=0.0)
     res = finetune(ckpt, path, out / "finetune", epochs=args.epochs, split=split, progress=False)
     report = json.loads((out / "finetune" / "finetune_report.json").read_text())
+    for k in ("checkpoint", "data"):  # file names only: a result must not carry this machine's paths
+        if k in report:
+            report[k] = Path(str(report[k])).name
     result = {"cells": len(fcs), "spectra": n, "test_cells": list(test), "potential": args.potential,
               "rmse_fraction_before": _ge_rmse(load_model(ckpt), data, test),
               "rmse_fraction_after": _ge_rmse(res.model, data, test), "paper_rmse_fraction": 0.019,
