@@ -164,7 +164,7 @@ def _time_line(r):
 
 
 def _s_cell(r, tier, width=0) -> str:
-    """S of a tier, "unstable" where the tier could not be computed (no stable patch), – if not run."""
+    """S of a tier, "failed" where the tier could not be computed (e.g. no stable patch), – if not run."""
     if tier in r["tiers"] and "S" in r["tiers"][tier]:
         return f"{r['tiers'][tier]['S']:{width}.2f}"
     return f"{'failed' if tier in r.get('failed', {}) else '–':>{width}s}"

@@ -474,24 +474,9 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
     """
     rng = np.random.default_rng(config.seed)
     names = data.hosts_of()
-    if config.ood_hosts:
-        unknown = sorted(set(config.ood_hosts) - set(names))
-        if unknown:
-            raise DefectnetError(f"split: ood_hosts {unknown} are not in the data")
-        ood = sorted(config.ood_hosts)
-    else:
-        n_ood = int(round(config.ood_fraction * len(names)))
-        n_ood = min(n_ood, len(names) - 1)
-        ood = sorted(rng.choice(names, size=n_ood, replace=False).tolist()) if n_ood else []
+    ood = _held_out_hosts("ood_hosts", config.ood_hosts, names, config.ood_fraction, rng)
     rest = [h for h in names if h not in ood]
-    if config.calib_hosts:
-        unknown = sorted(set(config.calib_hosts) - set(rest))
-        if unknown:
-            raise DefectnetError(f"split: calib_hosts {unknown} are not in the data")
-        calib = sorted(config.calib_hosts)
-    else:
-        n_cal = min(int(round(config.calib_host_fraction * len(rest))), len(rest) - 1)
-        calib = sorted(rng.choice(rest, size=n_cal, replace=False).tolist()) if n_cal > 0 else []
+    calib = _held_out_hosts("calib_hosts", config.calib_hosts, rest, config.calib_host_fraction, rng)
     host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
     is_ood = np.isin(host_of, ood)
     is_cal = np.isin(host_of, calib)
@@ -512,6 +497,18 @@ def split_by_host(data: TrainingData, config: SplitConfig = SplitConfig()) -> Sp
     return Split(train=idx["train"], val=idx["val"], test_id=idx["test_id"], test_ood=np.flatnonzero(is_ood),
                  train_hosts=tuple(h for h in rest if h not in calib), ood_hosts=tuple(ood),
                  val_ood=np.flatnonzero(is_cal), calib_hosts=tuple(calib))
+
+
+def _held_out_hosts(key: str, given, hosts, fraction: float, rng) -> list:
+    """The ``given`` hosts (all must be among ``hosts``), or a seeded draw of ``fraction`` of them
+    (at least one host is always left; nothing is drawn, and ``rng`` not advanced, for none)."""
+    if given:
+        unknown = sorted(set(given) - set(hosts))
+        if unknown:
+            raise DefectnetError(f"split: {key} {unknown} are not in the data")
+        return sorted(given)
+    n = min(int(round(fraction * len(hosts))), len(hosts) - 1)
+    return sorted(rng.choice(hosts, size=n, replace=False).tolist()) if n > 0 else []
 
 
 # ------------------------------------------------------------------------ candidates
