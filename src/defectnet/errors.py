@@ -17,3 +17,15 @@ class DefectnetError(ValueError):
         if source is not None:
             where = f"{source}:{line}: " if line is not None else f"{source}: "
         super().__init__(f"{where}{message}")
+
+
+def dataclass_from_dict(cls, d, what: str):
+    """``cls(**d)`` for a dataclass, unknown keys rejected by a one-line error naming ``what``."""
+    from dataclasses import fields
+
+    d = dict(d or {})
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise DefectnetError(f"unknown {what} keys {unknown}; expected some of {known}")
+    return cls(**d)

@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 
 
 def _asinh_forward(e, e0):
@@ -109,10 +109,7 @@ class EnergyGrid:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EnergyGrid":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise DefectnetError(f"unknown energy-grid keys {sorted(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "energy-grid")
 
 
 DEFAULT_GRID = EnergyGrid()

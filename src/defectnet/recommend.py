@@ -56,7 +56,7 @@ from functools import cache, lru_cache
 import numpy as np
 
 from defectnet.elements import DOPANTS, check_element
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 from defectnet.sites import Site as _Site
 from defectnet.sites import analyse_sites as _analyse_sites
 from defectnet.sites import element_data as _element
@@ -115,10 +115,7 @@ class DopantRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DopantRecord:
-        unknown = set(data) - {"dopant", "site", "score", "source", "oxidation_state"}
-        if unknown:
-            raise DefectnetError(f"unknown DopantRecord keys {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "DopantRecord")
 
 
 # A source maps (site, vocabulary) to {dopant: (plausibility in [0, 1], oxidation state)};

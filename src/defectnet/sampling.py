@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from defectnet.elements import DOPANTS, check_element
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 
 __all__ = ["SamplerConfig", "DopingScenario", "sample_scenario", "sample_candidates"]
 
@@ -128,10 +128,7 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SamplerConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise DefectnetError(f"unknown SamplerConfig keys {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "SamplerConfig")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,9 @@
-"""Host library: integrity of the shipped data, loading by name/file/mp-id, filtering, errors."""
+"""Host library: integrity of the shipped data, records, filtering, formatting."""
 
 from collections import Counter
 
 import numpy as np
 import pytest
-from ase.build import bulk
 
 from defectnet.elements import check_element
 from defectnet.errors import DefectnetError
@@ -14,7 +13,6 @@ from defectnet.hosts import (
     format_table,
     get_library,
     list_hosts,
-    load_host,
 )
 from defectnet.hosts.library import HARD_CHECKS, read_hosts, write_hosts
 
@@ -217,93 +215,6 @@ def test_host_record_rejects_unknown_keys(lib):
     d = lib.get("Si").to_dict() | {"colour": "grey"}
     with pytest.raises(DefectnetError, match="unknown keys"):
         Host.from_dict(d)
-
-
-# ----------------------------------------------------------------------------- load_host
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("GaAs", "GaAs"),
-        ("gaas", "GaAs"),
-        (" GaAs ", "GaAs"),
-        ("GaN-wurtzite", "GaN"),
-        ("gan-WURTZITE", "GaN"),
-        ("SiC-3C", "SiC"),
-        ("TiO2-rutile", "TiO2"),
-        ("anatase", "TiO2-anatase"),
-    ],
-)
-def test_load_by_library_name(text, expected):
-    assert load_host(text).name == expected
-
-
-def test_load_candidate_by_name(lib):
-    h = load_host("ZnO-rocksalt")
-    assert h.source == "prototype" and h.formula == "ZnO" and h.spacegroup_number == 225
-    assert not h.relaxed
-    with pytest.raises(DefectnetError):
-        load_host("ZnO-rocksalt", candidates=False)
-
-
-def test_unknown_name_suggests_close_matches():
-    with pytest.raises(DefectnetError) as err:
-        load_host("GaAss")
-    msg = str(err.value)
-    assert "'GaAs'" in msg and "did you mean" in msg and "\n" not in msg
-
-
-def test_load_cif_and_poscar(tmp_path):
-    import ase.io
-
-    atoms = bulk("GaAs", "zincblende", a=5.65)
-    ase.io.write(tmp_path / "mine.cif", atoms)
-    ase.io.write(tmp_path / "POSCAR", atoms, format="vasp")
-    for path in (tmp_path / "mine.cif", tmp_path / "POSCAR"):
-        h = load_host(str(path))
-        assert h.source == "user-file" and h.formula == "GaAs" and h.spacegroup_number == 216
-        assert h.oxidation_states == {"Ga": 3, "As": -3}
-        assert h.to_atoms().get_volume() == pytest.approx(5.65**3 / 4, rel=1e-4)
-    assert load_host(tmp_path / "mine.cif").name == "mine"  # PathLike accepted
-
-
-def test_broken_cif_is_a_one_line_error_naming_the_file(tmp_path):
-    bad = tmp_path / "broken.cif"
-    bad.write_text("data_x\n_cell_length_a 5.0\nthis is not a cif loop\n_atom_site_fract_x\n")
-    with pytest.raises(DefectnetError) as err:
-        load_host(str(bad))
-    msg = str(err.value)
-    assert "broken.cif" in msg and "expected a CIF or POSCAR" in msg and "\n" not in msg
-
-
-def test_unknown_element_in_a_file(tmp_path):
-    poscar = tmp_path / "POSCAR"
-    poscar.write_text("bad\n1.0\n4 0 0\n0 4 0\n0 0 4\nXq Ga\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n")
-    with pytest.raises(DefectnetError) as err:
-        load_host(str(poscar))
-    assert "POSCAR" in str(err.value) and "\n" not in str(err.value)
-
-
-def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(DefectnetError, match="no such file"):
-        load_host(str(tmp_path / "nope" / "GaAs.cif"))
-    with pytest.raises(DefectnetError, match="directory"):
-        load_host(str(tmp_path))
-    with pytest.raises(DefectnetError, match="empty host name"):
-        load_host("  ")
-
-
-def test_materials_project_needs_key_or_package(monkeypatch):
-    monkeypatch.delenv("MP_API_KEY", raising=False)
-    with pytest.raises(DefectnetError, match="mp-149") as err:
-        load_host("mp-149")
-    assert "MP_API_KEY" in str(err.value) or "mp-api" in str(err.value)
-
-
-def test_atoms_and_host_pass_through(lib):
-    h = lib.get("Si")
-    assert load_host(h) is h
-    from_atoms = load_host(bulk("Cu", "fcc", a=3.6))
-    assert from_atoms.formula == "Cu" and from_atoms.source == "user-file"
 
 
 def test_non_periodic_structure_is_rejected():

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from defectnet.data.validate import check_keys, is_number, key_error, to_bool, to_float, to_int, to_pair, to_str, to_str_list
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
@@ -324,109 +325,46 @@ def _drop_defaults(d: dict, default) -> dict:
     return {k: v for k, v in d.items() if v != ref[k]}
 
 
-def _err(key: str, msg: str) -> DefectnetError:
-    return DefectnetError(f"config key '{key}': {msg}")
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-
-
-def _to_int(key, v, lo=None):
-    if not _is_number(v) or float(v) != int(v):
-        raise _err(key, f"expected an integer, got {v!r}")
-    if lo is not None and int(v) < lo:
-        raise _err(key, f"must be >= {lo}, got {v}")
-    return int(v)
-
-
-def _to_float(key, v, lo=None, *, strict=False):
-    if not _is_number(v):
-        raise _err(key, f"expected a number, got {v!r}")
-    if lo is not None and (float(v) <= lo if strict else float(v) < lo):
-        raise _err(key, f"must be {'>' if strict else '>='} {lo}, got {v}")
-    return float(v)
-
-
-def _to_bool(key, v):
-    if not isinstance(v, bool):
-        raise _err(key, f"expected true or false, got {v!r}")
-    return v
-
-
-def _to_str(key, v):
-    if not isinstance(v, str) or not v.strip():
-        raise _err(key, f"expected a non-empty string, got {v!r}")
-    return v.strip()
-
-
-def _to_pair(key, v, kind):
-    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise _err(key, f"expected a [min, max] pair, got {v!r}")
-    lo, hi = ((_to_int if kind is int else _to_float)(key, x) for x in v)
-    if lo > hi:
-        raise _err(key, f"expected min <= max, got {list(v)}")
-    return lo, hi
-
-
-def _to_str_list(key, v):
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, (list, tuple)):
-        raise _err(key, f"expected a list of strings, got {v!r}")
-    return tuple(_to_str(key, x) for x in v)
-
-
-def _check_keys(key: str, data, allowed) -> dict:
-    if not isinstance(data, Mapping):
-        raise _err(key, f"expected a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        where = f"{key}." if key else ""
-        raise DefectnetError(f"unknown config key '{where}{unknown[0]}'; expected one of {', '.join(sorted(allowed))}")
-    return dict(data)
-
-
 def _parse_hosts(key, v) -> HostSelection:
     if isinstance(v, HostSelection):
         return v
     if isinstance(v, (list, tuple, str)):  # shorthand: a list of names and/or files
         names, files = [], []
-        for item in _to_str_list(key, v):
+        for item in to_str_list(key, v):
             (files if Path(item).suffix or os.sep in item else names).append(item)
         return HostSelection(names=tuple(names), files=tuple(files))
-    d = _check_keys(key, v, [f.name for f in fields(HostSelection)])
+    d = check_keys(key, v, [f.name for f in fields(HostSelection)])
     out = {}
     for k, val in d.items():
         kk = f"{key}.{k}"
         if k in ("names", "files", "exclude", "exclude_from"):
-            out[k] = _to_str_list(kk, val)
+            out[k] = to_str_list(kk, val)
         elif k == "filter":
-            out[k] = None if val is None else _to_str(kk, val)
+            out[k] = None if val is None else to_str(kk, val)
         elif k == "all":
-            out[k] = _to_bool(kk, val)
+            out[k] = to_bool(kk, val)
         elif k == "max_hosts":
-            out[k] = None if val is None else _to_int(kk, val, 1)
+            out[k] = None if val is None else to_int(kk, val, 1)
         elif k == "structures":
             out[k] = _parse_structures(kk, val)
     sel = HostSelection(**out)
     if sel.is_empty():
-        raise _err(key, "names no host; give names, a filter, all: true, files or structures")
+        raise key_error(key, "names no host; give names, a filter, all: true, files or structures")
     return sel
 
 
 def _parse_structures(key, v) -> dict:
     if not isinstance(v, Mapping):
-        raise _err(key, "expected a mapping name -> {cell, species, positions}")
+        raise key_error(key, "expected a mapping name -> {cell, species, positions}")
     out = {}
     for name, s in v.items():
         if isinstance(s, Atoms):
             s = _atoms_to_dict(s)
-        d = _check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
+        d = check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
         try:
             _dict_to_atoms(d)
         except Exception as exc:  # numpy/ase raise several types for malformed input
-            raise _err(f"{key}.{name}", f"not a valid structure ({exc})") from None
+            raise key_error(f"{key}.{name}", f"not a valid structure ({exc})") from None
         out[str(name)] = {"cell": np.asarray(d["cell"], float).tolist(), "species": list(d["species"]),
                           "positions": np.asarray(d["positions"], float).tolist()}
     return out
@@ -451,59 +389,64 @@ def _parse_settings(key, v, cls):
     if isinstance(v, cls):
         return v
     default = cls()
-    d = _check_keys(key, v, [f.name for f in fields(cls)])
+    d = check_keys(key, v, [f.name for f in fields(cls)])
     out = {}
     for k, val in d.items():
         ref, kk = getattr(default, k), f"{key}.{k}"
         if isinstance(ref, bool):
-            out[k] = _to_bool(kk, val)
+            out[k] = to_bool(kk, val)
         elif isinstance(ref, int):
-            out[k] = _to_int(kk, val, 0)
+            out[k] = to_int(kk, val, 0)
         elif isinstance(ref, float):
-            out[k] = _to_float(kk, val, 0.0)
+            out[k] = to_float(kk, val, 0.0)
         else:
-            out[k] = _to_str(kk, val)
+            out[k] = to_str(kk, val)
     return cls(**out)
+
+
+def _parse_choice(choices):
+    def parse(key, val):
+        if val not in choices:
+            raise key_error(key, f"expected one of {', '.join(choices)}, got {val!r}")
+        return val
+    return parse
+
+
+def _parse_vocabulary(key, val):
+    from defectnet.elements import check_element
+
+    if val is None:
+        return None
+    vocab = to_str_list(key, val)
+    for el in vocab:
+        try:
+            check_element(el, dopant=True)
+        except DefectnetError as exc:
+            raise key_error(key, str(exc)) from None
+    return vocab
+
+
+#: Parser of each sampler key: ``(key, value) -> value``.
+_SAMPLER_PARSERS: dict[str, Callable] = {
+    "n_dopants": lambda k, v: to_pair(k, v, int),
+    "n_distractors": lambda k, v: to_pair(k, v, int),
+    "conc_range": lambda k, v: to_pair(k, v, float),
+    "max_total": lambda k, v: to_float(k, v, 0.0, strict=True),
+    "dopant_pool": lambda k, v: to_int(k, v, 1),
+    "n_recommend": lambda k, v: to_int(k, v, 1),
+    "max_radius_mismatch": lambda k, v: None if v is None else to_float(k, v, 0.0, strict=True),
+    "isovalent_ionic": lambda k, v: to_bool(k, v),
+    "pools": lambda k, v: _parse_pools(k, v),
+    "pool_choice": _parse_choice(POOL_CHOICES),
+    "vocabulary": _parse_vocabulary,
+}
 
 
 def _parse_sampler(key, v) -> SamplerSettings:
     if isinstance(v, SamplerSettings):
         return v
-    d = _check_keys(key, v, [f.name for f in fields(SamplerSettings)])
-    out = {}
-    for k, val in d.items():
-        kk = f"{key}.{k}"
-        if k in ("n_dopants", "n_distractors"):
-            out[k] = _to_pair(kk, val, int)
-        elif k == "conc_range":
-            out[k] = _to_pair(kk, val, float)
-        elif k == "max_total":
-            out[k] = _to_float(kk, val, 0.0, strict=True)
-        elif k in ("dopant_pool", "n_recommend"):
-            out[k] = _to_int(kk, val, 1)
-        elif k == "max_radius_mismatch":
-            out[k] = None if val is None else _to_float(kk, val, 0.0, strict=True)
-        elif k == "isovalent_ionic":
-            out[k] = _to_bool(kk, val)
-        elif k == "pools":
-            out[k] = _parse_pools(kk, val)
-        elif k == "pool_choice":
-            if val not in POOL_CHOICES:
-                raise _err(kk, f"expected one of {', '.join(POOL_CHOICES)}, got {val!r}")
-            out[k] = val
-        elif k == "vocabulary":
-            if val is not None:
-                from defectnet.elements import check_element
-
-                vocab = _to_str_list(kk, val)
-                for el in vocab:
-                    try:
-                        check_element(el, dopant=True)
-                    except DefectnetError as exc:
-                        raise _err(kk, str(exc)) from None
-                val = vocab
-            out[k] = val
-    return SamplerSettings(**out)
+    d = check_keys(key, v, [f.name for f in fields(SamplerSettings)])
+    return SamplerSettings(**{k: _SAMPLER_PARSERS[k](f"{key}.{k}", val) for k, val in d.items()})
 
 
 def _parse_pools(key, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -515,20 +458,20 @@ def _parse_pools(key, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
     elif isinstance(val, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in val):
         items = [tuple(x) for x in val]
     else:
-        raise _err(key, f"expected a mapping of host name to a list of dopants, got {val!r}")
+        raise key_error(key, f"expected a mapping of host name to a list of dopants, got {val!r}")
     out = {}
     for host, entries in items:
-        entries = _to_str_list(f"{key}.{host}", entries)
+        entries = to_str_list(f"{key}.{host}", entries)
         if not entries:
-            raise _err(f"{key}.{host}", "expected at least one dopant")
+            raise key_error(f"{key}.{host}", "expected at least one dopant")
         for e in entries:
             for j, el in enumerate(e.split("@")):
                 try:
                     check_element(el, dopant=j == 0)
                 except DefectnetError as exc:
-                    raise _err(f"{key}.{host}", f"{e!r}: {exc}") from None
+                    raise key_error(f"{key}.{host}", f"{e!r}: {exc}") from None
             if e.count("@") > 1:
-                raise _err(f"{key}.{host}", f"expected El or El@Site, got {e!r}")
+                raise key_error(f"{key}.{host}", f"expected El or El@Site, got {e!r}")
         out[str(host)] = tuple(entries)
     return tuple(sorted(out.items()))
 
@@ -536,60 +479,60 @@ def _parse_pools(key, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _parse_broadening(key, v) -> Broadening:
     if isinstance(v, Broadening):
         return v
-    d = _check_keys(key, v, ["fwhm_mev", "resolution"])
+    d = check_keys(key, v, ["fwhm_mev", "resolution"])
     fwhm = d.get("fwhm_mev")
     res = d.get("resolution")
     if res is not None:
-        res = _to_str(f"{key}.resolution", res)
+        res = to_str(f"{key}.resolution", res)
     if fwhm is not None:
-        fwhm = _to_float(f"{key}.fwhm_mev", fwhm, 0.0, strict=True)
+        fwhm = to_float(f"{key}.fwhm_mev", fwhm, 0.0, strict=True)
     if fwhm is None and res is None:
         fwhm = 1.0
     try:
         return Broadening(fwhm_mev=fwhm, resolution=res)
     except DefectnetError as exc:
-        raise _err(key, str(exc)) from None
+        raise key_error(key, str(exc)) from None
 
 
 def _parse_grid(key, v) -> EnergyGrid:
     if isinstance(v, EnergyGrid):
         return v
-    _check_keys(key, v, [f.name for f in fields(EnergyGrid)])
+    check_keys(key, v, [f.name for f in fields(EnergyGrid)])
     try:
         return EnergyGrid.from_dict({**DEFAULT_GRID.to_dict(), **v})
     except (DefectnetError, TypeError) as exc:
-        raise _err(key, str(exc)) from None
+        raise key_error(key, str(exc)) from None
 
 
 def _parse_supercell(key, v):
-    if _is_number(v):
-        return _to_int(key, v, 1)
-    return _to_pair(key, v, int)
+    if is_number(v):
+        return to_int(key, v, 1)
+    return to_pair(key, v, int)
 
 
 #: Top-level key -> parser(key, value). YAML names are the dataclass field names, except
 #: ``host_settings`` for :class:`HostSettings`.
 _TOP_LEVEL: dict[str, tuple[str, Callable]] = {
     "hosts": ("hosts", _parse_hosts),
-    "samples_per_host": ("samples_per_host", lambda k, v: _to_int(k, v, 1)),
-    "samples_per_task": ("samples_per_task", lambda k, v: _to_int(k, v, 1)),
-    "potential": ("potential", _to_str),
-    "tier": ("tier", _to_str),
+    "samples_per_host": ("samples_per_host", lambda k, v: to_int(k, v, 1)),
+    "samples_per_task": ("samples_per_task", lambda k, v: to_int(k, v, 1)),
+    "potential": ("potential", to_str),
+    "tier": ("tier", to_str),
     "supercell_atoms": ("supercell_atoms", _parse_supercell),
-    "seed": ("seed", lambda k, v: _to_int(k, v, 0)),
+    "seed": ("seed", lambda k, v: to_int(k, v, 0)),
     "grid": ("grid", _parse_grid),
     "broadening": ("broadening", _parse_broadening),
     "sampler": ("sampler", _parse_sampler),
     "host_settings": ("host", lambda k, v: _parse_settings(k, v, HostSettings)),
     "tier_settings": ("tier_settings", lambda k, v: _parse_settings(k, v, TierSettings)),
-    "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: _to_float(k, v, 0.0)),
-    "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else _to_float(k, v, 0.0)),
-    "task_timeout_s": ("task_timeout_s", lambda k, v: _to_float(k, v, 0.0, strict=True)),
+    "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: to_float(k, v, 0.0)),
+    "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else to_float(k, v, 0.0)),
+    "task_timeout_s": ("task_timeout_s", lambda k, v: to_float(k, v, 0.0, strict=True)),
 }
 
 
 def _parse_config(data: Mapping) -> GenerateConfig:
-    d = _check_keys("", data, _TOP_LEVEL)
+    d = check_keys("", data, _TOP_LEVEL)
     if "hosts" not in d:
         raise DefectnetError("config key 'hosts' is required (names, a filter, all: true, files or structures)")
     kwargs = {}
@@ -601,5 +544,5 @@ def _parse_config(data: Mapping) -> GenerateConfig:
             try:
                 GenerateConfig(**{key: kwargs[key]})
             except DefectnetError as exc:
-                raise _err(key, str(exc)) from None
+                raise key_error(key, str(exc)) from None
     return GenerateConfig(**kwargs)

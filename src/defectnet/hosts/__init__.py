@@ -8,6 +8,7 @@ only when used (it pulls in Dask and the MLIPs).
 
 from defectnet.hosts.filters import list_hosts
 from defectnet.hosts.format import format_host, format_table
-from defectnet.hosts.library import Host, HostLibrary, get_library, load_host
+from defectnet.hosts.library import Host, HostLibrary, get_library
+from defectnet.hosts.load import load_host
 
 __all__ = ["Host", "HostLibrary", "format_host", "format_table", "get_library", "list_hosts", "load_host"]

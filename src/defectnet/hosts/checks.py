@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from defectnet.errors import DefectnetError
+from defectnet.errors import dataclass_from_dict
 from defectnet.hosts.library import HARD_CHECKS, Host, spacegroup_of
 from defectnet.phonons.potentials import DEFAULT_POTENTIAL
 
@@ -59,10 +59,7 @@ class BuildConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BuildConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise DefectnetError(f"unknown build settings {sorted(unknown)}; expected {[f.name for f in fields(cls)]}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "build settings")
 
 
 def elastic_tensor_gpa(atoms, calc, strain: float = 0.005, *, relax_ions: bool = True) -> np.ndarray:

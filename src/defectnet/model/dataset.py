@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import periodictable
 
 from defectnet.elements import DOPANTS, mass_amu
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 from defectnet.data.export import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 
@@ -557,15 +557,6 @@ def with_candidates(data: TrainingData, mode: str, seed: int, n_distractors=(1, 
     out = data.subset(np.arange(len(data)))
     out.candidates = draw_candidates(data, np.random.default_rng(seed), n_distractors)
     return out
-
-
-def dataclass_from_dict(cls, d: dict, what: str):
-    """``cls(**d)`` with unknown keys rejected by a one-line error naming ``what``."""
-    d = dict(d or {})
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise DefectnetError(f"unknown {what} keys {sorted(unknown)}; expected some of {sorted(f.name for f in fields(cls))}")
-    return cls(**d)
 
 
 def fingerprint(data: TrainingData) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectnet.elements import DOPANTS, element_features
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 
 LOG_C_CENTER, LOG_C_SCALE = math.log(0.02), 1.2  # normalised target y = (ln c − center) / scale
 Y_MAX = -LOG_C_CENTER / LOG_C_SCALE  # y of c = 1
@@ -72,10 +72,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise DefectnetError(f"unknown model config keys {sorted(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "model config")
 
 
 @cache

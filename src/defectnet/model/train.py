@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, dataclass_from_dict
 from defectnet.model.augment import Augment, augment_to_dict
 from defectnet.model.dataset import (
     DISTRACTOR_MODES,
     SplitConfig,
     TrainingData,
-    dataclass_from_dict,
     draw_candidates,
     fingerprint,
     host_pools,
@@ -135,15 +134,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise DefectnetError(f"unknown training config keys {sorted(unknown)}; expected some of {sorted(known)}")
         if "split" in d:
             d["split"] = dataclass_from_dict(SplitConfig, d["split"], "split")
         if "augment" in d:
             d["augment"] = dataclass_from_dict(Augment, d["augment"], "augment")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "training config")
 
     @classmethod
     def from_yaml(cls, path) -> TrainConfig:

@@ -1,0 +1,65 @@
+"""Generation config: validation with one-line errors naming the key, round trip and identity."""
+
+import json
+
+import pytest
+import yaml
+
+from defectnet.data.config import GenerateConfig, load_config
+from defectnet.errors import DefectnetError
+
+
+
+
+# ---------------------------------------------------------------------------- config
+@pytest.mark.parametrize("data, fragment", [
+    ({"hosts": ["Si"], "colour": 1}, "unknown config key 'colour'"),
+    ({"hosts": ["Si"], "sampler": {"n_dopant": [1, 2]}}, "unknown config key 'sampler.n_dopant'"),
+    ({"hosts": {"name": ["Si"]}}, "unknown config key 'hosts.name'"),
+    ({"hosts": ["Si"], "host_settings": {"fmax": 0.1}}, "unknown config key 'host_settings.fmax'"),
+    ({"hosts": ["Si"], "samples_per_host": 0}, "'samples_per_host': must be >= 1"),
+    ({"hosts": ["Si"], "samples_per_host": 2.5}, "expected an integer"),
+    ({"hosts": ["Si"], "sampler": {"conc_range": [0.2, 0.1]}}, "'sampler.conc_range': expected min <= max"),
+    ({"hosts": ["Si"], "sampler": {"conc_range": [0.0, 0.1]}}, "conc_range must lie in (0, 1)"),
+    ({"hosts": ["Si"], "sampler": {"vocabulary": ["Xe"]}}, "not in the dopant vocabulary"),
+    ({"hosts": ["Si"], "tier": "exact"}, "'tier': unknown tier 'exact'"),
+    ({"hosts": ["Si"], "potential": "mace"}, "'potential': unknown potential 'mace'"),
+    ({"hosts": ["Si"], "broadening": {"fwhm_mev": 1.0, "resolution": "tosca"}}, "exactly one"),
+    ({"hosts": ["Si"], "broadening": {"fwhm_mev": -1}}, "must be > 0"),
+    ({"hosts": ["Si"], "grid": {"n_bins": 1}}, "invalid energy grid"),
+    ({"hosts": ["Si"], "supercell_atoms": [500, 400]}, "expected min <= max"),
+    ({"samples_per_host": 3}, "'hosts' is required"),
+    ({"hosts": {}}, "names no host"),
+    ({"hosts": ["Si"], "sampler": {"pools": ["Ge"]}}, "'sampler.pools': expected a mapping"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": ["Xe"]}}}, "'sampler.pools.Si': 'Xe'"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": ["Ge@Si@Si"]}}}, "expected El or El@Site"),
+    ({"hosts": ["Si"], "sampler": {"pools": {"Si": []}}}, "at least one dopant"),
+    ({"hosts": ["Si"], "sampler": {"isovalent_ionic": "maybe"}}, "sampler.isovalent_ionic"),
+])
+def test_config_errors_are_one_line_and_name_the_key(data, fragment):
+    with pytest.raises(DefectnetError) as exc:
+        GenerateConfig.from_dict(data)
+    assert fragment in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_config_round_trips_and_extent_keys_do_not_change_identity(emt, tmp_path):
+    cfg = emt.config({"names": ["Si", "GaAs"], "filter": "element=Ga"})
+    again = GenerateConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    bigger = emt.config({"names": ["Si"]}, samples_per_host=100, samples_per_task=1, task_timeout_s=5)
+    assert bigger.identity_hash() == cfg.identity_hash()
+    assert emt.config({"names": ["Si"]}, seed=8).identity_hash() != cfg.identity_hash()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**emt.base, "hosts": ["Si"], "tier": "nope"}))
+    with pytest.raises(DefectnetError, match=r"c\.yaml: config key 'tier'"):
+        load_config(path)
+    path.write_text("hosts: [Si\n")
+    with pytest.raises(DefectnetError, match=r"c\.yaml:\d+: not valid YAML"):
+        load_config(path)
+
+
+def test_host_list_shorthand_splits_names_and_files(emt):
+    sel = emt.config(["Si", "GaN-wurtzite", "my/GaAs.cif"]).hosts
+    assert sel.names == ("Si", "GaN-wurtzite") and sel.files == ("my/GaAs.cif",)
+
