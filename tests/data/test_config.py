@@ -63,3 +63,15 @@ def test_host_list_shorthand_splits_names_and_files(emt):
     sel = emt.config(["Si", "GaN-wurtzite", "my/GaAs.cif"]).hosts
     assert sel.names == ("Si", "GaN-wurtzite") and sel.files == ("my/GaAs.cif",)
 
+
+
+def test_every_example_generation_config_is_valid():
+    from pathlib import Path
+
+    paths = sorted((Path(__file__).parents[2] / "examples").glob("generate-*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.samples_per_host >= 1 and not cfg.hosts.is_empty(), path.name
+    full = load_config(paths[0].with_name("generate-validation.yaml"))
+    assert full.tier == "full" and full.supercell_atoms == 64 and full.sampler.conc_range[0] >= 1 / 64  # at least one atom
