@@ -23,20 +23,12 @@ import numpy as np
 
 from defectnet.elements import mass_amu
 from defectnet.hosts import load_host
+from defectnet.phonons.dos import gamma_modes
 from defectnet.phonons.forceconstants import DopedSystem, TierSettings, get_tier
 from defectnet.phonons.host import HostSettings, compute_pristine, to_ase_atoms
 from defectnet.phonons.potentials import get_calculator
-from defectnet.units import UNITS
 
 CASES = ("SrO:Mg,Mg:0", "SrO:Ca,Ca:1")
-
-
-def gamma_frequencies_mev(fc: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Sorted Γ frequencies (meV; imaginary ones negative) of force constants (N, N, 3, 3) in eV/Å²."""
-    n = len(masses)
-    d = (fc / np.sqrt(masses[:, None, None, None] * masses[None, :, None, None])).transpose(0, 2, 1, 3)
-    w = np.linalg.eigvalsh(0.5 * (d.reshape(3 * n, 3 * n) + d.reshape(3 * n, 3 * n).T))
-    return np.sign(w) * np.sqrt(np.abs(w)) * UNITS.mev_per_sqrt_ev_a2_amu
 
 
 def lowest_mode_mev(freqs) -> float:
@@ -66,7 +58,7 @@ def run_case(case: str, potential: str) -> dict:
         t0 = time.perf_counter()
         system = DopedSystem(doped, np.array(sorted([site[0], partner])), fc0, host, calc, False)
         r = get_tier(tier)(system, TierSettings(cutoff_ang=4.6))
-        f = gamma_frequencies_mev(r.fc, r.atoms.get_masses())
+        f = np.sort(gamma_modes(r.fc, r.atoms.get_masses())[0])
         out[tier] = {"lowest_mev": [round(float(x), 2) for x in f[:8]], "n_imaginary": int((f < -1).sum()),
                      "seconds": round(time.perf_counter() - t0, 1), "force_calls": r.info.get("force_calls")}
     return out

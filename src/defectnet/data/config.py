@@ -435,8 +435,8 @@ _SAMPLER_PARSERS: dict[str, Callable] = {
     "dopant_pool": lambda k, v: to_int(k, v, 1),
     "n_recommend": lambda k, v: to_int(k, v, 1),
     "max_radius_mismatch": lambda k, v: None if v is None else to_float(k, v, 0.0, strict=True),
-    "isovalent_ionic": lambda k, v: to_bool(k, v),
-    "pools": lambda k, v: _parse_pools(k, v),
+    "isovalent_ionic": to_bool,
+    "pools": lambda k, v: _parse_pools(k, v),  # defined below
     "pool_choice": _parse_choice(POOL_CHOICES),
     "vocabulary": _parse_vocabulary,
 }
