@@ -35,6 +35,7 @@ from defectnet.errors import DefectnetError
     ({"hosts": ["Si"], "sampler": {"pools": {"Si": ["Ge@Si@Si"]}}}, "expected El or El@Site"),
     ({"hosts": ["Si"], "sampler": {"pools": {"Si": []}}}, "at least one dopant"),
     ({"hosts": ["Si"], "sampler": {"isovalent_ionic": "maybe"}}, "sampler.isovalent_ionic"),
+    ({"hosts": ["Si"], "placement_attempts": 0}, "'placement_attempts': must be >= 1"),
 ])
 def test_config_errors_are_one_line_and_name_the_key(data, fragment):
     with pytest.raises(DefectnetError) as exc:
@@ -47,7 +48,8 @@ def test_config_round_trips_and_extent_keys_do_not_change_identity(emt, tmp_path
     cfg = emt.config({"names": ["Si", "GaAs"], "filter": "element=Ga"})
     again = GenerateConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
-    bigger = emt.config({"names": ["Si"]}, samples_per_host=100, samples_per_task=1, task_timeout_s=5)
+    bigger = emt.config({"names": ["Si"]}, samples_per_host=100, samples_per_task=1, task_timeout_s=5,
+                        placement_attempts=4)
     assert bigger.identity_hash() == cfg.identity_hash()
     assert emt.config({"names": ["Si"]}, seed=8).identity_hash() != cfg.identity_hash()
     path = tmp_path / "c.yaml"

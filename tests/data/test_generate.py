@@ -462,3 +462,48 @@ def test_dopants_with_unstable_patches_are_drawn_again_without_them(emt, tmp_pat
         rows = list(s.samples("ok"))
         assert len(rows) == 9 and all(bad not in {d[0] for d in r["dopants"]} for r in rows)
         assert sum(p["element"] == bad for p in s.patches(hid)) == 1 and len(s.patches(hid)) >= n_patches
+
+
+def test_an_unstable_placement_is_drawn_again_and_retry_failed_takes_reasons(emt, tmp_path, monkeypatch):
+    import defectnet.phonons.dos as D
+
+    real, calls = D.gamma_spectrum, []
+
+    def gamma_spectrum(fc, atoms, *args, **kw):  # every other doped cell is unstable
+        spec, freqs = real(fc, atoms, *args, **kw)
+        if set(atoms.get_chemical_symbols()) != {"Cu"}:
+            calls.append(sorted(np.flatnonzero(np.array(atoms.get_chemical_symbols()) != "Cu")))
+            if len(calls) % 2:
+                spec.meta["min_frequency_mev"] = -50.0
+        return spec, freqs
+
+    monkeypatch.setattr(D, "gamma_spectrum", gamma_spectrum)
+    cfg = emt.config(emt.inline(Cu=bulk("Cu", "fcc", a=3.6)), samples_per_host=3, samples_per_task=1)
+    out = tmp_path / "s.sqlite"
+    first = run_generate(cfg, out, workers=1, processes=False, progress=False)
+    assert first.samples == {"ok": 1, "failed": 2}  # one placement each: calls 1 and 3 fail, 2 passes
+    with Store(out) as s:
+        failed = [r for r in s.samples("failed")]
+        assert {r["reason"] for r in failed} == {"imaginary_modes"}
+        first_ok = {r["sample_index"]: unpack_arrays(r["arrays"]) for r in s.samples("ok", blobs=True)}
+    assert "placements" not in failed[0]["error"]
+
+    calls.clear()
+    again = run_generate(replace(cfg, placement_attempts=3), out, workers=1, processes=False, progress=False,
+                         retry_failed=["imaginary_modes"])  # an extent key: the same store resumes
+    assert again.retried["samples"] == 2 and again.samples == {"ok": 2}
+    assert len(calls) == 4 and calls[0] != calls[1] and calls[2] != calls[3]  # a new placement after each failure
+    with Store(out) as s:
+        rows = {r["sample_index"]: r for r in s.samples("ok", blobs=True)}
+    assert len(rows) == 3
+    assert sorted(r["timings"]["placement_attempts"] for r in rows.values()) == [1, 2, 2]
+    (i, arrays), = first_ok.items()  # the row made at its first placement is untouched
+    assert np.array_equal(unpack_arrays(rows[i]["arrays"])["doped"], arrays["doped"])
+    assert "placement_attempts" in rows[i]["timings"]
+
+
+def test_generate_cli_retry_failed_reasons():
+    from defectnet.data.commands import _retry_reasons
+
+    assert _retry_reasons(None) is False and _retry_reasons("all") is True
+    assert _retry_reasons("imaginary_modes, timeout") == ["imaginary_modes", "timeout"]

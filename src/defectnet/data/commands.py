@@ -43,6 +43,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _retry_reasons(text: str | None) -> bool | list[str]:
+    if text is None:
+        return False
+    reasons = [r.strip() for r in text.split(",") if r.strip()]
+    return True if reasons in ([], ["all"]) else reasons
+
+
 class GenerateCommand(Command):
     name = "generate"
     help = "generate (or resume) a dataset of pristine/doped spectra into an SQLite store, in parallel on Dask"
@@ -55,7 +62,9 @@ class GenerateCommand(Command):
                            help="worker processes of a local Dask cluster (default: one per core)")
         where.add_argument("--scheduler", default=None,
                            help="address of an existing Dask scheduler, e.g. tcp://host:8786 (SLURM/PBS: dask-jobqueue)")
-        p.add_argument("--retry-failed", action="store_true", help="recompute rows that failed before")
+        p.add_argument("--retry-failed", nargs="?", const="all", default=None, metavar="REASONS",
+                       help="recompute rows that failed before: all, or only these comma-separated reasons "
+                            "(e.g. imaginary_modes, after raising placement_attempts)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(self, args):
@@ -64,7 +73,7 @@ class GenerateCommand(Command):
 
         config = load_config(args.config)
         summary = run_generate(config, args.out, workers=args.workers, scheduler=args.scheduler,
-                               progress=not args.quiet, retry_failed=args.retry_failed)
+                               progress=not args.quiet, retry_failed=_retry_reasons(args.retry_failed))
         print(summary.line())
         w = summary.writer
         if w.get("rows"):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -73,6 +74,7 @@ class GenerateSummary:
     samples: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)  # "stage:reason" -> count, this run
     skipped_samples: int = 0  # already in the store
+    retried: dict = field(default_factory=dict)  # table -> failed rows deleted to be computed again
     writer: dict = field(default_factory=dict)  # rows, transactions, seconds, rows_per_s
     startup_s: float = 0.0
 
@@ -82,7 +84,8 @@ class GenerateSummary:
     def line(self) -> str:
         ok, failed = self.samples.get("ok", 0), self.samples.get("failed", 0)
         fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
-        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored), "
+        again = f"; {self.retried['samples']} failed samples retried" if self.retried.get("samples") else ""
+        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored{again}), "
                 f"{self.hosts.get('ok', 0)} new hosts, {self.patches.get('ok', 0)} new patches in "
                 f"{self.wall_s:.1f} s on {self.workers}; failures: {fails}")
 
@@ -529,8 +532,8 @@ def _same_identity(stored_config, config: GenerateConfig) -> bool:
 
 
 def run_generate(config: GenerateConfig, out, *, workers: int | None = None, scheduler: str | None = None,
-                 client=None, processes: bool = True, progress: bool = True, retry_failed: bool = False
-                 ) -> GenerateSummary:
+                 client=None, processes: bool = True, progress: bool = True,
+                 retry_failed: bool | Sequence[str] = False) -> GenerateSummary:
     """Generate (or resume generating) the dataset ``config`` describes into the store ``out``.
 
     Parameters
@@ -548,8 +551,9 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
         LocalCluster with processes (default) or threads in this process (debugging).
     progress : bool
         Progress bar (rate and ETA) on stderr.
-    retry_failed : bool
-        Delete the failed rows first, so they are computed again.
+    retry_failed : bool or sequence of str
+        Delete the failed rows first (all, or those with these reasons, e.g.
+        ``["imaginary_modes"]`` after raising ``placement_attempts``), so they are computed again.
 
     Returns
     -------
@@ -563,7 +567,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
     with Store(out, "w") as store:
         _check_store_config(store, config)
         if retry_failed:
-            store.delete_failed()
+            summary.retried = store.delete_failed(None if retry_failed is True else list(retry_failed))
         pipeline = _Pipeline(store, config, hosts, progress)
         if pipeline.plan() == 0 and not pipeline.queue:
             pipeline.fill(summary)

@@ -397,21 +397,28 @@ def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc,
     from defectnet.phonons.forceconstants import DopedSystem, get_tier
 
     specs = [DopantSpec(el, site, frac) for el, site, frac in job.dopants]
-    with timer("substitute"):
-        doped_atoms, sub = substitute(ctx.sc_atoms, specs, np.random.default_rng(job.placement_seed))
-    idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
-    with timer("tier"):
-        system = DopedSystem(doped_atoms, idx, ctx.fc0, ctx.host, calc, False)
-        result = get_tier(config.tier)(system, config.tier_settings)
-    probe.check()
-    with timer("diagonalise"):
-        doped, _ = gamma_spectrum(result.fc, result.atoms, config.grid, **config.broadening.kwargs())
+    limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
+    for attempt in range(config.placement_attempts):
+        # attempt 0 is the placement every earlier defectnet made: stored rows stay reproducible
+        rng = np.random.default_rng(job.placement_seed if attempt == 0 else [job.placement_seed, attempt])
+        with timer("substitute"):
+            doped_atoms, sub = substitute(ctx.sc_atoms, specs, rng)
+        idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
+        with timer("tier"):
+            system = DopedSystem(doped_atoms, idx, ctx.fc0, ctx.host, calc, False)
+            result = get_tier(config.tier)(system, config.tier_settings)
+        probe.check()
+        with timer("diagonalise"):
+            doped, _ = gamma_spectrum(result.fc, result.atoms, config.grid, **config.broadening.kwargs())
+        timer.t["placement_attempts"] = attempt + 1
+        if doped.meta["min_frequency_mev"] >= -limit:
+            break
     n_imag = int(doped.meta.get("n_imaginary", 0))
     row.update(n_imaginary=n_imag, min_frequency_mev=float(doped.meta["min_frequency_mev"]),
                supercell_atoms=len(doped_atoms))
-    limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
     if doped.meta["min_frequency_mev"] < -limit:
-        raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ, "
+        tried = f" (in each of {config.placement_attempts} placements)" if config.placement_attempts > 1 else ""
+        raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ{tried}, "
                           f"lowest {doped.meta['min_frequency_mev']:.2f} meV < -{limit:g} meV")
     gpdos = doped.neutron_weighted(_fractions(doped_atoms.get_chemical_symbols()))
     with timer("pack"):
