@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sqlite3
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from defectnet.data.config import GenerateConfig
-from defectnet.data.store import Store, unpack_arrays
+from defectnet.data.store import Store, sample_id, unpack_arrays
 from defectnet.grid import EnergyGrid
 
 BINS = ((0.0, 0.05, "< 5 %"), (0.05, 0.15, "5–15 %"), (0.15, 1.0, "> 15 %"))
@@ -93,31 +90,19 @@ def _stats(values) -> dict:
     return {"n": int(len(v)), "mean": float(v.mean()), "median": float(np.median(v)), "min": float(v.min())}
 
 
-def _matched_copy(path: Path, keep: set, tmp: Path) -> Path:
-    """A copy of a store holding only the samples ``keep`` ((host, index) pairs)."""
-    out = tmp / path.name
-    shutil.copy(path, out)
-    with sqlite3.connect(out) as conn:
-        ids = [i for i, h, k in conn.execute("SELECT id, host, sample_index FROM samples") if (h, k) not in keep]
-        conn.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
-    return out
-
-
 def model_on_both(full_path: Path, patch_path: Path, rows: list[dict], checkpoint=None) -> dict:
     """The shipped model's metrics on the samples both tiers keep: full-tier vs patch-tier spectra."""
     from defectnet.model.checkpoint import pretrained_path
     from defectnet.model.evaluate import evaluate_checkpoint
 
-    keep = {(r["host"], r["sample"]) for r in rows if "S" in r}
+    keep = {sample_id(r["host"], r["sample"]) for r in rows if "S" in r}
     if not keep:
         return {}
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, path in (("full", full_path), ("patch", patch_path)):
-            m = evaluate_checkpoint(checkpoint or pretrained_path(), _matched_copy(path, keep, Path(tmp)), split="all",
-                                    plots=False)
-            out[label] = {"n_samples": m["n_samples"], "mae_at_pct": m["mae_at_pct"], "r2": m["r2"],
-                          "f1": m["detection"]["f1"], "distractor_mean_at_pct": m["distractor_mean_at_pct"]}
+    for label, path in (("full", full_path), ("patch", patch_path)):
+        m = evaluate_checkpoint(checkpoint or pretrained_path(), path, split="all", plots=False, sample_ids=keep)
+        out[label] = {"n_samples": m["n_samples"], "mae_at_pct": m["mae_at_pct"], "r2": m["r2"],
+                      "f1": m["detection"]["f1"], "distractor_mean_at_pct": m["distractor_mean_at_pct"]}
     return out
 
 

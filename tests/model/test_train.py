@@ -363,3 +363,15 @@ def test_evaluate_widens_sigma_on_every_host_the_model_was_not_trained_on(data, 
                          for s in ("id", "all")}
     assert sigma[3.0]["id"] == pytest.approx(sigma[None]["id"])  # training hosts: their own scale
     assert sigma[3.0]["all"] > 1.2 * sigma[None]["all"]  # the OOD and calibration hosts in "all" are widened
+
+
+def test_evaluate_restricted_to_sample_ids(data, trained, tmp_path):
+    from defectnet.model.evaluate import evaluate_checkpoint as evaluate
+
+    path = write_training_file(data, tmp_path / "d.npz")
+    every = evaluate(trained.out_dir / "model.pt", path, split="all", plots=False)
+    some = data.sample_id[::3]
+    part = evaluate(trained.out_dir / "model.pt", path, split="all", plots=False, sample_ids=some.tolist())
+    assert part["n_samples"] == len(np.unique(some)) < every["n_samples"]
+    with pytest.raises(DefectnetError, match="empty"):
+        evaluate(trained.out_dir / "model.pt", path, split="all", plots=False, sample_ids=[-1])

@@ -303,7 +303,7 @@ def _save(fig, path: Path) -> Path:
 
 # ------------------------------------------------------------------------ the evaluate command
 def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=None, plots: bool = True,
-                        batch_size: int = 2048) -> dict:
+                        batch_size: int = 2048, sample_ids=None) -> dict:
     """Evaluate a checkpoint on one split of a training file; writes ``metrics.json`` and plots.
 
     Parameters
@@ -316,6 +316,8 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
         training host (works on any dataset); 'id'/'val'/'train' need the training data.
     out_dir : path, optional
         Where metrics.json and the figures go.
+    sample_ids : iterable of int, optional
+        Only these samples of the split (store row ids, ``defectnet.data.store.sample_id``).
     """
     import time
 
@@ -340,6 +342,8 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
                      source=str(checkpoint))
     model = model_from_checkpoint(ckpt, source=str(checkpoint))
     idx = select_split(data, ckpt.get("data", {}), split)
+    if sample_ids is not None:
+        idx = idx[np.isin(data.sample_id[idx], np.fromiter(sample_ids, np.int64))]
     if len(idx) == 0:
         raise DefectnetError(f"split {split!r} of {data_path} is empty for this checkpoint")
     sub = data.subset(idx)
