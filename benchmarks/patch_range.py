@@ -86,12 +86,10 @@ def run_case(case: str, calc, potential: str, cube: int = 3) -> dict:
     restore_sum_rules(fc_ref)
     g0, _ = gamma_spectrum(fc0, cube, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
     g_ref, _ = gamma_spectrum(fc_ref, relaxed, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
-    w = DEFAULT_GRID.widths
-    norm = np.sum(np.abs(g_ref.values - g0.values) * w)
 
     def score(fc, atoms):
         g, _ = gamma_spectrum(fc, atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
-        return float(1 - np.sum(np.abs(g.values - g_ref.values) * w) / norm), float(g.wasserstein1_mev(g_ref))
+        return g.signature_fidelity(g_ref, g0), float(g.wasserstein1_mev(g_ref))
 
     row = {"host": host_name, "dopant": element, "site": site, "n_atoms": len(cube),
            "half_width_ang": 0.5 * min_width_ang(cube.cell.array),

@@ -24,11 +24,9 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from defectnet.data import tasks as T
 from defectnet.data.config import GenerateConfig
-from defectnet.data.plan import SampleJob
+from defectnet.data.plan import SampleJob, draw_seeds
 from defectnet.data.store import Store
 
 OUT = Path(__file__).parent / "results" / "soft_hosts.json"
@@ -66,9 +64,8 @@ def unrelaxed(store_path, host: str, only=None, n: int = 10) -> list[dict]:
     ctx_unrel = T._context(host, h["pristine"], unrel)  # its own host object: patches computed anew
     out = []
     for r in sorted(rows, key=lambda r: r["sample_index"])[:n]:
-        placement = int(np.random.SeedSequence(r["seed"]).generate_state(3, np.uint64)[2] >> np.uint64(1))
         job = SampleJob(r["sample_index"], r["seed"], tuple((d[0], d[1], d[2]) for d in r["dopants"]), (), (),
-                        placement)
+                        draw_seeds(r["seed"])[2])
         res = {"sample_index": r["sample_index"], "status": r["status"],
                "total_concentration": float(sum(d[2] for d in r["dopants"]))}
         for name, cfg, ctx in (("relaxed", rel, ctx_rel), ("unrelaxed", unrel, ctx_unrel)):

@@ -48,12 +48,6 @@ FWHM_MEV = 1.0
 SHOWN = ("mass", "patch", "local")
 
 
-def signature_fidelity(g_tier, g_full, g0) -> float:
-    w = DEFAULT_GRID.widths
-    d_full = g_full.values - g0.values
-    return float(1 - np.sum(np.abs(g_tier.values - g_full.values) * w) / np.sum(np.abs(d_full) * w))
-
-
 def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, save, shown=SHOWN):
     atoms0 = to_ase_atoms(host.phonon.supercell)
     fc0 = np.array(host.phonon.force_constants)
@@ -92,7 +86,7 @@ def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, s
                 continue
             row["w1_full_vs_pristine_mev"] = spectra["full"].wasserstein1_mev(g0)
             for tier in (t for t in shown if t in spectra):
-                row["tiers"][tier]["S"] = signature_fidelity(spectra[tier], spectra["full"], g0)
+                row["tiers"][tier]["S"] = spectra[tier].signature_fidelity(spectra["full"], g0)
                 row["tiers"][tier]["w1_mev"] = spectra[tier].wasserstein1_mev(spectra["full"])
             results["fidelity"][key] = row
             save()

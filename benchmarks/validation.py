@@ -32,6 +32,7 @@ import numpy as np
 from defectnet.data.config import GenerateConfig
 from defectnet.data.store import Store, sample_id, unpack_arrays
 from defectnet.grid import EnergyGrid
+from defectnet.spectrum import Spectrum
 
 BINS = ((0.0, 0.05, "< 5 %"), (0.05, 0.15, "5–15 %"), (0.15, 1.0, "> 15 %"))
 
@@ -58,7 +59,6 @@ def compare(full_path: Path, patch_path: Path) -> tuple[list[dict], dict]:
     """Per-sample rows (status of both tiers, S) and the summary."""
     full, g0, grid = _samples(full_path)
     patch, _, _ = _samples(patch_path)
-    w = grid.widths
     rows = []
     for key in sorted(set(full) & set(patch)):
         f, p = full[key], patch[key]
@@ -67,9 +67,9 @@ def compare(full_path: Path, patch_path: Path) -> tuple[list[dict], dict]:
              "full": f["status"], "patch": p["status"],
              "full_min_mev": f["min_frequency_mev"], "patch_min_mev": p["min_frequency_mev"]}
         if f["status"] == p["status"] == "ok":
-            gf = unpack_arrays(f["arrays"])["doped"].astype(float)
-            gp = unpack_arrays(p["arrays"])["doped"].astype(float)
-            r["S"] = float(1 - np.sum(np.abs(gp - gf) * w) / np.sum(np.abs(gf - g0[key[0]]) * w))
+            gf, gp, gh = (Spectrum.on_grid(grid, np.asarray(v, float)) for v in
+                          (unpack_arrays(f["arrays"])["doped"], unpack_arrays(p["arrays"])["doped"], g0[key[0]]))
+            r["S"] = gp.signature_fidelity(gf, gh)
         rows.append(r)
     summary = {"n": len(rows), "status": {}, "S_by_total": {}, "S_by_host": {}}
     for r in rows:

@@ -396,3 +396,14 @@ def test_dict_round_trip_exact():
     assert t.kind == s.kind and t.meta == s.meta
     with pytest.raises(DefectnetError):
         Spectrum.from_dict({"values": [1.0]})
+
+
+def test_signature_fidelity_is_the_share_of_the_defect_signature_reproduced():
+    pristine = gaussian_spectrum(FINE, 25.0, 3.0)
+    doped = Spectrum(pristine.edges_mev, 0.8 * pristine.values + 0.2 * gaussian_spectrum(FINE, 40.0, 2.0).values)
+    halfway = Spectrum(pristine.edges_mev, 0.5 * (pristine.values + doped.values))
+    assert doped.signature_fidelity(doped, pristine) == 1.0
+    assert pristine.signature_fidelity(doped, pristine) == pytest.approx(0.0, abs=1e-12)
+    assert halfway.signature_fidelity(doped, pristine) == pytest.approx(0.5)
+    with pytest.raises(DefectnetError, match="same edges"):
+        doped.signature_fidelity(doped, Spectrum(np.arange(6.0), np.ones(5)))

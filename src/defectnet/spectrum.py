@@ -331,6 +331,18 @@ class Spectrum:
         per_bin = np.where(same, 0.5 * (np.abs(d0) + np.abs(d1)), 0.5 * (d0**2 + d1**2) / denom) * w
         return float(per_bin.sum())
 
+    def signature_fidelity(self, reference: "Spectrum", pristine: "Spectrum") -> float:
+        """S = 1 − ‖self − reference‖₁ / ‖reference − pristine‖₁: the share of a defect signature reproduced.
+
+        ``reference`` is the trusted doped spectrum (e.g. the ``full`` tier), ``pristine`` the
+        undoped one; 1 is exact, 0 no better than no defect at all. All three on the same edges.
+        """
+        if not (np.array_equal(self.edges_mev, reference.edges_mev) and np.array_equal(self.edges_mev, pristine.edges_mev)):
+            raise DefectnetError("S needs three spectra on the same edges; resample them first")
+        w = self.widths_mev
+        return float(1 - np.sum(np.abs(self.values - reference.values) * w)
+                     / np.sum(np.abs(reference.values - pristine.values) * w))
+
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         """JSON-safe dict (lists of Python floats, exact for float64)."""

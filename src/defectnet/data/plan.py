@@ -129,6 +129,11 @@ def sample_seed(seed: int, host: str, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), h, int(index)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def draw_seeds(seed: int) -> tuple[int, int, int]:
+    """The (scenario, distractor, placement) seeds a sample's root ``seed`` splits into."""
+    return tuple(int(x >> np.uint64(1)) for x in np.random.SeedSequence(seed).generate_state(3, np.uint64))
+
+
 #: The sample index whose seed draws a host's dopant pool (beyond any real sample index).
 POOL_INDEX = 2**62
 
@@ -232,8 +237,7 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exc
     sampler = config.sampler_config()
     for i in indices:
         s = sample_seed(config.seed, host.name, i)
-        scen_seed, distractor_seed, placement_seed = (
-            int(x >> np.uint64(1)) for x in np.random.SeedSequence(s).generate_state(3, np.uint64))
+        scen_seed, distractor_seed, placement_seed = draw_seeds(s)
         try:
             scen = sample_scenario(pool_records, counts, sampler, scen_seed)
         except DefectnetError as exc:
