@@ -101,6 +101,8 @@ class Hosts(Command):
         build.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
         build.add_argument("--limit", type=int, default=None, help="at most this many candidates")
         build.add_argument("--seed", type=int, default=0)
+        build.add_argument("--smallest-first", action="store_true",
+                           help="evaluate small cells first (most hosts per hour in a partial build)")
         build.add_argument("--finalize", action="store_true", help="write the package library from the passed hosts")
 
     def run(self, args):
@@ -118,7 +120,7 @@ class Hosts(Command):
 
             summary = build_library(
                 args.out, n_target=args.n_target, potential=args.potential, workers=args.workers,
-                scheduler_address=args.scheduler, limit=args.limit, seed=args.seed,
+                scheduler_address=args.scheduler, limit=args.limit, seed=args.seed, smallest_first=args.smallest_first,
                 finalize_to=data_path("library.json.gz") if args.finalize else None,
             )
             print(json.dumps(getattr(summary, "to_dict", lambda: summary)(), indent=2, default=str))

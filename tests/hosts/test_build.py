@@ -129,6 +129,16 @@ def test_n_target_stops_submitting(tmp_path, metals):
     assert s.n_run == 1 and s.n_passed == 1
 
 
+def test_smallest_first_orders_by_cell_size(tmp_path, metals):
+    conventional = Host.from_atoms(  # 4 atoms: listed first, built last
+        bulk("Cu", "fcc", a=3.55, cubic=True), name="Cu-cubic", source="curated", prototype="fcc",
+        oxidation_states=None,
+    )
+    work = [conventional, *metals[:2]]
+    B.build_library(tmp_path, workers=0, candidates=work, n_target=2, smallest_first=True, config=FAST, progress=False)
+    assert names(tmp_path) == ["Cu-fcc", "Ag-fcc"]
+
+
 def test_errors_are_skipped_unless_retried(tmp_path, metals):
     store = B.BuildStore(tmp_path)
     B._check_config(tmp_path, FAST, resume=True)

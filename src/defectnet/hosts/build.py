@@ -183,6 +183,7 @@ def build_library(
     candidates: Iterable[Host] | None = None,
     config: BuildConfig | None = None,
     retry_errors: bool = False,
+    smallest_first: bool = False,
     scheduler_address: str | None = None,
     progress: bool = True,
     finalize_to: str | os.PathLike | None = None,
@@ -209,6 +210,11 @@ def build_library(
         Work list (default: curated hosts, then :func:`candidates.generate_candidates`).
     retry_errors : bool
         Re-run hosts whose record is an error (a crash, not a failed check).
+    smallest_first : bool
+        Evaluate the remaining candidates in order of primitive-cell size (stable, so ties keep
+        the list's family round-robin). Cost grows steeply with cell size — 4 s per host at 1–2
+        atoms, 70 s at 9–16 — so this passes the most hosts per hour when a build is cut short,
+        at the price of favouring small cells in a partial library.
     scheduler_address : str, optional
         Use an existing Dask scheduler (e.g. a dask-jobqueue cluster) instead of a LocalCluster.
     finalize_to : path, optional
@@ -231,6 +237,8 @@ def build_library(
         raise DefectnetError("the candidate list has duplicate names")
     latest = store.latest()
     todo = [h for h in work if h.name not in latest or (retry_errors and latest[h.name]["status"] == "error")]
+    if smallest_first:
+        todo.sort(key=lambda h: h.n_atoms)
     n_passed = sum(r["status"] == "passed" for r in latest.values())
     summary = BuildSummary(store=store.path)
 
