@@ -187,7 +187,7 @@ def test_finalize_keeps_curated_and_passed_prototypes(tmp_path):
     store.append(rec)
     # the same relaxed record, once as a passed and once as a failed prototype
     for name, status in (("Ni-proto", "passed"), ("Pd-proto", "failed")):
-        host = {**rec["host"], "name": name, "source": "prototype", "formula": name}
+        host = {**rec["host"], "name": name, "source": "prototype", "formula": name.split("-")[0]}
         store.append({**rec, "name": name, "status": status, "host": host})
     path = B.finalize(tmp_path, base=[cu, ag])
     hosts, meta = read_hosts(path)

@@ -126,6 +126,15 @@ def test_candidate_records(subset):
     assert not curated & {C.structure_key(h) for h in subset}
 
 
+def test_swapped_sublattices_are_one_structure():
+    from dataclasses import replace
+
+    lib = cur.curated_hosts()
+    gaas = next(h for h in lib if h.name == "GaAs")
+    assert C.structure_key(replace(gaas, formula="AsGa")) == C.structure_key(gaas)
+    assert C.structure_key(replace(gaas, formula="GaP")) != C.structure_key(gaas)
+
+
 def test_ranking_is_round_robin_across_prototypes(subset):
     first = [h.prototype for h in subset[: len(SUBSET)]]
     assert first == SUBSET

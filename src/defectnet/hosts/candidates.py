@@ -474,8 +474,19 @@ def decoration_host(dec: Decoration, *, name: str | None = None) -> Host | None:
 
 # ===================================================================== the candidate list
 def structure_key(host: Host) -> tuple[str, int, int]:
-    """(reduced formula, space-group number, primitive atoms): what "the same structure" means here."""
-    return host.formula, host.spacegroup_number, host.n_atoms
+    """(reduced formula, space-group number, primitive atoms): what "the same structure" means here.
+
+    The formula is pymatgen's canonical one, so that the two decorations of one lattice
+    (GeSi and SiGe zincblende: the same crystal with its sublattices swapped) are one structure.
+    """
+    return _canonical_formula(host.formula), host.spacegroup_number, host.n_atoms
+
+
+@lru_cache(maxsize=None)
+def _canonical_formula(formula: str) -> str:
+    from pymatgen.core import Composition
+
+    return Composition(formula).reduced_formula
 
 
 def generate_candidates(
