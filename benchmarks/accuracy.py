@@ -184,7 +184,7 @@ def markdown(results: dict) -> str:
                         f"| {m['mae_true_at_pct']:.3f} | {m['f1']:.3f} | {m['f1_ge1pct']:.3f} "
                         f"| {m['distractor_mean_at_pct']:.3f} | {cov} |")
     d = results["data"]
-    head = (f"Data: `{Path(d['path']).name}` ({d['n_samples']} spectra, {d['n_hosts']} hosts, tier `{d['tier']}`); "
+    head = (f"Data: `{d['path']}` ({d['n_samples']} spectra, {d['n_hosts']} hosts, tier `{d['tier']}`); "
             f"train {d['n_train']} / val {d['n_val']} / ID test {d['n_test_id']} / OOD test {d['n_test_ood']} "
             f"(OOD hosts: {', '.join(d['ood_hosts'])}). Budget: {results['budget']}.\n\n")
     return head + "\n".join(rows) + "\n"
