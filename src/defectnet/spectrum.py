@@ -337,7 +337,7 @@ class Spectrum:
         ``reference`` is the trusted doped spectrum (e.g. the ``full`` tier), ``pristine`` the
         undoped one; 1 is exact, 0 no better than no defect at all. All three on the same edges.
         """
-        if not (np.array_equal(self.edges_mev, reference.edges_mev) and np.array_equal(self.edges_mev, pristine.edges_mev)):
+        if not (reference.is_on(self.edges_mev) and pristine.is_on(self.edges_mev)):
             raise DefectnetError("S needs three spectra on the same edges; resample them first")
         w = self.widths_mev
         return float(1 - np.sum(np.abs(self.values - reference.values) * w)

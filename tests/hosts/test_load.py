@@ -25,7 +25,7 @@ def test_load_by_library_name(text, expected):
 
 
 def test_load_candidate_by_name():
-    unbuilt = get_library().candidates[-1]  # the list's last: the build reaches it last
+    unbuilt = get_library().candidates[0]  # the library's candidates are the ones not built (yet)
     h = load_host(unbuilt.name)
     assert h.source == "prototype" and h == unbuilt and not h.relaxed
     with pytest.raises(DefectnetError):
