@@ -75,6 +75,22 @@ def test_evaluate_fails_uncharged_prototype_and_reports_errors():
     assert rec["status"] == "error" and rec["error"] and rec["name"] == "Si-emt"
 
 
+def test_prototypes_are_screened_at_gamma_before_the_supercell(monkeypatch):
+    cu = Host.from_atoms(bulk("Cu", "fcc", a=3.55), name="Cu-proto", source="prototype", oxidation_states={"Cu": 0})
+    rec = K.evaluate_host(cu.to_dict(), FAST.to_dict())
+    prov = Host.from_dict(rec["host"]).provenance
+    assert rec["status"] == "passed" and abs(prov["gamma_min_frequency_mev"]) < FAST.max_imaginary_mev
+    assert "phonons_s" in prov["timings"]
+    # a mode below the threshold at Γ rejects the prototype without the supercell phonons
+    import defectnet.phonons.host as H
+
+    monkeypatch.setattr(H, "gamma_frequencies_mev", lambda *a, **k: np.array([-5.0, 0.0, 0.0]))
+    rec = K.evaluate_host(cu.to_dict(), FAST.to_dict())
+    prov = Host.from_dict(rec["host"]).provenance
+    assert rec["failed_checks"] == ["dynamically_stable"] and prov["gamma_min_frequency_mev"] == -5.0
+    assert "phonons_s" not in prov["timings"]
+
+
 # ----------------------------------------------------------------------------- the store
 def test_store_survives_a_torn_last_line(tmp_path):
     store = B.BuildStore(tmp_path)

@@ -43,6 +43,24 @@ def test_host_relaxes_and_is_stable(cu_host):
     assert 10 < cu_host.spectrum.peak_mev() < 40  # Cu phonons: 0–30 meV
 
 
+def test_gamma_of_the_conventional_cell_is_gamma_and_x_of_the_primitive(cu_host):
+    # the 4-atom cubic cell folds the primitive cell's X points onto Γ: its Γ modes from its own
+    # (1x1x1) force constants are the primitive dispersion at Γ and the three X points
+    from ase.build import make_supercell
+
+    from defectnet.phonons.host import gamma_frequencies_mev
+    from defectnet.units import UNITS
+
+    P = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
+    conventional = make_supercell(cu_host.atoms, P)
+    got = np.sort(gamma_frequencies_mev(conventional, get_calculator("emt")))
+    q = np.linalg.inv(P).T @ np.eye(3)  # conventional reciprocal vectors in primitive coordinates
+    cu_host.phonon.run_qpoints([[0, 0, 0], *q.T.tolist()])
+    want = np.sort(cu_host.phonon.get_qpoints_dict()["frequencies"].ravel() * UNITS.mev_per_thz)
+    assert np.all(np.abs(got[:3]) < 0.05) and got[3] > 10  # acoustic zeros, then X-point modes
+    assert np.allclose(got, want, atol=0.3)
+
+
 def test_pristine_supercell_has_three_acoustic_zeros(cu_supercell):
     atoms, fc = cu_supercell
     freqs, _ = gamma_modes(fc, atoms.get_masses())

@@ -186,6 +186,26 @@ def compute_pristine(
     return host
 
 
+def gamma_frequencies_mev(atoms: Atoms, calc, displacement_ang: float = 0.01, symprec: float = 1e-4) -> np.ndarray:
+    """Phonon energies at Γ (meV, shape (3 n_atoms,), imaginary as negative) from the cell itself.
+
+    Displacing an atom of the unit cell displaces all its images, so the 1×1×1 force constants
+    are the lattice sums that make up the dynamical matrix at Γ: exact at Γ (in the harmonic
+    limit) at the cost of a few force calls on the small cell, not on a supercell. A cheap
+    necessary condition for dynamical stability (:mod:`defectnet.hosts.checks` screens with it).
+    """
+    from phonopy import Phonopy
+
+    phonon = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P",
+                     symprec=symprec)
+    phonon.generate_displacements(distance=displacement_ang)
+    phonon.forces = compute_forces(phonon.supercells_with_displacements, calc)
+    phonon.produce_force_constants()
+    phonon.symmetrize_force_constants()
+    phonon.run_qpoints([[0.0, 0.0, 0.0]])
+    return np.asarray(phonon.get_qpoints_dict()["frequencies"][0]) * UNITS.mev_per_thz
+
+
 def mesh_modes(host: PristineHost, mesh_length_ang: float):
     """Mode energies (meV), q-point weights and per-element weights on a q-mesh.
 
