@@ -24,7 +24,6 @@ import platform
 import tempfile
 import time
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -33,28 +32,21 @@ import defectnet
 from defectnet.model.checkpoint import model_from_checkpoint, pretrained_path, read_checkpoint
 from defectnet.model.dataset import SplitConfig, load_training_file, with_candidates
 from defectnet.model.evaluate import compute_metrics, predict_arrays
-from defectnet.model.train import TrainConfig, _headline, train
+from defectnet.model.train import _headline, finetune_config, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "host_adaptation.json"
 DATA = "datasets/reference,datasets/textbook"
 KEYS = ("mae_at_pct", "rmse_at_pct", "r2", "f1", "f1_ge1pct", "distractor_mean_at_pct", "coverage_1sigma_true")
 
 
-def finetune_on(data, idx, checkpoint, out_dir, *, epochs: int, lr: float, seed: int):
-    """Fine-tune ``checkpoint`` on samples ``idx`` of ``data`` (a quarter validate); returns the model."""
-    ckpt = read_checkpoint(checkpoint)
-    base = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k in TrainConfig.__dataclass_fields__}
-    split = SplitConfig(seed=seed, ood_fraction=0.0, val_fraction=0.25, test_fraction=0.0)
-    cfg = TrainConfig.from_dict({**base, "arch": ckpt["arch"], "spectrum_mode": ckpt["spectrum_mode"],
-                                 "epochs": epochs, "lr": lr, "patience": 10, "init_from": str(checkpoint),
-                                 "split": asdict(split), "seed": seed, "threads": 1, "max_minutes": 10})
-    return train(data.subset(idx), cfg, out_dir, progress=False, log=lambda s: None).model
+def finetune_on(data, idx, config, out_dir):
+    """Fine-tune by ``config`` (:func:`finetune_config`) on samples ``idx`` of ``data``; returns the model."""
+    return train(data.subset(idx), config, out_dir, progress=False, log=lambda s: None).model
 
 
 def score(model, data, idx, mode):
     P, D = data.spectra(mode)
-    o = predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
-    return o
+    return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
 
 
 def metrics(outs, data, idx):
@@ -83,6 +75,10 @@ def main(argv=None) -> int:
     seen = set(ckpt["data"]["train_hosts"])
     base_model = model_from_checkpoint(ckpt, source=args.model)
     mode = ckpt["spectrum_mode"]
+    # a quarter of each fine-tuning set validates (early stopping); none is tested here
+    split = SplitConfig(seed=args.seed, ood_fraction=0.0, val_fraction=0.25, test_fraction=0.0)
+    config = finetune_config(ckpt, args.model, epochs=args.epochs, lr=args.lr, split=split,
+                             overrides={"seed": args.seed, "threads": 1, "max_minutes": 10})
     data = with_candidates(load_training_file(args.data), "pool", args.seed + 1)
     host_of = np.array([str(data.host_names[i]) for i in data.host_id], dtype=object)
     need = args.test + max(sizes) + max(4, max(sizes) // 4)
@@ -103,8 +99,7 @@ def main(argv=None) -> int:
             row["before"] = metrics([o], data, test)
             for n in sizes:
                 t = time.perf_counter()
-                model = finetune_on(data, pool[:n], args.model, Path(tmp) / f"{h}-{n}", epochs=args.epochs,
-                                    lr=args.lr, seed=args.seed)
+                model = finetune_on(data, pool[:n], config, Path(tmp) / f"{h}-{n}")
                 o = score(model, data, test, mode)
                 outs[n].append(o)
                 row[f"n{n}"] = metrics([o], data, test) | {"seconds": round(time.perf_counter() - t, 1)}
@@ -124,10 +119,10 @@ def main(argv=None) -> int:
         m = total[key]
         print(f"| {label} | {m['mae_at_pct']:.2f} | {m['mae_at_pct'] / total['before']['mae_at_pct']:.2f} | {m['r2']:.2f} "
               f"| {m['f1']:.2f} | {m['f1_ge1pct']:.2f} | {m['distractor_mean_at_pct']:.2f} |")
+    settings = vars(args) | {"model": "shipped" if args.model == str(pretrained_path()) else args.model}
     result = {"benchmark": "host_adaptation", "defectnet_version": defectnet.__version__,
               "machine": platform.processor() or platform.machine(), "model": Path(args.model).name,
-              "data": args.data,
-              "settings": vars(args) | {"model": "shipped" if args.model == str(pretrained_path()) else args.model}, "hosts": hosts, "total": total, "per_host": rows,
+              "data": args.data, "settings": settings, "hosts": hosts, "total": total, "per_host": rows,
               "seconds": round(time.perf_counter() - t0, 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

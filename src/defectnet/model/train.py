@@ -517,6 +517,20 @@ def train_from_files(data_path, config_path=None, out_dir="runs/defectnet", *, o
 FINETUNE_SPLIT = SplitConfig(seed=0, ood_fraction=0.0, val_fraction=0.2, test_fraction=0.2)
 
 
+def finetune_config(ckpt: dict, checkpoint, *, epochs: int = 40, lr: float = 3e-4, freeze=(), split=FINETUNE_SPLIT,
+                    overrides: dict | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` that fine-tunes checkpoint ``ckpt`` (read from path ``checkpoint``).
+
+    Its training settings, architecture and spectrum mode, started from its weights, with a
+    new budget (``epochs``, ``lr``), frozen prefixes, ``split`` and ``overrides`` of any key.
+    """
+    base = {k: v for k, v in (ckpt.get("train_config") or {}).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig.from_dict({
+        **base, "arch": ckpt["arch"], "spectrum_mode": ckpt["spectrum_mode"], "epochs": epochs, "lr": lr,
+        "init_from": str(checkpoint), "freeze": list(freeze), "split": asdict(split),
+        "patience": min(int(base.get("patience", 12)), 10), **(overrides or {})})
+
+
 def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e-4, freeze=(), split=FINETUNE_SPLIT,
              overrides: dict | None = None, progress: bool = True, log=None) -> TrainResult:
     """Fine-tune a trained model on a small labelled set, with a held-out report.
@@ -541,12 +555,7 @@ def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e
     from defectnet.model.dataset import load_training_file
 
     ckpt = read_checkpoint(checkpoint)
-    base = dict(ckpt.get("train_config") or {})
-    base = {k: v for k, v in base.items() if k in TrainConfig.__dataclass_fields__}
-    cfg = {**base, "arch": ckpt["arch"], "spectrum_mode": ckpt["spectrum_mode"], "epochs": epochs, "lr": lr,
-           "init_from": str(checkpoint), "freeze": list(freeze), "split": asdict(split),
-           "patience": min(int(base.get("patience", 12)), 10), **(overrides or {})}
-    config = TrainConfig.from_dict(cfg)
+    config = finetune_config(ckpt, checkpoint, epochs=epochs, lr=lr, freeze=freeze, split=split, overrides=overrides)
     data = load_training_file(data_path)
     result = train(data, config, out_dir, progress=progress, log=log)
     data = with_candidates(data, config.distractors, config.seed + 1)  # the lists the run was tested on
@@ -573,4 +582,5 @@ def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e
     return result
 
 
-__all__ = ["FINETUNE_SPLIT", "TrainConfig", "TrainResult", "calibrate_sigma", "finetune", "train", "train_from_files"]
+__all__ = ["FINETUNE_SPLIT", "TrainConfig", "TrainResult", "calibrate_sigma", "finetune", "finetune_config", "train",
+           "train_from_files"]

@@ -186,22 +186,14 @@ def tier_local(system: DopedSystem, s: TierSettings) -> TierResult:
 
 
 def tier_full(system: DopedSystem, s: TierSettings) -> TierResult:
-    from phonopy import Phonopy
-
-    from defectnet.phonons.host import compute_forces, to_phonopy_atoms
+    from defectnet.phonons.host import displaced_force_constants
 
     t0 = time.perf_counter()
     atoms, info = _relax_positions(system.atoms, system.calc, s)
     t1 = time.perf_counter()
-    ph = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=s.displacement_ang, is_plusminus=s.plusminus)
-    cells = ph.supercells_with_displacements
-    if system.progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="displacements (full)", unit="calc", leave=False)
-    ph.forces = compute_forces(cells, system.calc)
-    ph.produce_force_constants()
+    ph = displaced_force_constants(atoms, system.calc, np.eye(3, dtype=int), displacement_ang=s.displacement_ang,
+                                   plusminus=s.plusminus,
+                                   progress="displacements (full)" if system.progress else None)
     fc = np.array(ph.force_constants)
     restore_sum_rules(fc)
     info.update(force_calls=len(ph.displacements), relax_s=t1 - t0, displace_s=time.perf_counter() - t1)

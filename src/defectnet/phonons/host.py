@@ -124,6 +124,29 @@ def compute_forces(cells, calc) -> np.ndarray:
     return np.array(out)
 
 
+def displaced_force_constants(atoms: Atoms, calc, supercell_matrix, *, displacement_ang: float,
+                              symprec: float = 1e-5, plusminus="auto", progress: str | None = None):
+    """A phonopy ``Phonopy`` of ``atoms`` whose force constants come from finite displacements.
+
+    ``supercell_matrix`` (3, 3) int, ``displacement_ang`` in Å, forces from ``calc``;
+    ``progress`` names a progress bar over the displaced cells (None: no bar). The force
+    constants are produced, not symmetrised: callers choose how to enforce the sum rules.
+    """
+    from phonopy import Phonopy
+
+    phonon = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=supercell_matrix, primitive_matrix="P",
+                     symprec=symprec)
+    phonon.generate_displacements(distance=displacement_ang, is_plusminus=plusminus)
+    cells = phonon.supercells_with_displacements
+    if progress:
+        from tqdm.auto import tqdm
+
+        cells = tqdm(cells, desc=progress, unit="calc", leave=False)
+    phonon.forces = compute_forces(cells, calc)
+    phonon.produce_force_constants()
+    return phonon
+
+
 def compute_pristine(
     atoms: Atoms,
     settings: HostSettings = HostSettings(),
@@ -144,8 +167,6 @@ def compute_pristine(
     grid, resolution, fwhm_mev
         Energy grid and broadening of the returned host PDoS (``resolution`` wins over ``fwhm_mev``).
     """
-    from phonopy import Phonopy
-
     from defectnet.phonons.relax import relax
     from defectnet.spectrum import Spectrum
 
@@ -160,15 +181,8 @@ def compute_pristine(
 
     t0 = time.perf_counter()
     P = _fc_supercell_matrix(primitive, conv_matrix, settings)
-    phonon = Phonopy(to_phonopy_atoms(primitive), supercell_matrix=P, primitive_matrix="P", symprec=settings.symprec)
-    phonon.generate_displacements(distance=settings.displacement_ang)
-    cells = phonon.supercells_with_displacements
-    if progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="host displacements", unit="calc", leave=False)
-    phonon.forces = compute_forces(cells, calc)
-    phonon.produce_force_constants()
+    phonon = displaced_force_constants(primitive, calc, P, displacement_ang=settings.displacement_ang,
+                                       symprec=settings.symprec, progress="host displacements" if progress else None)
     phonon.symmetrize_force_constants()
     timings["force_constants_s"] = time.perf_counter() - t0
     timings["n_displacements"] = len(phonon.displacements)
@@ -194,13 +208,8 @@ def gamma_frequencies_mev(atoms: Atoms, calc, displacement_ang: float = 0.01, sy
     limit) at the cost of a few force calls on the small cell, not on a supercell. A cheap
     necessary condition for dynamical stability (:mod:`defectnet.hosts.checks` screens with it).
     """
-    from phonopy import Phonopy
-
-    phonon = Phonopy(to_phonopy_atoms(atoms), supercell_matrix=np.eye(3, dtype=int), primitive_matrix="P",
-                     symprec=symprec)
-    phonon.generate_displacements(distance=displacement_ang)
-    phonon.forces = compute_forces(phonon.supercells_with_displacements, calc)
-    phonon.produce_force_constants()
+    phonon = displaced_force_constants(atoms, calc, np.eye(3, dtype=int), displacement_ang=displacement_ang,
+                                       symprec=symprec)
     phonon.symmetrize_force_constants()
     phonon.run_qpoints([[0.0, 0.0, 0.0]])
     return np.asarray(phonon.get_qpoints_dict()["frequencies"][0]) * UNITS.mev_per_thz
