@@ -119,7 +119,8 @@ def main(argv=None) -> int:
         m = total[key]
         print(f"| {label} | {m['mae_at_pct']:.2f} | {m['mae_at_pct'] / total['before']['mae_at_pct']:.2f} | {m['r2']:.2f} "
               f"| {m['f1']:.2f} | {m['f1_ge1pct']:.2f} | {m['distractor_mean_at_pct']:.2f} |")
-    settings = vars(args) | {"model": "shipped" if args.model == str(pretrained_path()) else args.model}
+    settings = {k: v for k, v in vars(args).items() if k != "out"}  # no machine path in the result
+    settings["model"] = "shipped" if args.model == str(pretrained_path()) else args.model
     result = {"benchmark": "host_adaptation", "defectnet_version": defectnet.__version__,
               "machine": platform.processor() or platform.machine(), "model": Path(args.model).name,
               "data": args.data, "settings": settings, "hosts": hosts, "total": total, "per_host": rows,

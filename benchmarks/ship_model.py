@@ -99,8 +99,8 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None) -> str:
         "from 2,000. The reference dataset (`examples/generate-reference.yaml`) grows session by session; retrain "
         "with `defectnet train --config configs/pretrained.yaml` and re-ship as it does. Expect errors of the size "
         "in the table above, larger for hosts unlike the training hosts. For a host it was not trained on, "
-        "fine-tune on ~24 simulated spectra of that host (README; `benchmarks/host_adaptation.py`: MAE 1.91 -> "
-        "1.47 at.% over 13 such hosts).",
+        "fine-tune on ~24 simulated spectra of that host (README; `benchmarks/host_adaptation.py`: MAE 2.00 -> "
+        "1.53 at.% over 14 such hosts).",
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "
