@@ -36,6 +36,7 @@ from defectnet.errors import DefectnetError
     ({"hosts": ["Si"], "sampler": {"pools": {"Si": []}}}, "at least one dopant"),
     ({"hosts": ["Si"], "sampler": {"isovalent_ionic": "maybe"}}, "sampler.isovalent_ionic"),
     ({"hosts": ["Si"], "placement_attempts": 0}, "'placement_attempts': must be >= 1"),
+    ({"hosts": {"names": ["Si"], "order": "fastest"}}, "'hosts.order': expected one of listed, cheapest"),
 ])
 def test_config_errors_are_one_line_and_name_the_key(data, fragment):
     with pytest.raises(DefectnetError) as exc:
@@ -65,6 +66,19 @@ def test_host_list_shorthand_splits_names_and_files(emt):
     sel = emt.config(["Si", "GaN-wurtzite", "my/GaAs.cif"]).hosts
     assert sel.names == ("Si", "GaN-wurtzite") and sel.files == ("my/GaAs.cif",)
 
+
+
+def test_cheapest_order_sorts_hosts_by_force_constant_cell_size(emt):
+    from defectnet.data.plan import resolve_hosts
+    from defectnet.phonons.host import HostSettings, fc_cell_atoms
+
+    names = ["GaN", "Si", "CaF2", "MgO"]  # wurtzite, diamond, fluorite, a small rocksalt
+    listed = [h.name for h in resolve_hosts(emt.config({"names": names}).hosts)]
+    hosts = resolve_hosts(emt.config({"names": names, "order": "cheapest"}).hosts)
+    sizes = [fc_cell_atoms(h.atoms, HostSettings()) for h in hosts]
+    assert listed == names and sorted(h.name for h in hosts) == sorted(names)
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert hosts[0].name == "Si" and sizes[0] == 64  # 2×2×2 conventional cells of 8 atoms
 
 
 def test_every_example_generation_config_is_valid():

@@ -562,7 +562,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
     from defectnet.data.store import Store
 
     t0 = time.perf_counter()
-    hosts = resolve_hosts(config.hosts)  # config errors before anything starts
+    hosts = resolve_hosts(config.hosts, config.host)  # config errors before anything starts
     summary = GenerateSummary(store=str(out), workers="-", wall_s=0.0)
     with Store(out, "w") as store:
         _check_store_config(store, config)

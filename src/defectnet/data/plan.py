@@ -44,8 +44,13 @@ class HostInput:
         return _fractions(self.atoms.get_chemical_symbols())
 
 
-def resolve_hosts(sel: HostSelection) -> list[HostInput]:
-    """The hosts a selection names, in a stable order (library hosts via :mod:`defectnet.hosts`)."""
+def resolve_hosts(sel: HostSelection, host_settings=None) -> list[HostInput]:
+    """The hosts a selection names, in a stable order (library hosts via :mod:`defectnet.hosts`).
+
+    With ``sel.order == "cheapest"`` they are sorted by the size of their force-constant
+    cell under ``host_settings`` (:class:`~defectnet.phonons.host.HostSettings`, default
+    settings if None), ties in the listed order.
+    """
     out: dict[str, HostInput] = {}
 
     def add(h: HostInput):
@@ -74,6 +79,12 @@ def resolve_hosts(sel: HostSelection) -> list[HostInput]:
         add(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal"), "user", "inline"))
     excluded = {n.lower() for n in sel.exclude} | {n.lower() for n in hosts_in_training_files(sel.exclude_from)}
     hosts = [h for h in out.values() if h.name.lower() not in excluded]
+    if sel.order == "cheapest":
+        from defectnet.phonons.host import HostSettings, fc_cell_atoms
+
+        settings = host_settings or HostSettings()
+        cost = {h.name: fc_cell_atoms(h.atoms, settings) for h in hosts}
+        hosts.sort(key=lambda h: (cost[h.name], len(h.atoms)))
     if sel.max_hosts is not None:
         hosts = hosts[: sel.max_hosts]
     if not hosts:

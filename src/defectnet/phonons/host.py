@@ -114,6 +114,17 @@ def _fc_supercell_matrix(primitive: Atoms, conv_matrix: np.ndarray, s: HostSetti
     return supercell_for_width(primitive, s.fc_min_width_ang, max_atoms=s.fc_max_atoms)
 
 
+def fc_cell_atoms(atoms: Atoms, settings: HostSettings = HostSettings()) -> int:
+    """Atoms in the force-constant supercell :func:`compute_pristine` would use for ``atoms``.
+
+    No force call: it sets the cost of a host's phonons and of each of its patches, so a
+    generation run can take the cheapest hosts first.
+    """
+    primitive, conv_matrix = standardize_primitive(atoms, settings.symprec)
+    P = _fc_supercell_matrix(primitive, conv_matrix, settings)
+    return len(primitive) * round(abs(np.linalg.det(P)))
+
+
 def compute_forces(cells, calc) -> np.ndarray:
     """Forces (eV/Å) on each of a sequence of ASE/phonopy cells, shape (n_cells, n_atoms, 3)."""
     out = []
