@@ -366,9 +366,7 @@ def _parse_hosts(key, v) -> HostSelection:
         elif k == "structures":
             out[k] = _parse_structures(kk, val)
         elif k == "order":
-            out[k] = to_str(kk, val)
-            if out[k] not in HOST_ORDERS:
-                raise key_error(kk, f"expected one of {', '.join(HOST_ORDERS)}, got {out[k]!r}")
+            out[k] = _parse_choice(HOST_ORDERS)(kk, to_str(kk, val))
     sel = HostSelection(**out)
     if sel.is_empty():
         raise key_error(key, "names no host; give names, a filter, all: true, files or structures")
