@@ -47,6 +47,21 @@ def test_hand_computed_case():
     assert "B" in m["per_element"] and m["per_element"]["Be"]["n_true"] == 0
 
 
+def test_grouped_breakdown_is_each_groups_own_metrics():
+    pred = np.array([[0.04, 0.0005, 0.002, 0.0], [0.0, 0.0, 0.0, 0.03]])
+    m = compute_metrics(pred, TRUE, CAND, groups={"host": ["A", "B"]})
+    a, b = m["by_host"]["A"], m["by_host"]["B"]
+    assert a["n_samples"] == b["n_samples"] == 1 and (a["n"], b["n"]) == (3, 2)
+    assert a["mae_at_pct"] == pytest.approx(100 * np.mean([0.01, 0.0045, 0.002]))
+    assert b["mae_at_pct"] == pytest.approx(100 * np.mean([0.0, 0.01]))
+    # A: one TP, one FN (0.05 at.%), one FP distractor; B: one TP, its distractor at 0.
+    assert a["f1"] == pytest.approx(0.5) and b["f1"] == 1.0 and a["f1_ge1pct"] == pytest.approx(2 / 3)
+    assert a["distractor_mean_at_pct"] == pytest.approx(0.2) and b["distractor_mean_at_pct"] == 0.0
+    # one group holding every sample reproduces the overall numbers
+    whole = compute_metrics(pred, TRUE, CAND, groups={"family": ["x", "x"]})["by_family"]["x"]
+    assert whole["mae_at_pct"] == pytest.approx(m["mae_at_pct"]) and whole["f1"] == pytest.approx(m["detection"]["f1"])
+
+
 def test_threshold_is_inclusive_and_configurable():
     pred = np.where(CAND, 0.001, 0.0)
     m = compute_metrics(pred, TRUE, CAND)

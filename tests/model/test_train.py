@@ -217,7 +217,7 @@ def test_training_file_round_trip(data, tmp_path):
         load_training_file(tmp_path / "missing.h5")
 
 
-def test_train_and_evaluate_commands_in_process(data, tmp_path):
+def test_train_and_evaluate_commands_in_process(data, tmp_path, capsys):
     from defectnet.model.commands import Evaluate, Train
 
     f = write_training_file(data, tmp_path / "d.npz")
@@ -230,6 +230,8 @@ def test_train_and_evaluate_commands_in_process(data, tmp_path):
         assert cmd.run(p.parse_args(argv)) == 0
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert m["split"] == "ood" and m["n_samples"] > 0
+    table = capsys.readouterr().out.split("family")[-1].splitlines()  # the per-family table
+    assert table[1].split()[:2] == ["?", str(m["n_samples"])]
     assert set(m["hosts"]) == set(json.loads((tmp_path / "run" / "split.json").read_text())["ood_hosts"])
     for png in ("parity", "fig4_quartiles", "per_element", "breakdown", "distractors", "calibration"):
         assert (tmp_path / "eval" / f"{png}.png").stat().st_size > 1000
@@ -373,5 +375,8 @@ def test_evaluate_restricted_to_sample_ids(data, trained, tmp_path):
     some = data.sample_id[::3]
     part = evaluate(trained.out_dir / "model.pt", path, split="all", plots=False, sample_ids=some.tolist())
     assert part["n_samples"] == len(np.unique(some)) < every["n_samples"]
+    # per-host and per-family breakdowns cover the evaluated samples (synthetic hosts are not library hosts)
+    assert sum(v["n_samples"] for v in every["by_host"].values()) == every["n_samples"]
+    assert set(every["by_host"]) == set(every["hosts"]) and set(every["by_family"]) == {"?"}
     with pytest.raises(DefectnetError, match="empty"):
         evaluate(trained.out_dir / "model.pt", path, split="all", plots=False, sample_ids=[-1])

@@ -72,7 +72,10 @@ class Evaluate(Command):
         summary["f1_ge1pct"] = m["detection_ge1pct"]["f1"]
         summary.update(m.get("calibration", {}))
         print(json.dumps(summary, indent=2, default=float))
-        print(f"wrote {args.out}/metrics.json and figures")
+        print(f"{'family':20s} {'samples':>7s} {'MAE at.%':>8s} {'F1':>5s}")
+        for fam, g in sorted(m["by_family"].items(), key=lambda kv: -kv[1]["n_samples"]):
+            print(f"{fam:20s} {g['n_samples']:7d} {g['mae_at_pct']:8.3f} {g['f1']:5.2f}")
+        print(f"wrote {args.out}/metrics.json (per host: by_host) and figures")
         return 0
 
 

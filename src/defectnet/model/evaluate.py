@@ -15,6 +15,9 @@ Conventions (every metric below is computed by :func:`compute_metrics`):
 * ``calibration``: share of true dopants whose |error| ≤ kσ (k = 1, 2; ideal 0.683 and
   0.954 for Gaussian errors), the same over all candidate entries, and for presence
   probabilities the Brier score and expected calibration error (10 bins).
+* ``by_host``, ``by_family`` (from :func:`evaluate_checkpoint`; any ``groups`` given to
+  :func:`compute_metrics`): the headline errors, F1 and distractor mean per host and per
+  host prototype, so the hosts and structure families a model does not know stand out.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def _errors(pred, true) -> dict:
 
 
 def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopants=None, vocabulary=None,
-                    threshold: float = DETECTION_THRESHOLD) -> dict:
+                    groups=None, threshold: float = DETECTION_THRESHOLD) -> dict:
     """All metrics of predictions ``pred`` against ``true`` (both (n, V) atomic fractions).
 
     Parameters
@@ -82,6 +85,10 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
         Dopant count per sample (for the breakdown; default: count of true > 0).
     vocabulary : sequence of str, optional
         Element names of the V columns (per-element and per-mass breakdowns).
+    groups : dict of str to array (n,), optional
+        Sample labels per breakdown, e.g. ``{"host": names}``: gives ``m["by_host"][name]``
+        with the errors over candidate entries, ``n_samples``, ``f1``, ``f1_ge1pct`` and
+        ``distractor_mean_at_pct`` of that group's samples.
     threshold : float
         Detection threshold, atomic fraction.
 
@@ -123,6 +130,17 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
         m["by_n_dopants"][str(int(k))] = {**_errors(pred[sub], true[sub]), "n_samples": int(rows.sum()),
                                           "f1": _prf(detected & rows[:, None], is_true & rows[:, None],
                                                      is_distractor & rows[:, None])["f1"]}
+    for key, labels in (groups or {}).items():
+        labels = np.asarray(labels, dtype=str)
+        m[f"by_{key}"] = {}
+        for g in np.unique(labels):
+            rows = (labels == g)[:, None]
+            dg = is_distractor & rows
+            m[f"by_{key}"][str(g)] = {
+                **_errors(pred[cand & rows], true[cand & rows]), "n_samples": int(rows.sum()),
+                "f1": _prf(detected & rows, is_true & rows, dg)["f1"],
+                "f1_ge1pct": _prf(detected & rows, is_true & rows & (true >= 0.01), dg)["f1"],
+                "distractor_mean_at_pct": float(100 * pred[dg].mean()) if dg.any() else float("nan")}
     if vocabulary is not None:
         masses = np.array([mass_amu(el) for el in vocabulary])
         m["per_element"] = {}
@@ -368,7 +386,8 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     probabilistic = ckpt["arch"] != "paper"
     metrics = compute_metrics(res["concentration"], sub.targets, sub.candidates, sigma=res["sigma"],
                               presence=res["presence"] if probabilistic else None,
-                              n_dopants=sub.n_dopants, vocabulary=sub.vocabulary)
+                              n_dopants=sub.n_dopants, vocabulary=sub.vocabulary,
+                              groups={"host": names, "family": _families(names)})
     metrics.update({"split": split, "arch": ckpt["arch"], "checkpoint": str(checkpoint), "data": str(data_path),
                     "hosts": sub.hosts_of(), "inference_spectra_per_s": len(sub) / max(seconds, 1e-9)})
     if out_dir is not None:
@@ -381,3 +400,17 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
                        presence=res["presence"] if probabilistic else None,
                        n_dopants=sub.n_dopants, vocabulary=sub.vocabulary, title=f"{ckpt['arch']} ({split})")
     return metrics
+
+
+def _families(hosts) -> np.ndarray:
+    """The library prototype of each host name (``"?"`` for one outside the library, e.g. a user's CIF)."""
+    from defectnet.errors import DefectnetError
+    from defectnet.hosts.library import get_library
+
+    lib, fam = get_library(), {}
+    for h in set(hosts):
+        try:
+            fam[h] = lib.get(h).prototype or "?"
+        except DefectnetError:
+            fam[h] = "?"
+    return np.array([fam[h] for h in hosts], dtype=object)
