@@ -209,3 +209,26 @@ def test_a_dopant_without_a_stable_position_gives_a_clear_error():
     with pytest.raises(UnstablePatch, match="N on site 0 of Al") as err:
         get_patch(al, 0, "N", get_calculator("emt"), TierSettings(cutoff_ang=2.6))
     assert isinstance(err.value, DefectnetError)  # the CLI prints it on one line
+
+
+def test_lattice_index_finds_sites_across_the_boundary_and_refuses_off_site_positions():
+    from ase.build import make_supercell
+
+    from defectnet.errors import DefectnetError
+    from defectnet.phonons.patches import LatticeIndex
+
+    # rutile-like: a tetragonal cell with an internal parameter, so sites fall at arbitrary fractions
+    a, c, u = 4.6, 3.0, 0.3053
+    cell = np.diag([a, a, c])
+    frac = np.array([[0, 0, 0], [0.5, 0.5, 0.5], [u, u, 0], [-u, -u, 0], [0.5 + u, 0.5 - u, 0.5], [0.5 - u, 0.5 + u, 0.5]])
+    from ase import Atoms
+
+    # 4 cells along a: u/4 of the supercell is 1526.5/20000, half-way between grid points of a rounding lookup
+    sc = make_supercell(Atoms("Ti2O4", scaled_positions=frac % 1, cell=cell, pbc=True), np.diag([4, 4, 5]))
+    look = LatticeIndex(sc)
+    rng = np.random.default_rng(0)
+    shift = sc.cell.array.T @ rng.integers(-2, 3, size=(3, len(sc)))  # whole lattice vectors away
+    noisy = sc.positions + shift.T + rng.normal(scale=1e-5, size=sc.positions.shape)  # float noise either way
+    assert np.array_equal(look(noisy), np.arange(len(sc)))
+    with pytest.raises(DefectnetError, match="does not fall on a supercell lattice site"):
+        look(sc.positions[:3] + [0.05, 0.0, 0.0])

@@ -277,27 +277,36 @@ def _cheapest_columns(atoms: Atoms, cluster, calc, settings, progress):
 
 
 class LatticeIndex:
-    """Find the atom of an unrelaxed supercell at a given position (periodic), fast."""
+    """Find the atom of an unrelaxed supercell at a given position (periodic), fast.
 
-    def __init__(self, atoms: Atoms, resolution: int = 20000):
-        self.inv = np.linalg.inv(atoms.cell.array)
-        self.k = resolution
-        keys = self._keys(atoms.positions)
-        self.table = {tuple(k): i for i, k in enumerate(keys)}
-        if len(self.table) != len(atoms):
-            raise ValueError("supercell atoms coincide at the lookup resolution")
+    A k-d tree on fractional coordinates (periodic box), then a Cartesian check: a position
+    counts as a site within ``tol_ang``. (Rounding the coordinates to a grid instead fails for
+    sites that sit on a rounding boundary — rutile's did — whatever the grid.)
+    """
 
-    def _keys(self, positions):
-        frac = positions @ self.inv
-        return np.mod(np.rint(frac * self.k).astype(np.int64), self.k)
+    def __init__(self, atoms: Atoms, tol_ang: float = 1e-3):
+        from scipy.spatial import cKDTree
+
+        self.cell = atoms.cell.array
+        self.inv = np.linalg.inv(self.cell)
+        self.frac = self._wrap(atoms.positions)
+        self.tree = cKDTree(self.frac, boxsize=1.0)
+        self.tol = tol_ang
+
+    def _wrap(self, positions) -> np.ndarray:
+        f = np.mod(np.asarray(positions, float) @ self.inv, 1.0)
+        return np.where(f >= 1.0, 0.0, f)  # mod of -1e-17 is 1.0, outside the tree's box
 
     def __call__(self, positions) -> np.ndarray:
-        try:
-            return np.array([self.table[tuple(k)] for k in self._keys(positions)])
-        except KeyError:
+        frac = self._wrap(positions)
+        _, idx = self.tree.query(frac)
+        d = frac - self.frac[idx]
+        d -= np.rint(d)
+        if np.linalg.norm(d @ self.cell, axis=1).max(initial=0.0) > self.tol:
             from defectnet.errors import DefectnetError
 
-            raise DefectnetError("a patch atom does not fall on a supercell lattice site") from None
+            raise DefectnetError("a patch atom does not fall on a supercell lattice site")
+        return idx
 
 
 def apply_patches(fc: np.ndarray, atoms: Atoms, dopants, site_of, patches: dict) -> np.ndarray:
