@@ -107,6 +107,19 @@ def test_early_stopping(data, baby, tmp_path):
     assert res.metrics["stopped"].startswith("early stop")
 
 
+def test_monitoring_the_held_out_hosts_selects_their_best_epoch(data, baby, tmp_path):
+    cfg = replace(baby, epochs=4, patience=4, monitor_split="val_ood", split=replace(baby.split, calib_host_fraction=0.3))
+    res = train(data, cfg, tmp_path, progress=False, log=lambda s: None)
+    hist = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    held, val = [r["val_ood_loss"] for r in hist], [r["val_loss"] for r in hist]
+    assert res.metrics["best_epoch"] == 1 + int(np.argmin(held))  # chosen on the held-out hosts...
+    assert all(np.isfinite(val))  # ...with the training hosts' validation still logged
+    with pytest.raises(DefectnetError, match="monitor_split: val_ood needs calibration hosts"):
+        train(data, replace(baby, monitor_split="val_ood"), tmp_path / "none", progress=False, log=lambda s: None)
+    with pytest.raises(DefectnetError, match="monitor_split must be"):
+        replace(baby, monitor_split="test_ood")
+
+
 def test_config_rejects_unknown_keys(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("arch: defectnet\nepoch: 3\n")

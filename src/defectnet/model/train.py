@@ -64,6 +64,12 @@ class TrainConfig:
     monitor : {'loss', 'mae'}
         What selects the best epoch and drives early stopping: the model's own validation
         loss, or the validation concentration MAE.
+    monitor_split : {'val', 'val_ood'}
+        Where it is measured: validation samples of the training hosts, or the calibration
+        hosts held out whole (``split.calib_host_fraction`` / ``calib_hosts``), which selects
+        the epoch that generalises best to hosts never seen rather than the one that fits
+        the training hosts best; the OOD test hosts stay untouched either way. The other
+        one is logged too (``val_ood_*`` in ``metrics.jsonl``) whenever there are such hosts.
     seed : int
         Seeds torch and the numpy Generator that shuffles and augments.
     max_minutes : float
@@ -101,6 +107,7 @@ class TrainConfig:
     schedule: str = "cosine"
     patience: int = 12
     monitor: str = "loss"
+    monitor_split: str = "val"
     seed: int = 0
     max_minutes: float = 30.0
     threads: int = 2
@@ -114,6 +121,8 @@ class TrainConfig:
         object.__setattr__(self, "freeze", tuple(self.freeze))
         if self.monitor not in ("loss", "mae"):
             raise DefectnetError(f"monitor must be 'loss' or 'mae', got {self.monitor!r}")
+        if self.monitor_split not in ("val", "val_ood"):
+            raise DefectnetError(f"monitor_split must be 'val' or 'val_ood', got {self.monitor_split!r}")
         if self.optimizer not in ("adam", "adamw") or self.schedule not in ("cosine", "constant"):
             raise DefectnetError(f"optimizer must be adam|adamw and schedule cosine|constant, got "
                                  f"{self.optimizer!r}, {self.schedule!r}")
@@ -306,6 +315,8 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     if len(split.train) == 0 or len(split.val) == 0:
         raise DefectnetError(f"the split leaves {len(split.train)} training and {len(split.val)} validation samples; "
                              "give more data or smaller val/test fractions")
+    if config.monitor_split == "val_ood" and len(split.val_ood) == 0:
+        raise DefectnetError("monitor_split: val_ood needs calibration hosts (split.calib_hosts or calib_host_fraction)")
     tensors = _tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
     mcfg = ModelConfig.from_dict({**config.model, "arch": config.arch, "n_bins": data.grid.n_bins,
@@ -382,11 +393,14 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
             bar.set_postfix(loss=f"{running / seen:.4f}")
         bar.close()
         val = _validate(model, tensors, split.val)
+        held = _validate(model, tensors, split.val_ood) if len(split.val_ood) else {}
         elapsed = elapsed0 + time.perf_counter() - t0
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": running / max(seen, 1),
-                  **{f"val_{k}": v for k, v in val.items()}, "elapsed_s": elapsed}
+                  **{f"val_{k}": v for k, v in val.items()}, **{f"val_ood_{k}": v for k, v in held.items()},
+                  "elapsed_s": elapsed}
         history.append(record)
-        score = val["loss"] if config.monitor == "loss" else val["mae_at_pct"]
+        watched = held if config.monitor_split == "val_ood" else val
+        score = watched["loss"] if config.monitor == "loss" else watched["mae_at_pct"]
         improved = score < best - 1e-6
         if improved:
             best, best_epoch, bad = score, epoch, 0
@@ -406,7 +420,9 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         log(f"epoch {epoch + 1:3d}  train {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
-            f"MAE {val['mae_at_pct']:.4f} at.%  F1 {val['f1']:.3f}  {elapsed:6.0f} s" + ("  *" if improved else ""))
+            f"MAE {val['mae_at_pct']:.4f} at.%  F1 {val['f1']:.3f}"
+            + (f"  held-out hosts loss {held['loss']:.4f} MAE {held['mae_at_pct']:.4f}" if held else "")
+            + f"  {elapsed:6.0f} s" + ("  *" if improved else ""))
         if stopped:
             log(stopped)
             break
