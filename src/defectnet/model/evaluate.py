@@ -88,7 +88,7 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
     groups : dict of str to array (n,), optional
         Sample labels per breakdown, e.g. ``{"host": names}``: gives ``m["by_host"][name]``
         with the errors over candidate entries, ``n_samples``, ``f1``, ``f1_ge1pct`` and
-        ``distractor_mean_at_pct`` of that group's samples.
+        ``distractor_mean_at_pct`` of that group's samples; ``by_n_dopants`` is always one.
     threshold : float
         Detection threshold, atomic fraction.
 
@@ -123,14 +123,8 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
         m["by_decade"][name] = {**_errors(pred[sel], true[sel]),
                                 "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
     nd = np.asarray(n_dopants) if n_dopants is not None else is_true.sum(1)
-    m["by_n_dopants"] = {}
-    for k in np.unique(nd):
-        rows = nd == k
-        sub = cand & rows[:, None]
-        m["by_n_dopants"][str(int(k))] = {**_errors(pred[sub], true[sub]), "n_samples": int(rows.sum()),
-                                          "f1": _prf(detected & rows[:, None], is_true & rows[:, None],
-                                                     is_distractor & rows[:, None])["f1"]}
-    for key, labels in (groups or {}).items():
+    groups = {"n_dopants": nd.astype(int), **(groups or {})}
+    for key, labels in groups.items():
         labels = np.asarray(labels, dtype=str)
         m[f"by_{key}"] = {}
         for g in np.unique(labels):
