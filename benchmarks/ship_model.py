@@ -27,7 +27,27 @@ def _fmt(m: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
     return "–" if v is None else f"{scale * v:.{digits}f}"
 
 
-def card(ckpt: dict, results: dict | None, extra: dict | None = None) -> str:
+def family_section(metrics: dict, label: str) -> list[str]:
+    """Model-card lines: one row per host family (library prototype) of a ``defectnet evaluate``
+    metrics.json, largest first, so the card shows where the model transfers and where not."""
+    fam = metrics.get("by_family") or {}
+    if not fam:
+        return []
+    from defectnet.model.train import _headline
+
+    hosts, head = metrics.get("by_host") or {}, _headline(metrics)
+    lines = ["", f"## Hosts never seen in training, by family ({label})", "",
+             f"{metrics.get('n_samples')} samples of {len(hosts)} hosts: MAE {_fmt(head, 'mae_at_pct')} at.%, "
+             f"F1 {_fmt(head, 'f1', digits=2)}, distractor mean {_fmt(head, 'distractor_mean_at_pct')} at.%, "
+             f"1σ coverage of true dopants {_fmt(head, 'coverage_1sigma_true', digits=2)} (nominal 0.68).", "",
+             "| family | samples | MAE | F1 | F1 (≥1 at.%) | distractor mean |", "|---|---|---|---|---|---|"]
+    for name, m in sorted(fam.items(), key=lambda kv: -kv[1]["n_samples"]):
+        lines.append(f"| {name} | {m['n_samples']} | {_fmt(m, 'mae_at_pct')} | {_fmt(m, 'f1', digits=2)} | "
+                     f"{_fmt(m, 'f1_ge1pct', digits=2)} | {_fmt(m, 'distractor_mean_at_pct')} |")
+    return lines
+
+
+def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: tuple | None = None) -> str:
     data, tc, metrics = ckpt["data"], ckpt["train_config"], ckpt["metrics"]
     pot = data.get("potential", "")
     try:
@@ -90,6 +110,8 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None) -> str:
                   "| model | ID MAE | OOD MAE | OOD F1 |", "|---|---|---|---|"]
         for name, e in results["models"].items():
             lines.append(f"| {name} | {e['id']['mae_at_pct']:.3f} | {e['ood']['mae_at_pct']:.3f} | {e['ood']['f1']:.3f} |")
+    if families:
+        lines += family_section(*families)
     lines += [
         "",
         "## Known limits",
@@ -153,6 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=None, help="benchmarks/results/accuracy.json of the same run")
     ap.add_argument("--eval", action="append", default=[], metavar="LABEL=METRICS_JSON",
                     help="a further metrics row: `defectnet evaluate`'s metrics.json on other data (repeatable)")
+    ap.add_argument("--families", default=None, metavar="LABEL=METRICS_JSON",
+                    help="a per-family table: `defectnet evaluate --split ood` metrics.json on hosts never seen")
     args = ap.parse_args(argv)
 
     from defectnet.model.checkpoint import PRETRAINED_FILE, load_model, read_checkpoint
@@ -177,7 +201,11 @@ def main(argv=None) -> int:
     for item in args.eval:
         label, _, path = item.partition("=")
         extra[label] = json.loads(Path(path).read_text())
-    (DEST / "MODEL_CARD.md").write_text(card(ckpt, results, extra) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
+    families = None
+    if args.families:
+        label, _, path = args.families.partition("=")
+        families = (json.loads(Path(path).read_text()), label)
+    (DEST / "MODEL_CARD.md").write_text(card(ckpt, results, extra, families) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
     size = (DEST / PRETRAINED_FILE).stat().st_size / 1e6
     print(f"shipped {DEST / PRETRAINED_FILE} ({size:.2f} MB) and MODEL_CARD.md")
     return 0
