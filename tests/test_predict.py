@@ -88,6 +88,19 @@ def test_training_hosts_are_recognised_by_name_or_composition():
     assert "likely too small" in _calibration_note(old, "GaP", None)
 
 
+def test_a_host_of_a_family_with_no_training_host_is_flagged():
+    from types import SimpleNamespace
+
+    from defectnet.predict import family_note
+
+    m = SimpleNamespace(meta={"data": {"train_hosts": ["GaAs", "NaCl"]}})
+    note = family_note(m, "ZnO")
+    assert note.startswith("ZnO is a wurtzite, a structure family with no training host (rocksalt, zincblende)")
+    assert family_note(m, "InP") is None  # a zincblende, like GaAs
+    assert family_note(m, "my_crystal.cif") is None  # outside the library: family unknown
+    assert family_note(SimpleNamespace(meta={"data": {}}), "ZnO") is None
+
+
 def test_same_answer_in_any_unit_and_grid(model_path, spectra, tmp_path):
     p, d, pf, df = spectra
     ref = predict_defects("Si", df, pristine=pf, candidates=("B", "Ge"), model=model_path)

@@ -272,6 +272,8 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     candidates = _candidates(atoms, config, model.vocabulary)
     seen = host_in_training(model, name, composition)
     notes.append(_calibration_note(model, name, seen))
+    if seen is not True and (note := family_note(model, name)):
+        notes.append(note)
     with host_calibration(model, seen=seen is not False):
         res = model.predict(p.values, d.values, composition, list(candidates))
     rows = []
@@ -299,6 +301,24 @@ def host_in_training(model, name: str, composition: dict) -> bool | None:
         return None
     els = set(composition)
     return any(set(c) == els and all(abs(c[e] - composition[e]) <= 1e-3 for e in els) for c in comps)
+
+
+def family_note(model, name: str) -> str | None:
+    """A warning when host ``name``'s structure family (library prototype) has no training host.
+
+    Errors grow and ±1σ under-covers on such hosts (the model card's per-family table);
+    None when the family is shared or either side is unknown (a host outside the library)."""
+    from defectnet.model.evaluate import _families
+
+    train = [h for h in (model.meta.get("data") or {}).get("train_hosts") or ()]
+    if not train:
+        return None
+    family, *train_families = _families([name, *train])
+    known = set(train_families) - {"?"}
+    if family == "?" or not known or family in known:
+        return None
+    return (f"{name} is a {family}, a structure family with no training host ({', '.join(sorted(known))}): "
+            f"expect larger errors than the model card's test rows, and a ±1σ that covers less than 68 %")
 
 
 def _calibration_note(model, name: str, seen: bool | None) -> str:
