@@ -308,12 +308,12 @@ def family_note(model, name: str) -> str | None:
 
     Errors grow and ±1σ under-covers on such hosts (the model card's per-family table);
     None when the family is shared or either side is unknown (a host outside the library)."""
-    from defectnet.model.evaluate import _families
+    from defectnet.model.evaluate import host_families
 
-    train = [h for h in (model.meta.get("data") or {}).get("train_hosts") or ()]
+    train = list((model.meta.get("data") or {}).get("train_hosts") or ())
     if not train:
         return None
-    family, *train_families = _families([name, *train])
+    family, *train_families = host_families([name, *train])
     known = set(train_families) - {"?"}
     if family == "?" or not known or family in known:
         return None

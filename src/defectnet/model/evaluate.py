@@ -381,7 +381,7 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     metrics = compute_metrics(res["concentration"], sub.targets, sub.candidates, sigma=res["sigma"],
                               presence=res["presence"] if probabilistic else None,
                               n_dopants=sub.n_dopants, vocabulary=sub.vocabulary,
-                              groups={"host": names, "family": _families(names)})
+                              groups={"host": names, "family": host_families(names)})
     metrics.update({"split": split, "arch": ckpt["arch"], "checkpoint": str(checkpoint), "data": str(data_path),
                     "hosts": sub.hosts_of(), "inference_spectra_per_s": len(sub) / max(seconds, 1e-9)})
     if out_dir is not None:
@@ -396,7 +396,7 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     return metrics
 
 
-def _families(hosts) -> np.ndarray:
+def host_families(hosts) -> np.ndarray:
     """The library prototype of each host name (``"?"`` for one outside the library, e.g. a user's CIF)."""
     from defectnet.errors import DefectnetError
     from defectnet.hosts.library import get_library
