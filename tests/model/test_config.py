@@ -17,3 +17,12 @@ def test_config_round_trips_through_its_dict_and_rejects_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(DefectnetError, match="epoch"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_every_shipped_training_config_is_valid():
+    from pathlib import Path
+
+    paths = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(paths) >= 3
+    for path in paths:
+        assert TrainConfig.from_yaml(path).epochs >= 1, path
