@@ -169,6 +169,12 @@ def bundled_example(model_path: Path) -> str:
             f"`examples/gaas-si-zn`): this model {', '.join(parts) or 'reports nothing'}.")
 
 
+def _labelled_metrics(item: str) -> tuple[str, dict]:
+    """``LABEL=METRICS_JSON`` → (label, the metrics dict)."""
+    label, _, path = item.partition("=")
+    return label, json.loads(Path(path).read_text())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
@@ -197,14 +203,8 @@ def main(argv=None) -> int:
         tc["init_from"] = Path(tc["init_from"]).name
     torch.save(ckpt, DEST / PRETRAINED_FILE)
     load_model(DEST / PRETRAINED_FILE)
-    extra = {}
-    for item in args.eval:
-        label, _, path = item.partition("=")
-        extra[label] = json.loads(Path(path).read_text())
-    families = None
-    if args.families:
-        label, _, path = args.families.partition("=")
-        families = (json.loads(Path(path).read_text()), label)
+    extra = dict(_labelled_metrics(item) for item in args.eval)
+    families = _labelled_metrics(args.families)[::-1] if args.families else None
     (DEST / "MODEL_CARD.md").write_text(card(ckpt, results, extra, families) + bundled_example(DEST / PRETRAINED_FILE) + "\n")
     size = (DEST / PRETRAINED_FILE).stat().st_size / 1e6
     print(f"shipped {DEST / PRETRAINED_FILE} ({size:.2f} MB) and MODEL_CARD.md")
