@@ -47,6 +47,24 @@ def test_hand_computed_case():
     assert "B" in m["per_element"] and m["per_element"]["Be"]["n_true"] == 0
 
 
+def test_reference_scores_are_what_knowing_nothing_gets():
+    # 3 of the 5 candidates are true: calling all present gives precision 3/5, recall 1.
+    m = compute_metrics(TRUE, TRUE, CAND)
+    assert m["reference"]["f1_all_present"] == pytest.approx(2 * 0.6 / 1.6)
+    assert m["reference"]["mae_zero_at_pct"] == pytest.approx(100 * (0.05 + 0.005 + 0.02) / 5)
+    everything = compute_metrics(np.where(CAND, 0.01, 0.0), TRUE, CAND)
+    assert everything["detection"]["f1"] == pytest.approx(m["reference"]["f1_all_present"])
+    assert compute_metrics(np.zeros_like(TRUE), TRUE, CAND)["mae_at_pct"] == pytest.approx(m["reference"]["mae_zero_at_pct"])
+
+
+def test_detection_auc_ranks_true_dopants_over_distractors():
+    assert compute_metrics(TRUE, TRUE, CAND)["detection"]["auc"] == 1.0
+    assert compute_metrics(np.where(CAND, 0.01, 0.0), TRUE, CAND)["detection"]["auc"] == 0.5  # all tied
+    # one distractor (0.3 at.%) outranks the 0.2 at.% dopant: 5 of the 6 (true, distractor) pairs are in order
+    pred = np.array([[0.04, 0.002, 0.003, 0.0], [0.0, 0.0, 0.0, 0.03]])
+    assert compute_metrics(pred, TRUE, CAND)["detection"]["auc"] == pytest.approx(5 / 6)
+
+
 def test_grouped_breakdown_is_each_groups_own_metrics():
     pred = np.array([[0.04, 0.0005, 0.002, 0.0], [0.0, 0.0, 0.0, 0.03]])
     m = compute_metrics(pred, TRUE, CAND, groups={"host": ["A", "B"]})

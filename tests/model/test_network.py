@@ -51,6 +51,25 @@ def test_shapes_and_hard_mask(data, arch):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_magnitude_anchor_scales_concentrations_with_the_signature(data):
+    model = _model(magnitude_anchor=True)
+    with torch.no_grad():  # a head that adds nothing: every candidate present, ln c = ln‖Δq‖₁ + a
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([20.0, 0.0, -5.0]))
+        model.anchor_offset.fill_(-4.0)  # c ≪ 1, where the smooth cap at c = 1 is inactive
+    pristine, doped, comp, cand = _inputs(data)
+    with torch.no_grad():
+        full = model(pristine, doped, comp, cand)["concentration"]
+        half = model(pristine, 0.5 * (pristine + doped), comp, cand)["concentration"]  # Δq halved
+    p, q = model.probabilities(pristine), model.probabilities(doped)
+    expected = (q - p).abs().mean(-1) * torch.exp(model.anchor_offset.detach())  # (B,) ‖Δq‖₁ e^a
+    mask = torch.from_numpy(data.candidates)
+    assert torch.allclose(full, torch.where(mask, expected[:, None], torch.zeros_like(full)), rtol=0.05)
+    ratio = half[mask] / full[mask]
+    assert torch.allclose(ratio, torch.full_like(ratio, 0.5), rtol=0.03)
+    assert not hasattr(_model(), "anchor_offset")  # off by default: older checkpoints load unchanged
+
+
 def test_defectnet_outputs_are_non_negative_and_probabilities(data):
     model = _model()
     with torch.no_grad():  # exaggerate the weights so raw heads take extreme values

@@ -70,8 +70,12 @@ class Evaluate(Command):
         summary = {k: m[k] for k in ("n_samples", "mae_at_pct", "rmse_at_pct", "r2", "distractor_mean_at_pct")}
         summary["f1"] = m["detection"]["f1"]
         summary["f1_ge1pct"] = m["detection_ge1pct"]["f1"]
+        summary["auc"] = m["detection"]["auc"]
         summary.update(m.get("calibration", {}))
         print(json.dumps(summary, indent=2, default=float))
+        ref = m["reference"]
+        print(f"knowing nothing scores MAE {ref['mae_zero_at_pct']:.3f} at.% (every prediction 0) and "
+              f"F1 {ref['f1_all_present']:.3f} (every candidate present) on these candidates")
         print(f"{'family':20s} {'samples':>7s} {'MAE at.%':>8s} {'F1':>5s}")
         for fam, g in sorted(m["by_family"].items(), key=lambda kv: -kv[1]["n_samples"]):
             print(f"{fam:20s} {g['n_samples']:7d} {g['mae_at_pct']:8.3f} {g['f1']:5.2f}")

@@ -11,7 +11,12 @@ Conventions (every metric below is computed by :func:`compute_metrics`):
 * Detection at ``threshold`` (0.1 at.% by default): a candidate is *detected* when its
   predicted concentration is ≥ threshold. Precision / recall / F1 count true dopants as
   positives and distractors as negatives. ``detection_ge1pct`` does the same with true
-  dopants below 1 at.% left out (the "F1 for dopants ≥ 1 at.%" target).
+  dopants below 1 at.% left out (the "F1 for dopants ≥ 1 at.%" target). ``detection.auc``:
+  the ROC AUC of the predicted concentration for the same labels, free of the threshold.
+* ``reference``: what knowing nothing scores on the same candidates. ``mae_zero_at_pct`` is
+  the MAE of predicting 0 everywhere, and ``f1_all_present`` the F1 of calling every candidate
+  present (2s / (1 + s) when a share s of them are true dopants). A model that does not beat
+  both has learnt nothing that transfers.
 * ``calibration``: share of true dopants whose |error| ≤ kσ (k = 1, 2; ideal 0.683 and
   0.954 for Gaussian errors), the same over all candidate entries, and for presence
   probabilities the Brier score and expected calibration error (10 bins).
@@ -57,6 +62,17 @@ def _prf(detected, positive, negative) -> dict:
     r = tp / (tp + fn) if tp + fn else float("nan")
     f1 = 2 * p * r / (p + r) if tp else 0.0
     return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def _auc(score, positive) -> float:
+    """ROC AUC of ``score`` for the boolean labels ``positive`` (Mann-Whitney; ties count one half)."""
+    from scipy.stats import rankdata
+
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _errors(pred, true) -> dict:
@@ -114,7 +130,11 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
          if is_distractor.any() else float("nan"),
          "min_prediction": float(p.min()) if p.size else float("nan")}
     detected = pred >= threshold
-    m["detection"] = _prf(detected, is_true, is_distractor)
+    m["detection"] = _prf(detected, is_true, is_distractor) | {"auc": _auc(p, is_true[cand])}
+    # What knowing nothing scores on the same candidates: every prediction 0 (MAE), every candidate present (F1).
+    share = float(is_true[cand].mean()) if cand.any() else float("nan")
+    m["reference"] = {"mae_zero_at_pct": _errors(np.zeros_like(t), t)["mae_at_pct"],
+                      "f1_all_present": 2 * share / (1 + share) if share > 0 else 0.0}
     m["detection_ge1pct"] = _prf(detected, is_true & (true >= 0.01), is_distractor)
 
     m["by_decade"] = {}

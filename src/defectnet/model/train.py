@@ -385,7 +385,8 @@ def _headline(m: dict) -> dict:
     """The scalar metrics worth keeping in a checkpoint."""
     keep = {k: v for k, v in m.items() if not isinstance(v, dict)}
     keep["precision"], keep["recall"], keep["f1"] = (m["detection"][k] for k in ("precision", "recall", "f1"))
-    keep["f1_ge1pct"] = m["detection_ge1pct"]["f1"]
+    keep["f1_ge1pct"], keep["auc"] = m["detection_ge1pct"]["f1"], m["detection"].get("auc")
+    keep.update(m.get("reference", {}))  # metrics.json files written before it have none
     keep.update({k: v for k, v in m.get("calibration", {}).items()})
     return keep
 
