@@ -185,6 +185,27 @@ def test_compact_export_expands_to_the_contract_and_keeps_small_signatures(emt_s
         export(out, tmp_path / "small.npz", compact=True)
 
 
+def test_export_skips_samples_an_earlier_chunk_holds(emt_store, tmp_path, capsys):
+    out, _, _ = emt_store
+    earlier = tmp_path / "earlier.sqlite"
+    shutil.copy(out, earlier)  # the store as it was at the first export: Cu had only 2 samples
+    with sqlite3.connect(earlier) as c:
+        c.execute("DELETE FROM samples WHERE host = 'Cu' AND sample_index >= 2")
+    chunks = tmp_path / "chunks"
+    first = export(earlier, chunks / "chunk-001.h5", compact=True)
+    assert first["n_skipped"] == 0
+    assert main(["dataset", "export", str(out), "--out", str(tmp_path / "chunk-002.h5"), "--compact",
+                 "--skip-in", str(chunks)]) == 0
+    assert f"{first['n_samples']} already in" in capsys.readouterr().out
+    a, b = load_training_file(chunks / "chunk-001.h5"), load_training_file(tmp_path / "chunk-002.h5")
+    key = lambda d: {(d["host_names"][h], s) for h, s in zip(d["host_id"], d["sample_id"].tolist())}
+    assert not key(a) & key(b)  # no sample twice
+    assert key(a) | key(b) == key(load_training_file(export(out, tmp_path / "all.h5")["path"]))  # none lost
+    assert {b["host_names"][h] for h in b["host_id"]} == {"Cu"} and len(b["sample_id"]) == 18 - first["n_samples"]
+    with pytest.raises(DefectnetError, match="no successful samples"):  # nothing new: nothing written
+        export(out, tmp_path / "none.h5", skip_in=[chunks, tmp_path / "chunk-002.h5"])
+
+
 def test_training_files_join_by_host_without_duplicates(emt, emt_store, tmp_path):
     from defectnet.model.dataset import _generation_seed, concat_training_data
     from defectnet.model.dataset import load_training_file as load_for_model

@@ -103,6 +103,9 @@ class DatasetCommand(Command):
         exp.add_argument("--format", choices=("h5", "npz"), default=None, help="default: from the suffix")
         exp.add_argument("--compact", action="store_true",
                          help="host spectra once, defect signatures as float16 (HDF5; ~1.7x smaller here, ~1.3 kB per sample; for committing)")
+        exp.add_argument("--skip-in", default="", metavar="PATHS",
+                         help="leave out samples already in these training files or directories (comma-separated), "
+                              "e.g. datasets/reference when the store went on after an earlier chunk")
         um = sub.add_parser("umap", help="2-D UMAP of doped−pristine spectra (paper Fig. 2d)",
                             description="2-D UMAP embedding of the defect signatures (doped − pristine), coloured per sample")
         um.add_argument("store")
@@ -198,9 +201,10 @@ def _check(args) -> int:
 def _export(args) -> int:
     from defectnet.data.export import export
 
-    res = export(args.store, args.out, fmt=args.format, compact=args.compact)
+    res = export(args.store, args.out, fmt=args.format, compact=args.compact, skip_in=args.skip_in)
+    skipped = f"; {res['n_skipped']} already in {args.skip_in} left out" if args.skip_in else ""
     print(f"wrote {res['path']}: {res['n_samples']} samples of {res['n_hosts']} hosts ({res['format']}, "
-          f"{res['bytes'] / 1e6:.2f} MB)")
+          f"{res['bytes'] / 1e6:.2f} MB{skipped})")
     return 0
 
 

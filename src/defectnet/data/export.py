@@ -153,7 +153,7 @@ def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, attrs
 
 
-def export(store_path, out, fmt: str | None = None, *, compact: bool = False) -> dict:
+def export(store_path, out, fmt: str | None = None, *, compact: bool = False, skip_in=()) -> dict:
     """Write a store's successful samples to the training file ``out``.
 
     Parameters
@@ -167,11 +167,15 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False) ->
     compact : bool
         Write the compact layout (HDF5; see the module docstring): ~1.3 kB per sample, for
         committing a dataset to a repository.
+    skip_in : path or iterable of paths
+        Training files (or directories of them) already written: samples they hold (same
+        host, ``sample_id`` and generation seed) are left out, so a store that went on
+        after an earlier export gives a new chunk with no sample twice.
 
     Returns
     -------
     dict
-        ``{"path", "n_samples", "n_hosts", "format", "bytes"}``.
+        ``{"path", "n_samples", "n_hosts", "format", "bytes", "n_skipped"}``.
     """
     from defectnet.data.store import Store
 
@@ -185,6 +189,16 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False) ->
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
         attrs["incomplete_hosts"] = json.dumps(incomplete_hosts(store))
+    n_skipped = 0
+    if skip_in:
+        seen = exported_samples(skip_in, seed=json.loads(attrs["config"]).get("seed"))
+        names = arrays["host_names"]
+        keep = np.array([(names[h], s) not in seen for h, s in zip(arrays["host_id"], arrays["sample_id"].tolist())],
+                        bool)
+        n_skipped = int((~keep).sum())
+        for key in DATASETS:
+            if key in arrays:
+                arrays[key] = arrays[key][keep]
     if len(arrays["doped"]) == 0:
         raise DefectnetError("the store has no successful samples to export", source=str(store_path))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +206,34 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False) ->
     (_write_compact if compact else WRITERS[fmt])(tmp, arrays, attrs)
     os.replace(tmp, out)
     return {"path": str(out), "n_samples": len(arrays["doped"]), "n_hosts": len(arrays["host_names"]),
-            "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size}
+            "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size, "n_skipped": n_skipped}
+
+
+def exported_samples(paths, *, seed) -> set[tuple[str, int]]:
+    """``(host name, sample_id)`` of the samples that training files generated with ``seed`` hold.
+
+    Reads only the index datasets and attributes, not the spectra. Files of another
+    generation seed hold other samples under the same ids and contribute nothing.
+    """
+    import h5py
+
+    out: set[tuple[str, int]] = set()
+    for path in training_file_paths(paths):
+        try:
+            if path.suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    names, hid, sid, config = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"], \
+                        str(z["config"])
+            else:
+                with h5py.File(path, "r") as f:
+                    names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
+                    hid, sid, config = f["host_id"][()], f["sample_id"][()], f.attrs["config"]
+            if json.loads(config).get("seed") != seed:
+                continue
+        except (OSError, KeyError, ValueError) as exc:
+            raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+        out.update((names[h], s) for h, s in zip(hid, sid.tolist()))
+    return out
 
 
 def incomplete_hosts(store) -> list[str]:
