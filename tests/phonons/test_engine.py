@@ -201,13 +201,40 @@ def test_patch_follows_a_soft_mode_off_a_saddle_point(cu_host):
     assert lowest[1.0] > -1.0  # followed down: stable
 
 
+def test_soft_mode_following_does_not_depend_on_the_direction_picked_in_a_degenerate_subspace(cu_host, monkeypatch):
+    """C on Cu's saddle point has a triply degenerate soft mode: eigh may return any direction in
+    it (BLAS builds differ). Half of the directions lead to a second saddle; the patch follows on."""
+    import defectnet.phonons.patches as patches
+
+    soft_mode = patches._soft_mode
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        calls = []
+
+        def turned(*args, **kwargs):  # the first soft mode, its dopant moving in a random direction
+            mode = soft_mode(*args, **kwargs)
+            calls.append(mode is not None)
+            if mode is not None and len(calls) == 1:
+                mode = mode.copy()
+                r = rng.normal(size=3)
+                mode[0] = r / np.linalg.norm(r) * np.linalg.norm(mode[0])
+            return mode
+
+        monkeypatch.setattr(patches, "_soft_mode", turned)
+        cu_host.__dict__.pop("patch_cache", None)
+        patch, _ = patches.get_patch(cu_host, 0, "C", get_calculator("emt"), TierSettings(cutoff_ang=2.6))
+        assert calls[0] and not calls[-1]  # started on the saddle, ended stable
+        assert np.linalg.norm(patch.displacement_ang, axis=1).max() > 0.05  # C went off-centre
+
+
 def test_a_dopant_without_a_stable_position_gives_a_clear_error():
     from defectnet.errors import DefectnetError
     from defectnet.phonons.patches import UnstablePatch, get_patch
 
+    # Unrelaxed, N on Al's site is a saddle point (relaxed, it finds a stable off-centre position).
     al = compute_pristine(bulk("Al", "fcc", a=4.05), EMT_HOST, fwhm_mev=0.5)
-    with pytest.raises(UnstablePatch, match="N on site 0 of Al") as err:
-        get_patch(al, 0, "N", get_calculator("emt"), TierSettings(cutoff_ang=2.6))
+    with pytest.raises(UnstablePatch, match="N on site 0 of Al: .* 32-atom cell unrelaxed") as err:
+        get_patch(al, 0, "N", get_calculator("emt"), TierSettings(cutoff_ang=2.6, relax=False))
     assert isinstance(err.value, DefectnetError)  # the CLI prints it on one line
 
 

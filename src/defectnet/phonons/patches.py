@@ -26,11 +26,14 @@ from defectnet.errors import DefectnetError
 
 #: Version of how a patch is made. 2: every pair unfolded onto all its shortest images (1
 #: dropped pairs at half the cell width or more: a third of Si:B's defect signature with SevenNet-0).
-#: 3: a dopant left on a saddle point by the symmetric relaxation follows its soft mode down.
+#: 3: a dopant left on a saddle point by the symmetric relaxation follows its soft mode down
+#: (up to SOFT_MODE_FOLLOW_STEPS times: a patch that one follow made stable is unchanged).
 PATCH_ALGORITHM = 3
 
 #: Largest atomic displacement of the nudge along a soft mode before relaxing again, Å.
 SOFT_MODE_NUDGE_ANG = 0.1
+#: Times a patch follows a remaining soft mode down before it is declared unstable.
+SOFT_MODE_FOLLOW_STEPS = 3
 
 
 class UnstablePatch(DefectnetError):
@@ -132,10 +135,14 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
     tol = settings.soft_mode_tol_mev
     mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol) if tol > 0 else None
-    if mode is not None and settings.relax:
+    follows = SOFT_MODE_FOLLOW_STEPS if settings.relax else 0
+    while mode is not None and follows > 0:
         # The site-symmetric relaxation stopped on a saddle point (an off-centre dopant: O on Sb
         # in GaSb has a T2 mode at -4.5 meV with SevenNet-0). Transplanted many times, such a
-        # patch makes the doped cell unstable; follow the mode down, without symmetry.
+        # patch makes the doped cell unstable; follow the mode down, without symmetry. The soft
+        # mode is often degenerate and eigh picks any direction in its subspace (it differs
+        # between BLAS builds); one direction can lead to a lower-symmetry saddle, so follow again.
+        follows -= 1
         nudged = doped.copy()
         nudged.positions += SOFT_MODE_NUDGE_ANG * mode
         with stage("relax"):
@@ -146,8 +153,9 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         calls += more
         mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol)
     if mode is not None:
+        how = "after relaxation" if settings.relax else "unrelaxed"
         raise UnstablePatch(f"{element} on site {site} of {host.atoms.get_chemical_formula()}: a mode below "
-                            f"-{tol:g} meV remains in its {len(small)}-atom cell after relaxation (try --tier local)")
+                            f"-{tol:g} meV remains in its {len(small)}-atom cell {how} (try --tier local)")
     delta = cols - fc0[:, cluster].transpose(1, 0, 2, 3)
     relaxed = doped
 
