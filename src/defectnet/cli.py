@@ -35,6 +35,41 @@ def _supercell_atoms(text: str):
     raise argparse.ArgumentTypeError(f"expected N or MIN-MAX atoms, got {text!r}")
 
 
+def _simulation_arguments(p) -> None:
+    """Options shared by the commands that simulate doped supercells."""
+    p.add_argument("--tier", default=None, help="full | local | patch | mass (default: patch)")
+    p.add_argument("--potential", default="sevennet", help="sevennet (default) | chgnet | sevennet-l3i5 | emt")
+    p.add_argument("--supercell-atoms", type=_supercell_atoms, default=(433, 500), help="N or MIN-MAX (default 433-500)")
+    p.add_argument("--fwhm", type=float, default=1.0, help="Gaussian broadening FWHM in meV (default 1.0)")
+    p.add_argument("--resolution", default=None, help="instrument resolution preset instead of --fwhm (tosca, direct:<Ei>, ...)")
+    p.add_argument("--cutoff", type=float, default=None, help="local/patch tiers: displacement cutoff around dopants, Å")
+    p.add_argument("--patch-cell-width", type=float, default=None,
+                   help="patch tier: compute patches in a host cell at least this wide, Å (e.g. 17 with --cutoff 8: "
+                        "higher fidelity for compounds, ~3x the force calls)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _simulation_config(args):
+    from dataclasses import replace
+
+    from defectnet.phonons.forceconstants import TierSettings
+    from defectnet.simulate import DEFAULT_TIER, SimulationConfig
+
+    given = {"cutoff_ang": args.cutoff, "patch_cell_width_ang": args.patch_cell_width}
+    tier_settings = replace(TierSettings(), **{k: v for k, v in given.items() if v is not None})
+    return SimulationConfig(tier=args.tier or DEFAULT_TIER, potential=args.potential,
+                            supercell_atoms=args.supercell_atoms, fwhm_mev=args.fwhm, resolution=args.resolution,
+                            seed=args.seed, tier_settings=tier_settings)
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected atomic fractions like 0.01,0.05,0.15, got {text!r}") from None
+
+
 class Simulate(Command):
     name = "simulate"
     help = "simulate pristine and doped PDoS/GPDoS of a host with a universal MLIP"
@@ -42,43 +77,56 @@ class Simulate(Command):
     def add_arguments(self, p):
         p.add_argument("host", help="library name (Si, GaAs, GaN-wurtzite), or a CIF/POSCAR file")
         p.add_argument("--dopants", required=True, help="El@Site:fraction,... e.g. Si@Ga:0.02,Zn@Ga:0.005 (or 1%%)")
-        p.add_argument("--tier", default=None, help="full | local | patch | mass (default: patch)")
-        p.add_argument("--potential", default="sevennet", help="sevennet (default) | chgnet | sevennet-l3i5 | emt")
-        p.add_argument("--supercell-atoms", type=_supercell_atoms, default=(433, 500), help="N or MIN-MAX (default 433-500)")
-        p.add_argument("--fwhm", type=float, default=1.0, help="Gaussian broadening FWHM in meV (default 1.0)")
-        p.add_argument("--resolution", default=None, help="instrument resolution preset instead of --fwhm (tosca, direct:<Ei>, ...)")
-        p.add_argument("--cutoff", type=float, default=None, help="local/patch tiers: displacement cutoff around dopants, Å")
-        p.add_argument("--patch-cell-width", type=float, default=None,
-                       help="patch tier: compute patches in a host cell at least this wide, Å (e.g. 17 with --cutoff 8: "
-                            "higher fidelity for compounds, ~3x the force calls)")
-        p.add_argument("--seed", type=int, default=0)
+        _simulation_arguments(p)
         p.add_argument("--out", required=True, help="output directory")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def run(self, args):
-        from dataclasses import replace
+        from defectnet.simulate import simulate_spectra
 
-        from defectnet.phonons.forceconstants import TierSettings
-        from defectnet.simulate import DEFAULT_TIER, SimulationConfig, simulate_spectra
-
-        given = {"cutoff_ang": args.cutoff, "patch_cell_width_ang": args.patch_cell_width}
-        tier_settings = replace(TierSettings(), **{k: v for k, v in given.items() if v is not None})
-        config = SimulationConfig(
-            tier=args.tier or DEFAULT_TIER,
-            potential=args.potential,
-            supercell_atoms=args.supercell_atoms,
-            fwhm_mev=args.fwhm,
-            resolution=args.resolution,
-            seed=args.seed,
-            tier_settings=tier_settings,
-        )
-        result = simulate_spectra(args.host, args.dopants, config, progress=not args.quiet)
+        result = simulate_spectra(args.host, args.dopants, _simulation_config(args), progress=not args.quiet)
         out = result.write(args.out)
         m = result.meta
         conc = ", ".join(f"{el} {100 * c:.3f} %" for el, c in m["concentrations"].items())
         print(f"{m['host']} ({m['supercell_atoms']} atoms, tier {m['tier']}, {m['potential']['model']}): {conc}")
         print(f"imaginary modes: host q-mesh {m['host_n_imaginary_qmesh']}, doped cell {m['doped_n_imaginary']}")
         print(f"wrote {out}/ in {m['timings_s']['total']:.1f} s")
+        return 0
+
+
+class Basis(Command):
+    name = "basis"
+    help = "simulate each candidate dopant's signature in a host, for predict --basis (analysis by synthesis)"
+
+    def add_arguments(self, p):
+        p.add_argument("host", help="library name (GaAs), or a CIF/POSCAR file of the undoped host")
+        p.add_argument("--candidates", required=True, help="candidate dopants, e.g. Si@Ga,Zn@Ga,Be,C")
+        p.add_argument("--concentrations", type=_fractions, default=(0.01, 0.05, 0.15),
+                       help="atomic fractions each candidate is simulated at, alone (default 0.01,0.05,0.15)")
+        p.add_argument("--placements", type=int, default=1, help="seeded random placements per concentration")
+        _simulation_arguments(p)
+        p.add_argument("--out", required=True, help="the basis file to write (.npz)")
+
+    def run(self, args):
+        from defectnet.unmix import BasisConfig, signature_basis
+
+        cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
+        config = BasisConfig(concentrations=args.concentrations, placements=args.placements,
+                             simulation=_simulation_config(args))
+        from pathlib import Path
+
+        cells = Path(f"{args.out}.cells.npz")  # finished cells: a rerun after a crash picks up from here
+        basis = signature_basis(args.host, cands, config, checkpoint=cells, progress=not args.quiet)
+        out = basis.save(args.out)
+        cells.unlink(missing_ok=True)
+        for el, why in basis.failed.items():
+            print(f"no signature for {el}: {why}")
+        sim = basis.similarity("gpdos")
+        pairs = [(basis.elements[i], basis.elements[j], sim[i, j]) for i in range(len(sim)) for j in range(i)]
+        print(f"{basis.host}: signatures of {', '.join(basis.elements)} at {', '.join(map(str, config.concentrations))}")
+        if pairs:
+            a, b, c = max(pairs, key=lambda t: t[2])
+            print(f"most alike: {a}/{b} (GPDoS cosine {c:.2f}; above 0.95 no spectrum tells them apart)")
+        print(f"wrote {out}")
         return 0
 
 
@@ -179,6 +227,8 @@ class Predict(Command):
                        help="multiply the files' energies by this (MLIP softening: E_MLIP / E_measured), "
                             "or 'auto' to fit it against the host's MLIP spectrum")
         p.add_argument("--model", default=None, help="a checkpoint from defectnet train (default: the shipped model)")
+        p.add_argument("--basis", default=None, help="answer by unmixing against this host's simulated signatures "
+                                                     "(a .npz from defectnet basis) instead of the model")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
@@ -195,7 +245,7 @@ class Predict(Command):
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
                                resolution=args.resolution)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
-                               truth=args.truth, progress=True)
+                               truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())
         if args.json:
             print(f"wrote {pred.write_json(args.json)}")
@@ -221,7 +271,7 @@ def _lazy_commands() -> list[Command]:
 
 
 #: Subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [Predict(), Simulate(), Recommend(), Hosts(), *_lazy_commands()]
+COMMANDS: list[Command] = [Predict(), Simulate(), Basis(), Recommend(), Hosts(), *_lazy_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:

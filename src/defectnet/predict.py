@@ -86,8 +86,6 @@ class PredictConfig:
             raise DefectnetError(f"n_recommend must be ≥ 0, got {self.n_recommend}")
         for el in self.candidates:
             check_element(el, dopant=True)
-        if not self.candidates and not self.n_recommend:
-            raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
 
 
 @dataclass
@@ -198,7 +196,7 @@ class Prediction:
 
 
 def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None = None, model=None,
-                    truth=None, progress: bool = False, **kw) -> Prediction:
+                    truth=None, progress: bool = False, basis=None, **kw) -> Prediction:
     """Concentrations of candidate dopants in ``host`` from its doped spectrum.
 
     Parameters
@@ -217,16 +215,22 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     truth : dict or str or Path, optional
         Known concentrations {element: atomic fraction}, or a ``meta.json`` written by
         ``defectnet simulate``; shown beside the prediction.
+    basis : SignatureBasis, str or Path, optional
+        Answer by analysis by synthesis instead of the model: unmix the signature against
+        this host's simulated candidate signatures (:mod:`defectnet.unmix`; ``defectnet
+        basis`` makes one). The candidates must be in the basis; a missing pristine is the
+        basis' own simulated pristine supercell.
 
     Returns
     -------
     Prediction
     """
+    config = config or PredictConfig(**kw)
+    if basis is not None:
+        return _predict_by_unmixing(host, doped, pristine, config, basis, truth)
     from defectnet.model.checkpoint import load_model
     from defectnet.model.network import host_calibration
-    from defectnet.simulate import resolve_host
 
-    config = config or PredictConfig(**kw)
     if not hasattr(model, "predict"):
         model_path = model
         model = load_model(model)
@@ -238,26 +242,17 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     if kind != mode:
         raise DefectnetError(f"the model reads {mode} spectra but the input is {kind}; use a model trained on {kind} "
                              f"(defectnet train ... --set spectrum_mode={kind})")
-    atoms, name = resolve_host(host)
-    symbols = atoms.get_chemical_symbols()
-    els, counts = np.unique(symbols, return_counts=True)
-    composition = {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
+    atoms, name, composition = _resolve_host(host)
     unknown = [e for e in composition if e not in model.host_elements]
     if unknown:
         raise DefectnetError(f"host {name} contains {unknown}, which the model does not know as host elements")
 
     notes: list[str] = []
     if config.energy_scale is None:
-        if pristine is None:
-            raise DefectnetError("fitting the energy scale needs a measured pristine spectrum (--pristine)")
         computed = _computed_pristine(atoms, name, config, model, grid, progress=progress)
-        measured = _load(pristine, replace(config, energy_scale=1.0), kind, composition, "pristine", [])
         if kind == "gpdos":
             computed = computed.neutron_weighted(composition)
-        scale, before, after = fit_energy_scale(measured, computed)
-        config = replace(config, energy_scale=scale)
-        notes.append(f"energy scale {scale:.3f} fitted to the {config.potential} pristine spectrum "
-                     f"(W1 distance {before:.2f} → {after:.2f} meV)")
+        config = _fit_scale(config, pristine, computed, kind, composition, f"the {config.potential}", notes)
     d = _load(doped, config, kind, composition, "doped", notes)
     if pristine is None:
         p = _computed_pristine(atoms, name, config, model, grid, progress=progress)
@@ -276,13 +271,8 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         notes.append(note)
     with host_calibration(model, seen=seen is not False):
         res = model.predict(p.values, d.values, composition, list(candidates))
-    rows = []
-    for el, source in candidates.items():
-        r = res[el]
-        rows.append({"element": el, "source": source, "concentration": r["concentration"],
-                     "uncertainty": r["uncertainty"], "presence": r["presence"],
-                     "detected": bool(r["presence"] > 0.5 and 100 * r["concentration"] >= DETECTION_THRESHOLD_AT_PCT)})
-    rows.sort(key=lambda r: -r["concentration"])
+    rows = _rows({el: (source, res[el]["concentration"], res[el]["uncertainty"], res[el]["presence"])
+                  for el, source in candidates.items()})
     info = {"path": str(model_path) if model_path else "shipped", "arch": model.config.arch,
             "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
@@ -290,7 +280,86 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
 
 
+def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth) -> Prediction:
+    """:func:`predict_defects` with a signature basis in place of the model."""
+    from scipy.stats import norm
+
+    from defectnet.unmix import SignatureBasis, unmix
+
+    path = None
+    if not isinstance(basis, SignatureBasis):
+        path, basis = str(basis), SignatureBasis.load(basis)
+    kind = config.kind or "gpdos"  # what INS measures
+    atoms, name, composition = _resolve_host(host)
+    sim = basis.config.get("simulation", {})
+    notes = [f"analysis by synthesis: unmixed against the signatures of {len(basis.elements)} candidates simulated in "
+             f"{basis.host} ({sim.get('potential')}, tier {sim.get('tier')})"]
+    if basis.host != name:
+        notes.append(f"the basis was simulated for {basis.host}, the host given is {name}")
+    bkind = "gpdos" if kind == "gpdos" else "pdos"
+    computed = Spectrum.on_grid(basis.grid, basis.pristine[bkind], kind=kind,
+                                meta={"source": f"{basis.host} pristine supercell of the basis"})
+    if config.energy_scale is None:
+        config = _fit_scale(config, pristine, computed, kind, composition, "the basis'", notes)
+    d = _load(doped, config, kind, composition, "doped", notes)
+    if pristine is None:
+        p = computed
+        notes.append("pristine spectrum: the basis' simulated pristine supercell")
+    else:
+        p = _load(pristine, config, kind, composition, "pristine", notes)
+    p, d = _common_range(p, d, basis.grid, notes)
+    cands = list(config.candidates) or list(basis.elements)
+    out = unmix(p.values, d.values, basis, kind=bkind, candidates=cands)
+    fit = out.pop("_fit")
+    if fit["unstable"]:
+        notes.append("no stable position in the basis' simulations, reported absent: "
+                     + "; ".join(fit["unstable"].values()))
+    notes.append(f"the basis explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
+    rows = {}
+    for el in cands:
+        c, s = out[el]["concentration"], out[el]["uncertainty"]
+        presence = float(norm.cdf(c / s)) if s > 0 else float(c > 0)  # P(c > 0) under the fit's Gaussian error
+        rows[el] = ("user" if el in config.candidates else "basis", c, s, presence)
+    rows = _rows(rows)
+    twins = [(a, b_) for i, a in enumerate(basis.elements) for j, b_ in enumerate(basis.elements)
+             if i < j and a in cands and b_ in cands and basis.similarity(bkind)[i, j] > 0.95]
+    if twins:
+        notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: "
+                     + ", ".join(f"{a}/{b_}" for a, b_ in twins))
+    info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
+            "basis": basis.config, "residual_fraction": fit["residual_fraction"]}
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+
+
 # ----------------------------------------------------------------------------- helpers
+def _resolve_host(host) -> tuple:
+    """(atoms, name, composition {element: atomic fraction}) of a library name, file or Atoms."""
+    from defectnet.simulate import resolve_host
+
+    atoms, name = resolve_host(host)
+    symbols = atoms.get_chemical_symbols()
+    els, counts = np.unique(symbols, return_counts=True)
+    return atoms, name, {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
+
+
+def _fit_scale(config: PredictConfig, pristine, computed, kind, composition, against: str, notes) -> PredictConfig:
+    """``config`` with the energy scale that puts the measured ``pristine`` on ``computed``'s axis."""
+    if pristine is None:
+        raise DefectnetError("fitting the energy scale needs a measured pristine spectrum (--pristine)")
+    measured = _load(pristine, replace(config, energy_scale=1.0), kind, composition, "pristine", [])
+    scale, before, after = fit_energy_scale(measured, computed)
+    notes.append(f"energy scale {scale:.3f} fitted to {against} pristine spectrum (W1 distance {before:.2f} → "
+                 f"{after:.2f} meV)")
+    return replace(config, energy_scale=scale)
+
+
+def _rows(found: dict) -> list[dict]:
+    """Table rows from {element: (source, fraction, 1σ, presence)}, largest concentration first."""
+    rows = [{"element": el, "source": src, "concentration": c, "uncertainty": s, "presence": p,
+             "detected": bool(p > 0.5 and 100 * c >= DETECTION_THRESHOLD_AT_PCT)} for el, (src, c, s, p) in found.items()]
+    return sorted(rows, key=lambda r: -r["concentration"])
+
+
 def host_in_training(model, name: str, composition: dict) -> bool | None:
     """Whether a host of this name or composition (±0.001 per element) was a training host; None if unknown."""
     data = model.meta.get("data") or {}
@@ -500,6 +569,8 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
 
 def _candidates(atoms, config: PredictConfig, vocabulary) -> dict[str, str]:
     """{element: source}: the user's candidates, then the recommender's (``user``, ``recommender``, ``both``)."""
+    if not config.candidates and not config.n_recommend:
+        raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
     out = {el: "user" for el in config.candidates}
     outside = [el for el in out if el not in vocabulary]
     if outside:

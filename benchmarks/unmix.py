@@ -1,0 +1,201 @@
+"""Analysis by synthesis against DefectNet on hosts it never saw (``defectnet.unmix``).
+
+For each host, the signature basis of every element that appears among its samples'
+candidates is simulated with the settings the dataset was generated with (potential, tier,
+supercell, broadening; the site each true dopant was placed on, from the generation plan),
+and each committed sample of the host is unmixed against it. Compared on the same samples:
+
+* ``unmix (simulated basis)``: :func:`defectnet.unmix.unmix` on PDoS and on GPDoS;
+* ``unmix (fitted basis)``: the basis fitted by least squares from the host's *other*
+  samples (5-fold): what unmixing can do when the basis is exact in the mean, an upper bound;
+* ``shipped DefectNet``: the packaged model (these hosts are outside its training hosts);
+* the no-knowledge references: every concentration 0 (MAE), every candidate present (F1).
+
+Spectra here are simulated with the same engine as the basis, so this measures identity and
+the linearity of the signatures, not the MLIP's error against a measurement.
+
+    python benchmarks/unmix.py                       # InAs, NaCl (64-atom force-constant cells)
+    python benchmarks/unmix.py --hosts CuI,HgTe --data datasets/reference
+
+Writes ``benchmarks/results/unmix.json`` (and one basis per host under ``--basis-dir``,
+reused when the command is run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _auc(score, positive) -> float:
+    from scipy.stats import rankdata
+
+    r = rankdata(score)
+    n1, n0 = positive.sum(), (~positive).sum()
+    return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
+
+
+def scores(pred, true, cand, score=None, sigma=None) -> dict:
+    """MAE / F1 at 0.1 at.% / rank AUC over candidate entries; (n, V) atomic fractions.
+
+    With ``sigma`` (n, V), the share of true dopants within ±1σ of their prediction (68 % if calibrated).
+    """
+    p, t = pred[cand], true[cand]
+    s = p if score is None else score[cand]
+    pos, det = t > 0, p >= 1e-3
+    tp = int((pos & det).sum())
+    big = pos & (t >= 0.03)
+    out = {"mae_at_pct": 100 * float(np.abs(p - t).mean()), "f1": 2 * tp / max(int(det.sum() + pos.sum()), 1),
+           "auc": _auc(s, pos), "median_ratio_ge3pct": float(np.median(p[big] / t[big])) if big.any() else None,
+           "distractor_mean_at_pct": 100 * float(p[~pos].mean())}
+    if sigma is not None:
+        out["coverage_1sigma"] = float(np.mean(np.abs(p - t)[pos] <= sigma[cand][pos]))
+    return out
+
+
+def site_of_elements(name, atoms, cfg, indices) -> dict:
+    """{element: host site} each element was placed on in the generation plan (most often), for
+    the elements the plan places; others (distractors only) get the recommender's best site."""
+    from defectnet.data.plan import HostInput, plan_host
+    from defectnet.recommend import DopantRecommender
+
+    kw = {"vocabulary": list(cfg.sampler.vocabulary)} if getattr(cfg.sampler, "vocabulary", None) else {}
+    rec = DopantRecommender(n_max=cfg.sampler.n_recommend, **kw).fit()
+    plan = plan_host(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal")), cfg, rec, list(indices))
+    placed = collections.defaultdict(collections.Counter)
+    for job in plan.jobs.values():
+        for el, site, _ in job.dopants:
+            placed[el][site] += 1
+    best = {}
+    for r in sorted(plan.records or [], key=lambda r: -r.score):
+        best.setdefault(r.dopant, r.site)
+    return {el: c.most_common(1)[0][0] for el, c in placed.items()} | {el: s for el, s in best.items() if el not in placed}
+
+
+def fitted_basis_prediction(delta, true, cand, sw, folds: int = 5, seed: int = 0):
+    """Unmixing with signatures fitted by least squares from the other folds' samples."""
+    from scipy.optimize import nnls
+
+    n = len(delta)
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    pred = np.zeros_like(true)
+    cols = np.flatnonzero(cand.any(0))
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        S, *_ = np.linalg.lstsq(true[tr][:, cols], delta[tr] * sw, rcond=None)
+        for i in np.flatnonzero(te):
+            k = [j for j, c in enumerate(cols) if cand[i, c]]
+            c, _ = nnls(S[k].T, delta[i] * sw)
+            pred[i, cols[k]] = c
+    return pred
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", default="InAs,NaCl")
+    ap.add_argument("--data", default="datasets/reference")
+    ap.add_argument("--concentrations", default="0.01,0.05,0.15", help="basis atomic fractions")
+    ap.add_argument("--basis-dir", default="runs/unmix-basis")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "unmix.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from defectnet import load_model
+    from defectnet.data.config import GenerateConfig
+    from defectnet.hosts import load_host
+    from defectnet.model.dataset import load_training_file
+    from defectnet.phonons.host import compute_pristine
+    from defectnet.simulate import SimulationConfig
+    from defectnet.unmix import BasisConfig, SignatureBasis, signature_basis, unmix
+
+    torch.set_num_threads(1)
+    from defectnet.data.export import training_file_hosts, training_file_paths
+
+    files = training_file_paths(args.data)
+    model = load_model()
+    rows, all_pred = [], collections.defaultdict(list)
+    for host in [h.strip() for h in args.hosts.split(",") if h.strip()]:
+        src = next((f for f in files if host in training_file_hosts(f)[0]), None)
+        if src is None:
+            raise SystemExit(f"{args.data} holds no complete host {host}")
+        data = load_training_file(src)  # the chunk's own generation config: sites, tier, supercell
+        cfg = GenerateConfig.from_dict(data.attrs["config"])
+        b = cfg.broadening
+        sim = SimulationConfig(tier=cfg.tier, potential=cfg.potential, supercell_atoms=cfg.supercell_atoms,
+                               fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution, seed=cfg.seed + 1,
+                               grid=cfg.grid, host=cfg.host, tier_settings=cfg.tier_settings)
+        bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim)
+        names = data.host_names[data.host_id]
+        sw = np.sqrt(data.grid.widths)
+        vocab = list(data.vocabulary)
+        idx = np.flatnonzero(names == host)
+        print(f"{host}: {len(idx)} samples in {src.name}", flush=True)
+        true, cand = data.targets[idx].astype(float), data.candidates[idx]
+        elements = [vocab[j] for j in np.flatnonzero(cand.any(0))]
+        path = Path(args.basis_dir) / f"{host}.npz"
+        t0 = time.perf_counter()
+        if path.exists():
+            basis = SignatureBasis.load(path)
+        else:
+            h = load_host(host)
+            sites = site_of_elements(host, h.to_atoms(), cfg, range(cfg.samples_per_host))
+            specs = [f"{el}@{sites[el]}" if el in sites else el for el in elements]
+            print(f"{host}: simulating the basis of {len(specs)} candidates: {', '.join(specs)}", flush=True)
+            pristine = compute_pristine(h.to_atoms(), sim.host, grid=sim.grid, progress=False, **sim.broadening())
+            basis = signature_basis(pristine.atoms, specs, bcfg, pristine_host=pristine, progress=True,
+                                    checkpoint=path.with_suffix(".cells.npz"))
+            basis.save(path)
+        t_basis = time.perf_counter() - t0
+        preds = {}
+        for kind, (P, D) in {"pdos": (data.pristine, data.doped), "gpdos": (data.pristine_gpdos, data.doped_gpdos)}.items():
+            pred, sigma = np.zeros_like(true), np.zeros_like(true)
+            for r, i in enumerate(idx):
+                k = [vocab[j] for j in np.flatnonzero(cand[r])]
+                out = unmix(P[i], D[i], basis, kind=kind, candidates=k)
+                cols = [vocab.index(el) for el in k]
+                pred[r, cols] = [out[el]["concentration"] for el in k]
+                sigma[r, cols] = [out[el]["uncertainty"] for el in k]
+            preds[f"unmix (simulated basis, {kind})"] = (pred, None, sigma)
+        preds["unmix (fitted basis, pdos)"] = (fitted_basis_prediction(data.doped[idx] - data.pristine[idx], true,
+                                                                        cand, sw), None, None)
+        mode = model.meta.get("spectrum_mode", "total")
+        P, D = (data.pristine_gpdos, data.doped_gpdos) if mode == "gpdos" else (data.pristine, data.doped)
+        with torch.no_grad():
+            o = model(torch.from_numpy(P[idx]), torch.from_numpy(D[idx]), torch.from_numpy(data.composition[idx]),
+                      torch.from_numpy(cand))
+        preds["shipped DefectNet"] = (o["concentration"].numpy().astype(float), o["presence"].numpy().astype(float),
+                                      o["sigma"].numpy().astype(float))
+        preds["every concentration 0"] = (np.zeros_like(true), None, None)
+        preds["every candidate present (1 at.%)"] = (np.where(cand, 0.01, 0.0), None, None)
+        for label, (pred, score, sigma) in preds.items():
+            rows.append({"host": host, "method": label, "n_samples": len(idx),
+                         **scores(pred, true, cand, score, sigma)})
+            all_pred[label].append((pred, true, cand, score, sigma))
+        rows[-len(preds)]["basis_seconds"] = t_basis
+    for label, parts in all_pred.items():
+        cat = [np.concatenate([p[j] for p in parts]) if parts[0][j] is not None else None for j in range(5)]
+        rows.append({"host": "all", "method": label, "n_samples": len(cat[1]), **scores(*cat)})
+    print(f"\n{'host':6s} {'method':34s} {'MAE at.%':>9s} {'F1':>6s} {'AUC':>6s} {'pred/true≥3%':>13s} {'distr.':>7s}"
+          f" {'±1σ cov.':>8s}")
+    for r in rows:
+        ratio = "–" if r["median_ratio_ge3pct"] is None else f"{r['median_ratio_ge3pct']:.2f}"
+        cov = f"{r['coverage_1sigma']:.2f}" if "coverage_1sigma" in r else "–"
+        print(f"{r['host']:6s} {r['method']:34s} {r['mae_at_pct']:9.3f} {r['f1']:6.3f} {r['auc']:6.3f} {ratio:>13s} "
+              f"{r['distractor_mean_at_pct']:7.3f} {cov:>8s}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"hosts": args.hosts, "data": args.data, "basis": bcfg.to_dict(),
+                                          "rows": rows}, indent=1, default=float))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Signature basis and unmixing on fcc Cu under EMT (108-atom cells, nearest-neighbour patches)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from defectnet.doping import DopantSpec
+from defectnet.errors import DefectnetError
+from defectnet.phonons.forceconstants import TierSettings
+from defectnet.phonons.host import HostSettings, compute_pristine
+from defectnet.simulate import SimulationConfig, simulate_spectra
+from defectnet.unmix import BasisConfig, SignatureBasis, signature_basis, unmix
+
+HOST = HostSettings(potential="emt", fc_min_width_ang=6.5, mesh_length_ang=15.0)
+SIM = SimulationConfig(tier="patch", potential="emt", supercell_atoms=108, host=HOST,
+                       tier_settings=TierSettings(cutoff_ang=2.6), seed=100)
+CANDIDATES = ["Ag", "Ni", "Pd", "Al"]
+
+
+@pytest.fixture(scope="module")
+def cu():
+    return compute_pristine(bulk("Cu", "fcc", a=3.6), HOST, grid=SIM.grid, progress=False, fwhm_mev=1.0)
+
+
+@pytest.fixture(scope="module")
+def basis(cu):
+    return signature_basis(cu.atoms, CANDIDATES, BasisConfig(concentrations=(2 / 108, 8 / 108), simulation=SIM),
+                           pristine_host=cu, progress=False)
+
+
+def test_basis_rows_conserve_area(basis):
+    w = basis.grid.widths
+    for kind in ("pdos", "gpdos"):
+        s = basis.signatures[kind]
+        assert s.shape == (4, basis.grid.n_bins)
+        # unit-area spectra: a signature moves weight, it neither adds nor removes it
+        np.testing.assert_allclose(s @ w, 0.0, atol=1e-6 * np.abs(s).sum(axis=1).max())
+    np.testing.assert_allclose(basis.realised, [[2 / 108, 8 / 108]] * 4)
+
+
+def test_mass_defect_signature_obeys_the_sum_rule(cu):
+    """Mass tier: <E^2> ∝ Tr D = Σ Φ_ii / m_i, so ∫E² S dE = (m_Cu / m_dopant − 1) <E²>_pristine."""
+    from defectnet.elements import mass_amu
+
+    b = signature_basis(cu.atoms, ["Ag", "Al"], BasisConfig(concentrations=(4 / 108,),
+                        simulation=SimulationConfig(tier="mass", potential="emt", supercell_atoms=108, host=HOST)),
+                        pristine_host=cu, progress=False)
+    e2 = b.grid.widths * b.grid.centers ** 2
+    for el, s in zip(b.elements, b.signatures["pdos"]):
+        expected = (mass_amu("Cu") / mass_amu(el) - 1) * (b.pristine["pdos"] @ e2)
+        assert s @ e2 == pytest.approx(expected, rel=0.03), el
+
+
+def test_unmix_recovers_a_mixture_the_basis_never_saw(cu, basis):
+    truth = {"Ag": 6 / 108, "Al": 4 / 108}
+    res = simulate_spectra(cu.atoms, [DopantSpec(el, None, x) for el, x in truth.items()], replace(SIM, seed=7),
+                           pristine_host=cu, progress=False)  # other placements than the basis' (seed 100)
+    for kind, (p, d) in {"pdos": (res.pristine, res.doped), "gpdos": (res.pristine_gpdos, res.doped_gpdos)}.items():
+        out = unmix(p.values, d.values, basis, kind=kind, candidates=["Ag", "Ni", "Al"])
+        for el, x in truth.items():
+            assert out[el]["concentration"] == pytest.approx(x, rel=0.4), (kind, el, out)
+            assert 0 < out[el]["uncertainty"] < x
+        assert out["Ni"]["concentration"] < 0.005, (kind, out)  # the distractor
+        assert out["_fit"]["residual_fraction"] < 0.3
+    assert set(out) == {"Ag", "Ni", "Al", "_fit"}
+
+
+def test_similarity_names_the_twins(basis):
+    sim = basis.similarity()
+    np.testing.assert_allclose(np.diag(sim), 1.0)
+    np.testing.assert_allclose(sim, sim.T)
+    i, j = np.unravel_index(np.argmax(sim - 2 * np.eye(4)), sim.shape)
+    assert {basis.elements[i], basis.elements[j]} == {"Ag", "Pd"}  # 108 and 106 amu, both 4d
+
+
+def test_basis_round_trip_and_bad_input(basis, tmp_path):
+    back = SignatureBasis.load(basis.save(tmp_path / "cu.npz"))
+    assert back.elements == basis.elements and back.grid.grid_id == basis.grid.grid_id
+    for kind in ("pdos", "gpdos"):
+        np.testing.assert_array_equal(back.signatures[kind], basis.signatures[kind])
+    p = basis.pristine["pdos"]
+    with pytest.raises(DefectnetError, match="not in the basis"):
+        unmix(p, p, basis, candidates=["Zn"])
+    with pytest.raises(DefectnetError, match="shapes"):
+        unmix(p[:-1], p[:-1], basis)
+    with pytest.raises(DefectnetError, match="atomic fractions"):
+        BasisConfig(concentrations=(5.0,))
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(DefectnetError, match="not a signature basis"):
+        SignatureBasis.load(tmp_path / "bad.npz")
+
+
+def test_cli_basis_then_predict_by_unmixing(tmp_path, capsys):
+    """What a user runs: simulate a host's basis, then predict a sample with it instead of the model."""
+    import json
+
+    from ase.io import write
+
+    from defectnet.cli import main
+
+    host = tmp_path / "Cu.vasp"
+    write(host, bulk("Cu", "fcc", a=3.6), format="vasp")
+    common = ["--potential", "emt", "--supercell-atoms", "108", "--cutoff", "2.6", "--quiet"]
+    assert main(["basis", str(host), "--candidates", "Ag,Al,Ni", "--concentrations", "0.02,0.07",
+                 "--out", str(tmp_path / "cu.npz"), *common]) == 0
+    assert "most alike" in capsys.readouterr().out
+    assert main(["simulate", str(host), "--dopants", "Ag:0.05", "--tier", "patch", "--seed", "5",
+                 "--out", str(tmp_path / "run"), *common]) == 0
+    assert main(["predict", "--host", str(host), "--doped", str(tmp_path / "run" / "doped.csv"),
+                 "--pristine", str(tmp_path / "run" / "pristine.csv"), "--basis", str(tmp_path / "cu.npz"),
+                 "--truth", str(tmp_path / "run" / "meta.json"), "--json", str(tmp_path / "p.json")]) == 0
+    out = json.loads((tmp_path / "p.json").read_text())
+    rows = {r["element"]: r for r in out["candidates"]}
+    assert set(rows) == {"Ag", "Al", "Ni"}  # no --candidates: the basis' own
+    assert rows["Ag"]["detected"] and rows["Ag"]["concentration"] == pytest.approx(out["truth"]["Ag"], rel=0.3)
+    assert not rows["Al"]["detected"] and not rows["Ni"]["detected"]
+    assert "analysis by synthesis" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: a bad --concentrations list
+        main(["basis", str(host), "--candidates", "Ag", "--concentrations", "1%,x", "--out", "b.npz"])
+
+
+def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, tmp_path, monkeypatch):
+    import defectnet.simulate
+
+    # Unrelaxed, C sits on a saddle point of Cu (EMT): it has no signature, Ag has.
+    sim = replace(SIM, tier_settings=TierSettings(cutoff_ang=2.6, relax=False))
+    config = BasisConfig(concentrations=(2 / 108, 4 / 108), simulation=sim)
+    cells = tmp_path / "cu.cells.npz"
+    first = signature_basis(cu.atoms, ["Ag", "C"], config, pristine_host=cu, checkpoint=cells, progress=False)
+    assert first.elements == ("Ag",) and "C on site 0" in first.failed["C"]
+    assert first.scatter["pdos"].shape == (1,) and 0 <= first.scatter["pdos"][0] < 0.5
+
+    def no_more(*args, **kwargs):
+        raise AssertionError("a finished cell was computed again")
+
+    monkeypatch.setattr(defectnet.simulate, "simulate_spectra", no_more)
+    again = signature_basis(cu.atoms, ["Ag", "C"], config, pristine_host=cu, checkpoint=cells, progress=False)
+    np.testing.assert_array_equal(again.signatures["gpdos"], first.signatures["gpdos"])
+    assert again.failed == first.failed
+    p = first.pristine["pdos"]
+    out = unmix(p, p + 0.03 * first.signatures["pdos"][0], first, candidates=["Ag", "C"])
+    assert out["Ag"]["concentration"] == pytest.approx(0.03, rel=1e-6)
+    assert out["C"] == {"concentration": 0.0, "uncertainty": 0.0} and "C" in out["_fit"]["unstable"]
+    # the 1σ of an exact fit is the basis' own scatter
+    assert out["Ag"]["uncertainty"] == pytest.approx(0.03 * first.scatter["pdos"][0], rel=1e-3)
