@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import replace
 
+import h5py
 import numpy as np
 import pytest
 import yaml
@@ -202,8 +203,24 @@ def test_export_skips_samples_an_earlier_chunk_holds(emt_store, tmp_path, capsys
     assert not key(a) & key(b)  # no sample twice
     assert key(a) | key(b) == key(load_training_file(export(out, tmp_path / "all.h5")["path"]))  # none lost
     assert {b["host_names"][h] for h in b["host_id"]} == {"Cu"} and len(b["sample_id"]) == 18 - first["n_samples"]
+    from defectnet.data.export import training_file_hosts
+
+    assert "Cu" not in training_file_hosts(chunks / "chunk-001.h5")[0]  # Cu was exported mid-run
+    assert "Cu" in training_file_hosts(tmp_path / "chunk-002.h5")[0]
+    with h5py.File(tmp_path / "chunk-002.h5") as f:
+        assert "Cu" in json.loads(f.attrs["complete_hosts"])
     with pytest.raises(DefectnetError, match="no successful samples"):  # nothing new: nothing written
         export(out, tmp_path / "none.h5", skip_in=[chunks, tmp_path / "chunk-002.h5"])
+
+
+def test_a_host_done_in_a_chunk_counts_even_with_all_its_samples_in_earlier_chunks(tmp_path):
+    """--skip-in can leave none of a finished host's samples in the new chunk; it is still done."""
+    from defectnet.data.export import training_file_hosts
+
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f["host_names"], f["host_id"] = np.array([b"A", b"B"]), np.array([1, 1])  # only B's samples are new
+        f.attrs["incomplete_hosts"], f.attrs["complete_hosts"], f.attrs["failed_hosts"] = "[]", '["A", "B"]', "{}"
+    assert training_file_hosts(tmp_path / "c.h5") == ({"A", "B"}, set())
 
 
 def test_training_files_join_by_host_without_duplicates(emt, emt_store, tmp_path):

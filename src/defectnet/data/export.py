@@ -189,6 +189,11 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
         attrs["incomplete_hosts"] = json.dumps(incomplete_hosts(store))
+        # Done by the store even when --skip-in leaves none of their samples in this file
+        # (all in earlier chunks): without it a host an earlier chunk exported mid-run is
+        # never marked done and every later chunk computes it again.
+        attrs["complete_hosts"] = json.dumps(sorted({h["name"] for h in store.hosts("ok")}
+                                                    - set(json.loads(attrs["incomplete_hosts"]))))
     n_skipped = 0
     if skip_in:
         seen = exported_samples(skip_in, seed=json.loads(attrs["config"]).get("seed"))
@@ -335,6 +340,7 @@ def expand_compact(d: dict) -> dict:
     d.pop("layout", None)
     d.pop("failed_hosts", None)
     d.pop("incomplete_hosts", None)
+    d.pop("complete_hosts", None)
     return d
 
 
@@ -366,7 +372,8 @@ def training_file_paths(paths, *, missing_ok: bool = False) -> list[Path]:
 
 def training_file_hosts(path) -> tuple[set[str], set[str]]:
     """(hosts with all their samples, hosts recorded as failed) of a training file, without
-    reading spectra. A host the file lists as incomplete (exported mid-run) is neither."""
+    reading spectra. A host the file lists as incomplete (exported mid-run) is neither; one
+    listed as complete is done even if its samples are all in other files."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".npz":
@@ -374,6 +381,7 @@ def training_file_hosts(path) -> tuple[set[str], set[str]]:
                 listed, host_id = [str(x) for x in z["host_names"]], z["host_id"]
                 failed = z["failed_hosts"].item() if "failed_hosts" in z.files else "{}"
                 partial = z["incomplete_hosts"].item() if "incomplete_hosts" in z.files else "[]"
+                done = z["complete_hosts"].item() if "complete_hosts" in z.files else "[]"
         else:
             import h5py
 
@@ -381,7 +389,9 @@ def training_file_hosts(path) -> tuple[set[str], set[str]]:
                 listed = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
                 host_id, failed = f["host_id"][()], f.attrs.get("failed_hosts", "{}")
                 partial = f.attrs.get("incomplete_hosts", "[]")
-        return {listed[i] for i in np.unique(host_id)} - set(json.loads(partial)), set(json.loads(failed))
+                done = f.attrs.get("complete_hosts", "[]")
+        present = {listed[i] for i in np.unique(host_id)} - set(json.loads(partial))
+        return present | set(json.loads(done)), set(json.loads(failed))
     except (OSError, KeyError, ValueError) as exc:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
 
