@@ -67,6 +67,7 @@ def test_cli_predict_writes_table_json_and_plot(model_path, spectra, tmp_path, c
     assert res["composition"] == {"Si": 1.0}
     assert res["model"]["host_in_training"] is False  # the synthetic hosts are not Si
     assert any("±1σ" in n for n in res["notes"])
+    assert any("defectnet basis Si --candidates B,P,Ge" in n for n in res["notes"])  # the way out, for a new host
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 

@@ -269,6 +269,10 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     notes.append(_calibration_note(model, name, seen))
     if seen is not True and (note := family_note(model, name)):
         notes.append(note)
+    if seen is not True:
+        notes.append(f"on hosts it did not train on the model errs most; `defectnet basis {name} --candidates "
+                     f"{','.join(candidates)} --out basis.npz` then `predict --basis basis.npz` unmixes against "
+                     "this host's own simulated signatures instead (README, analysis by synthesis)")
     with host_calibration(model, seen=seen is not False):
         res = model.predict(p.values, d.values, composition, list(candidates))
     rows = _rows({el: (source, res[el]["concentration"], res[el]["uncertainty"], res[el]["presence"])
@@ -282,8 +286,6 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
 
 def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth) -> Prediction:
     """:func:`predict_defects` with a signature basis in place of the model."""
-    from scipy.stats import norm
-
     from defectnet.unmix import SignatureBasis, unmix
 
     path = None
@@ -315,12 +317,8 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         notes.append("no stable position in the basis' simulations, reported absent: "
                      + "; ".join(fit["unstable"].values()))
     notes.append(f"the basis explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
-    rows = {}
-    for el in cands:
-        c, s = out[el]["concentration"], out[el]["uncertainty"]
-        presence = float(norm.cdf(c / s)) if s > 0 else float(c > 0)  # P(c > 0) under the fit's Gaussian error
-        rows[el] = ("user" if el in config.candidates else "basis", c, s, presence)
-    rows = _rows(rows)
+    rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
+                       out[el]["uncertainty"], out[el]["presence"]) for el in cands})
     twins = [(a, b_) for i, a in enumerate(basis.elements) for j, b_ in enumerate(basis.elements)
              if i < j and a in cands and b_ in cands and basis.similarity(bkind)[i, j] > 0.95]
     if twins:

@@ -3,14 +3,18 @@
 DefectNet has to learn, from other hosts, what a dopant does to a host it has never seen; on
 never-seen hosts that is its weakness (README, "Against knowing nothing"). When the host is
 known, the spectra engine can instead simulate what each candidate does *to this host*: the
-signature per unit concentration S_k(E) = ∂g/∂c_k (unit-area density per meV per atomic
-fraction), fitted through the origin from a few doped supercells of candidate k alone. A
-measured signature Δ = g_doped − g_pristine is then unmixed as Δ ≈ Σ_k c_k S_k with c_k ≥ 0
-(non-negative least squares, weighted by the bin widths so that the fit is an integral over
-energy, not a sum over bins).
-
-How well signatures add and scale over 0.2–25 %, and how the unmixing compares with the
-model on hosts the model never saw, is measured in ``benchmarks/unmix.py`` (README).
+signature Δ_k(c) = g_doped − g_pristine of candidate k alone at a few concentrations (1, 5
+and 15 at.% by default), one doped supercell each. Signatures are far from linear in c: a
+light dopant's sharp local mode at 1 at.% becomes a broad impurity band at 15 at.%, so its
+signature per unit concentration, projected on the mean one, falls by up to 4× (Be in InAs).
+The basis therefore keeps the whole curve, and a measured signature Δ is unmixed with c_k ≥ 0
+by bounded nonlinear least squares, started from the linear (non-negative least squares)
+solution, under two physical readings of the curves (:data:`METHODS`): each candidate on its
+own curve, Δ ≈ Σ Δ_k(c_k), or each at the host's total dopant fraction, Δ ≈ Σ c_k s_k(Σ c),
+s_k = Δ_k/c (the host saturates with all its dopants together: Ag and Al in Cu). The reading
+with the smaller residual is kept. Residuals are weighted by the bin widths so that the fit is
+an integral over energy, not a sum over bins. How this compares with the model on hosts the
+model never saw is measured in ``benchmarks/unmix.py`` (README).
 """
 
 from __future__ import annotations
@@ -23,9 +27,23 @@ import numpy as np
 
 from defectnet.errors import DefectnetError
 from defectnet.grid import EnergyGrid
+from defectnet.predict import DETECTION_THRESHOLD_AT_PCT
 
 #: The spectra a basis holds: total PDoS and neutron-weighted GPDoS.
 KINDS = ("pdos", "gpdos")
+#: Fitted concentrations below this atomic fraction (0.001 at.%) are reported as 0 (absent).
+MIN_FRACTION = 1e-5
+#: ``presence`` is the probability of at least this atomic fraction: predict's detection threshold.
+DETECTION_FRACTION = DETECTION_THRESHOLD_AT_PCT / 100
+#: The least-squares 1σ counts only what the residual shows; placement and additivity errors
+#: that the basis shares with the fit do not show there. This factor makes ±1σ cover 68 % of
+#: the true dopants of the never-seen hosts of ``benchmarks/unmix.py`` (its ``sigma_scale``).
+SIGMA_SCALE = 1.0
+#: How a candidate's signature depends on concentration in :func:`unmix`: ``curve``, Δ_k(c_k) on
+#: its own simulated curve; ``total``, c_k times its signature per unit concentration at the
+#: total dopant fraction C = Σ c_j (the host saturates with all its dopants together);
+#: ``auto``, both fitted and the one with the smaller residual kept; ``linear``, the mean slope.
+METHODS = ("auto", "curve", "total", "linear")
 
 
 @dataclass(frozen=True)
@@ -72,13 +90,12 @@ class SignatureBasis:
     pristine : dict kind -> ndarray (B,)
         The simulated pristine supercell spectrum, unit area, per meV.
     signatures : dict kind -> ndarray (K, B)
-        ∂g/∂c per candidate: per meV per atomic fraction (each row integrates to ~0).
+        Mean ∂g/∂c per candidate, the slope through the origin: per meV per atomic fraction
+        (each row integrates to ~0). Used to start the unmixing and to compare candidates.
+    curves : dict kind -> ndarray (K, n, B)
+        Δ_k at the ``realised`` concentrations (mean over placements), per meV.
     realised : ndarray (K, n)
-        The realised atomic fractions the slopes were fitted over.
-    scatter : dict kind -> ndarray (K,)
-        Relative scatter of the single cells about the fitted slope (rms of ĉ/c − 1 when each
-        cell is unmixed alone): placement and nonlinearity, the error a concentration read
-        off this basis carries beyond the fit's residual.
+        The realised atomic fractions of ``curves``, increasing along n.
     failed : dict element -> str
         Candidates with no signature (a dopant without a stable position on its site), with why.
     config : dict
@@ -90,8 +107,8 @@ class SignatureBasis:
     grid: EnergyGrid
     pristine: dict
     signatures: dict
+    curves: dict
     realised: np.ndarray
-    scatter: dict = field(default_factory=dict)
     failed: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
@@ -111,7 +128,7 @@ class SignatureBasis:
                   "failed": self.failed}
         arrays = {f"pristine_{k}": v for k, v in self.pristine.items()}
         arrays |= {f"signatures_{k}": v for k, v in self.signatures.items()}
-        arrays |= {f"scatter_{k}": v for k, v in self.scatter.items()}
+        arrays |= {f"curves_{k}": v for k, v in self.curves.items()}
         np.savez_compressed(path, header=json.dumps(header), realised=self.realised, **arrays)
         return path
 
@@ -124,7 +141,7 @@ class SignatureBasis:
                 return cls(host=h["host"], elements=tuple(h["elements"]), grid=EnergyGrid.from_dict(h["grid"]),
                            pristine={k: z[f"pristine_{k}"] for k in KINDS}, realised=z["realised"],
                            signatures={k: z[f"signatures_{k}"] for k in KINDS},
-                           scatter={k: z[f"scatter_{k}"] for k in KINDS if f"scatter_{k}" in z},
+                           curves={k: z[f"curves_{k}"] for k in KINDS},
                            failed=h.get("failed", {}), config=h["config"])
         except (OSError, KeyError, ValueError) as exc:
             raise DefectnetError(f"not a signature basis ({exc})", source=str(path)) from None
@@ -193,19 +210,18 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
     if len(failed) == len(specs):
         raise DefectnetError(f"no candidate has a stable position in {name}: " + "; ".join(failed.values()))
     kept = [s for s in specs if s.element not in failed]
-    keys = [[f"{s.element}@{s.site}|{c!r}|{p}" for c in config.concentrations for p in range(config.placements)]
+    keys = [[[f"{s.element}@{s.site}|{c!r}|{p}" for p in range(config.placements)] for c in config.concentrations]
             for s in kept]
-    x = np.array([[cells[k]["realised"] for k in row] for row in keys])  # (K, n)
-    w = sim.grid.widths
-    signatures, scatter = {}, {}
+    x = np.array([[np.mean([cells[k]["realised"] for k in ps]) for ps in row] for row in keys])  # (K, n)
+    order = np.argsort(x, axis=1)
+    x = np.take_along_axis(x, order, axis=1)
+    curves, signatures = {}, {}
     for kind in KINDS:
-        d = np.array([[cells[k][kind] for k in row] for row in keys])  # (K, n, B)
-        sig = np.einsum("kn,knb->kb", x, d) / (x * x).sum(axis=1, keepdims=True)  # slope through the origin
-        signatures[kind] = sig
-        alone = np.einsum("knb,kb->kn", d * w, sig) / ((sig * sig) @ w)[:, None]  # each cell unmixed alone
-        scatter[kind] = np.sqrt(np.mean((alone / x - 1) ** 2, axis=1))
+        d = np.array([[np.mean([cells[k][kind] for k in ps], axis=0) for ps in row] for row in keys])  # (K, n, B)
+        curves[kind] = np.take_along_axis(d, order[:, :, None], axis=1)
+        signatures[kind] = np.einsum("kn,knb->kb", x, curves[kind]) / (x * x).sum(axis=1, keepdims=True)
     return SignatureBasis(host=name, elements=tuple(s.element for s in kept), grid=sim.grid, pristine=cells["pristine"],
-                          signatures=signatures, realised=x, scatter=scatter, failed=failed,
+                          signatures=signatures, curves=curves, realised=x, failed=failed,
                           config={**config.to_dict(), "candidates": list(candidates)})
 
 
@@ -242,8 +258,9 @@ def _write_cells(path, stamp: str, cells: dict) -> None:
     os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint whole
 
 
-def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candidates=None) -> dict:
-    """Concentrations of the basis' candidates in a measured signature, by non-negative least squares.
+def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candidates=None,
+          method: str = "auto") -> dict:
+    """Concentrations of the basis' candidates in a measured signature.
 
     Parameters
     ----------
@@ -254,20 +271,29 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         Which spectra ``pristine`` and ``doped`` are.
     candidates : list of str, optional
         A subset of ``basis.elements`` (default: all).
+    method : {'auto', 'curve', 'total', 'linear'}
+        How signatures depend on concentration (:data:`METHODS`). Each candidate's simulated
+        cells make a curve piecewise linear in c; ``curve`` and ``total`` read it at the
+        candidate's own and at the total dopant fraction, ``linear`` uses its mean slope
+        (non-negative least squares, which also starts the other fits).
 
     Returns
     -------
     dict
-        ``{element: {"concentration": atomic fraction, "uncertainty": 1σ}}`` and under
-        ``"_fit"`` the fit's ``residual_fraction`` (‖Δ − Σ c S‖ / ‖Δ‖, 0 = explained) and
-        ``unstable`` ({element: why}: candidates with no stable site, reported as 0). The 1σ
-        adds in quadrature the least-squares standard error, with the residual as the noise
-        level, and the basis' relative ``scatter`` times the concentration.
+        ``{element: {"concentration": atomic fraction, "uncertainty": 1σ, "presence": P(c ≥ 0.1 at.%)}}``
+        and under ``"_fit"`` the fit's ``residual_fraction`` (‖Δ − Σ Δ_k(c_k)‖ / ‖Δ‖, 0 =
+        explained) and ``unstable`` ({element: why}: candidates with no stable site, reported
+        as 0). The 1σ is the least-squares standard error at the solution, with the residual
+        (what the basis cannot explain) as the noise level; an absent candidate gets the error
+        it would have if it were present beside the others.
     """
-    from scipy.optimize import nnls
+    from scipy.optimize import least_squares, nnls
+    from scipy.stats import norm
 
     if kind not in KINDS:
         raise DefectnetError(f"kind must be one of {KINDS}, got {kind!r}")
+    if method not in METHODS:
+        raise DefectnetError(f"method must be one of {METHODS}, got {method!r}")
     asked = list(basis.elements if candidates is None else candidates)
     cands = [c for c in asked if c not in basis.failed]
     missing = [c for c in cands if c not in basis.elements]
@@ -278,20 +304,95 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         raise DefectnetError(f"spectra have shapes {p.shape} and {d.shape}; the basis needs ({basis.grid.n_bins},) "
                              f"on grid {basis.grid.grid_id}")
     sw = np.sqrt(basis.grid.widths)
-    A = basis.signatures[kind][[basis.elements.index(c) for c in cands]].T * sw[:, None]  # (B, K)
+    cols = [basis.elements.index(c) for c in cands]
     y = (d - p) * sw
-    c, rnorm = nnls(A, y)
+    knots, curves = basis.realised[cols], basis.curves[kind][cols] * sw  # (K, n), (K, n, B)
+    models = {"curve": lambda c: _own_curves(knots, curves, c), "total": lambda c: _at_total(knots, curves, c)}
+    c, _ = nnls(basis.signatures[kind][cols].T * sw[:, None], y)
+    chosen = {"auto": ("curve", "total"), "linear": ()}.get(method, (method,))
+    if chosen:
+        upper = 1.0  # an atomic fraction
+        fits = [(least_squares(lambda c, m=m: models[m](c)[0] - y, np.clip(start, 1e-6, upper / 2),
+                               jac=lambda c, m=m: models[m](c)[1], bounds=(0.0, upper), method="trf"), m)
+                for m in chosen for start in (c, np.full(len(cols), 0.01))]
+        best, name = min(fits, key=lambda f: f[0].cost)
+        c, model = best.x, models[name]
+    else:
+        name, A = "linear", basis.signatures[kind][cols].T * sw[:, None]
+        model = lambda c: (A @ c, A)  # noqa: E731
+    c[c < MIN_FRACTION] = 0.0
+    fitted, J = model(c)
+    r = y - fitted
     active = c > 0
+    occupied = np.abs(curves).max(axis=(0, 1)) + np.abs(y) > 1e-4 * (np.abs(curves).max() + np.abs(y).max())
+    # Broadening correlates neighbouring bins: the residual's integrated autocorrelation time τ
+    # (in bins) scales the least-squares variance, which assumes independent bins.
+    noise2 = (r @ r) / max(int(occupied.sum()) - int(active.sum()), 1) * _correlation_bins(r[occupied])
+    noise2 *= SIGMA_SCALE ** 2
     sigma = np.zeros_like(c)
-    dof = max(int(np.count_nonzero(basis.pristine[kind] > 0)) - int(active.sum()), 1)
-    if active.any():
-        cov = np.linalg.pinv(A[:, active].T @ A[:, active]) * rnorm ** 2 / dof
-        sigma[active] = np.sqrt(np.clip(np.diag(cov), 0, None))
-    if kind in basis.scatter:  # placement and nonlinearity, relative to the concentration
-        rel = basis.scatter[kind][[basis.elements.index(el) for el in cands]]
-        sigma = np.hypot(sigma, rel * c)
-    out = {el: {"concentration": 0.0, "uncertainty": 0.0} for el in asked}  # no stable site: absent
-    out |= {el: {"concentration": float(ci), "uncertainty": float(si)} for el, ci, si in zip(cands, c, sigma)}
-    out["_fit"] = {"residual_fraction": float(rnorm / max(np.linalg.norm(y), 1e-300)),
+    for k in range(len(c)):
+        with_k = active.copy()
+        with_k[k] = True
+        j = int(np.searchsorted(np.flatnonzero(with_k), k))
+        sigma[k] = np.sqrt(max(np.linalg.pinv(J[:, with_k].T @ J[:, with_k])[j, j], 0.0) * noise2)
+    # P(c ≥ the detection threshold) for a normal of width σ about the unconstrained optimum.
+    # For a candidate the fit sets to 0 that optimum is the residual's projection on its slope
+    # (≤ 0: the bound is optimal), so its presence is below ½ and falls as σ shrinks.
+    free = np.where(active, c, (J.T @ r) / np.maximum((J * J).sum(axis=0), 1e-300))
+    presence = norm.cdf((free - DETECTION_FRACTION) / np.maximum(sigma, 1e-300))
+    out = {el: {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} for el in asked}  # no stable site
+    out |= {el: {"concentration": float(ci), "uncertainty": float(si), "presence": float(pi)}
+            for el, ci, si, pi in zip(cands, c, sigma, presence)}
+    out["_fit"] = {"residual_fraction": float(np.linalg.norm(r) / max(np.linalg.norm(y), 1e-300)), "model": name,
                    "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}}
     return out
+
+
+def _curve(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """Δ(c) and dΔ/dc of one candidate, piecewise linear in c through the origin and ``curve``
+    (n, B) at ``x`` (n,) atomic fractions; the last segment goes on beyond the largest."""
+    xs = np.concatenate([[0.0], x])
+    j = int(np.clip(np.searchsorted(xs, c, side="right") - 1, 0, len(x) - 1))
+    lo = curve[j - 1] if j else np.zeros_like(curve[0])
+    slope = (curve[j] - lo) / (xs[j + 1] - xs[j])
+    return lo + slope * (c - xs[j]), slope
+
+
+def _own_curves(knots, curves, c) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_k Δ_k(c_k) (B,) and its Jacobian (B, K): each candidate on its own curve."""
+    parts = [_curve(knots[k], curves[k], c[k]) for k in range(len(c))]
+    return sum(v for v, _ in parts), np.stack([g for _, g in parts], axis=1)
+
+
+def _per_unit(x: np.ndarray, curve: np.ndarray, total: float) -> tuple[np.ndarray, np.ndarray]:
+    """Signature per unit concentration Δ(x)/x (B,) at the total dopant fraction, and its
+    derivative in the total; linear between the cells, constant outside them."""
+    s = curve / x[:, None]
+    if total <= x[0] or total >= x[-1]:
+        return s[0 if total <= x[0] else -1], np.zeros_like(s[0])
+    j = int(np.searchsorted(x, total) - 1)
+    ds = (s[j + 1] - s[j]) / (x[j + 1] - x[j])
+    return s[j] + ds * (total - x[j]), ds
+
+
+def _at_total(knots, curves, c) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_k c_k s_k(C), C = Σ c, (B,) and its Jacobian (B, K)."""
+    parts = [_per_unit(knots[k], curves[k], float(np.sum(c))) for k in range(len(c))]
+    s = np.stack([v for v, _ in parts], axis=1)  # (B, K)
+    ds = np.stack([g for _, g in parts], axis=1)
+    return s @ c, s + (ds @ c)[:, None]
+
+
+def _correlation_bins(r: np.ndarray) -> float:
+    """Integrated autocorrelation time of a residual, in bins: 1 + 2 Σ ρ(lag) up to the first ρ ≤ 0."""
+    r = r - r.mean()
+    var = r @ r
+    if var <= 0:
+        return 1.0
+    tau = 1.0
+    for lag in range(1, len(r) // 2):
+        rho = (r[:-lag] @ r[lag:]) / var
+        if rho <= 0:
+            break
+        tau += 2 * rho
+    return tau
