@@ -127,7 +127,9 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "with `defectnet train --config configs/pretrained.yaml` and re-ship as it does. Expect errors of the size "
         "in the table above, larger for hosts unlike the training hosts. For a host it was not trained on, "
         "fine-tune on ~24 simulated spectra of that host (README; `benchmarks/host_adaptation.py`: MAE 2.00 -> "
-        "1.53 at.% over 14 such hosts).",
+        "1.53 at.% over 14 such hosts). Where the host is known, analysis by synthesis needs no model: "
+        "`defectnet basis` + `predict --basis` (README) had MAE 0.69 at.% against this model's 1.56 on four hosts it "
+        "never saw (`benchmarks/unmix.py`).",
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "

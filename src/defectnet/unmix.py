@@ -38,7 +38,7 @@ DETECTION_FRACTION = DETECTION_THRESHOLD_AT_PCT / 100
 #: The least-squares 1σ counts only what the residual shows; placement and additivity errors
 #: that the basis shares with the fit do not show there. This factor makes ±1σ cover 68 % of
 #: the true dopants of the never-seen hosts of ``benchmarks/unmix.py`` (its ``sigma_scale``).
-SIGMA_SCALE = 1.0
+SIGMA_SCALE = 3.25
 #: How a candidate's signature depends on concentration in :func:`unmix`: ``curve``, Δ_k(c_k) on
 #: its own simulated curve; ``total``, c_k times its signature per unit concentration at the
 #: total dopant fraction C = Σ c_j (the host saturates with all its dopants together);
