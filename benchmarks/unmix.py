@@ -17,6 +17,9 @@ the linearity of the signatures, not the MLIP's error against a measurement.
 
     python benchmarks/unmix.py                       # InAs, NaCl, HgTe, CuI (~50 min on one core)
     python benchmarks/unmix.py --hosts GaAs --data datasets/textbook
+    python benchmarks/unmix.py --data datasets/validation --hosts Si,GaAs,ZnS,CdTe,SrO --tier patch \
+        --basis-dir runs/unmix-basis-64 --out benchmarks/results/unmix-validation.json
+        # a patch-tier basis against full-tier spectra (64-atom cells, every atom displaced)
 
 Writes ``benchmarks/results/unmix.json`` (and one basis per host under ``--basis-dir``,
 reused when the command is run again).
@@ -139,6 +142,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="datasets/reference")
     ap.add_argument("--concentrations", default="0.01,0.05,0.15", help="basis atomic fractions")
     ap.add_argument("--basis-dir", default="runs/unmix-basis")
+    ap.add_argument("--tier", default=None, help="simulate the basis with this tier instead of the data's "
+                                                 "(e.g. patch against the full-tier validation set)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "unmix.json"))
     args = ap.parse_args(argv)
 
@@ -166,7 +171,7 @@ def main(argv=None) -> int:
         data = load_training_file(src)  # the chunk's own generation config: sites, tier, supercell
         cfg = GenerateConfig.from_dict(data.attrs["config"])
         b = cfg.broadening
-        sim = SimulationConfig(tier=cfg.tier, potential=cfg.potential, supercell_atoms=cfg.supercell_atoms,
+        sim = SimulationConfig(tier=args.tier or cfg.tier, potential=cfg.potential, supercell_atoms=cfg.supercell_atoms,
                                fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution, seed=cfg.seed + 1,
                                grid=cfg.grid, host=cfg.host, tier_settings=cfg.tier_settings)
         bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim)

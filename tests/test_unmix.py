@@ -76,7 +76,7 @@ def test_similarity_names_the_twins(basis):
     assert {basis.elements[i], basis.elements[j]} == {"Ag", "Pd"}  # 108 and 106 amu, both 4d
 
 
-def test_basis_round_trip_and_bad_input(basis, tmp_path):
+def test_basis_round_trip_and_bad_input(cu, basis, tmp_path):
     back = SignatureBasis.load(basis.save(tmp_path / "cu.npz"))
     assert back.elements == basis.elements and back.grid.grid_id == basis.grid.grid_id
     for kind in ("pdos", "gpdos"):
@@ -88,6 +88,9 @@ def test_basis_round_trip_and_bad_input(basis, tmp_path):
         unmix(p[:-1], p[:-1], basis)
     with pytest.raises(DefectnetError, match="atomic fractions"):
         BasisConfig(concentrations=(5.0,))
+    with pytest.raises(DefectnetError, match="same dopant count"):  # 1 and 1.2 at.% of 108 atoms: 1 atom each
+        signature_basis(cu.atoms, ["Ag"], BasisConfig(concentrations=(0.01, 0.012), simulation=SIM),
+                        pristine_host=cu, progress=False)
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DefectnetError, match="not a signature basis"):
         SignatureBasis.load(tmp_path / "bad.npz")

@@ -149,7 +149,7 @@ class SignatureBasis:
 
 def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pristine_host=None,
                     checkpoint=None, progress: bool = True) -> SignatureBasis:
-    """Simulate the signature per unit concentration of each candidate dopant in ``host``.
+    """Simulate each candidate dopant's signature in ``host`` at the configured concentrations.
 
     Parameters
     ----------
@@ -215,6 +215,9 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
     x = np.array([[np.mean([cells[k]["realised"] for k in ps]) for ps in row] for row in keys])  # (K, n)
     order = np.argsort(x, axis=1)
     x = np.take_along_axis(x, order, axis=1)
+    if np.any(np.diff(x, axis=1) <= 0):
+        raise DefectnetError(f"basis concentrations {config.concentrations} give the same dopant count in the "
+                             f"supercell ({x.min():.4f}…): choose fractions further apart or a larger supercell")
     curves, signatures = {}, {}
     for kind in KINDS:
         d = np.array([[np.mean([cells[k][kind] for k in ps], axis=0) for ps in row] for row in keys])  # (K, n, B)
