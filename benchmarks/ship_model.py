@@ -129,7 +129,8 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "fine-tune on ~24 simulated spectra of that host (README; `benchmarks/host_adaptation.py`: MAE 2.00 -> "
         "1.53 at.% over 14 such hosts). Where the host is known, analysis by synthesis needs no model: "
         "`defectnet basis` + `predict --basis` (README) had MAE 0.69 at.% against this model's 1.56 on four hosts it "
-        "never saw (`benchmarks/unmix.py`).",
+        "never saw on patch-tier spectra, but 2.81 against 3.20 on the full-tier validation spectra "
+        "(`benchmarks/unmix.py`).",
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "
