@@ -40,6 +40,12 @@ def check_element(symbol: str, *, dopant: bool = False) -> str:
     return symbol
 
 
+def atomic_fractions(symbols) -> dict[str, float]:
+    """{element: atomic fraction} of a list of chemical symbols (a cell's composition)."""
+    els, counts = np.unique(np.asarray(symbols), return_counts=True)
+    return {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
+
+
 def atomic_number(symbol: str) -> int:
     return _SYMBOLS[check_element(symbol)].number
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defectnet.elements import DOPANTS, check_element
+from defectnet.elements import DOPANTS, atomic_fractions, check_element
 from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
 
@@ -335,9 +335,7 @@ def _resolve_host(host) -> tuple:
     from defectnet.simulate import resolve_host
 
     atoms, name = resolve_host(host)
-    symbols = atoms.get_chemical_symbols()
-    els, counts = np.unique(symbols, return_counts=True)
-    return atoms, name, {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
+    return atoms, name, atomic_fractions(atoms.get_chemical_symbols())
 
 
 def _fit_scale(config: PredictConfig, pristine, computed, kind, composition, against: str, notes) -> PredictConfig:

@@ -18,6 +18,7 @@ import numpy as np
 from ase import Atoms
 
 from defectnet.doping import DEFAULT_SUPERCELL_ATOMS, choose_supercell, parse_dopants, substitute
+from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
@@ -159,8 +160,8 @@ def simulate_spectra(
     doped, _ = gamma_spectrum(result.fc, result.atoms, config.grid, **config.broadening())
     t_dos = time.perf_counter() - t0
     n = len(sc_atoms)
-    host_fractions = _fractions(sc_atoms.get_chemical_symbols())
-    doped_fractions = _fractions(doped_atoms.get_chemical_symbols())
+    host_fractions = atomic_fractions(sc_atoms.get_chemical_symbols())
+    doped_fractions = atomic_fractions(doped_atoms.get_chemical_symbols())
     out_atoms = result.atoms
     if config.tier == "patch":
         out_atoms = _patch_relaxed(result, system, pristine_host)
@@ -209,11 +210,6 @@ def resolve_host(host) -> tuple[Atoms, str]:
 
     h = load_host(str(host))
     return h.to_atoms(), h.name
-
-
-def _fractions(symbols) -> dict[str, float]:
-    els, counts = np.unique(symbols, return_counts=True)
-    return {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}
 
 
 def _patch_relaxed(result, system, host) -> Atoms:

@@ -18,6 +18,7 @@ import numpy as np
 from ase import Atoms
 
 from defectnet.data.config import GenerateConfig, HostSelection, SamplerSettings, _dict_to_atoms
+from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 
 
@@ -41,7 +42,7 @@ class HostInput:
 
     @property
     def composition(self) -> dict[str, float]:
-        return _fractions(self.atoms.get_chemical_symbols())
+        return atomic_fractions(self.atoms.get_chemical_symbols())
 
 
 def resolve_hosts(sel: HostSelection, host_settings=None) -> list[HostInput]:
@@ -258,8 +259,3 @@ def plan_host(host: HostInput, config: GenerateConfig, recommender, indices, exc
                                                np.random.default_rng(distractor_seed))
         plan.jobs[i] = SampleJob(i, s, scen.dopants, cands, distractors, placement_seed)
     return plan
-
-
-def _fractions(symbols) -> dict[str, float]:
-    els, counts = np.unique(np.asarray(symbols), return_counts=True)
-    return {str(e): float(c) / len(symbols) for e, c in zip(els, counts)}

@@ -25,7 +25,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from defectnet.data.blobs import pack_patch, pack_pristine, unpack_patch, unpack_pristine
 from defectnet.data.config import GenerateConfig
-from defectnet.data.plan import HostInput, SampleJob, _fractions
+from defectnet.data.plan import HostInput, SampleJob
+from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.patches import UnstablePatch
@@ -271,7 +272,7 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
             if pristine.meta["min_frequency_mev"] < -config.max_imaginary_mev:
                 raise TaskFailure("imaginary_modes", f"pristine supercell has {pristine.meta['n_imaginary']} imaginary "
                                   f"modes at Γ, lowest {pristine.meta['min_frequency_mev']:.2f} meV")
-            gpdos = pristine.neutron_weighted(_fractions(ctx.sc_atoms.get_chemical_symbols()))
+            gpdos = pristine.neutron_weighted(atomic_fractions(ctx.sc_atoms.get_chemical_symbols()))
             with timer("pack"):
                 els = sorted(pristine.partials)
                 spectra = pack_arrays(
@@ -420,7 +421,7 @@ def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc,
         tried = f" (in each of {config.placement_attempts} placements)" if config.placement_attempts > 1 else ""
         raise TaskFailure("imaginary_modes", f"doped supercell has {n_imag} imaginary modes at Γ{tried}, "
                           f"lowest {doped.meta['min_frequency_mev']:.2f} meV < -{limit:g} meV")
-    gpdos = doped.neutron_weighted(_fractions(doped_atoms.get_chemical_symbols()))
+    gpdos = doped.neutron_weighted(atomic_fractions(doped_atoms.get_chemical_symbols()))
     with timer("pack"):
         els = sorted(doped.partials)
         arrays = pack_arrays(
