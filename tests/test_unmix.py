@@ -74,6 +74,10 @@ def test_similarity_names_the_twins(basis):
     np.testing.assert_allclose(sim, sim.T)
     i, j = np.unravel_index(np.argmax(sim - 2 * np.eye(4)), sim.shape)
     assert {basis.elements[i], basis.elements[j]} == {"Ag", "Pd"}  # 108 and 106 amu, both 4d
+    pairs = basis.alike()
+    assert len(pairs) == 6 and {pairs[0][0], pairs[0][1]} == {"Ag", "Pd"} and pairs[0][2] == pytest.approx(sim[i, j])
+    assert [c for *_, c in pairs] == sorted((c for *_, c in pairs), reverse=True)
+    assert all("Pd" not in (a, b) for a, b, _ in basis.alike(among=["Ag", "Ni", "Al"]))
 
 
 def test_basis_round_trip_and_bad_input(cu, basis, tmp_path):

@@ -107,24 +107,21 @@ class Basis(Command):
         p.add_argument("--out", required=True, help="the basis file to write (.npz)")
 
     def run(self, args):
+        from pathlib import Path
+
         from defectnet.unmix import BasisConfig, signature_basis
 
         cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
         config = BasisConfig(concentrations=args.concentrations, placements=args.placements,
                              simulation=_simulation_config(args))
-        from pathlib import Path
-
         cells = Path(f"{args.out}.cells.npz")  # finished cells: a rerun after a crash picks up from here
         basis = signature_basis(args.host, cands, config, checkpoint=cells, progress=not args.quiet)
         out = basis.save(args.out)
         cells.unlink(missing_ok=True)
         for el, why in basis.failed.items():
             print(f"no signature for {el}: {why}")
-        sim = basis.similarity("gpdos")
-        pairs = [(basis.elements[i], basis.elements[j], sim[i, j]) for i in range(len(sim)) for j in range(i)]
         print(f"{basis.host}: signatures of {', '.join(basis.elements)} at {', '.join(map(str, config.concentrations))}")
-        if pairs:
-            a, b, c = max(pairs, key=lambda t: t[2])
+        for a, b, c in basis.alike("gpdos")[:1]:
             print(f"most alike: {a}/{b} (GPDoS cosine {c:.2f}; above 0.95 no spectrum tells them apart)")
         print(f"wrote {out}")
         return 0

@@ -292,7 +292,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     if not isinstance(basis, SignatureBasis):
         path, basis = str(basis), SignatureBasis.load(basis)
     kind = config.kind or "gpdos"  # what INS measures
-    atoms, name, composition = _resolve_host(host)
+    _, name, composition = _resolve_host(host)
     sim = basis.config.get("simulation", {})
     notes = [f"analysis by synthesis: unmixed against the signatures of {len(basis.elements)} candidates simulated in "
              f"{basis.host} ({sim.get('potential')}, tier {sim.get('tier')})"]
@@ -319,11 +319,9 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     notes.append(f"the basis explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
     rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
                        out[el]["uncertainty"], out[el]["presence"]) for el in cands})
-    twins = [(a, b_) for i, a in enumerate(basis.elements) for j, b_ in enumerate(basis.elements)
-             if i < j and a in cands and b_ in cands and basis.similarity(bkind)[i, j] > 0.95]
+    twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
-        notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: "
-                     + ", ".join(f"{a}/{b_}" for a, b_ in twins))
+        notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: " + ", ".join(twins))
     info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
             "basis": basis.config, "residual_fraction": fit["residual_fraction"]}
     return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)

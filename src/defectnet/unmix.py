@@ -120,6 +120,14 @@ class SignatureBasis:
         n = s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-300)
         return n @ n.T
 
+    def alike(self, kind: str = "pdos", among=None) -> list[tuple[str, str, float]]:
+        """Pairs of candidates (``among`` a subset, default all) with their signatures' cosine
+        similarity, most alike first."""
+        sim = self.similarity(kind)
+        idx = [i for i, el in enumerate(self.elements) if among is None or el in among]
+        pairs = [(self.elements[i], self.elements[j], float(sim[i, j])) for n, i in enumerate(idx) for j in idx[n + 1:]]
+        return sorted(pairs, key=lambda t: -t[2])
+
     def save(self, path) -> Path:
         """Write the basis as one ``.npz`` (arrays and a JSON header)."""
         path = Path(path)
