@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from defectnet.elements import DOPANTS, atomic_fractions, check_element
 from defectnet.errors import DefectnetError
+from defectnet.prediction import Prediction, extent_mev
 from defectnet.spectrum import Spectrum
 
 #: Share of the pristine spectrum's area that the input range must cover (the rest may be cut).
@@ -86,113 +87,6 @@ class PredictConfig:
             raise DefectnetError(f"n_recommend must be ≥ 0, got {self.n_recommend}")
         for el in self.candidates:
             check_element(el, dopant=True)
-
-
-@dataclass
-class Prediction:
-    """The answer for one doped spectrum.
-
-    Attributes
-    ----------
-    host : str
-    composition : dict
-        Host atomic fractions.
-    kind : str
-        ``"total"`` or ``"gpdos"``: what the model read.
-    rows : list of dict
-        One per candidate, largest concentration first: ``element``, ``source`` (user /
-        recommender / both), ``concentration`` (atomic fraction), ``uncertainty`` (1σ,
-        atomic fraction), ``presence`` (probability), ``detected`` (bool).
-    pristine, doped : Spectrum
-        The spectra the model saw, on its grid (unit area).
-    notes : list of str
-        Every correction made to the input.
-    model : dict
-        Which model answered (path, code version, training data, test metrics).
-    truth : dict or None
-        Known concentrations (atomic fractions), when given, shown beside the prediction.
-    """
-
-    host: str
-    composition: dict
-    kind: str
-    rows: list
-    pristine: Spectrum
-    doped: Spectrum
-    notes: list = field(default_factory=list)
-    model: dict = field(default_factory=dict)
-    truth: dict | None = None
-    config: PredictConfig | None = None
-
-    @property
-    def detected(self) -> dict[str, float]:
-        """{element: concentration (atomic fraction)} of the candidates detected."""
-        return {r["element"]: r["concentration"] for r in self.rows if r["detected"]}
-
-    def to_dict(self) -> dict:
-        return {"host": self.host, "composition": self.composition, "kind": self.kind,
-                "candidates": self.rows, "detected": self.detected, "truth": self.truth,
-                "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
-                "units": {"concentration": "atomic fraction of the crystal", "uncertainty": "1 sigma, atomic fraction"}}
-
-    def write_json(self, path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return p
-
-    def table(self) -> str:
-        """A plain-text table: element, at.% ± 1σ, presence probability, detected (and the truth if known)."""
-        truth = self.truth or {}
-        head = f"{'element':<8} {'at.%':>8} {'± 1σ':>7} {'presence':>9}  {'detected':<8}"
-        head += f" {'true at.%':>9}" if self.truth is not None else ""
-        head += "  source"
-        lines = [f"{self.host} ({self.kind}): {len(self.rows)} candidates", head]
-        for r in self.rows:
-            line = (f"{r['element']:<8} {100 * r['concentration']:8.3f} {100 * r['uncertainty']:7.3f} "
-                    f"{r['presence']:9.2f}  {'yes' if r['detected'] else 'no':<8}")
-            if self.truth is not None:
-                line += f" {100 * truth.get(r['element'], 0.0):9.3f}"
-            lines.append(line + f"  {r['source']}")
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def plot(self, path) -> Path:
-        """Spectra (pristine, doped, difference) and concentration bars with 1σ error bars."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
-        e = self.pristine.centers_mev
-        top = max(_extent_mev(self.pristine, 0.999), _extent_mev(self.doped, 0.999)) * 1.1  # local modes too
-        a1.plot(e, self.pristine.values, lw=1, label="pristine")
-        a1.plot(e, self.doped.values, lw=1, label="doped")
-        a1.plot(e, self.doped.values - self.pristine.values, lw=0.8, color="0.4", label="doped − pristine")
-        a1.axhline(0, color="0.8", lw=0.5)
-        a1.set(xlim=(0, top), xlabel="energy (meV)", ylabel=f"{self.kind.upper() if self.kind == 'gpdos' else 'PDoS'} (1/meV)",
-               title=self.host)
-        a1.legend(fontsize=8)
-        els = [r["element"] for r in self.rows]
-        x = np.arange(len(els))
-        c = np.array([100 * r["concentration"] for r in self.rows])
-        s = np.array([100 * r["uncertainty"] for r in self.rows])
-        w = 0.4 if self.truth is not None else 0.7
-        a2.bar(x - (w / 2 if self.truth is not None else 0), c, w, yerr=np.stack([np.minimum(s, c), s]), capsize=3,
-               color=["C2" if r["detected"] else "0.7" for r in self.rows], label="predicted ± 1σ")
-        if self.truth is not None:
-            a2.bar(x + w / 2, [100 * self.truth.get(el, 0.0) for el in els], w, color="k", alpha=0.6, label="true")
-            a2.legend(fontsize=8)
-        a2.set_xticks(x, els)
-        a2.set_ylabel("concentration (at.%)")
-        a2.set_title("green: detected", fontsize=9)
-        fig.tight_layout()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        return p
 
 
 def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None = None, model=None,
@@ -475,12 +369,6 @@ def fit_energy_scale(measured: Spectrum, reference: Spectrum, *, bounds=(0.7, 1.
     return best, w1(1.0), float(dist.min())
 
 
-def _extent_mev(s: Spectrum, share: float = COVERAGE) -> float:
-    """Energy below which ``share`` of the spectrum's area lies, meV."""
-    cum = np.cumsum(np.clip(s.values, 0, None) * s.widths_mev)
-    return float(s.edges_mev[1:][np.searchsorted(cum, share * cum[-1])])
-
-
 def _common_range(p: Spectrum, d: Spectrum, grid, notes: list) -> tuple[Spectrum, Spectrum]:
     """Both spectra on ``grid``, zero outside the range both cover, unit area.
 
@@ -490,13 +378,13 @@ def _common_range(p: Spectrum, d: Spectrum, grid, notes: list) -> tuple[Spectrum
     lo = max(p.edges_mev[0], d.edges_mev[0])
     hi = min(p.edges_mev[-1], d.edges_mev[-1])
     for s, other, name in ((p, d, "pristine"), (d, p, "doped")):
-        need = _extent_mev(s)
+        need = extent_mev(s, COVERAGE)
         if other.edges_mev[-1] < need:
             src = other.meta.get("source", "the other spectrum")
             raise DefectnetError(f"{src} stops at {other.edges_mev[-1]:.1f} meV but the {name} spectrum extends to "
                                  f"{need:.1f} meV; expected both to cover the host's whole phonon spectrum")
     if hi > grid.edges[-1]:
-        lost = [s for s in (p, d) if _extent_mev(s) > grid.edges[-1]]
+        lost = [s for s in (p, d) if extent_mev(s, COVERAGE) > grid.edges[-1]]
         if lost:
             raise DefectnetError(f"{lost[0].meta.get('source', 'a spectrum')} extends past {grid.edges[-1]:.0f} meV, "
                                  "the end of the model's grid")
