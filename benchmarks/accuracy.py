@@ -14,6 +14,14 @@ Run::
     python benchmarks/accuracy.py --data /work/devdata/dev_mass.h5 --threads 1
     python benchmarks/accuracy.py --data data/ref.h5 --epochs 60          # the real dataset
     python benchmarks/accuracy.py --speed-only                            # 16k synthetic spectra
+    python benchmarks/accuracy.py --data datasets/reference,datasets/textbook --threads 1 \
+        --ood-include InAs,HgTe,CuI,NaCl --basis-dir runs/unmix-basis --tag accuracy-116
+        # + analysis by synthesis (defectnet.unmix) on the OOD hosts with a signature basis
+        #   (made by benchmarks/unmix.py), every model scored on those same samples
+
+With ``--basis-dir``, the results also hold ``basis_subset``: the OOD samples of hosts that
+have a basis ``DIR/HOST.npz`` (and whose candidates it all covers), scored for every model
+and for :func:`defectnet.unmix.unmix` (method ``auto`` on GPDoS, what ``predict --basis`` does).
 """
 
 from __future__ import annotations
@@ -62,6 +70,44 @@ def throughput(model, data, n: int = 4096, batch_size: int = 2048, repeats: int 
     return {"spectra_per_s": wall, "spectra_per_cpu_s": cpu}
 
 
+def draw_ood_hosts(hosts, include, fraction: float, seed: int) -> list:
+    """``include`` plus a seeded draw from the other ``hosts``, ``fraction`` of all hosts in total."""
+    include = sorted(set(include))
+    rest = [h for h in hosts if h not in include]
+    n = min(max(int(round(fraction * len(hosts))) - len(include), 0), len(rest))
+    return sorted(include + np.random.default_rng(seed).choice(rest, size=n, replace=False).tolist())
+
+
+def unmix_predictions(data, idx, basis_dir) -> tuple[np.ndarray, dict]:
+    """Analysis by synthesis of samples ``idx`` whose host has a basis in ``basis_dir``.
+
+    Returns the samples it covers (a subset of ``idx``) and their (concentration, sigma,
+    presence) arrays, each (n, V) atomic fractions / probabilities.
+    """
+    from defectnet.unmix import SignatureBasis, unmix
+
+    vocab, bases, keep = list(data.vocabulary), {}, []
+    for i in idx:
+        host = str(data.host_names[data.host_id[i]])
+        path = Path(basis_dir) / f"{host}.npz"
+        if host not in bases:
+            bases[host] = SignatureBasis.load(path) if path.exists() else None
+        cand = [vocab[j] for j in np.flatnonzero(data.candidates[i])]
+        if bases[host] is not None and set(cand) <= set(bases[host].elements):
+            keep.append(i)
+    keep = np.asarray(keep, dtype=np.int64)
+    out = {k: np.zeros((len(keep), len(vocab))) for k in ("concentration", "sigma", "presence")}
+    for r, i in enumerate(keep):
+        cand = [vocab[j] for j in np.flatnonzero(data.candidates[i])]
+        fit = unmix(data.pristine_gpdos[i], data.doped_gpdos[i], bases[str(data.host_names[data.host_id[i]])],
+                    kind="gpdos", candidates=cand, method="auto")
+        for el in cand:
+            j = vocab.index(el)
+            out["concentration"][r, j], out["sigma"][r, j], out["presence"][r, j] = (
+                fit[el]["concentration"], fit[el]["uncertainty"], fit[el]["presence"])
+    return keep, out
+
+
 def run_accuracy(args) -> dict:
     import torch
 
@@ -82,7 +128,12 @@ def run_accuracy(args) -> dict:
     configs = {k: replace(c, **budget, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
     # the candidate lists every model is trained on (per epoch) and tested on, as train() makes them
     data = with_candidates(data, configs["defectnet"].distractors, args.seed + 1)
+    if args.ood_include:
+        ood = draw_ood_hosts(data.hosts_of(), args.ood_include.split(","), configs["defectnet"].split.ood_fraction,
+                             args.seed)
+        configs = {k: replace(c, split=replace(c.split, ood_hosts=tuple(ood))) for k, c in configs.items()}
     split = split_by_host(data, configs["defectnet"].split)
+    ood_preds = {}  # model -> (concentration, sigma, presence) on split.test_ood
     parts = {"id": split.test_id, "ood": split.test_ood}
     results = {"data": {"path": str(args.data), "n_samples": len(data), "tier": data.attrs.get("tier"),
                         "potential": data.attrs.get("potential"), "n_hosts": len(data.hosts_of()),
@@ -111,6 +162,8 @@ def run_accuracy(args) -> dict:
                                 vocabulary=data.vocabulary)
             entry[part] = _headline(m)
             entry[part + "_full"] = m
+            if part == "ood":
+                ood_preds[name] = (o["concentration"], o["sigma"], o["presence"] if name != "paper" else None)
         results["models"][name] = entry
     torch.set_num_threads(args.threads)
     for name, cls in BASELINES.items():
@@ -119,13 +172,35 @@ def run_accuracy(args) -> dict:
         est = cls(data.grid.widths).fit(*arrays(split.train), data.targets[split.train])
         entry = {"train_seconds": time.perf_counter() - t0}
         for part, idx in parts.items():
-            m = compute_metrics(est.predict(*arrays(idx)), data.targets[idx], data.candidates[idx],
+            pred = est.predict(*arrays(idx))
+            m = compute_metrics(pred, data.targets[idx], data.candidates[idx],
                                 n_dopants=data.n_dopants[idx], vocabulary=data.vocabulary)
             entry[part] = _headline(m)
+            if part == "ood":
+                ood_preds[name] = (pred, None, None)
         results["models"][name] = entry
+    if args.basis_dir:
+        print("--- analysis by synthesis on the OOD hosts with a basis", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        keep, out = unmix_predictions(data, split.test_ood, args.basis_dir)
+        seconds = time.perf_counter() - t0
+        rows = np.searchsorted(split.test_ood, keep)  # split.test_ood is sorted
+        sub = {"hosts": data.hosts_of(keep), "n_samples": len(keep), "unmix_seconds": seconds, "models": {}}
+        ood_preds["unmix (basis)"] = (out["concentration"], out["sigma"], out["presence"])
+        for name, (conc, sigma, presence) in ood_preds.items():
+            own = name == "unmix (basis)"
+            pick = (lambda a: None if a is None else (a if own else a[rows]))
+            m = compute_metrics(pick(conc), data.targets[keep], data.candidates[keep], sigma=pick(sigma),
+                                presence=pick(presence), n_dopants=data.n_dopants[keep], vocabulary=data.vocabulary)
+            sub["models"][name] = _headline(m)
+            sub["reference"] = m.get("reference")
+        results["basis_subset"] = sub
     ours, paper = results["models"]["defectnet"], results["models"]["paper"]
     results["targets"] = {
         "ood_mae_ratio_vs_paper": ours["ood"]["mae_at_pct"] / paper["ood"]["mae_at_pct"],
+        **({"basis_subset_unmix_mae_ratio_vs_paper":
+            results["basis_subset"]["models"]["unmix (basis)"]["mae_at_pct"]
+            / results["basis_subset"]["models"]["paper"]["mae_at_pct"]} if "basis_subset" in results else {}),
         "ood_f1_ge1pct": ours["ood"]["f1_ge1pct"],
         "ood_distractor_mean_at_pct": ours["ood"]["distractor_mean_at_pct"],
         "inference_spectra_per_s": ours["inference"]["spectra_per_s"],
@@ -187,7 +262,17 @@ def markdown(results: dict) -> str:
     head = (f"Data: `{d['path']}` ({d['n_samples']} spectra, {d['n_hosts']} hosts, tier `{d['tier']}`); "
             f"train {d['n_train']} / val {d['n_val']} / ID test {d['n_test_id']} / OOD test {d['n_test_ood']} "
             f"(OOD hosts: {', '.join(d['ood_hosts'])}). Budget: {results['budget']}.\n\n")
-    return head + "\n".join(rows) + "\n"
+    out = head + "\n".join(rows) + "\n"
+    if "basis_subset" in results:
+        b = results["basis_subset"]
+        out += (f"\nOOD samples of hosts with a signature basis ({', '.join(b['hosts'])}: {b['n_samples']} spectra), "
+                "every model on the same samples:\n\n| model | MAE (at.%) | R² | F1 @0.1 at.% | F1 (≥1 at.%) "
+                "| distractor mean (at.%) | 1σ coverage |\n|---|---|---|---|---|---|---|\n")
+        for name, m in b["models"].items():
+            cov = f"{m['coverage_1sigma_true']:.2f}" if "coverage_1sigma_true" in m else "–"
+            out += (f"| {name} | {m['mae_at_pct']:.3f} | {m['r2']:.3f} | {m['f1']:.3f} | {m['f1_ge1pct']:.3f} "
+                    f"| {m['distractor_mean_at_pct']:.3f} | {cov} |\n")
+    return out
 
 
 def main(argv=None) -> int:
@@ -199,6 +284,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", default="runs/benchmark", help="where the training runs go")
+    ap.add_argument("--ood-include", default="", help="comma-separated hosts always held out (the rest of the "
+                                                      "OOD share is drawn with --seed)")
+    ap.add_argument("--basis-dir", default=None, help="signature bases HOST.npz (benchmarks/unmix.py): adds "
+                                                      "analysis by synthesis on those OOD hosts")
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--inference-only", action="store_true",
