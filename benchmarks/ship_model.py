@@ -128,9 +128,9 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "in the table above, larger for hosts unlike the training hosts. For a host it was not trained on, "
         "fine-tune on ~24 simulated spectra of that host (README; `benchmarks/host_adaptation.py`: MAE 2.00 -> "
         "1.53 at.% over 14 such hosts). Where the host is known, analysis by synthesis needs no model: "
-        "`defectnet basis` + `predict --basis` (README) had MAE 0.69 at.% against this model's 1.56 on four hosts it "
-        "never saw on patch-tier spectra, but 2.81 against 3.20 on the full-tier validation spectra "
-        "(`benchmarks/unmix.py`).",
+        "`defectnet basis` + `predict --basis` (README) had MAE 0.65 at.% on 126 patch-tier spectra of four "
+        "hosts never seen, where the network trained on the same data had 1.89 and the paper architecture 3.19 "
+        "(`benchmarks/accuracy.py`); against full-tier spectra most of that gain is lost (`benchmarks/unmix.py`).",
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "
