@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     from defectnet.model.dataset import load_training_file
     from defectnet.phonons.host import compute_pristine
     from defectnet.simulate import SimulationConfig
-    from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, signature_basis, unmix
+    from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, signature_basis, unmix_arrays
 
     torch.set_num_threads(1)
     from defectnet.data.export import training_file_hosts, training_file_paths
@@ -201,14 +201,8 @@ def main(argv=None) -> int:
         for (kind, (P, D)), method in itertools.product(spectra.items(), METHODS):
             if kind == "pdos" and method != "auto":
                 continue
-            pred, presence, sigma = np.zeros_like(true), np.zeros_like(true), np.zeros_like(true)
-            for r, i in enumerate(idx):
-                k = [vocab[j] for j in np.flatnonzero(cand[r])]
-                out = unmix(P[i], D[i], basis, kind=kind, candidates=k, method=method)
-                cols = [vocab.index(el) for el in k]
-                for name, arr in (("concentration", pred), ("presence", presence), ("uncertainty", sigma)):
-                    arr[r, cols] = [out[el][name] for el in k]
-            preds[f"unmix ({method}, {kind})"] = (pred, presence, sigma)
+            out = unmix_arrays(P[idx], D[idx], cand, vocab, basis, kind=kind, method=method)
+            preds[f"unmix ({method}, {kind})"] = (out["concentration"], out["presence"], out["sigma"])
         preds["unmix (linear, fitted basis, pdos)"] = (fitted_basis_prediction(data.doped[idx] - data.pristine[idx], true,
                                                                         cand, sw), None, None)
         mode = model.meta.get("spectrum_mode", "total")

@@ -68,6 +68,23 @@ def test_unmix_recovers_a_mixture_the_basis_never_saw(cu, basis):
     assert set(out) == {"Ag", "Ni", "Al", "_fit"}
 
 
+def test_unmix_arrays_is_unmix_per_spectrum(basis):
+    from defectnet.unmix import unmix_arrays
+
+    p = basis.pristine["gpdos"]
+    vocab = ["Al", "Ag", "Pd", "Ni", "Zn"]
+    doped = np.stack([p + 0.02 * basis.signatures["gpdos"][0], p + 0.04 * basis.signatures["gpdos"][1]])
+    cand = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 0, 0]], bool)
+    out = unmix_arrays(np.stack([p, p]), doped, cand, vocab, basis, kind="gpdos")
+    for r in range(2):
+        one = unmix(p, doped[r], basis, kind="gpdos", candidates=[vocab[j] for j in np.flatnonzero(cand[r])])
+        for j in np.flatnonzero(cand[r]):
+            assert out["concentration"][r, j] == one[vocab[j]]["concentration"]
+            assert out["sigma"][r, j] == one[vocab[j]]["uncertainty"]
+            assert out["presence"][r, j] == one[vocab[j]]["presence"]
+    assert not out["concentration"][~cand].any() and not out["presence"][~cand].any()
+
+
 def test_similarity_names_the_twins(basis):
     sim = basis.similarity()
     np.testing.assert_allclose(np.diag(sim), 1.0)

@@ -359,6 +359,36 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     return out
 
 
+def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis, *, kind: str = "pdos",
+                 method: str = "auto") -> dict:
+    """:func:`unmix` of many spectra, in the array layout of the model's ``predict_arrays``.
+
+    Parameters
+    ----------
+    pristine, doped : ndarray (n, B)
+        Unit-area spectra on the basis grid, per meV.
+    candidates : bool ndarray (n, V)
+        Candidate mask over ``vocabulary``; every candidate must be in ``basis.elements`` or ``basis.failed``.
+    vocabulary : sequence of str, length V
+    basis, kind, method
+        As for :func:`unmix`.
+
+    Returns
+    -------
+    dict
+        ``concentration``, ``sigma`` and ``presence``, each (n, V): atomic fractions, 1σ and
+        probabilities, 0 outside the candidates.
+    """
+    vocab = list(vocabulary)
+    out = {k: np.zeros(np.shape(candidates)) for k in ("concentration", "sigma", "presence")}
+    for r, mask in enumerate(np.asarray(candidates, bool)):
+        cols = np.flatnonzero(mask)
+        fit = unmix(pristine[r], doped[r], basis, kind=kind, candidates=[vocab[j] for j in cols], method=method)
+        for key, name in (("concentration", "concentration"), ("sigma", "uncertainty"), ("presence", "presence")):
+            out[key][r, cols] = [fit[vocab[j]][name] for j in cols]
+    return out
+
+
 def _curve(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     """Δ(c) and dΔ/dc of one candidate, piecewise linear in c through the origin and ``curve``
     (n, B) at ``x`` (n,) atomic fractions; the last segment goes on beyond the largest."""
