@@ -18,6 +18,9 @@ Run::
         --ood-include InAs,HgTe,CuI,NaCl --basis-dir runs/unmix-basis --tag accuracy-116
         # + analysis by synthesis (defectnet.unmix) on the OOD hosts with a signature basis
         #   (made by benchmarks/unmix.py), every model scored on those same samples
+    python benchmarks/accuracy.py --data datasets/reference,datasets/textbook --threads 1 --spectrum-mode gpdos \
+        --ood-include InAs,HgTe,CuI,NaCl,ZnSe,GaSb,KBr --basis-dir runs/unmix-basis-all --no-speed \
+        --tag accuracy-gpdos-130   # every model on GPDoS (what INS measures); the README table
 
 With ``--basis-dir``, the results also hold ``basis_subset``: the OOD samples of hosts that
 have a basis ``DIR/HOST.npz`` (and whose candidates it all covers), scored for every model
@@ -122,7 +125,8 @@ def run_accuracy(args) -> dict:
                "paper": TrainConfig.from_yaml(ROOT / "configs" / "paper.yaml")}
     budget = dict(epochs=args.epochs, patience=args.patience, max_minutes=args.max_minutes, threads=args.threads,
                   seed=args.seed)
-    configs = {k: replace(c, **budget, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
+    mode = {"spectrum_mode": args.spectrum_mode} if args.spectrum_mode else {}
+    configs = {k: replace(c, **budget, **mode, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
     # the candidate lists every model is trained on (per epoch) and tested on, as train() makes them
     data = with_candidates(data, configs["defectnet"].distractors, args.seed + 1)
     if args.ood_include:
@@ -137,7 +141,7 @@ def run_accuracy(args) -> dict:
                         "train_hosts": list(split.train_hosts), "ood_hosts": list(split.ood_hosts),
                         "n_train": len(split.train), "n_val": len(split.val), "n_test_id": len(split.test_id),
                         "n_test_ood": len(split.test_ood)},
-               "budget": budget, "models": {}}
+               "budget": budget, "spectrum_mode": configs["defectnet"].spectrum_mode, "models": {}}
     mode = configs["defectnet"].spectrum_mode
     P, D = data.spectra(mode)
 
@@ -257,7 +261,8 @@ def markdown(results: dict) -> str:
     d = results["data"]
     head = (f"Data: `{d['path']}` ({d['n_samples']} spectra, {d['n_hosts']} hosts, tier `{d['tier']}`); "
             f"train {d['n_train']} / val {d['n_val']} / ID test {d['n_test_id']} / OOD test {d['n_test_ood']} "
-            f"(OOD hosts: {', '.join(d['ood_hosts'])}). Budget: {results['budget']}.\n\n")
+            f"(OOD hosts: {', '.join(d['ood_hosts'])}). Spectra: {results.get('spectrum_mode', 'total')}. "
+            f"Budget: {results['budget']}.\n\n")
     out = head + "\n".join(rows) + "\n"
     if "basis_subset" in results:
         b = results["basis_subset"]
@@ -284,6 +289,8 @@ def main(argv=None) -> int:
                                                       "OOD share is drawn with --seed)")
     ap.add_argument("--basis-dir", default=None, help="signature bases HOST.npz (benchmarks/unmix.py): adds "
                                                       "analysis by synthesis on those OOD hosts")
+    ap.add_argument("--spectrum-mode", choices=("total", "gpdos"), default=None,
+                    help="the spectra every model sees (default: the configs' own, total PDoS); gpdos is what INS measures")
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--inference-only", action="store_true",

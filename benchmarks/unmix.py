@@ -17,6 +17,10 @@ the linearity of the signatures, not the MLIP's error against a measurement.
 
     python benchmarks/unmix.py                       # InAs, NaCl, HgTe, CuI (~50 min on one core)
     python benchmarks/unmix.py --hosts GaAs --data datasets/textbook
+    python benchmarks/unmix.py --hosts ZnSe,GaSb,KBr --basis-dir runs/unmix-basis-val \
+        --out benchmarks/results/unmix-fresh-hosts.json    # hosts the 1σ factor was not fitted on
+    python benchmarks/unmix.py --hosts InAs --placements 2 --basis-dir runs/unmix-basis-p2 \
+        --out benchmarks/results/unmix-placements2.json    # two placements averaged per concentration
     python benchmarks/unmix.py --data datasets/validation --hosts Si,GaAs,ZnS,CdTe,SrO --tier patch \
         --basis-dir runs/unmix-basis-64 --out benchmarks/results/unmix-validation.json
         # a patch-tier basis against full-tier spectra (64-atom cells, every atom displaced)
@@ -141,6 +145,7 @@ def main(argv=None) -> int:
     ap.add_argument("--hosts", default="InAs,NaCl,HgTe,CuI")
     ap.add_argument("--data", default="datasets/reference")
     ap.add_argument("--concentrations", default="0.01,0.05,0.15", help="basis atomic fractions")
+    ap.add_argument("--placements", type=int, default=1, help="random placements averaged per basis concentration")
     ap.add_argument("--basis-dir", default="runs/unmix-basis")
     ap.add_argument("--tier", default=None, help="simulate the basis with this tier instead of the data's "
                                                  "(e.g. patch against the full-tier validation set)")
@@ -174,7 +179,8 @@ def main(argv=None) -> int:
         sim = SimulationConfig(tier=args.tier or cfg.tier, potential=cfg.potential, supercell_atoms=cfg.supercell_atoms,
                                fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution, seed=cfg.seed + 1,
                                grid=cfg.grid, host=cfg.host, tier_settings=cfg.tier_settings)
-        bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim)
+        bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim,
+                           placements=args.placements)
         names = data.host_names[data.host_id]
         sw = np.sqrt(data.grid.widths)
         vocab = list(data.vocabulary)
