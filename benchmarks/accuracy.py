@@ -125,8 +125,8 @@ def run_accuracy(args) -> dict:
                "paper": TrainConfig.from_yaml(ROOT / "configs" / "paper.yaml")}
     budget = dict(epochs=args.epochs, patience=args.patience, max_minutes=args.max_minutes, threads=args.threads,
                   seed=args.seed)
-    mode = {"spectrum_mode": args.spectrum_mode} if args.spectrum_mode else {}
-    configs = {k: replace(c, **budget, **mode, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
+    spectra = {"spectrum_mode": args.spectrum_mode} if args.spectrum_mode else {}
+    configs = {k: replace(c, **budget, **spectra, split=replace(c.split, seed=args.seed)) for k, c in configs.items()}
     # the candidate lists every model is trained on (per epoch) and tested on, as train() makes them
     data = with_candidates(data, configs["defectnet"].distractors, args.seed + 1)
     if args.ood_include:
