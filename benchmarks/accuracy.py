@@ -134,6 +134,7 @@ def run_accuracy(args) -> dict:
                              args.seed)
         configs = {k: replace(c, split=replace(c.split, ood_hosts=tuple(ood))) for k, c in configs.items()}
     split = split_by_host(data, configs["defectnet"].split)
+    mode = configs["defectnet"].spectrum_mode  # the spectra every model is given (--spectrum-mode or its config)
     ood_preds = {}  # model -> (concentration, sigma, presence) on split.test_ood
     parts = {"id": split.test_id, "ood": split.test_ood}
     results = {"data": {"path": str(args.data), "n_samples": len(data), "tier": data.attrs.get("tier"),
@@ -141,8 +142,7 @@ def run_accuracy(args) -> dict:
                         "train_hosts": list(split.train_hosts), "ood_hosts": list(split.ood_hosts),
                         "n_train": len(split.train), "n_val": len(split.val), "n_test_id": len(split.test_id),
                         "n_test_ood": len(split.test_ood)},
-               "budget": budget, "spectrum_mode": configs["defectnet"].spectrum_mode, "models": {}}
-    mode = configs["defectnet"].spectrum_mode
+               "budget": budget, "spectrum_mode": mode, "models": {}}
     P, D = data.spectra(mode)
 
     def arrays(idx):
