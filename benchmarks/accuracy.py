@@ -84,8 +84,8 @@ def draw_ood_hosts(hosts, include, fraction: float, seed: int) -> list:
 def unmix_predictions(data, idx, basis_dir) -> tuple[np.ndarray, dict]:
     """Analysis by synthesis of samples ``idx`` whose host has a basis in ``basis_dir``.
 
-    Returns the samples it covers (a subset of ``idx``: hosts with a basis that holds all
-    their candidates) and their ``concentration``, ``sigma`` and ``presence`` arrays, each (n, V).
+    Returns the samples it covers (a subset of ``idx``: hosts with a basis that holds, or
+    records as unstable, all their candidates) and their ``concentration``, ``sigma`` and ``presence`` arrays, each (n, V).
     """
     from defectnet.unmix import SignatureBasis, unmix_arrays
 
@@ -97,7 +97,8 @@ def unmix_predictions(data, idx, basis_dir) -> tuple[np.ndarray, dict]:
             continue
         basis = SignatureBasis.load(path)
         rows = idx[hosts == host]
-        rows = rows[[set(vocab[data.candidates[i]]) <= set(basis.elements) for i in rows]]
+        known = set(basis.elements) | set(basis.failed)  # a failed candidate is reported absent (0), as unmix does
+        rows = rows[[set(vocab[data.candidates[i]]) <= known for i in rows]]
         keep.append(rows)
         parts.append(unmix_arrays(data.pristine_gpdos[rows], data.doped_gpdos[rows], data.candidates[rows], vocab,
                                   basis, kind="gpdos"))

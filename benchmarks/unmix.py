@@ -21,6 +21,8 @@ the linearity of the signatures, not the MLIP's error against a measurement.
         --out benchmarks/results/unmix-fresh-hosts.json    # hosts the 1σ factor was not fitted on
     python benchmarks/unmix.py --hosts InAs --placements 2 --basis-dir runs/unmix-basis-p2 \
         --out benchmarks/results/unmix-placements2.json    # two placements averaged per concentration
+    python benchmarks/unmix.py --hosts all --basis-dir datasets/reference/bases --candidates pool \
+        --out benchmarks/results/unmix-store-bases.json    # every host a chunk has a basis for (`dataset bases`)
     python benchmarks/unmix.py --data datasets/validation --hosts Si,GaAs,ZnS,CdTe,SrO --tier patch \
         --basis-dir runs/unmix-basis-64 --out benchmarks/results/unmix-validation.json
         # a patch-tier basis against full-tier spectra (64-atom cells, every atom displaced)
@@ -36,6 +38,7 @@ import collections
 import itertools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,13 +145,19 @@ def sigma_scale(parts, hosts) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", default="InAs,NaCl,HgTe,CuI")
+    ap.add_argument("--hosts", default="InAs,NaCl,HgTe,CuI", help="comma-separated, or 'all': every host with a "
+                                                                 "basis in --basis-dir")
     ap.add_argument("--data", default="datasets/reference")
     ap.add_argument("--concentrations", default="0.01,0.05,0.15", help="basis atomic fractions")
     ap.add_argument("--placements", type=int, default=1, help="random placements averaged per basis concentration")
     ap.add_argument("--basis-dir", default="runs/unmix-basis")
     ap.add_argument("--tier", default=None, help="simulate the basis with this tier instead of the data's "
                                                  "(e.g. patch against the full-tier validation set)")
+    ap.add_argument("--candidates", choices=("stored", "pool"), default="stored",
+                    help="stored: the candidate lists of the data (distractors from the recommender); pool: true "
+                         "dopants plus distractors from the host's pool, as training and the accuracy benchmark draw "
+                         "them (what the bases of `defectnet dataset bases` cover)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the pool candidate lists")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "unmix.json"))
     args = ap.parse_args(argv)
 
@@ -157,9 +166,8 @@ def main(argv=None) -> int:
     from defectnet import load_model
     from defectnet.data.config import GenerateConfig
     from defectnet.hosts import load_host
-    from defectnet.model.dataset import load_training_file
+    from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.phonons.host import compute_pristine
-    from defectnet.simulate import SimulationConfig
     from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, signature_basis, unmix_arrays
 
     torch.set_num_threads(1)
@@ -168,17 +176,16 @@ def main(argv=None) -> int:
     files = training_file_paths(args.data)
     model = load_model()
     rows, all_pred = [], collections.defaultdict(list)
-    hosts_run = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz")) if not p.name.startswith(".")]
+                 if args.hosts == "all" else [h.strip() for h in args.hosts.split(",") if h.strip()])
     for host in hosts_run:
         src = next((f for f in files if host in training_file_hosts(f)[0]), None)
         if src is None:
             raise SystemExit(f"{args.data} holds no complete host {host}")
         data = load_training_file(src)  # the chunk's own generation config: sites, tier, supercell
+        data = with_candidates(data, args.candidates, args.seed + 1)
         cfg = GenerateConfig.from_dict(data.attrs["config"])
-        b = cfg.broadening
-        sim = SimulationConfig(tier=args.tier or cfg.tier, potential=cfg.potential, supercell_atoms=cfg.supercell_atoms,
-                               fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution, seed=cfg.seed + 1,
-                               grid=cfg.grid, host=cfg.host, tier_settings=cfg.tier_settings)
+        sim = replace(cfg.simulation_config(), tier=args.tier or cfg.tier)
         bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim,
                            placements=args.placements)
         names = data.host_names[data.host_id]
@@ -229,16 +236,18 @@ def main(argv=None) -> int:
         cat = [np.concatenate([p[j] for p in parts]) if parts[0][j] is not None else None for j in range(5)]
         rows.append({"host": "all", "method": label, "n_samples": len(cat[1]), **scores(*cat)})
     calibration = sigma_scale(all_pred["unmix (auto, gpdos)"], hosts_run)
-    print(f"\n{'host':6s} {'method':34s} {'MAE at.%':>9s} {'F1':>6s} {'AUC':>6s} {'pred/true≥3%':>13s} {'distr.':>7s}"
+    hw = max(6, *(len(h) for h in hosts_run))
+    print(f"\n{'host':{hw}s} {'method':34s} {'MAE at.%':>9s} {'F1':>6s} {'AUC':>6s} {'pred/true≥3%':>13s} {'distr.':>7s}"
           f" {'±1σ cov.':>8s} {'F1≥1%':>6s}")
     for r in rows:
         ratio = "–" if r["median_ratio_ge3pct"] is None else f"{r['median_ratio_ge3pct']:.2f}"
         cov = f"{r['coverage_1sigma']:.2f}" if "coverage_1sigma" in r else "–"
-        print(f"{r['host']:6s} {r['method']:34s} {r['mae_at_pct']:9.3f} {r['f1']:6.3f} {r['auc']:6.3f} {ratio:>13s} "
+        print(f"{r['host']:{hw}s} {r['method']:34s} {r['mae_at_pct']:9.3f} {r['f1']:6.3f} {r['auc']:6.3f} {ratio:>13s} "
               f"{r['distractor_mean_at_pct']:7.3f} {cov:>8s} {r['f1_ge1pct']:6.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     print(f"\n±1σ of unmix (auto, gpdos): {calibration['summary']}")
-    Path(args.out).write_text(json.dumps({"hosts": args.hosts, "data": args.data, "basis": bcfg.to_dict(),
+    Path(args.out).write_text(json.dumps({"hosts": args.hosts, "data": args.data, "candidates": args.candidates,
+                                          "basis": bcfg.to_dict(),
                                           "rows": rows, "sigma_calibration": calibration}, indent=1, default=float))
     print(f"wrote {args.out}")
     return 0

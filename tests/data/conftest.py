@@ -44,3 +44,20 @@ def recommender():
     from defectnet.recommend import DopantRecommender
 
     return DopantRecommender(vocabulary=EMT_DOPANTS, n_max=20).fit()
+
+
+@pytest.fixture(scope="session")
+def emt_store(emt, tmp_path_factory):
+    """A generated store (tests copy it before changing it): Cu, Au and hcp Cu (fine; hcp has
+    two equivalent sites), bcc Cu (imaginary modes under EMT), Si (no EMT). Returns (path, config, summary)."""
+    from ase.build import bulk
+
+    from defectnet.data.generate import run_generate
+
+    out = tmp_path_factory.mktemp("emt") / "emt.sqlite"
+    hosts = emt.inline(Cu=bulk("Cu", "fcc", a=3.6), Au=bulk("Au", "fcc", a=4.08),
+                       **{"Cu-hcp": bulk("Cu", "hcp", a=2.55, c=4.16), "Cu-bcc": bulk("Cu", "bcc", a=2.87),
+                          "Si": bulk("Si", "diamond", a=5.43)})
+    cfg = emt.config(hosts)
+    summary = run_generate(cfg, out, workers=2, progress=False)
+    return out, cfg, summary

@@ -70,19 +70,7 @@ def test_a_rotated_patch_equals_the_computed_one_on_an_equivalent_site():
     assert np.abs(computed - d.delta).max() < 5e-3 * np.abs(p1.delta).max()
 
 
-# ---------------------------------------------------------------------------- a generated store
-@pytest.fixture(scope="module")
-def emt_store(emt, tmp_path_factory):
-    """Cu, Au and hcp Cu (fine; hcp has two equivalent sites), bcc Cu (imaginary modes under EMT), Si (no EMT)."""
-    out = tmp_path_factory.mktemp("emt") / "emt.sqlite"
-    hosts = emt.inline(Cu=bulk("Cu", "fcc", a=3.6), Au=bulk("Au", "fcc", a=4.08),
-                    **{"Cu-hcp": bulk("Cu", "hcp", a=2.55, c=4.16), "Cu-bcc": bulk("Cu", "bcc", a=2.87),
-                       "Si": bulk("Si", "diamond", a=5.43)})
-    cfg = emt.config(hosts)
-    summary = run_generate(cfg, out, workers=2, progress=False)
-    return out, cfg, summary
-
-
+# ---------------------------------------------------------------------------- a generated store (conftest: emt_store)
 def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(emt_store):
     out, cfg, summary = emt_store
     assert summary.samples == {"ok": 18}

@@ -1,4 +1,4 @@
-"""``defectnet generate`` and ``defectnet dataset {info,check,export,umap}``.
+"""``defectnet generate`` and ``defectnet dataset {info,check,export,bases,umap}``.
 
 Both are :class:`defectnet.cli.Command` subclasses; each imports its heavy modules inside
 ``run`` so ``defectnet --help`` stays instant, and calls the same library functions the
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 import time
+
+from defectnet.errors import DefectnetError
 
 
 def _cli_command_class():
@@ -106,6 +108,14 @@ class DatasetCommand(Command):
         exp.add_argument("--skip-in", default="", metavar="PATHS",
                          help="leave out samples already in these training files or directories (comma-separated), "
                               "e.g. datasets/reference when the store went on after an earlier chunk")
+        bs = sub.add_parser("bases", help="signature bases of the store's hosts from its patches (for unmixing)",
+                            description="write OUT/<host>.npz, the signature basis of each host's dopant pool, from the "
+                                        "force-constant patches the store holds (no MLIP call; resumable)")
+        bs.add_argument("store")
+        bs.add_argument("--out", required=True, help="output directory")
+        bs.add_argument("--hosts", default=None, help="comma-separated host names (default: all with samples)")
+        bs.add_argument("--concentrations", default="0.01,0.05,0.15", help="atomic fractions of the basis cells")
+        bs.add_argument("--quiet", action="store_true", help="no progress bar")
         um = sub.add_parser("umap", help="2-D UMAP of doped−pristine spectra (paper Fig. 2d)",
                             description="2-D UMAP embedding of the defect signatures (doped − pristine), coloured per sample")
         um.add_argument("store")
@@ -208,6 +218,21 @@ def _export(args) -> int:
     return 0
 
 
+def _bases(args) -> int:
+    from defectnet.data.bases import store_bases
+
+    try:
+        conc = tuple(float(x) for x in args.concentrations.split(","))
+    except ValueError:
+        raise DefectnetError(f"--concentrations: expected comma-separated fractions, got {args.concentrations!r}") from None
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
+    res = store_bases(args.store, args.out, concentrations=conc, hosts=hosts, progress=not args.quiet)
+    print(f"{args.out}: {len(res.written)} bases written, {len(res.existing)} already there, {len(res.skipped)} skipped")
+    for name, why in res.skipped.items():
+        print(f"  skipped {name}: {why}")
+    return 0
+
+
 def _umap(args) -> int:
     from defectnet.data.export import umap_plot
 
@@ -218,4 +243,4 @@ def _umap(args) -> int:
 
 
 #: ``dataset`` action -> handler(args) -> exit status.
-_ACTIONS = {"info": _info, "check": _check, "export": _export, "umap": _umap}
+_ACTIONS = {"info": _info, "check": _check, "export": _export, "bases": _bases, "umap": _umap}

@@ -271,6 +271,17 @@ class GenerateConfig:
         except DefectnetError as exc:
             raise DefectnetError(f"config 'sampler': {exc}") from None
 
+    def simulation_config(self, seed: int | None = None):
+        """The :class:`~defectnet.simulate.SimulationConfig` of one spectrum made with these settings
+        (tier, potential, supercell, broadening, grid); ``seed`` default: this config's + 1."""
+        from defectnet.simulate import SimulationConfig
+
+        b = self.broadening
+        return SimulationConfig(tier=self.tier, potential=self.potential, supercell_atoms=self.supercell_atoms,
+                                fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution,
+                                seed=self.seed + 1 if seed is None else seed, grid=self.grid, host=self.host,
+                                tier_settings=self.tier_settings)
+
     # ----------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict:
         """JSON-able dict; :meth:`from_dict` rebuilds an equal config."""

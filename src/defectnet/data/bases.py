@@ -1,0 +1,122 @@
+"""Signature bases of a store's hosts, built from the force-constant patches it already holds.
+
+A host's :class:`~defectnet.unmix.SignatureBasis` (each candidate dopant alone in the
+supercell at a few concentrations) costs one MLIP patch per candidate when simulated from
+scratch (``defectnet basis``: 8–22 min per host on one core). A generation store has computed
+those patches for every dopant of the host's pool, so the basis of the pool costs only its
+cells (a few seconds each) and no force call. With a basis beside every generated host,
+analysis by synthesis (:mod:`defectnet.unmix`) can be scored on any host of a dataset, not
+only on the few whose bases were simulated by hand.
+
+The basis is exactly what ``defectnet basis`` gives with the store's settings
+(:meth:`~defectnet.data.config.GenerateConfig.simulation_config`); its candidates are the
+host's dopant pool, the elements placed in its successful samples, each on the site it was
+placed on most often.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+from defectnet.errors import DefectnetError
+
+
+@dataclass(frozen=True)
+class StoreBasesResult:
+    """What :func:`store_bases` did: hosts written, already there, and skipped (with why)."""
+
+    written: tuple[str, ...]
+    existing: tuple[str, ...]
+    skipped: dict
+
+
+def pool_sites(store) -> dict[str, dict[str, str]]:
+    """{host: {element: host site symbol}}: the dopants of each host's successful samples (its pool).
+
+    An element placed on more than one site is given the site it was placed on most often.
+    """
+    placed = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+    for row in store.samples():
+        for el, site, *_ in row["dopants"]:
+            placed[row["host"]][el][site] += 1
+    return {h: {el: c.most_common(1)[0][0] for el, c in sorted(els.items())} for h, els in sorted(placed.items())}
+
+
+def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None,
+                progress: bool = True) -> StoreBasesResult:
+    """Write ``out_dir/<host>.npz``, the signature basis of each host's dopant pool.
+
+    Parameters
+    ----------
+    store_path : path
+        A generation store (read only; it may be written by a running ``generate``).
+    out_dir : path
+        One ``.npz`` per host (:meth:`~defectnet.unmix.SignatureBasis.save`). A host whose
+        file exists is left alone, so a rerun picks up where a stopped one ended.
+    concentrations : tuple of float
+        Atomic fractions of the basis cells (:class:`~defectnet.unmix.BasisConfig`).
+    hosts : list of str, optional
+        Only these hosts (default: every host with successful samples). Hosts with samples
+        still to generate are skipped: their pool may grow.
+
+    Returns
+    -------
+    StoreBasesResult
+    """
+    from defectnet.data.blobs import unpack_patch, unpack_pristine
+    from defectnet.data.config import GenerateConfig
+    from defectnet.data.export import incomplete_hosts
+    from defectnet.data.store import Store
+    from defectnet.unmix import BasisConfig, signature_basis
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, existing, skipped = [], [], {}
+    with Store(store_path, "r") as store:
+        raw = store.get_meta("config")
+        if raw is None:
+            raise DefectnetError("not a generation store (no config)", source=str(store_path))
+        cfg = GenerateConfig.from_dict(raw)
+        if cfg.tier == "mass":
+            raise DefectnetError("a mass-tier store has no patches to build bases from", source=str(store_path))
+        bcfg = BasisConfig(concentrations=tuple(concentrations), simulation=cfg.simulation_config())
+        pools = pool_sites(store)
+        names = list(pools) if hosts is None else list(hosts)
+        unknown = sorted(set(names) - set(pools))
+        if unknown:
+            raise DefectnetError(f"no successful samples of {', '.join(unknown)} in the store", source=str(store_path))
+        running = set(incomplete_hosts(store))  # its pool may still grow: wait for the host to finish
+        skipped |= {n: "incomplete: samples are still to be generated (run again when they are)"
+                    for n in names if n in running}
+        names = [n for n in names if n not in running]
+        if progress:
+            from tqdm.auto import tqdm
+
+            names = tqdm(names, desc="signature bases", unit="host")
+        for name in names:
+            path = out_dir / f"{name}.npz"
+            if path.exists():
+                existing.append(name)
+                continue
+            row = store.host(name)
+            host, _ = unpack_pristine(row["pristine"], cfg.host)
+            cache = host.__dict__.setdefault("patch_cache", {})
+            for p in store.patches(row["id"], blobs=True):
+                if p["status"] == "ok":
+                    patch = unpack_patch(p["data"])
+                    cache[(patch.site, patch.element, cfg.tier_settings)] = patch  # the key get_patch looks up
+            specs = [f"{el}@{site}" for el, site in pools[name].items()]
+            checkpoint = out_dir / f".{name}.cells.npz"
+            try:
+                basis = signature_basis(host.atoms, specs, bcfg, pristine_host=host, progress=False,
+                                        checkpoint=checkpoint)
+            except DefectnetError as exc:
+                skipped[name] = str(exc)
+                continue
+            basis.config["source"] = {"store": Path(store_path).name, "identity_hash": store.get_meta("identity_hash")}
+            basis.save(path)
+            checkpoint.unlink(missing_ok=True)
+            written.append(name)
+    return StoreBasesResult(tuple(written), tuple(existing), skipped)

@@ -1,0 +1,121 @@
+"""Signature bases built from a generation store's patches (EMT store of conftest)."""
+
+import numpy as np
+import pytest
+
+from defectnet.cli import main
+from defectnet.data.bases import pool_sites, store_bases
+from defectnet.data.store import Store
+from defectnet.errors import DefectnetError
+from defectnet.unmix import BasisConfig, SignatureBasis, signature_basis, unmix_arrays
+
+CONC = (2 / 32, 6 / 32)  # the EMT store's supercells have 32 atoms
+
+
+@pytest.fixture(scope="module")
+def bases(emt_store, tmp_path_factory):
+    out, _, _ = emt_store
+    import defectnet.phonons.patches as patches
+
+    def no_patch(*a, **k):
+        raise AssertionError("a patch was computed: the store's patches must be reused")
+
+    d = tmp_path_factory.mktemp("bases")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patches, "_cheapest_columns", no_patch)
+        return d, store_bases(out, d, concentrations=CONC, progress=False)
+
+
+def test_every_host_with_samples_gets_a_basis_of_its_pool_without_a_force_call(emt_store, bases):
+    out, _, _ = emt_store
+    d, res = bases
+    assert sorted(res.written) == ["Au", "Cu", "Cu-hcp"] and not res.existing and not res.skipped
+    with Store(out) as s:
+        pools = pool_sites(s)
+        for host in res.written:
+            b = SignatureBasis.load(d / f"{host}.npz")
+            assert set(b.elements) == set(pools[host]) and not b.failed
+            placed = {el for r in s.samples() if r["host"] == host for el, *_ in r["dopants"]}
+            assert set(b.elements) == placed
+            assert b.config["source"]["identity_hash"] == s.get_meta("identity_hash")
+    assert not list(d.glob(".*.cells.npz"))  # checkpoints are removed once a basis is saved
+
+
+def test_a_store_basis_is_the_basis_simulated_from_scratch(emt_store, bases):
+    """The same settings from scratch (patches recomputed with EMT) give the same signatures."""
+    out, cfg, _ = emt_store
+    d, _ = bases
+    from defectnet.phonons.host import compute_pristine
+
+    stored = SignatureBasis.load(d / "Cu.npz")
+    sim = cfg.simulation_config()
+    cu = compute_pristine(stored_atoms(out, cfg), sim.host, grid=sim.grid, progress=False, **sim.broadening())
+    specs = [f"{el}@Cu" for el in stored.elements]
+    fresh = signature_basis(cu.atoms, specs, BasisConfig(concentrations=CONC, simulation=sim), pristine_host=cu,
+                            progress=False)
+    assert fresh.elements == stored.elements
+    np.testing.assert_allclose(fresh.realised, stored.realised)
+    scale = np.abs(fresh.curves["gpdos"]).max()
+    assert np.abs(fresh.curves["gpdos"] - stored.curves["gpdos"]).max() < 1e-3 * scale
+
+
+def stored_atoms(out, cfg):
+    from defectnet.data.blobs import unpack_pristine
+
+    with Store(out) as s:
+        host, _ = unpack_pristine(s.host("Cu")["pristine"], cfg.host)
+    return host.atoms
+
+
+def test_unmixing_the_stores_samples_against_its_bases_beats_knowing_nothing(emt_store, bases):
+    out, _, _ = emt_store
+    d, res = bases
+    vocab = sorted({el for h in res.written for el in SignatureBasis.load(d / f"{h}.npz").elements})
+    err, zero = [], []
+    with Store(out) as s:
+        from defectnet.data.store import unpack_arrays
+
+        for host in res.written:
+            b = SignatureBasis.load(d / f"{host}.npz")
+            rows = [r for r in s.samples(blobs=True) if r["host"] == host]
+            P = np.repeat(b.pristine["gpdos"][None], len(rows), 0)
+            D = np.stack([unpack_arrays(r["arrays"])["doped_gpdos"] for r in rows])
+            cand = np.zeros((len(rows), len(vocab)), bool)
+            true = np.zeros((len(rows), len(vocab)))
+            for i, r in enumerate(rows):
+                for el in b.elements:
+                    cand[i, vocab.index(el)] = True
+                for el, c in r["concentrations"].items():
+                    true[i, vocab.index(el)] = c
+            pred = unmix_arrays(P, D, cand, vocab, b, kind="gpdos")["concentration"]
+            err.append(np.abs(pred - true)[cand]), zero.append(true[cand])
+    mae, mae0 = np.concatenate(err).mean(), np.concatenate(zero).mean()
+    assert mae < 0.5 * mae0, (mae, mae0)
+
+
+def test_a_rerun_writes_nothing_and_bad_input_is_one_line(emt_store, bases, tmp_path, capsys):
+    out, _, _ = emt_store
+    d, _ = bases
+    again = store_bases(out, d, concentrations=CONC, progress=False)
+    assert sorted(again.existing) == ["Au", "Cu", "Cu-hcp"] and not again.written
+    with pytest.raises(DefectnetError, match="no successful samples of Cu-bcc"):
+        store_bases(out, tmp_path, hosts=["Cu-bcc"], progress=False)
+    assert main(["dataset", "bases", str(out), "--out", str(tmp_path / "b"), "--hosts", "Au",
+                 "--concentrations", ",".join(map(str, CONC)), "--quiet"]) == 0
+    assert "1 bases written" in capsys.readouterr().out and (tmp_path / "b" / "Au.npz").exists()
+    # the default 1 % is less than one atom of a 32-atom cell: the host is skipped, with why
+    assert main(["dataset", "bases", str(out), "--out", str(tmp_path / "c"), "--hosts", "Au", "--quiet"]) == 0
+    assert "less than one atom in a 32-atom supercell" in capsys.readouterr().out
+    assert main(["dataset", "bases", str(out), "--out", str(tmp_path / "c"), "--concentrations", "x"]) != 0
+    assert "--concentrations" in capsys.readouterr().err
+
+
+def test_a_host_still_generating_is_skipped(emt_store, tmp_path):
+    import shutil
+
+    out, _, _ = emt_store
+    part = shutil.copy(out, tmp_path / "part.sqlite")
+    with Store(part, "w") as s:
+        s.conn.execute("DELETE FROM samples WHERE host = 'Au' AND sample_index = 0")
+    res = store_bases(part, tmp_path / "b", concentrations=CONC, hosts=["Au"], progress=False)
+    assert not res.written and res.skipped["Au"].startswith("incomplete")
