@@ -46,32 +46,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _auc(score, positive) -> float:
-    from scipy.stats import rankdata
-
-    r = rankdata(score)
-    n1, n0 = positive.sum(), (~positive).sum()
-    return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
-
-
 def scores(pred, true, cand, score=None, sigma=None) -> dict:
-    """MAE / F1 at 0.1 at.% / rank AUC over candidate entries; (n, V) atomic fractions.
+    """MAE / F1 at 0.1 at.% / rank AUC over candidate entries (:func:`compute_metrics`); (n, V) atomic fractions.
 
-    With ``sigma`` (n, V), the share of true dopants within ±1σ of their prediction (68 % if calibrated).
+    ``score`` (n, V) ranks the candidates for the AUC (default: ``pred``). With ``sigma``
+    (n, V), the share of true dopants within ±1σ of their prediction (68 % if calibrated).
     """
-    p, t = pred[cand], true[cand]
-    s = p if score is None else score[cand]
-    pos, det = t > 0, p >= 1e-3
-    tp = int((pos & det).sum())
-    big = pos & (t >= 0.03)
-    out = {"mae_at_pct": 100 * float(np.abs(p - t).mean()), "f1": 2 * tp / max(int(det.sum() + pos.sum()), 1),
-           "auc": _auc(s, pos), "median_ratio_ge3pct": float(np.median(p[big] / t[big])) if big.any() else None,
-           "distractor_mean_at_pct": 100 * float(p[~pos].mean())}
-    if sigma is not None:
-        out["coverage_1sigma"] = float(np.mean(np.abs(p - t)[pos] <= sigma[cand][pos]))
-    from defectnet.model.evaluate import compute_metrics  # the model's own definition, for the issue's target
+    from defectnet.model.evaluate import _auc, compute_metrics  # the model's own definitions, for the issue's targets
 
-    out["f1_ge1pct"] = compute_metrics(pred, true, cand)["detection_ge1pct"]["f1"]
+    m = compute_metrics(pred, true, cand, sigma=sigma)
+    p, t = pred[cand], true[cand]
+    big = (t > 0) & (t >= 0.03)
+    out = {"mae_at_pct": m["mae_at_pct"], "f1": m["detection"]["f1"],
+           "auc": _auc(p if score is None else score[cand], t > 0),
+           "median_ratio_ge3pct": float(np.median(p[big] / t[big])) if big.any() else None,
+           "distractor_mean_at_pct": m["distractor_mean_at_pct"], "f1_ge1pct": m["detection_ge1pct"]["f1"]}
+    if "calibration" in m:
+        out["coverage_1sigma"] = m["calibration"]["coverage_1sigma_true"]
     return out
 
 

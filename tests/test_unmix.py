@@ -184,3 +184,15 @@ def test_signature_curve_is_piecewise_linear_through_the_origin():
     np.testing.assert_allclose(_curve(x, curve, 0.03)[0], [2.0, 0.5])
     v, g = _curve(x, curve, 0.25)  # beyond the last cell: the last segment goes on
     np.testing.assert_allclose(g, [10.0, 40.0]) and np.testing.assert_allclose(v, [5.0, 9.0])
+
+
+def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu):
+    from defectnet.unmix import Synthesizer
+
+    syn = Synthesizer(cu, {"Ag": "Cu", "Ni": "Cu"}, SIM)
+    res = simulate_spectra(cu.atoms, [DopantSpec("Ag", "Cu", 8 / 108), DopantSpec("Ni", "Cu", 3 / 108)], SIM,
+                           pristine_host=cu, progress=False)
+    delta = syn.signature({"Ag": 8 / 108, "Ni": 3 / 108}, kind="gpdos", seed=SIM.seed)
+    np.testing.assert_allclose(delta, res.doped_gpdos.values - res.pristine_gpdos.values, atol=1e-9)
+    np.testing.assert_allclose(syn.pristine["pdos"], res.pristine.values, atol=1e-12)
+    assert np.all(syn.signature({"Ag": 0.2 / 108}) == 0)  # under half an atom: nothing placed

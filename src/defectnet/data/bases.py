@@ -20,6 +20,8 @@ import collections
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from defectnet.errors import DefectnetError
 
 
@@ -65,7 +67,6 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
     -------
     StoreBasesResult
     """
-    from defectnet.data.blobs import unpack_patch, unpack_pristine
     from defectnet.data.config import GenerateConfig
     from defectnet.data.export import incomplete_hosts
     from defectnet.data.store import Store
@@ -100,13 +101,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             if path.exists():
                 existing.append(name)
                 continue
-            row = store.host(name)
-            host, _ = unpack_pristine(row["pristine"], cfg.host)
-            cache = host.__dict__.setdefault("patch_cache", {})
-            for p in store.patches(row["id"], blobs=True):
-                if p["status"] == "ok":
-                    patch = unpack_patch(p["data"])
-                    cache[(patch.site, patch.element, cfg.tier_settings)] = patch  # the key get_patch looks up
+            host, _ = _host_with_patches(store, cfg, name)
             specs = [f"{el}@{site}" for el, site in pools[name].items()]
             checkpoint = out_dir / f".{name}.cells.npz"
             try:
@@ -115,8 +110,41 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             except DefectnetError as exc:
                 skipped[name] = str(exc)
                 continue
+            basis.host = name  # the store's host name, not the formula signature_basis gives an Atoms
             basis.config["source"] = {"store": Path(store_path).name, "identity_hash": store.get_meta("identity_hash")}
-            basis.save(path)
+            basis.save(path, dtype=np.float32)  # committed beside the chunks: half the size
             checkpoint.unlink(missing_ok=True)
             written.append(name)
     return StoreBasesResult(tuple(written), tuple(existing), skipped)
+
+
+def _host_with_patches(store, cfg, name: str):
+    """(PristineHost with the store's ok patches in its cache, doped-supercell matrix) of host ``name``."""
+    from defectnet.data.blobs import unpack_patch, unpack_pristine
+
+    row = store.host(name)
+    if row is None or row["status"] != "ok":
+        raise DefectnetError(f"no relaxed host {name!r} in the store", source=str(store.path))
+    host, P = unpack_pristine(row["pristine"], cfg.host)
+    cache = host.__dict__.setdefault("patch_cache", {})
+    for p in store.patches(row["id"], blobs=True):
+        if p["status"] == "ok":
+            patch = unpack_patch(p["data"])
+            cache[(patch.site, patch.element, cfg.tier_settings)] = patch  # the key get_patch looks up
+    return host, P
+
+
+def store_synthesizer(store_path, host: str):
+    """The :class:`~defectnet.unmix.Synthesizer` of a store's host: its pool on the sites it was
+    placed on, with the store's settings and supercell (for :func:`~defectnet.unmix.refine`)."""
+    from defectnet.data.config import GenerateConfig
+    from defectnet.data.store import Store
+    from defectnet.unmix import Synthesizer
+
+    with Store(store_path, "r") as store:
+        cfg = GenerateConfig.from_dict(store.get_meta("config"))
+        h, P = _host_with_patches(store, cfg, host)
+        sites = pool_sites(store).get(host, {})
+    return Synthesizer(h, sites, cfg.simulation_config(), supercell_matrix=P,
+                       max_imaginary_mev=cfg.max_doped_imaginary_mev or cfg.max_imaginary_mev,
+                       placement_attempts=cfg.placement_attempts)
