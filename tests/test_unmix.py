@@ -143,6 +143,22 @@ def test_cli_basis_then_predict_by_unmixing(tmp_path, capsys):
     # absent: at most a trace (this 108-atom toy cell leaves Al at ~0.2 at.%, "detected")
     assert rows["Al"]["concentration"] < 0.005 and rows["Ni"]["concentration"] < 0.005
     assert "analysis by synthesis" in capsys.readouterr().out
+    # a mix at 15 %: unmixing reads it low, --refine synthesises it and corrects
+    assert main(["simulate", str(host), "--dopants", "Ag:0.09,Al:0.06", "--tier", "patch", "--seed", "6",
+                 "--out", str(tmp_path / "mix"), *common]) == 0
+    err = {}
+    for n in (0, 3):
+        assert main(["predict", "--host", str(host), "--doped", str(tmp_path / "mix" / "doped.csv"),
+                     "--pristine", str(tmp_path / "mix" / "pristine.csv"), "--basis", str(tmp_path / "cu.npz"),
+                     "--refine", str(n), "--truth", str(tmp_path / "mix" / "meta.json"),
+                     "--json", str(tmp_path / f"mix{n}.json")]) == 0
+        out = json.loads((tmp_path / f"mix{n}.json").read_text())
+        rows = {r["element"]: r["concentration"] for r in out["candidates"]}
+        err[n] = sum(abs(rows[el] - out["truth"].get(el, 0.0)) for el in rows)
+    assert "refined by synthesising the mix 3 times" in capsys.readouterr().out
+    assert err[3] < err[0], err
+    assert main(["predict", "--host", str(host), "--doped", str(tmp_path / "mix" / "doped.csv"), "--refine", "2"]) != 0
+    assert "needs a basis" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: a bad --concentrations list
         main(["basis", str(host), "--candidates", "Ag", "--concentrations", "1%,x", "--out", "b.npz"])
 
@@ -196,3 +212,16 @@ def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu):
     np.testing.assert_allclose(delta, res.doped_gpdos.values - res.pristine_gpdos.values, atol=1e-9)
     np.testing.assert_allclose(syn.pristine["pdos"], res.pristine.values, atol=1e-12)
     assert np.all(syn.signature({"Ag": 0.2 / 108}) == 0)  # under half an atom: nothing placed
+
+
+def test_a_saved_basis_keeps_its_forward_model(cu, basis, tmp_path):
+    from defectnet.unmix import Synthesizer
+
+    assert basis.synthesis and len(basis.synthesis["patches"]) == len(CANDIDATES) - len(basis.failed)
+    again = SignatureBasis.load(basis.save(tmp_path / "b.npz"))
+    syn = Synthesizer.from_basis(again)
+    mix = {"Ag": 6 / 108, "Pd": 4 / 108}
+    np.testing.assert_allclose(syn.signature(mix, seed=3), Synthesizer(cu, {"Ag": None, "Pd": None}, SIM).signature(mix, seed=3),
+                               atol=1e-9)
+    with pytest.raises(DefectnetError, match="holds no host and patches"):
+        Synthesizer.from_basis(replace(again, synthesis={}))

@@ -226,6 +226,8 @@ class Predict(Command):
         p.add_argument("--model", default=None, help="a checkpoint from defectnet train (default: the shipped model)")
         p.add_argument("--basis", default=None, help="answer by unmixing against this host's simulated signatures "
                                                      "(a .npz from defectnet basis) instead of the model")
+        p.add_argument("--refine", type=int, default=0, metavar="N",
+                       help="with --basis: correct the unmixing by N syntheses of the mix (~1-4 s each; 3 is plenty)")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
@@ -240,7 +242,7 @@ class Predict(Command):
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
-                               resolution=args.resolution)
+                               resolution=args.resolution, refine=args.refine)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

@@ -106,6 +106,11 @@ class SignatureBasis:
         Candidates with no signature (a dopant without a stable position on its site), with why.
     config : dict
         :meth:`BasisConfig.to_dict` and the simulation metadata.
+    synthesis : dict
+        What :meth:`Synthesizer.from_basis` needs to simulate any mix of the candidates (empty
+        if the basis was not made with it): ``pristine`` (the relaxed host with its force
+        constants) and ``patches`` (one per candidate site), as blobs; ``sites`` {element:
+        site symbol or None}; ``supercell_matrix`` (3, 3).
     """
 
     host: str
@@ -117,6 +122,7 @@ class SignatureBasis:
     realised: np.ndarray
     failed: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    synthesis: dict = field(default_factory=dict)
 
     def similarity(self, kind: str = "pdos") -> np.ndarray:
         """(K, K) cosine similarity of the signatures over energy: near 1, two candidates are
@@ -144,6 +150,12 @@ class SignatureBasis:
         arrays = {f"pristine_{k}": np.asarray(v, dtype) for k, v in self.pristine.items()}
         arrays |= {f"signatures_{k}": np.asarray(v, dtype) for k, v in self.signatures.items()}
         arrays |= {f"curves_{k}": np.asarray(v, dtype) for k, v in self.curves.items()}
+        if self.synthesis:
+            syn = self.synthesis
+            header["synthesis"] = {"sites": syn["sites"], "supercell_matrix": np.asarray(syn["supercell_matrix"]).tolist(),
+                                   "n_patches": len(syn["patches"])}
+            arrays["synthesis_pristine"] = np.frombuffer(syn["pristine"], np.uint8)
+            arrays |= {f"synthesis_patch_{i}": np.frombuffer(b, np.uint8) for i, b in enumerate(syn["patches"])}
         np.savez_compressed(path, header=json.dumps(header), realised=self.realised, **arrays)
         return path
 
@@ -157,13 +169,22 @@ class SignatureBasis:
                            pristine={k: z[f"pristine_{k}"].astype(float) for k in KINDS}, realised=z["realised"],
                            signatures={k: z[f"signatures_{k}"].astype(float) for k in KINDS},
                            curves={k: z[f"curves_{k}"].astype(float) for k in KINDS},
-                           failed=h.get("failed", {}), config=h["config"])
+                           failed=h.get("failed", {}), config=h["config"], synthesis=_read_synthesis(h, z))
         except (OSError, KeyError, ValueError) as exc:
             raise DefectnetError(f"not a signature basis ({exc})", source=str(path)) from None
 
 
+def _read_synthesis(header: dict, z) -> dict:
+    syn = header.get("synthesis")
+    if not syn:
+        return {}
+    return {"sites": syn["sites"], "supercell_matrix": np.array(syn["supercell_matrix"]),
+            "pristine": z["synthesis_pristine"].tobytes(),
+            "patches": [z[f"synthesis_patch_{i}"].tobytes() for i in range(syn["n_patches"])]}
+
+
 def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pristine_host=None,
-                    checkpoint=None, progress: bool = True) -> SignatureBasis:
+                    checkpoint=None, progress: bool = True, synthesis: bool = True) -> SignatureBasis:
     """Simulate each candidate dopant's signature in ``host`` at the configured concentrations.
 
     Parameters
@@ -180,6 +201,10 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         A file each finished cell is written to as it completes (atomically); run again with
         the same arguments after a crash and finished cells are read back, not recomputed.
         Cells of another configuration are ignored.
+    synthesis : bool
+        Keep the relaxed host and the candidates' patches in the basis (``synthesis``), so
+        that :func:`refine` can simulate any mix of them (a few hundred kB per candidate).
+        Not kept when every cell came from the checkpoint (nothing was computed).
 
     Returns
     -------
@@ -240,7 +265,21 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         signatures[kind] = np.einsum("kn,knb->kb", x, curves[kind]) / (x * x).sum(axis=1, keepdims=True)
     return SignatureBasis(host=name, elements=tuple(s.element for s in kept), grid=sim.grid, pristine=cells["pristine"],
                           signatures=signatures, curves=curves, realised=x, failed=failed,
-                          config={**config.to_dict(), "candidates": list(candidates)})
+                          config={**config.to_dict(), "candidates": list(candidates)},
+                          synthesis=_synthesis(pristine_host, kept, sim) if synthesis and pristine_host else {})
+
+
+def _synthesis(pristine_host, specs, sim) -> dict:
+    """:attr:`SignatureBasis.synthesis` of a host whose patch cache holds the candidates' patches."""
+    from defectnet.data.blobs import pack_patch, pack_pristine
+    from defectnet.doping import choose_supercell
+
+    P = choose_supercell(pristine_host.atoms, sim.supercell_atoms)
+    els = {s.element for s in specs}
+    patches = [p for (_, el, settings), p in getattr(pristine_host, "patch_cache", {}).items()
+               if el in els and settings == sim.tier_settings]
+    return {"sites": {s.element: s.site for s in specs}, "supercell_matrix": P,
+            "pristine": pack_pristine(pristine_host, P), "patches": [pack_patch(p) for p in patches]}
 
 
 def _read_cells(path, stamp: str) -> dict:
@@ -418,6 +457,23 @@ class Synthesizer:
         self._cell.update(atoms=sc, fc0=fc0, calc=None if sim.tier == "mass" else get_calculator(sim.potential),
                           pristine={"pdos": pristine.values,
                                     "gpdos": pristine.neutron_weighted(atomic_fractions(sc.get_chemical_symbols())).values})
+
+    @classmethod
+    def from_basis(cls, basis: SignatureBasis) -> Synthesizer:
+        """The forward model a basis was simulated with (its ``synthesis``: host and patches)."""
+        from defectnet.data.blobs import unpack_patch, unpack_pristine
+        from defectnet.simulate import SimulationConfig
+
+        if not basis.synthesis:
+            raise DefectnetError(f"the basis of {basis.host} holds no host and patches to synthesise mixes with: "
+                                 "make it again with `defectnet basis` (this version keeps them)")
+        sim = SimulationConfig.from_dict(basis.config["simulation"])
+        host, P = unpack_pristine(basis.synthesis["pristine"], sim.host)
+        cache = host.__dict__.setdefault("patch_cache", {})
+        for blob in basis.synthesis["patches"]:
+            p = unpack_patch(blob)
+            cache[(p.site, p.element, sim.tier_settings)] = p
+        return cls(host, dict(basis.synthesis["sites"]), sim, supercell_matrix=P)
 
     @property
     def pristine(self) -> dict:

@@ -106,7 +106,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             checkpoint = out_dir / f".{name}.cells.npz"
             try:
                 basis = signature_basis(host.atoms, specs, bcfg, pristine_host=host, progress=False,
-                                        checkpoint=checkpoint)
+                                        checkpoint=checkpoint, synthesis=False)  # the store holds them
             except DefectnetError as exc:
                 skipped[name] = str(exc)
                 continue
