@@ -203,7 +203,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         Cells of another configuration are ignored.
     synthesis : bool
         Keep the relaxed host and the candidates' patches in the basis (``synthesis``), so
-        that :func:`refine` can simulate any mix of them (a few hundred kB per candidate).
+        that :func:`refine` can simulate any mix of them (~50 kB per candidate).
         Not kept when every cell came from the checkpoint (nothing was computed).
 
     Returns
@@ -378,11 +378,11 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         model = lambda c: (A @ c, A)  # noqa: E731
     c[c < MIN_FRACTION] = 0.0
     fitted, J = model(c)
-    return _report(asked, cands, c, J, y - fitted, y, curves, basis,
+    return _report(asked, cands, c, J, y - fitted, y, curves,
                    {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})
 
 
-def _report(asked, cands, c, J, r, y, curves, basis, fit: dict) -> dict:
+def _report(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
     """:func:`unmix`'s result from the concentrations ``c`` (K,), the Jacobian ``J`` (B, K) and
     residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B)."""
     from scipy.stats import norm
@@ -559,7 +559,7 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
             best = (r @ r, it, c, r)
     _, it, c, r = best
     _, J = _own_curves(knots, curves, c)
-    return _report(asked, cands, c, J, r, y, curves, basis,
+    return _report(asked, cands, c, J, r, y, curves,
                    {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
                     "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})
 
