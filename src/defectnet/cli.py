@@ -227,7 +227,8 @@ class Predict(Command):
         p.add_argument("--basis", default=None, help="answer by unmixing against this host's simulated signatures "
                                                      "(a .npz from defectnet basis) instead of the model")
         p.add_argument("--refine", type=int, default=0, metavar="N",
-                       help="with --basis: correct the unmixing by N syntheses of the mix (~1-4 s each; 3 is plenty)")
+                       help="with --basis: correct the unmixing by N syntheses of the mix "
+                            "(~1-4 s each; 3 measured in benchmarks/refine.py)")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
