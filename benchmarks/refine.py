@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     from defectnet.data.bases import pool_sites, store_synthesizer
     from defectnet.data.store import Store, unpack_arrays
     from defectnet.model.evaluate import compute_metrics
-    from defectnet.unmix import SignatureBasis, refine, unmix
+    from defectnet.synthesis import refine
+    from defectnet.unmix import SignatureBasis, unmix
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     hosts = have if args.hosts == "all" else [h.strip() for h in args.hosts.split(",")]
     vocab = sorted({el for h in hosts for el in pools[h]})
     preds = {"unmix": [], "refine": []}
-    true, cand, names, seconds = [], [], [], {"unmix": 0.0, "refine": 0.0}
+    true, cand, seconds = [], [], {"unmix": 0.0, "refine": 0.0}
     for host in hosts:
         basis = SignatureBasis.load(Path(args.basis_dir) / f"{host}.npz")
         syn = store_synthesizer(args.store, host)
@@ -67,10 +68,10 @@ def main(argv=None) -> int:
             rows = [s.conn.execute("SELECT concentrations, arrays FROM samples WHERE id = ?", (int(i),)).fetchone()
                     for i in ids]
         p = syn.pristine["gpdos"]
+        cands = [el for el in pools[host] if el in basis.elements]
         for conc_json, blob in rows:
             conc = json.loads(conc_json)
             doped = unpack_arrays(blob)["doped_gpdos"].astype(float)
-            cands = [el for el in pools[host] if el in basis.elements]
             t0 = time.perf_counter()
             u = unmix(p, doped, basis, kind="gpdos", candidates=cands)
             t1 = time.perf_counter()
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             for name, fit in (("unmix", u), ("refine", r)):
                 preds[name].append([(fit[el]["concentration"], fit[el]["uncertainty"]) if el in cands else (0.0, 0.0)
                                     for el in vocab])
-            true.append(row_t), cand.append(row_c), names.append(host)
+            true.append(row_t), cand.append(row_c)
         print(f"{host}: {len(rows)} samples, refine {seconds['refine']:.0f} s so far", flush=True)
     T, C = np.array(true), np.array(cand)
     total = T.sum(1)

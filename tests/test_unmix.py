@@ -203,7 +203,7 @@ def test_signature_curve_is_piecewise_linear_through_the_origin():
 
 
 def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu):
-    from defectnet.unmix import Synthesizer
+    from defectnet.synthesis import Synthesizer
 
     syn = Synthesizer(cu, {"Ag": "Cu", "Ni": "Cu"}, SIM)
     res = simulate_spectra(cu.atoms, [DopantSpec("Ag", "Cu", 8 / 108), DopantSpec("Ni", "Cu", 3 / 108)], SIM,
@@ -215,7 +215,7 @@ def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu):
 
 
 def test_a_saved_basis_keeps_its_forward_model(cu, basis, tmp_path):
-    from defectnet.unmix import Synthesizer
+    from defectnet.synthesis import Synthesizer
 
     assert basis.synthesis and len(basis.synthesis["patches"]) == len(CANDIDATES) - len(basis.failed)
     again = SignatureBasis.load(basis.save(tmp_path / "b.npz"))

@@ -215,7 +215,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     p, d = _common_range(p, d, basis.grid, notes)
     cands = list(config.candidates) or list(basis.elements)
     if config.refine:
-        from defectnet.unmix import Synthesizer, refine
+        from defectnet.synthesis import Synthesizer, refine
 
         out = refine(p.values, d.values, basis, Synthesizer.from_basis(basis), kind=bkind, candidates=cands,
                      iterations=config.refine)

@@ -147,7 +147,8 @@ def test_a_store_synthesizer_reproduces_the_stored_samples(emt, emt_store):
 def test_refine_moves_a_mix_the_basis_reads_low_towards_the_truth(emt_store, bases):
     """Ag 9/32 + Ni 3/32 in 32-atom Cu (EMT): unmixing reads Ag at 0.19; the forward model corrects it."""
     from defectnet.data.bases import store_synthesizer
-    from defectnet.unmix import refine, unmix
+    from defectnet.synthesis import refine
+    from defectnet.unmix import unmix
 
     out, _, _ = emt_store
     d, _ = bases

@@ -120,17 +120,14 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
 
 def _host_with_patches(store, cfg, name: str):
     """(PristineHost with the store's ok patches in its cache, doped-supercell matrix) of host ``name``."""
-    from defectnet.data.blobs import unpack_patch, unpack_pristine
+    from defectnet.data.blobs import cache_patches, unpack_pristine
 
     row = store.host(name)
     if row is None or row["status"] != "ok":
         raise DefectnetError(f"no relaxed host {name!r} in the store", source=str(store.path))
     host, P = unpack_pristine(row["pristine"], cfg.host)
-    cache = host.__dict__.setdefault("patch_cache", {})
-    for p in store.patches(row["id"], blobs=True):
-        if p["status"] == "ok":
-            patch = unpack_patch(p["data"])
-            cache[(patch.site, patch.element, cfg.tier_settings)] = patch  # the key get_patch looks up
+    cache_patches(host, [p["data"] for p in store.patches(row["id"], blobs=True) if p["status"] == "ok"],
+                  cfg.tier_settings)
     return host, P
 
 
@@ -139,7 +136,7 @@ def store_synthesizer(store_path, host: str):
     placed on, with the store's settings and supercell (for :func:`~defectnet.unmix.refine`)."""
     from defectnet.data.config import GenerateConfig
     from defectnet.data.store import Store
-    from defectnet.unmix import Synthesizer
+    from defectnet.synthesis import Synthesizer
 
     with Store(store_path, "r") as store:
         cfg = GenerateConfig.from_dict(store.get_meta("config"))

@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from defectnet.data.blobs import pack_patch, pack_pristine, unpack_patch, unpack_pristine
+from defectnet.data.blobs import cache_patches, pack_patch, pack_pristine, unpack_pristine
 from defectnet.data.config import GenerateConfig
 from defectnet.data.plan import HostInput, SampleJob
 from defectnet.elements import atomic_fractions
@@ -318,13 +318,11 @@ def _context(name: str, blob: bytes, config: GenerateConfig, *, supercell: bool 
 
 
 def _add_patches(ctx: _HostContext, blobs, settings: TierSettings):
-    cache = ctx.host.__dict__.setdefault("patch_cache", {})
     for blob in blobs:
         digest = hashlib.blake2b(blob, digest_size=16).digest()
         if digest in ctx.patch_digests:
             continue
-        p = unpack_patch(blob)
-        cache[(p.site, p.element, settings)] = p  # the key get_patch looks up
+        cache_patches(ctx.host, [blob], settings)
         ctx.patch_digests.add(digest)
 
 
