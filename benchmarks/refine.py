@@ -7,7 +7,8 @@ corrects them by the basis' least-squares step, a few times. This benchmark take
 a generation store that have a basis (``defectnet dataset bases``), draws samples of each
 (seeded), unmixes their GPDoS with every element of the host's dopant pool as a candidate (the
 true dopants and the rest of the pool as distractors) and refines it, and scores both on the
-same samples, overall and by total dopant fraction.
+same samples, overall and by total dopant fraction. ``best≤k`` rows score what ``refine`` with
+k < ``--iterations`` iterations would have kept (from its history), so one run settles the count.
 
     python benchmarks/refine.py --store data/ref18.sqlite --basis-dir datasets/reference/bases \
         --samples 12 --iterations 3 --out benchmarks/results/refine.json
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     have = sorted(h for h in pools if (Path(args.basis_dir) / f"{h}.npz").exists())
     hosts = have if args.hosts == "all" else [h.strip() for h in args.hosts.split(",")]
     vocab = sorted({el for h in hosts for el in pools[h]})
-    preds = {"unmix": [], "refine": []}
+    preds = {"unmix": [], "refine": []} | {f"best≤{k}": [] for k in range(1, args.iterations)}
     true, cand, seconds = [], [], {"unmix": 0.0, "refine": 0.0}
     for host in hosts:
         basis = SignatureBasis.load(Path(args.basis_dir) / f"{host}.npz")
@@ -87,6 +88,10 @@ def main(argv=None) -> int:
             for name, fit in (("unmix", u), ("refine", r)):
                 preds[name].append([(fit[el]["concentration"], fit[el]["uncertainty"]) if el in cands else (0.0, 0.0)
                                     for el in vocab])
+            hist = r["_fit"]["history"]
+            for k in range(1, args.iterations):  # what refine with k iterations would have kept (no 1σ)
+                kept = min(hist[:k + 1], key=lambda h: h["residual_fraction"])["concentrations"]
+                preds[f"best≤{k}"].append([(kept[el], np.nan) if el in cands else (0.0, 0.0) for el in vocab])
             true.append(row_t), cand.append(row_c)
         print(f"{host}: {len(rows)} samples, refine {seconds['refine']:.0f} s so far", flush=True)
     T, C = np.array(true), np.array(cand)
@@ -96,7 +101,8 @@ def main(argv=None) -> int:
         sel = (total >= lo) & (total < hi)
         for name, rows in preds.items():
             a = np.array(rows)[sel]
-            m = compute_metrics(a[..., 0], T[sel], C[sel], sigma=a[..., 1])
+            sigma = None if np.isnan(a[..., 1]).any() else a[..., 1]
+            m = compute_metrics(a[..., 0], T[sel], C[sel], sigma=sigma)
             tr = (T[sel] > 0) & C[sel] & (T[sel] >= 0.03)
             results.setdefault(split, {})[name] = {
                 "n_samples": int(sel.sum()), "mae_at_pct": m["mae_at_pct"], "f1": m["detection"]["f1"],
@@ -105,13 +111,13 @@ def main(argv=None) -> int:
                 "coverage_1sigma": m.get("calibration", {}).get("coverage_1sigma_true")}
     print(f"\n{len(T)} samples of {len(hosts)} hosts; {args.iterations} iterations; "
           f"{seconds['refine'] / len(T):.1f} s per sample refined, {seconds['unmix'] / len(T):.2f} s unmixed")
-    print(f"{'samples':14s} {'method':7s} {'n':>4s} {'MAE at.%':>9s} {'F1':>6s} {'F1≥1%':>6s} {'distr.':>7s} "
+    print(f"{'samples':14s} {'method':8s} {'n':>4s} {'MAE at.%':>9s} {'F1':>6s} {'F1≥1%':>6s} {'distr.':>7s} "
           f"{'pred/true≥3%':>13s} {'±1σ cov.':>8s}")
     for split, by in results.items():
         for name, m in by.items():
             ratio = "–" if m["median_ratio_ge3pct"] is None else f"{m['median_ratio_ge3pct']:.2f}"
             cov = "–" if m["coverage_1sigma"] is None else f"{m['coverage_1sigma']:.2f}"
-            print(f"{split:14s} {name:7s} {m['n_samples']:4d} {m['mae_at_pct']:9.3f} {m['f1']:6.3f} "
+            print(f"{split:14s} {name:8s} {m['n_samples']:4d} {m['mae_at_pct']:9.3f} {m['f1']:6.3f} "
                   f"{m['f1_ge1pct']:6.3f} {m['distractor_mean_at_pct']:7.3f} {ratio:>13s} {cov:>8s}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"store": args.store, "hosts": hosts, "samples_per_host": args.samples,

@@ -190,6 +190,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         if path.exists():
             basis = SignatureBasis.load(path)
+            # a sample with every pool element present keeps its stored (recommender) distractors, which a
+            # pool basis does not hold: it is scored on its true dopants alone rather than dropped
+            known = np.isin(vocab, list(basis.elements) + list(basis.failed))
+            outside = (cand & ~known).any(1)
+            if outside.any():
+                print(f"{host}: {outside.sum()} samples lose distractors outside the basis", flush=True)
+                cand = cand & (known | (true > 0))
         else:
             h = load_host(host)
             sites = site_of_elements(host, h.to_atoms(), cfg, range(cfg.samples_per_host))

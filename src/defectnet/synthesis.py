@@ -135,8 +135,9 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     Returns
     -------
     dict
-        As :func:`unmix`, the 1σ from the final residual; ``_fit`` also has ``start`` (the
-        unmixed concentrations) and ``iteration`` (the one kept).
+        As :func:`unmix`, the 1σ from the kept iterate's residual; ``_fit`` also has ``start``
+        (the unmixed concentrations), ``iteration`` (the one kept) and ``history`` (per
+        iteration, 0 = the start: ``residual_fraction`` of its synthesis and ``concentrations``).
     """
     from scipy.optimize import lsq_linear
 
@@ -153,16 +154,19 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
 
     c = np.array([start[el]["concentration"] for el in cands])
     r = residual(c)
-    best = (r @ r, 0, c, r)
-    for it in range(1, iterations + 1):
-        _, J = _own_curves(knots, curves, c)
-        c = np.clip(c + lsq_linear(J, r, bounds=(-c, 1.0 - c)).x, 0.0, 1.0)
-        c[c < MIN_FRACTION] = 0.0
-        r = residual(c)
+    best, history = (r @ r, 0, c, r), []
+    for it in range(iterations + 1):
+        if it:
+            _, J = _own_curves(knots, curves, c)
+            c = np.clip(c + lsq_linear(J, r, bounds=(-c, 1.0 - c)).x, 0.0, 1.0)
+            c[c < MIN_FRACTION] = 0.0
+            r = residual(c)
+        history.append({"residual_fraction": float(np.linalg.norm(r) / max(np.linalg.norm(y), 1e-300)),
+                        "concentrations": dict(zip(cands, map(float, c)))})
         if r @ r < best[0]:
             best = (r @ r, it, c, r)
     _, it, c, r = best
     _, J = _own_curves(knots, curves, c)
     return _report(asked, cands, c, J, r, y, curves,
                    {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
-                    "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})
+                    "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})
