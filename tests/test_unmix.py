@@ -9,25 +9,13 @@ from ase.build import bulk
 from defectnet.doping import DopantSpec
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
-from defectnet.phonons.host import HostSettings, compute_pristine
 from defectnet.simulate import SimulationConfig, simulate_spectra
 from defectnet.unmix import BasisConfig, SignatureBasis, signature_basis, unmix
 
-HOST = HostSettings(potential="emt", fc_min_width_ang=6.5, mesh_length_ang=15.0)
-SIM = SimulationConfig(tier="patch", potential="emt", supercell_atoms=108, host=HOST,
-                       tier_settings=TierSettings(cutoff_ang=2.6), seed=100)
-CANDIDATES = ["Ag", "Ni", "Pd", "Al"]
 
-
-@pytest.fixture(scope="module")
-def cu():
-    return compute_pristine(bulk("Cu", "fcc", a=3.6), HOST, grid=SIM.grid, progress=False, fwhm_mev=1.0)
-
-
-@pytest.fixture(scope="module")
-def basis(cu):
-    return signature_basis(cu.atoms, CANDIDATES, BasisConfig(concentrations=(2 / 108, 8 / 108), simulation=SIM),
-                           pristine_host=cu, progress=False)
+@pytest.fixture
+def basis(cu_basis):  # tests/conftest.py: Ag, Ni, Pd, Al in 108-atom Cu
+    return cu_basis
 
 
 def test_basis_rows_conserve_area(basis):
@@ -40,12 +28,12 @@ def test_basis_rows_conserve_area(basis):
     np.testing.assert_allclose(basis.realised, [[2 / 108, 8 / 108]] * 4)
 
 
-def test_mass_defect_signature_obeys_the_sum_rule(cu):
+def test_mass_defect_signature_obeys_the_sum_rule(cu, cu_sim):
     """Mass tier: <E^2> ∝ Tr D = Σ Φ_ii / m_i, so ∫E² S dE = (m_Cu / m_dopant − 1) <E²>_pristine."""
     from defectnet.elements import mass_amu
 
     b = signature_basis(cu.atoms, ["Ag", "Al"], BasisConfig(concentrations=(4 / 108,),
-                        simulation=SimulationConfig(tier="mass", potential="emt", supercell_atoms=108, host=HOST)),
+                        simulation=SimulationConfig(tier="mass", potential="emt", supercell_atoms=108, host=cu_sim.host)),
                         pristine_host=cu, progress=False)
     e2 = b.grid.widths * b.grid.centers ** 2
     for el, s in zip(b.elements, b.signatures["pdos"]):
@@ -53,9 +41,9 @@ def test_mass_defect_signature_obeys_the_sum_rule(cu):
         assert s @ e2 == pytest.approx(expected, rel=0.03), el
 
 
-def test_unmix_recovers_a_mixture_the_basis_never_saw(cu, basis):
+def test_unmix_recovers_a_mixture_the_basis_never_saw(cu, cu_sim, basis):
     truth = {"Ag": 6 / 108, "Al": 4 / 108}
-    res = simulate_spectra(cu.atoms, [DopantSpec(el, None, x) for el, x in truth.items()], replace(SIM, seed=7),
+    res = simulate_spectra(cu.atoms, [DopantSpec(el, None, x) for el, x in truth.items()], replace(cu_sim, seed=7),
                            pristine_host=cu, progress=False)  # other placements than the basis' (seed 100)
     for kind, (p, d) in {"pdos": (res.pristine, res.doped), "gpdos": (res.pristine_gpdos, res.doped_gpdos)}.items():
         out = unmix(p.values, d.values, basis, kind=kind, candidates=["Ag", "Ni", "Al"])
@@ -97,7 +85,7 @@ def test_similarity_names_the_twins(basis):
     assert all("Pd" not in (a, b) for a, b, _ in basis.alike(among=["Ag", "Ni", "Al"]))
 
 
-def test_basis_round_trip_and_bad_input(cu, basis, tmp_path):
+def test_basis_round_trip_and_bad_input(cu, cu_sim, basis, tmp_path):
     back = SignatureBasis.load(basis.save(tmp_path / "cu.npz"))
     assert back.elements == basis.elements and back.grid.grid_id == basis.grid.grid_id
     for kind in ("pdos", "gpdos"):
@@ -110,7 +98,7 @@ def test_basis_round_trip_and_bad_input(cu, basis, tmp_path):
     with pytest.raises(DefectnetError, match="atomic fractions"):
         BasisConfig(concentrations=(5.0,))
     with pytest.raises(DefectnetError, match="same dopant count"):  # 1 and 1.2 at.% of 108 atoms: 1 atom each
-        signature_basis(cu.atoms, ["Ag"], BasisConfig(concentrations=(0.01, 0.012), simulation=SIM),
+        signature_basis(cu.atoms, ["Ag"], BasisConfig(concentrations=(0.01, 0.012), simulation=cu_sim),
                         pristine_host=cu, progress=False)
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DefectnetError, match="not a signature basis"):
@@ -163,11 +151,11 @@ def test_cli_basis_then_predict_by_unmixing(tmp_path, capsys):
         main(["basis", str(host), "--candidates", "Ag", "--concentrations", "1%,x", "--out", "b.npz"])
 
 
-def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, tmp_path, monkeypatch):
+def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, cu_sim, tmp_path, monkeypatch):
     import defectnet.simulate
 
     # Unrelaxed, C sits on a saddle point of Cu (EMT): it has no signature, Ag has.
-    sim = replace(SIM, tier_settings=TierSettings(cutoff_ang=2.6, relax=False))
+    sim = replace(cu_sim, tier_settings=TierSettings(cutoff_ang=2.6, relax=False))
     config = BasisConfig(concentrations=(2 / 108, 4 / 108), simulation=sim)
     cells = tmp_path / "cu.cells.npz"
     first = signature_basis(cu.atoms, ["Ag", "C"], config, pristine_host=cu, checkpoint=cells, progress=False)
@@ -200,28 +188,3 @@ def test_signature_curve_is_piecewise_linear_through_the_origin():
     np.testing.assert_allclose(_curve(x, curve, 0.03)[0], [2.0, 0.5])
     v, g = _curve(x, curve, 0.25)  # beyond the last cell: the last segment goes on
     np.testing.assert_allclose(g, [10.0, 40.0]) and np.testing.assert_allclose(v, [5.0, 9.0])
-
-
-def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu):
-    from defectnet.synthesis import Synthesizer
-
-    syn = Synthesizer(cu, {"Ag": "Cu", "Ni": "Cu"}, SIM)
-    res = simulate_spectra(cu.atoms, [DopantSpec("Ag", "Cu", 8 / 108), DopantSpec("Ni", "Cu", 3 / 108)], SIM,
-                           pristine_host=cu, progress=False)
-    delta = syn.signature({"Ag": 8 / 108, "Ni": 3 / 108}, kind="gpdos", seed=SIM.seed)
-    np.testing.assert_allclose(delta, res.doped_gpdos.values - res.pristine_gpdos.values, atol=1e-9)
-    np.testing.assert_allclose(syn.pristine["pdos"], res.pristine.values, atol=1e-12)
-    assert np.all(syn.signature({"Ag": 0.2 / 108}) == 0)  # under half an atom: nothing placed
-
-
-def test_a_saved_basis_keeps_its_forward_model(cu, basis, tmp_path):
-    from defectnet.synthesis import Synthesizer
-
-    assert basis.synthesis and len(basis.synthesis["patches"]) == len(CANDIDATES) - len(basis.failed)
-    again = SignatureBasis.load(basis.save(tmp_path / "b.npz"))
-    syn = Synthesizer.from_basis(again)
-    mix = {"Ag": 6 / 108, "Pd": 4 / 108}
-    np.testing.assert_allclose(syn.signature(mix, seed=3), Synthesizer(cu, {"Ag": None, "Pd": None}, SIM).signature(mix, seed=3),
-                               atol=1e-9)
-    with pytest.raises(DefectnetError, match="holds no host and patches"):
-        Synthesizer.from_basis(replace(again, synthesis={}))

@@ -86,27 +86,66 @@ class Synthesizer:
 
     def signature(self, concentrations: dict, kind: str = "gpdos", seed: int = 0) -> np.ndarray:
         """Δ = doped − pristine (B,) per meV, for ``{element: atomic fraction}`` (placed with ``seed``)."""
-        from defectnet.doping import DopantSpec, substitute
+        from defectnet.doping import DopantSpec
         from defectnet.elements import atomic_fractions
-        from defectnet.phonons.dos import gamma_spectrum
-        from defectnet.phonons.forceconstants import DopedSystem, get_tier
 
         sc, sim = self._cell["atoms"], self.simulation
         specs = [DopantSpec(el, self.sites[el], float(c)) for el, c in concentrations.items() if c * len(sc) >= 0.5]
         if not specs:  # less than half an atom of every candidate: the pristine cell
             return np.zeros_like(self.pristine[kind])
-        for attempt in range(self.placement_attempts):
-            # the dataset's placements: its samples are exactly ``signature`` of their fractions and placement seed
-            atoms, sub = substitute(sc, specs, np.random.default_rng(seed if attempt == 0 else [seed, attempt]))
-            idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
-            res = get_tier(sim.tier)(DopedSystem(atoms, idx, self._cell["fc0"], self.host, self._cell["calc"], False),
-                                     sim.tier_settings)
-            doped, _ = gamma_spectrum(res.fc, res.atoms, sim.grid, **sim.broadening())
-            if doped.meta["min_frequency_mev"] >= -self.max_imaginary_mev:
-                break
+        doped, res, _, _ = placed_spectrum(sc, specs, seed, fc0=self._cell["fc0"], host=self.host,
+                                           calc=self._cell["calc"], tier=sim.tier, tier_settings=sim.tier_settings,
+                                           grid=sim.grid, broadening=sim.broadening(),
+                                           attempts=self.placement_attempts, max_imaginary_mev=self.max_imaginary_mev)
         if kind == "gpdos":
             doped = doped.neutron_weighted(atomic_fractions(res.atoms.get_chemical_symbols()))
         return doped.values - self.pristine[kind]
+
+
+def placed_spectrum(sc, specs, seed: int, *, fc0, host, calc, tier: str, tier_settings, grid, broadening: dict,
+                    attempts: int = 3, max_imaginary_mev: float = 5.0, timer=None, check=None):
+    """Dopants ``specs`` placed in supercell ``sc`` and its Γ-point spectrum, as the dataset places them.
+
+    Attempt 0 places with ``default_rng(seed)`` (what every stored sample used), attempt a with
+    ``default_rng([seed, a])``; placing stops at the first whose lowest Γ mode is ≥
+    −``max_imaginary_mev`` (meV), or after ``attempts``.
+
+    Parameters
+    ----------
+    sc : ase.Atoms
+        The pristine supercell; ``fc0`` its force constants, ``host`` the relaxed host (patch cache), ``calc``
+        the potential (None for the mass tier).
+    timer : callable, optional
+        ``timer(stage)`` gives a context manager around each stage (``substitute``, ``tier``, ``diagonalise``).
+    check : callable, optional
+        Called after each tier call (a generation task's timeout probe).
+
+    Returns
+    -------
+    (Spectrum, TierResult, Substitution, int)
+        The doped spectrum (unit area, per meV, not yet neutron-weighted), the tier's result, the
+        substitution and the number of attempts made.
+    """
+    from contextlib import nullcontext
+
+    from defectnet.doping import substitute
+    from defectnet.phonons.dos import gamma_spectrum
+    from defectnet.phonons.forceconstants import DopedSystem, get_tier
+
+    stage = timer or (lambda name: nullcontext())
+    for attempt in range(attempts):
+        with stage("substitute"):
+            atoms, sub = substitute(sc, specs, np.random.default_rng(seed if attempt == 0 else [seed, attempt]))
+        idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
+        with stage("tier"):
+            res = get_tier(tier)(DopedSystem(atoms, idx, fc0, host, calc, False), tier_settings)
+        if check is not None:
+            check()
+        with stage("diagonalise"):
+            doped, _ = gamma_spectrum(res.fc, res.atoms, grid, **broadening)
+        if doped.meta["min_frequency_mev"] >= -max_imaginary_mev:
+            break
+    return doped, res, sub, attempt + 1
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",

@@ -22,7 +22,7 @@ import yaml
 from ase.build import bulk
 
 from defectnet.cli import main
-from defectnet.data.blobs import unpack_patch, unpack_pristine
+from defectnet.data.blobs import cache_patches, unpack_pristine
 from defectnet.data.config import GenerateConfig
 from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, load_training_file
 from defectnet.data.generate import run_generate
@@ -294,10 +294,9 @@ def test_pipeline_sample_equals_simulate_spectra(emt, emt_store):
     with Store(out) as s:
         host = s.host("Cu")
         row = next(r for r in s.samples(blobs=True) if r["host"] == "Cu" and r["n_dopants"] == 2)
-        patches = [unpack_patch(p["data"]) for p in s.patches(host["id"], blobs=True)]
+        patches = [p["data"] for p in s.patches(host["id"], blobs=True)]
     pristine, _ = unpack_pristine(host["pristine"], cfg.host)
-    for p in patches:
-        pristine.__dict__.setdefault("patch_cache", {})[(p.site, p.element, cfg.tier_settings)] = p
+    cache_patches(pristine, patches, cfg.tier_settings)
     from defectnet.data.plan import (
         plan_host as _plan,  # the placement seed comes from the plan
     )

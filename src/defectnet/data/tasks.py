@@ -391,27 +391,18 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
 
 def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc, probe, timer, row):
     from defectnet.data.store import pack_arrays
-    from defectnet.doping import DopantSpec, substitute
-    from defectnet.phonons.dos import gamma_spectrum
-    from defectnet.phonons.forceconstants import DopedSystem, get_tier
+    from defectnet.doping import DopantSpec
+    from defectnet.synthesis import placed_spectrum
 
     specs = [DopantSpec(el, site, frac) for el, site, frac in job.dopants]
     limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
-    for attempt in range(config.placement_attempts):
-        # attempt 0 is the placement every earlier defectnet made: stored rows stay reproducible
-        rng = np.random.default_rng(job.placement_seed if attempt == 0 else [job.placement_seed, attempt])
-        with timer("substitute"):
-            doped_atoms, sub = substitute(ctx.sc_atoms, specs, rng)
-        idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
-        with timer("tier"):
-            system = DopedSystem(doped_atoms, idx, ctx.fc0, ctx.host, calc, False)
-            result = get_tier(config.tier)(system, config.tier_settings)
-        probe.check()
-        with timer("diagonalise"):
-            doped, _ = gamma_spectrum(result.fc, result.atoms, config.grid, **config.broadening.kwargs())
-        timer.t["placement_attempts"] = attempt + 1
-        if doped.meta["min_frequency_mev"] >= -limit:
-            break
+    doped, result, sub, attempts = placed_spectrum(
+        ctx.sc_atoms, specs, job.placement_seed, fc0=ctx.fc0, host=ctx.host, calc=calc, tier=config.tier,
+        tier_settings=config.tier_settings, grid=config.grid, broadening=config.broadening.kwargs(),
+        attempts=config.placement_attempts, max_imaginary_mev=limit, timer=timer, check=probe.check)
+    timer.t["placement_attempts"] = attempts
+    doped_atoms = result.atoms
+    idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
     n_imag = int(doped.meta.get("n_imaginary", 0))
     row.update(n_imaginary=n_imag, min_frequency_mev=float(doped.meta["min_frequency_mev"]),
                supercell_atoms=len(doped_atoms))

@@ -1,0 +1,49 @@
+"""The forward model (Synthesizer, placed_spectrum) on fcc Cu under EMT (tests/conftest.py)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from defectnet.doping import DopantSpec
+from defectnet.errors import DefectnetError
+from defectnet.simulate import simulate_spectra
+from defectnet.synthesis import Synthesizer, placed_spectrum
+from defectnet.unmix import SignatureBasis
+
+
+def test_synthesizer_is_simulate_spectra_for_the_same_placement(cu, cu_sim):
+    syn = Synthesizer(cu, {"Ag": "Cu", "Ni": "Cu"}, cu_sim)
+    res = simulate_spectra(cu.atoms, [DopantSpec("Ag", "Cu", 8 / 108), DopantSpec("Ni", "Cu", 3 / 108)], cu_sim,
+                           pristine_host=cu, progress=False)
+    delta = syn.signature({"Ag": 8 / 108, "Ni": 3 / 108}, kind="gpdos", seed=cu_sim.seed)
+    np.testing.assert_allclose(delta, res.doped_gpdos.values - res.pristine_gpdos.values, atol=1e-9)
+    np.testing.assert_allclose(syn.pristine["pdos"], res.pristine.values, atol=1e-12)
+    assert np.all(syn.signature({"Ag": 0.2 / 108}) == 0)  # under half an atom: nothing placed
+
+
+def test_a_saved_basis_keeps_its_forward_model(cu, cu_sim, cu_basis, tmp_path):
+    assert cu_basis.synthesis and len(cu_basis.synthesis["patches"]) == len(cu_basis.elements)
+    again = SignatureBasis.load(cu_basis.save(tmp_path / "b.npz"))
+    syn = Synthesizer.from_basis(again)
+    mix = {"Ag": 6 / 108, "Pd": 4 / 108}
+    np.testing.assert_allclose(syn.signature(mix, seed=3),
+                               Synthesizer(cu, {"Ag": None, "Pd": None}, cu_sim).signature(mix, seed=3), atol=1e-9)
+    with pytest.raises(DefectnetError, match="holds no host and patches"):
+        Synthesizer.from_basis(replace(again, synthesis={}))
+
+
+def test_placement_is_retried_with_new_seeds_until_stable(cu, cu_sim):
+    syn = Synthesizer(cu, {"Ag": "Cu"}, cu_sim)  # its pristine supercell and force constants
+    sc, fc0 = syn._cell["atoms"], syn._cell["fc0"]
+    common = dict(fc0=fc0, host=cu, calc=syn._cell["calc"], tier="patch", tier_settings=cu_sim.tier_settings,
+                  grid=cu_sim.grid, broadening=cu_sim.broadening())
+    specs = [DopantSpec("Ag", "Cu", 6 / 108)]
+    calls = []
+    first, _, sub0, n0 = placed_spectrum(sc, specs, 11, **common, check=lambda: calls.append(1))
+    assert n0 == 1 and len(calls) == 1 and first.meta["min_frequency_mev"] >= -5.0  # Ag in Cu is stable
+    # nothing counts as stable: every attempt is made, each placement differs from the first
+    last, _, sub2, n = placed_spectrum(sc, specs, 11, **common, attempts=3, max_imaginary_mev=-1e9)
+    assert n == 3
+    assert sorted(sub2.indices["Ag@Cu"]) != sorted(sub0.indices["Ag@Cu"])
+    assert not np.allclose(last.values, first.values)
