@@ -136,8 +136,8 @@ def sigma_scale(parts, hosts) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", default="InAs,NaCl,HgTe,CuI", help="comma-separated, or 'all': every host with a "
-                                                                 "basis in --basis-dir")
+    ap.add_argument("--hosts", default="InAs,NaCl,HgTe,CuI", help="comma-separated, or 'all': every host of --data "
+                                                                 "with a basis in --basis-dir")
     ap.add_argument("--data", default="datasets/reference")
     ap.add_argument("--concentrations", default="0.01,0.05,0.15", help="basis atomic fractions")
     ap.add_argument("--placements", type=int, default=1, help="random placements averaged per basis concentration")
@@ -167,7 +167,9 @@ def main(argv=None) -> int:
     files = training_file_paths(args.data)
     model = load_model()
     rows, all_pred = [], collections.defaultdict(list)
-    hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz")) if not p.name.startswith(".")]
+    complete = set().union(*(training_file_hosts(f)[0] for f in files))
+    hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz"))  # not the bases of hosts still generating
+                  if not p.name.startswith(".") and p.stem in complete]
                  if args.hosts == "all" else [h.strip() for h in args.hosts.split(",") if h.strip()])
     for host in hosts_run:
         src = next((f for f in files if host in training_file_hosts(f)[0]), None)
