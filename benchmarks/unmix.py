@@ -171,6 +171,7 @@ def main(argv=None) -> int:
     hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz"))  # not the bases of hosts still generating
                   if not p.name.startswith(".") and p.stem in complete]
                  if args.hosts == "all" else [h.strip() for h in args.hosts.split(",") if h.strip()])
+    ran = []
     for host in hosts_run:
         src = next((f for f in files if host in training_file_hosts(f)[0]), None)
         if src is None:
@@ -185,6 +186,9 @@ def main(argv=None) -> int:
         sw = np.sqrt(data.grid.widths)
         vocab = list(data.vocabulary)
         idx = np.flatnonzero(names == host)
+        if not len(idx):  # complete, but its samples are in an earlier chunk
+            continue
+        ran.append(host)
         print(f"{host}: {len(idx)} samples in {src.name}", flush=True)
         true, cand = data.targets[idx].astype(float), data.candidates[idx]
         elements = [vocab[j] for j in np.flatnonzero(cand.any(0))]
@@ -235,8 +239,8 @@ def main(argv=None) -> int:
     for label, parts in all_pred.items():
         cat = [np.concatenate([p[j] for p in parts]) if parts[0][j] is not None else None for j in range(5)]
         rows.append({"host": "all", "method": label, "n_samples": len(cat[1]), **scores(*cat)})
-    calibration = sigma_scale(all_pred["unmix (auto, gpdos)"], hosts_run)
-    hw = max(6, *(len(h) for h in hosts_run))
+    calibration = sigma_scale(all_pred["unmix (auto, gpdos)"], ran)
+    hw = max(6, *(len(h) for h in ran))
     print(f"\n{'host':{hw}s} {'method':34s} {'MAE at.%':>9s} {'F1':>6s} {'AUC':>6s} {'pred/true≥3%':>13s} {'distr.':>7s}"
           f" {'±1σ cov.':>8s} {'F1≥1%':>6s}")
     for r in rows:
