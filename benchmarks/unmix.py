@@ -167,17 +167,21 @@ def main(argv=None) -> int:
     files = training_file_paths(args.data)
     model = load_model()
     rows, all_pred = [], collections.defaultdict(list)
-    complete = set().union(*(training_file_hosts(f)[0] for f in files))
+    owner = {}  # complete host -> the first file that records it
+    for f in files:
+        for h in training_file_hosts(f)[0]:
+            owner.setdefault(h, f)
     hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz"))  # not the bases of hosts still generating
-                  if not p.name.startswith(".") and p.stem in complete]
+                  if not p.name.startswith(".") and p.stem in owner]
                  if args.hosts == "all" else [h.strip() for h in args.hosts.split(",") if h.strip()])
-    ran = []
+    ran, loaded = [], {}
     for host in hosts_run:
-        src = next((f for f in files if host in training_file_hosts(f)[0]), None)
+        src = owner.get(host)
         if src is None:
             raise SystemExit(f"{args.data} holds no complete host {host}")
-        data = load_training_file(src)  # the chunk's own generation config: sites, tier, supercell
-        data = with_candidates(data, args.candidates, args.seed + 1)
+        if src not in loaded:  # the chunk's own generation config: sites, tier, supercell; loaded once per file
+            loaded[src] = with_candidates(load_training_file(src), args.candidates, args.seed + 1)
+        data = loaded[src]
         cfg = GenerateConfig.from_dict(data.attrs["config"])
         sim = replace(cfg.simulation_config(), tier=args.tier or cfg.tier)
         bcfg = BasisConfig(concentrations=tuple(float(x) for x in args.concentrations.split(",")), simulation=sim,

@@ -178,6 +178,11 @@ class Substitution:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def dopant_indices(self) -> np.ndarray:
+        """(n_dopants,) supercell indices of every substituted atom, sorted."""
+        return np.array(sorted(i for v in self.indices.values() for i in v), dtype=int)
+
 
 def substitute(supercell: Atoms, specs: list[DopantSpec], rng: np.random.Generator) -> tuple[Atoms, Substitution]:
     """Replace host atoms by dopants at seeded random positions.

@@ -158,7 +158,7 @@ def simulate_spectra(
     sc_atoms, fc0 = pristine_supercell(pristine_host, P)
     rng = np.random.default_rng(config.seed)
     doped_atoms, sub = substitute(sc_atoms, specs, rng)
-    dopant_idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
+    dopant_idx = sub.dopant_indices
 
     stage(f"tier '{config.tier}': doped force constants")
     t0 = time.perf_counter()

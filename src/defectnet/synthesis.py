@@ -136,9 +136,8 @@ def placed_spectrum(sc, specs, seed: int, *, fc0, host, calc, tier: str, tier_se
     for attempt in range(attempts):
         with stage("substitute"):
             atoms, sub = substitute(sc, specs, np.random.default_rng(seed if attempt == 0 else [seed, attempt]))
-        idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
         with stage("tier"):
-            res = get_tier(tier)(DopedSystem(atoms, idx, fc0, host, calc, False), tier_settings)
+            res = get_tier(tier)(DopedSystem(atoms, sub.dopant_indices, fc0, host, calc, False), tier_settings)
         if check is not None:
             check()
         with stage("diagonalise"):

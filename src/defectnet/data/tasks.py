@@ -402,7 +402,7 @@ def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc,
         attempts=config.placement_attempts, max_imaginary_mev=limit, timer=timer, check=probe.check)
     timer.t["placement_attempts"] = attempts
     doped_atoms = result.atoms
-    idx = np.array(sorted(i for v in sub.indices.values() for i in v), dtype=int)
+    idx = sub.dopant_indices
     n_imag = int(doped.meta.get("n_imaginary", 0))
     row.update(n_imaginary=n_imag, min_frequency_mev=float(doped.meta["min_frequency_mev"]),
                supercell_atoms=len(doped_atoms))
