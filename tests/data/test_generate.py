@@ -266,6 +266,33 @@ def test_exclude_from_skips_hosts_done_or_failed_in_earlier_chunks(emt, emt_stor
         resolve_hosts(GenerateConfig.from_dict({**emt.base, "hosts": {**hosts, "exclude_from": [str(tmp_path / "junk.h5")]}}).hosts)
 
 
+def test_a_resumed_store_keeps_its_exported_hosts_and_tops_them_up(emt, emt_store, tmp_path):
+    """exclude_from skips done hosts in a new store; the store that made the chunk goes on with them."""
+    from defectnet.data.plan import resolve_hosts
+
+    out = tmp_path / "s.sqlite"
+    shutil.copy(emt_store[0], out)
+    chunks = tmp_path / "chunks"
+    export(out, chunks / "001.h5", compact=True)
+    cfg = emt_store[1]
+    more = replace(cfg, samples_per_host=cfg.samples_per_host + 2, hosts=replace(cfg.hosts, exclude_from=(str(chunks),)))
+    with pytest.raises(DefectnetError, match="selection is empty"):
+        resolve_hosts(more.hosts)  # a new store: every host is done or failed in the chunk
+    assert [h.name for h in resolve_hosts(more.hosts, keep={"Cu"})] == ["Cu"]
+    with Store(out) as s:
+        n_patches = len(s.patches(s.host_id("Cu")))
+        before = {r["sample_index"] for r in s.samples(None) if r["host"] == "Cu"}
+    run_generate(more, out, workers=1, processes=False, progress=False)
+    with Store(out) as s:
+        after = {r["sample_index"]: r["status"] for r in s.samples(None) if r["host"] == "Cu"}
+        assert len(s.patches(s.host_id("Cu"))) == n_patches  # stored patches reused
+    assert set(after) == before | {cfg.samples_per_host, cfg.samples_per_host + 1}
+    new_ok = sum(after[i] == "ok" for i in set(after) - before)
+    if new_ok:  # --skip-in leaves the first chunk's samples out of the next one
+        res = export(out, chunks / "002.h5", compact=True, skip_in=[chunks / "001.h5"])
+        assert res["n_samples"] >= new_ok and res["n_skipped"] > 0
+
+
 def test_training_file_reader_refuses_broken_files(emt_store, tmp_path):
     import h5py
 

@@ -54,11 +54,24 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from defectnet.data.blobs import derive_patch, pack_patch, site_equivalence, unpack_patch
+from defectnet.data.blobs import (
+    derive_patch,
+    pack_patch,
+    site_equivalence,
+    unpack_patch,
+)
 from defectnet.data.cluster import dask_client, existing_client
 from defectnet.data.config import EXTENT_KEYS, GenerateConfig
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
-from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
+from defectnet.data.store import stored_hosts
+from defectnet.data.tasks import (
+    DefectnetWorkerSetup,
+    _code_version,
+    _one_line,
+    patch_task,
+    pristine_task,
+    samples_task,
+)
 from defectnet.errors import DefectnetError
 
 
@@ -562,7 +575,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
     from defectnet.data.store import Store
 
     t0 = time.perf_counter()
-    hosts = resolve_hosts(config.hosts, config.host)  # config errors before anything starts
+    hosts = resolve_hosts(config.hosts, config.host, keep=stored_hosts(out))  # config errors before anything starts
     summary = GenerateSummary(store=str(out), workers="-", wall_s=0.0)
     with Store(out, "w") as store:
         _check_store_config(store, config)

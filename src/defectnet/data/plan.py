@@ -45,12 +45,15 @@ class HostInput:
         return atomic_fractions(self.atoms.get_chemical_symbols())
 
 
-def resolve_hosts(sel: HostSelection, host_settings=None) -> list[HostInput]:
+def resolve_hosts(sel: HostSelection, host_settings=None, keep=()) -> list[HostInput]:
     """The hosts a selection names, in a stable order (library hosts via :mod:`defectnet.hosts`).
 
     With ``sel.order == "cheapest"`` they are sorted by the size of their force-constant
     cell under ``host_settings`` (:class:`~defectnet.phonons.host.HostSettings`, default
-    settings if None), ties in the listed order.
+    settings if None), ties in the listed order. Hosts named in ``keep`` (those a resumed
+    store already holds) are not removed by ``sel.exclude_from``: a chunk exported mid-run
+    goes on with them, and raising ``samples_per_host`` adds samples to them from their
+    stored patches (``--skip-in`` keeps the exported ones out of the next chunk).
     """
     out: dict[str, HostInput] = {}
 
@@ -78,7 +81,8 @@ def resolve_hosts(sel: HostSelection, host_settings=None) -> list[HostInput]:
     for name, d in sel.structures.items():
         atoms = _dict_to_atoms(d)
         add(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal"), "user", "inline"))
-    excluded = {n.lower() for n in sel.exclude} | {n.lower() for n in hosts_in_training_files(sel.exclude_from)}
+    done = {n.lower() for n in hosts_in_training_files(sel.exclude_from)} - {n.lower() for n in keep}
+    excluded = {n.lower() for n in sel.exclude} | done
     hosts = [h for h in out.values() if h.name.lower() not in excluded]
     if sel.order == "cheapest":
         from defectnet.phonons.host import HostSettings, fc_cell_atoms

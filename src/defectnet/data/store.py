@@ -187,6 +187,14 @@ def sample_id(host: str, sample_index: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def stored_hosts(path) -> set[str]:
+    """Names of the hosts the store at ``path`` holds (empty if there is no store yet)."""
+    if not Path(path).is_file():
+        return set()
+    with Store(path, "r") as store:
+        return {h["name"] for h in store.hosts()}
+
+
 def _encode(column: str, value):
     if value is None:
         return None
