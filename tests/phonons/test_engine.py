@@ -199,6 +199,12 @@ def test_patch_follows_a_soft_mode_off_a_saddle_point(cu_host):
         lowest[tol] = np.sort(freqs)[0]
     assert lowest[0.0] < -1.0  # the saddle point: an imaginary mode
     assert lowest[1.0] > -1.0  # followed down: stable
+    # not allowed to follow, the same check refuses the saddle point instead of using it
+    from defectnet.phonons.patches import UnstablePatch
+
+    cu_host.__dict__.pop("patch_cache", None)
+    with pytest.raises(UnstablePatch, match="C on site 0 of Cu.* after relaxation"):
+        TIERS["patch"](system, TierSettings(cutoff_ang=2.6, soft_mode_follows=0))
 
 
 def test_soft_mode_following_does_not_depend_on_the_direction_picked_in_a_degenerate_subspace(cu_host, monkeypatch):

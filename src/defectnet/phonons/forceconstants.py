@@ -46,6 +46,10 @@ class TierSettings:
     # patch: a patch whose own cell has a mode below -tol (meV) sits on a saddle point; it is
     # relaxed again along that mode without symmetry (0: never check)
     soft_mode_tol_mev: float = 1.0
+    # patch: times a remaining soft mode is followed before the patch is declared unstable. One
+    # follow costs the cluster's columns without symmetry (~174 force calls in a 64-atom cell
+    # against 28 for the symmetric patch); a degenerate soft mode can need a second or third
+    soft_mode_follows: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,13 +27,11 @@ from defectnet.errors import DefectnetError
 #: Version of how a patch is made. 2: every pair unfolded onto all its shortest images (1
 #: dropped pairs at half the cell width or more: a third of Si:B's defect signature with SevenNet-0).
 #: 3: a dopant left on a saddle point by the symmetric relaxation follows its soft mode down
-#: (up to SOFT_MODE_FOLLOW_STEPS times: a patch that one follow made stable is unchanged).
+#: (up to ``TierSettings.soft_mode_follows`` times: a patch that one follow made stable is unchanged).
 PATCH_ALGORITHM = 3
 
 #: Largest atomic displacement of the nudge along a soft mode before relaxing again, Å.
 SOFT_MODE_NUDGE_ANG = 0.1
-#: Times a patch follows a remaining soft mode down before it is declared unstable.
-SOFT_MODE_FOLLOW_STEPS = 3
 
 
 class UnstablePatch(DefectnetError):
@@ -135,7 +133,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
     tol = settings.soft_mode_tol_mev
     mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol) if tol > 0 else None
-    follows = SOFT_MODE_FOLLOW_STEPS if settings.relax else 0
+    follows = settings.soft_mode_follows if settings.relax else 0
     while mode is not None and follows > 0:
         # The site-symmetric relaxation stopped on a saddle point (an off-centre dopant: O on Sb
         # in GaSb has a T2 mode at -4.5 meV with SevenNet-0). Transplanted many times, such a
