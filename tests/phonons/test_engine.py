@@ -202,7 +202,6 @@ def test_patch_follows_a_soft_mode_off_a_saddle_point(cu_host):
     # not allowed to follow, the same check refuses the saddle point instead of using it
     from defectnet.phonons.patches import UnstablePatch
 
-    cu_host.__dict__.pop("patch_cache", None)
     with pytest.raises(UnstablePatch, match="C on site 0 of Cu.* after relaxation"):
         TIERS["patch"](system, TierSettings(cutoff_ang=2.6, soft_mode_follows=0))
 

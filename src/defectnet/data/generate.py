@@ -54,24 +54,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from defectnet.data.blobs import (
-    derive_patch,
-    pack_patch,
-    site_equivalence,
-    unpack_patch,
-)
+from defectnet.data.blobs import derive_patch, pack_patch, site_equivalence, unpack_patch
 from defectnet.data.cluster import dask_client, existing_client
 from defectnet.data.config import EXTENT_KEYS, GenerateConfig
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
 from defectnet.data.store import stored_hosts
-from defectnet.data.tasks import (
-    DefectnetWorkerSetup,
-    _code_version,
-    _one_line,
-    patch_task,
-    pristine_task,
-    samples_task,
-)
+from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
 from defectnet.errors import DefectnetError
 
 
