@@ -516,6 +516,38 @@ def test_dopants_with_unstable_patches_are_drawn_again_without_them(emt, tmp_pat
         assert sum(p["element"] == bad for p in s.patches(hid)) == 1 and len(s.patches(hid)) >= n_patches
 
 
+def test_a_host_with_mostly_unstable_dopants_gives_up_and_retry_draws_again(emt, tmp_path, monkeypatch, recommender):
+    import defectnet.phonons.patches as P
+
+    atoms = bulk("Cu", "fcc", a=3.6)
+    cfg = emt.config(emt.inline(Cu=atoms), max_unstable_fraction=0.4)
+    pool = plan_host(HostInput("Cu", atoms, "Cu"), cfg, recommender, range(6)).pool
+    real = P.get_patch
+
+    def get_patch(host, site, element, *args, **kw):  # one dopant of the pool of two: 0.5 > 0.4
+        if element == pool[0]:
+            raise P.UnstablePatch(f"{element} on site {site}: no stable position (test)")
+        return real(host, site, element, *args, **kw)
+
+    monkeypatch.setattr(P, "get_patch", get_patch)
+    out = tmp_path / "s.sqlite"
+    summary = run_generate(cfg, out, workers=1, processes=False, progress=False)
+    with Store(out) as s:
+        failed = list(s.samples("failed"))
+        assert failed and summary.samples["failed"] == len(failed) and len(failed) + summary.samples["ok"] == 6
+        assert {r["reason"] for r in failed} == {"unstable_host"}
+        assert "1 of 2 dopants" in failed[0]["error"] and pool[0] in failed[0]["error"]
+        assert {p["element"] for p in s.patches(s.host_id("Cu"))} == set(pool)  # no new dopant drawn
+    # the setting may change on a resumed store; the given-up samples are drawn again on request
+    summary = run_generate(replace(cfg, max_unstable_fraction=None), out, workers=1, processes=False,
+                           progress=False, retry_failed=["unstable_host"])
+    with Store(out) as s:
+        rows = list(s.samples(None))
+        assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+        assert all(pool[0] not in {d[0] for d in r["dopants"]} for r in rows)
+        assert sum(p["element"] == pool[0] for p in s.patches(s.host_id("Cu"))) == 1  # not computed again
+
+
 def test_an_unstable_placement_is_drawn_again_and_retry_failed_takes_reasons(emt, tmp_path, monkeypatch):
     import defectnet.phonons.dos as D
 

@@ -180,7 +180,8 @@ class Broadening:
 #: a row is computed. Every other key is part of the store's identity and must match.
 #: ``placement_attempts`` is one of them: a row made at its first placement is the same row
 #: whatever the limit, and each row records how many placements it took.
-EXTENT_KEYS = ("hosts", "samples_per_host", "samples_per_task", "task_timeout_s", "placement_attempts")
+EXTENT_KEYS = ("hosts", "samples_per_host", "samples_per_task", "task_timeout_s", "placement_attempts",
+               "max_unstable_fraction")
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,14 @@ class GenerateConfig:
         that avoid those motifs. ``timings.placement_attempts`` of each row says which it took.
     task_timeout_s : float
         Limit of one pristine/patch task or one sample, s (checked at every force call).
+    max_unstable_fraction : float or None
+        Patch tier: a host gives up once more than this fraction of its dopants (element
+        on a site element, all its stored patches counted) have no stable position
+        (``unstable_patch``). Samples that needed one are then failed as ``unstable_host``
+        instead of being drawn again with other dopants, which on hosts that are unstable
+        in this structure computes patch after unstable patch (3–15 min each). ``None``:
+        never give up. Changing it keeps the store's identity: ``--retry-failed
+        unstable_host`` draws such samples again.
     """
 
     hosts: HostSelection = HostSelection()
@@ -247,6 +256,7 @@ class GenerateConfig:
     max_doped_imaginary_mev: float | None = None  # meV
     placement_attempts: int = 1
     task_timeout_s: float = 3600.0
+    max_unstable_fraction: float | None = None
 
     def __post_init__(self):
         from defectnet.phonons.forceconstants import get_tier
@@ -560,6 +570,7 @@ _TOP_LEVEL: dict[str, tuple[str, Callable]] = {
     "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else to_float(k, v, 0.0)),
     "placement_attempts": ("placement_attempts", lambda k, v: to_int(k, v, 1)),
     "task_timeout_s": ("task_timeout_s", lambda k, v: to_float(k, v, 0.0, strict=True)),
+    "max_unstable_fraction": ("max_unstable_fraction", lambda k, v: None if v is None else to_float(k, v, 0.0)),
 }
 
 

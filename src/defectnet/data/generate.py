@@ -50,7 +50,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,36 +59,9 @@ from defectnet.data.cluster import dask_client, existing_client
 from defectnet.data.config import EXTENT_KEYS, GenerateConfig
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
 from defectnet.data.store import stored_hosts
+from defectnet.data.summary import GenerateSummary
 from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
 from defectnet.errors import DefectnetError
-
-
-@dataclass
-class GenerateSummary:
-    """What one ``generate`` run did."""
-
-    store: str
-    workers: str
-    wall_s: float
-    hosts: dict = field(default_factory=dict)  # status -> count, this run
-    patches: dict = field(default_factory=dict)
-    samples: dict = field(default_factory=dict)
-    failures: dict = field(default_factory=dict)  # "stage:reason" -> count, this run
-    skipped_samples: int = 0  # already in the store
-    retried: dict = field(default_factory=dict)  # table -> failed rows deleted to be computed again
-    writer: dict = field(default_factory=dict)  # rows, transactions, seconds, rows_per_s
-    startup_s: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        ok, failed = self.samples.get("ok", 0), self.samples.get("failed", 0)
-        fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
-        again = f"; {self.retried['samples']} failed samples retried" if self.retried.get("samples") else ""
-        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored{again}), "
-                f"{self.hosts.get('ok', 0)} new hosts, {self.patches.get('ok', 0)} new patches in "
-                f"{self.wall_s:.1f} s on {self.workers}; failures: {fails}")
 
 
 #: Tiers whose samples need force-constant patches computed per host first.
@@ -402,7 +375,7 @@ class _Pipeline:
                          patches, chunk, cfg, payload=chunk)
         self._maybe_done(state)
 
-    def _commit_doomed(self, state: _HostState, jobs):
+    def _commit_doomed(self, state: _HostState, jobs, give_up: str | None = None):
         from defectnet.phonons.potentials import potential_info
 
         rows = []
@@ -410,8 +383,10 @@ class _Pipeline:
             bad = [(k, state.patch_status[k]) for k in sorted(state.needs(job, self.config.tier))
                    if isinstance(state.patch_status[k], tuple)]
             (site, el), (reason, err) = bad[0]
-            rows.append(self._failed_sample_row(state, job, reason, f"patch {el}@{state.symbols[site]}[{site}] "
-                                                f"failed: {err}", potential_info(self.config.potential).name))
+            err = f"patch {el}@{state.symbols[site]}[{site}] failed: {err}"
+            if give_up:  # the host's verdict, with the patch that doomed this sample
+                reason, err = "unstable_host", f"{give_up}; {err}"
+            rows.append(self._failed_sample_row(state, job, reason, err, potential_info(self.config.potential).name))
         self._commit_samples(state, rows)
 
     def _failed_sample_row(self, state, job: SampleJob, reason, error, potential) -> dict:
@@ -464,11 +439,15 @@ class _Pipeline:
 
         The same (config, exclusions) give the same jobs, and a resumed host starts from its
         stored exclusions, so a rerun reproduces them. Returns False when nothing new can be
-        avoided (the jobs are then committed as failed, with the patch's reason).
+        avoided or the host gives up (the jobs are then committed as failed).
         """
         unstable = frozenset((el, state.symbols[site]) for (site, el), st in state.patch_status.items()
                              if isinstance(st, tuple) and st[0] == "unstable_patch")
         jobs, state.doomed = state.doomed, []
+        gave_up = self._gives_up(state)
+        if gave_up:
+            self._commit_doomed(state, jobs, give_up=gave_up)
+            return False
         plan = None
         if not unstable <= state.excluded:
             state.excluded = unstable | state.excluded
@@ -480,6 +459,20 @@ class _Pipeline:
         state.waiting = [plan.jobs[j.index] for j in jobs]
         self._start_patches(state)
         return True
+
+    def _gives_up(self, state: _HostState) -> str | None:
+        """Why the host draws no more dopants (``max_unstable_fraction`` exceeded), else None."""
+        limit = self.config.max_unstable_fraction
+        if limit is None:
+            return None
+        bad = {}  # (dopant, site element) -> unstable on some site, as _replan excludes it
+        for p in self.store.patches(state.host_id):
+            key = (p["element"], state.symbols[p["site"]])
+            bad[key] = bad.get(key, False) or p["reason"] == "unstable_patch"
+        n_bad = sum(bad.values())
+        if n_bad <= limit * len(bad):
+            return None
+        return f"{n_bad} of {len(bad)} dopants of this host have no stable position (max_unstable_fraction {limit})"
 
 
 def _symbol(z) -> str:

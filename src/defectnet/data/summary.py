@@ -2,12 +2,14 @@
 
 :func:`summarize` reads an open :class:`~defectnet.data.store.Store` and returns a
 JSON-serialisable dict of its metadata, row counts, failures by reason, per-host
-sample counts, mean stage timings and generation runs (with their total busy wall time).
+sample counts, mean stage timings and generation runs (with their total busy wall time);
+:class:`GenerateSummary` is what one ``generate`` run reports.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field
 
 from defectnet.data.store import Store
 
@@ -63,3 +65,31 @@ def _busy_wall_s(store, runs) -> float:
                        for t in ("hosts", "patches", "samples")), default=r["started"])
         total += max(0.0, end - r["started"])
     return total
+
+
+@dataclass
+class GenerateSummary:
+    """What one ``generate`` run did."""
+
+    store: str
+    workers: str
+    wall_s: float
+    hosts: dict = field(default_factory=dict)  # status -> count, this run
+    patches: dict = field(default_factory=dict)
+    samples: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)  # "stage:reason" -> count, this run
+    skipped_samples: int = 0  # already in the store
+    retried: dict = field(default_factory=dict)  # table -> failed rows deleted to be computed again
+    writer: dict = field(default_factory=dict)  # rows, transactions, seconds, rows_per_s
+    startup_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        ok, failed = self.samples.get("ok", 0), self.samples.get("failed", 0)
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
+        again = f"; {self.retried['samples']} failed samples retried" if self.retried.get("samples") else ""
+        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored{again}), "
+                f"{self.hosts.get('ok', 0)} new hosts, {self.patches.get('ok', 0)} new patches in "
+                f"{self.wall_s:.1f} s on {self.workers}; failures: {fails}")
