@@ -13,7 +13,7 @@ Three measurements, in one run:
    client as they arrive — the rate of the one central loop (scheduler round trip, transfer,
    commit), against what 1,000 workers would ask of it.
 
-Run: ``python benchmarks/generation.py`` (~15 minutes on 2 cores). Writes
+Run: ``python benchmarks/generation.py`` (~5 minutes on 2 cores). Writes
 ``benchmarks/results/generation.json``. The machine's load average is recorded: other jobs
 on the same cores slow the force calls (compare ``total_s`` with the workers' ``cpu_s``).
 """
