@@ -232,8 +232,7 @@ class _Pipeline:
         missing = [i for i in range(cfg.samples_per_host) if i not in done]
         if row is not None:  # a resumed host avoids its unstable patches at once
             state.set_primitive(row["pristine"])
-            state.excluded = frozenset((p["element"], state.symbols[p["site"]]) for p in self.store.patches(row["id"])
-                                       if p["status"] == "failed" and p["reason"] == "unstable_patch")
+            state.excluded = frozenset(k for k, bad in self._stored_pairs(state, row["id"]).items() if bad)
         state.plan = plan_host(h, cfg, self._recommender(), missing, exclude=state.excluded)
         if state.plan.failure:
             reason, msg = state.plan.failure
@@ -460,15 +459,20 @@ class _Pipeline:
         self._start_patches(state)
         return True
 
+    def _stored_pairs(self, state: _HostState, host_id: int) -> dict:
+        """(dopant, site element) -> whether it proved unstable on some site, over the host's stored patches."""
+        bad = {}
+        for p in self.store.patches(host_id):
+            key = (p["element"], state.symbols[p["site"]])
+            bad[key] = bad.get(key, False) or p["reason"] == "unstable_patch"
+        return bad
+
     def _gives_up(self, state: _HostState) -> str | None:
         """Why the host draws no more dopants (``max_unstable_fraction`` exceeded), else None."""
         limit = self.config.max_unstable_fraction
         if limit is None:
             return None
-        bad = {}  # (dopant, site element) -> unstable on some site, as _replan excludes it
-        for p in self.store.patches(state.host_id):
-            key = (p["element"], state.symbols[p["site"]])
-            bad[key] = bad.get(key, False) or p["reason"] == "unstable_patch"
+        bad = self._stored_pairs(state, state.host_id)
         n_bad = sum(bad.values())
         if n_bad <= limit * len(bad):
             return None
