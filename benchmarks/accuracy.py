@@ -21,6 +21,8 @@ Run::
     python benchmarks/accuracy.py --data datasets/reference,datasets/textbook --threads 1 --spectrum-mode gpdos \
         --ood-include InAs,HgTe,CuI,NaCl,ZnSe,GaSb,KBr --basis-dir runs/unmix-basis-all --no-speed \
         --tag accuracy-gpdos-130   # every model on GPDoS (what INS measures); the README table
+    python benchmarks/accuracy.py ... --reuse-runs --basis-dir datasets/reference/bases --tag accuracy-gpdos-221-bases
+        # the networks of a finished run (same arguments, same --runs) scored again with a basis row added
 
 With ``--basis-dir``, the results also hold ``basis_subset``: the OOD samples of hosts that
 have a basis ``DIR/HOST.npz`` (and whose candidates it all covers), scored for every model
@@ -109,6 +111,25 @@ def unmix_predictions(data, idx, basis_dir) -> tuple[np.ndarray, dict]:
     return keep[order], out
 
 
+def reused_run(run_dir: Path, split):
+    """The finished run in ``run_dir`` as :func:`~defectnet.model.train.train` returns it, if it was
+    trained on this very split (same training and OOD samples); else None (train again)."""
+    from types import SimpleNamespace
+
+    from defectnet.model.checkpoint import load_model
+
+    files = [run_dir / f for f in ("model.pt", "split.json", "final_metrics.json")]
+    if not all(f.exists() for f in files):
+        return None
+    saved = json.loads(files[1].read_text())
+    if any(list(saved[k]) != [int(i) for i in getattr(split, k)] for k in ("train", "test_ood")):
+        print(f"{run_dir}: trained on another split; training again", file=sys.stderr, flush=True)
+        return None
+    metrics = json.loads(files[2].read_text())
+    print(f"{run_dir}: reusing the model trained on this split", file=sys.stderr, flush=True)
+    return SimpleNamespace(model=load_model(files[0]), seconds=metrics["train_seconds"], metrics=metrics)
+
+
 def run_accuracy(args) -> dict:
     import torch
 
@@ -152,8 +173,12 @@ def run_accuracy(args) -> dict:
     for name, cfg in configs.items():
         print(f"--- training {name}", file=sys.stderr, flush=True)
         c0 = time.process_time()
-        res = train(data, cfg, Path(args.runs) / name, progress=False)
-        entry = {"train_seconds": res.seconds, "train_cpu_seconds": time.process_time() - c0, "epochs_run": res.metrics["epochs_run"],
+        res = reused_run(Path(args.runs) / name, split) if args.reuse_runs else None
+        reused = res is not None
+        if not reused:
+            res = train(data, cfg, Path(args.runs) / name, progress=False)
+        entry = {"train_seconds": res.seconds, "reused": reused,
+                 "train_cpu_seconds": None if reused else time.process_time() - c0, "epochs_run": res.metrics["epochs_run"],
                  "best_epoch": res.metrics["best_epoch"], "n_parameters": res.metrics["n_parameters"],
                  "seconds_per_1k_spectra_epoch": 1000 * res.seconds / (res.metrics["epochs_run"] * len(split.train)),
                  "inference": throughput(res.model, data)}
@@ -292,6 +317,9 @@ def main(argv=None) -> int:
                                                       "analysis by synthesis on those OOD hosts")
     ap.add_argument("--spectrum-mode", choices=("total", "gpdos"), default=None,
                     help="the spectra every model sees (default: the configs' own, total PDoS); gpdos is what INS measures")
+    ap.add_argument("--reuse-runs", action="store_true",
+                    help="score the networks already in --runs when they were trained on this split (e.g. to add "
+                         "--basis-dir to a finished run) instead of training them again")
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--inference-only", action="store_true",
