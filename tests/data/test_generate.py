@@ -538,6 +538,21 @@ def test_a_host_with_mostly_unstable_dopants_gives_up_and_retry_draws_again(emt,
         assert {r["reason"] for r in failed} == {"unstable_host"}
         assert "1 of 2 dopants" in failed[0]["error"] and pool[0] in failed[0]["error"]
         assert {p["element"] for p in s.patches(s.host_id("Cu"))} == set(pool)  # no new dopant drawn
+    # the other dopant's patch failing for another reason: its samples keep that reason
+    def broken(host, site, element, *args, **kw):
+        if element == pool[1]:
+            raise MemoryError("patch too large (test)")
+        return get_patch(host, site, element, *args, **kw)
+
+    monkeypatch.setattr(P, "get_patch", broken)
+    run_generate(cfg, tmp_path / "t.sqlite", workers=1, processes=False, progress=False)
+    with Store(tmp_path / "t.sqlite") as s:
+        reasons = {}
+        for r in s.samples("failed"):
+            reasons.setdefault(r["reason"], set()).update(d[0] for d in r["dopants"])
+    assert set(reasons) == {"unstable_host", "out_of_memory"}
+    assert pool[0] in reasons["unstable_host"] and pool[0] not in reasons["out_of_memory"]
+    monkeypatch.setattr(P, "get_patch", get_patch)
     # the setting may change on a resumed store; the given-up samples are drawn again on request
     summary = run_generate(replace(cfg, max_unstable_fraction=None), out, workers=1, processes=False,
                            progress=False, retry_failed=["unstable_host"])

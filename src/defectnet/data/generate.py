@@ -381,9 +381,10 @@ class _Pipeline:
         for job in jobs:
             bad = [(k, state.patch_status[k]) for k in sorted(state.needs(job, self.config.tier))
                    if isinstance(state.patch_status[k], tuple)]
-            (site, el), (reason, err) = bad[0]
+            unstable = [b for b in bad if b[1][0] == "unstable_patch"]
+            (site, el), (reason, err) = (unstable or bad)[0]
             err = f"patch {el}@{state.symbols[site]}[{site}] failed: {err}"
-            if give_up:  # the host's verdict, with the patch that doomed this sample
+            if give_up and unstable:  # the host's verdict; a patch failed otherwise (a timeout) keeps its reason
                 reason, err = "unstable_host", f"{give_up}; {err}"
             rows.append(self._failed_sample_row(state, job, reason, err, potential_info(self.config.potential).name))
         self._commit_samples(state, rows)
