@@ -130,7 +130,10 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "1.53 at.% over 14 such hosts). Where the host is known, analysis by synthesis needs no model: "
         "`defectnet basis` + `predict --basis` (README) had MAE 0.65 at.% on 126 patch-tier spectra of four "
         "hosts never seen, where the network trained on the same data had 1.89 and the paper architecture 3.19 "
-        "(`benchmarks/accuracy.py`); against full-tier spectra most of that gain is lost (`benchmarks/unmix.py`).",
+        "(`benchmarks/accuracy.py`); against full-tier spectra most of that gain is lost (`benchmarks/unmix.py`). "
+        "On a training host, `predict --basis` merges the model's answer with the unmixing's "
+        "(`defectnet.unmix.combine`, `benchmarks/combine.py`); on other hosts it keeps the unmixing alone, "
+        "since merging there is worse.",
         f"- **Fidelity tier `{data.get('tier')}`.** "
         + ("Force-constant patches per (host site, dopant) from the MLIP, superposed: for one dopant they "
            "reproduce the `local` tier (S = 0.80–0.81 vs `full` for Si:B and Si:Ge); the coupling between "

@@ -224,3 +224,36 @@ def test_readme_example_with_the_shipped_model(tmp_path, capsys):
     assert not found["C"]["detected"] and not found["Be"]["detected"]
     assert abs(found["Zn"]["concentration"] - 0.006696) <= 2 * found["Zn"]["uncertainty"]
     assert 0.002 < found["Si"]["concentration"] < 0.06
+
+
+def test_readme_basis_example_merges_the_model_on_its_training_host(tmp_path):
+    """`predict --basis` on GaAs (a training host of the shipped model): the model's answer and the
+    unmixing's, merged by unmix.combine; --basis-only gives the unmixing alone."""
+    from defectnet import load_model
+    from defectnet.unmix import SignatureBasis, combine, unmix
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    args = ["predict", "--host", "GaAs", "--pristine", str(ex / "pristine.csv"), "--doped", str(ex / "doped.csv"),
+            "--basis", str(ex / "basis.npz"), "--candidates", "Si,Zn,Be,C"]
+    runs = {}
+    for extra in ([], ["--basis-only"]):
+        assert main([*args, *extra, "--json", str(tmp_path / "p.json")]) == 0
+        runs[bool(extra)] = json.loads((tmp_path / "p.json").read_text())
+    merged, alone = runs[False], runs[True]
+    assert merged["model"]["arch"] == "unmix+defectnet" and alone["model"]["arch"] == "unmix"
+    assert any("training host of the model" in n for n in merged["notes"])
+    # the same numbers as combining the two answers by hand, on the spectra predict used
+    from defectnet.predict import predict_defects
+
+    pred = predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=ex / "basis.npz",
+                           candidates=["Si", "Zn", "Be", "C"])
+    p, d, cands = pred.pristine.values, pred.doped.values, ["Si", "Zn", "Be", "C"]
+    by_hand = combine(load_model().predict(p, d, {"Ga": 0.5, "As": 0.5}, cands),
+                      unmix(p, d, SignatureBasis.load(ex / "basis.npz"), kind="gpdos", candidates=cands))
+    rows = {r["element"]: r for r in merged["candidates"]}
+    for el in cands:
+        assert rows[el]["concentration"] == pytest.approx(by_hand[el]["concentration"], abs=1e-6)
+        assert rows[el]["uncertainty"] == pytest.approx(by_hand[el]["uncertainty"], abs=1e-6)
+    solo = {r["element"]: r for r in alone["candidates"]}
+    assert rows["Si"]["concentration"] != pytest.approx(solo["Si"]["concentration"], rel=1e-3)
+    assert rows["Si"]["detected"] and rows["Zn"]["detected"] and not rows["Be"]["detected"]

@@ -188,3 +188,23 @@ def test_signature_curve_is_piecewise_linear_through_the_origin():
     np.testing.assert_allclose(_curve(x, curve, 0.03)[0], [2.0, 0.5])
     v, g = _curve(x, curve, 0.25)  # beyond the last cell: the last segment goes on
     np.testing.assert_allclose(g, [10.0, 40.0]) and np.testing.assert_allclose(v, [5.0, 9.0])
+
+
+def test_combine_weights_by_uncertainty_and_widens_for_disagreement():
+    from defectnet.unmix import combine
+
+    def est(c, s, p):
+        return {"concentration": c, "uncertainty": s, "presence": p}
+
+    same = combine({"Ag": est(0.02, 0.004, 0.9)}, {"Ag": est(0.02, 0.004, 0.9), "_fit": {}})
+    assert set(same) == {"Ag"}  # only candidates both hold; unmix's "_fit" is not one
+    assert same["Ag"]["concentration"] == pytest.approx(0.02)
+    assert same["Ag"]["uncertainty"] == pytest.approx(0.004 / np.sqrt(2))  # two agreeing estimates: √2 sharper
+    assert same["Ag"]["presence"] == pytest.approx(81 / 82)  # odds 9 × 9
+    # the sharper estimate weighs 4× more; half the disagreement widens the 1σ
+    m = combine({"Ag": est(0.01, 0.002, 0.9)}, {"Ag": est(0.03, 0.004, 0.9)})["Ag"]
+    assert m["concentration"] == pytest.approx((4 * 0.01 + 0.03) / 5)
+    assert m["uncertainty"] == pytest.approx(np.sqrt(1 / (1 / 0.002**2 + 1 / 0.004**2) + 0.01**2))
+    # evidence of absence wins: presence ≤ ½ reports 0; a σ of 0 is floored at the detection threshold
+    gone = combine({"Ag": est(0.0, 0.0, 0.05)}, {"Ag": est(0.004, 0.002, 0.6)})["Ag"]
+    assert gone["presence"] < 0.5 and gone["concentration"] == 0.0 and gone["uncertainty"] > 0.001

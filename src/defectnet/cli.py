@@ -229,6 +229,9 @@ class Predict(Command):
         p.add_argument("--refine", type=int, default=0, metavar="N",
                        help="with --basis: correct the unmixing by N syntheses of the mix "
                             "(~1-4 s each; 3 measured in benchmarks/refine.py)")
+        p.add_argument("--basis-only", action="store_true",
+                       help="with --basis on a training host of the model: the unmixing alone, not merged with "
+                            "the model's answer")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
@@ -243,7 +246,7 @@ class Predict(Command):
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
-                               resolution=args.resolution, refine=args.refine)
+                               resolution=args.resolution, refine=args.refine, combine=not args.basis_only)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

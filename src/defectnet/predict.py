@@ -70,6 +70,10 @@ class PredictConfig:
         With a basis: correct the unmixed concentrations by this many syntheses of the mix
         (:func:`~defectnet.unmix.refine`, ~1–4 s each; mixes of several dopants at 10–30 %
         are read low without). 0 = unmixing alone.
+    combine : bool
+        With a basis, on a host the model was trained on: merge the model's answer with the
+        unmixing (:func:`~defectnet.unmix.combine`; better than either alone there, worse on
+        hosts the model never saw, where the unmixing alone is kept).
     """
 
     candidates: tuple[str, ...] = ()
@@ -81,6 +85,7 @@ class PredictConfig:
     fwhm_mev: float | None = None
     resolution: str | None = None
     refine: int = 0
+    combine: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
@@ -120,7 +125,8 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         Answer by analysis by synthesis instead of the model: unmix the signature against
         this host's simulated candidate signatures (:mod:`defectnet.unmix`; ``defectnet
         basis`` makes one). The candidates must be in the basis; a missing pristine is the
-        basis' own simulated pristine supercell.
+        basis' own simulated pristine supercell. On a training host of ``model`` the model's
+        answer is merged in (``config.combine``).
 
     Returns
     -------
@@ -128,7 +134,7 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     """
     config = config or PredictConfig(**kw)
     if basis is not None:
-        return _predict_by_unmixing(host, doped, pristine, config, basis, truth)
+        return _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
     if config.refine:
         raise DefectnetError("refine corrects an unmixing: it needs a basis (--basis)")
     from defectnet.model.checkpoint import load_model
@@ -187,8 +193,8 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
 
 
-def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth) -> Prediction:
-    """:func:`predict_defects` with a signature basis in place of the model."""
+def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None) -> Prediction:
+    """:func:`predict_defects` with a signature basis, merged with the model on its training hosts."""
     from defectnet.unmix import SignatureBasis, unmix
 
     path = None
@@ -224,19 +230,49 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     else:
         out = unmix(p.values, d.values, basis, kind=bkind, candidates=cands)
     fit = out.pop("_fit")
+    info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
+            "basis": basis.config, "residual_fraction": fit["residual_fraction"]}
     if fit["unstable"]:
         notes.append("no stable position in the basis' simulations, reported absent: "
                      + "; ".join(fit["unstable"].values()))
     what = "the synthesis" if config.refine else "the basis"
     notes.append(f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
+    merged = _merge_with_model(model, name, composition, kind, basis.grid, p, d, cands, out, notes) \
+        if config.combine else None
+    if merged is not None:
+        out, model = merged
+        info |= {"arch": f"unmix+{model.config.arch}", "model": str(model.meta.get("path") or "shipped"),
+                 "code_version": model.meta.get("code_version")}
     rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
                        out[el]["uncertainty"], out[el]["presence"]) for el in cands})
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
         notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: " + ", ".join(twins))
-    info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
-            "basis": basis.config, "residual_fraction": fit["residual_fraction"]}
     return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+
+
+def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed, notes):
+    """(the unmixing merged with the model's answer, the model) when ``name`` is a training host
+    of the model and it reads these spectra on this grid; else None (unmixing alone)."""
+    from defectnet.model.checkpoint import load_model
+    from defectnet.model.network import host_calibration
+    from defectnet.unmix import combine
+
+    model = model if hasattr(model, "predict") else load_model(model)
+    if host_in_training(model, name, composition) is not True:
+        return None  # the model's error on a host it never saw is not in its σ: merging would be worse
+    why = ("it reads other spectra" if model.meta.get("spectrum_mode", "total") != kind else
+           "it is on another energy grid" if model.meta.get("grid_id") not in (None, grid.grid_id) else
+           "a candidate is outside its vocabulary" if any(c not in model.vocabulary for c in cands) else
+           "a host element is unknown to it" if any(e not in model.host_elements for e in composition) else None)
+    if why:
+        notes.append(f"{name} is a training host of the model, but {why}: the unmixing alone is reported")
+        return None
+    with host_calibration(model, seen=True):
+        res = model.predict(p.values, d.values, composition, list(cands))
+    notes.append(f"{name} is a training host of the model: its answer and the unmixing's are merged "
+                 "(1/σ² weights; --basis-only for the unmixing alone)")
+    return combine(res, unmixed), model
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -439,6 +439,43 @@ def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis,
     return out
 
 
+def combine(first: dict, second: dict, *, floor: float = DETECTION_FRACTION) -> dict:
+    """Two estimates of the same candidates (a model's and an unmixing's) merged into one.
+
+    Concentrations are averaged with weights 1/σ² (σ floored at ``floor``, an atomic
+    fraction: no estimate is sharper than the detection threshold). The two share errors
+    (the same spectrum; a model trained on spectra of the same engine), so 1/√(Σ 1/σ²)
+    alone is too narrow; half their disagreement is added in quadrature:
+    σ² = 1/Σ(1/σ_i²) + ((c₁ − c₂)/2)². Presences combine as independent evidence on an even
+    prior, logit p = logit p₁ + logit p₂, and a candidate with p ≤ ½ is reported at 0, as the
+    model reports. Measured on unseen configurations of a model's training hosts with a
+    basis (``benchmarks/combine.py``, README); on hosts the model never saw the model's
+    error is not in its σ and combining is worse than unmixing alone.
+
+    Parameters
+    ----------
+    first, second : dict
+        ``{element: {"concentration", "uncertainty", "presence"}}`` (atomic fractions), as
+        :func:`unmix` and :meth:`~defectnet.model.network.SpectralModel.predict` return.
+
+    Returns
+    -------
+    dict
+        The same layout, for the elements both hold.
+    """
+    from scipy.special import expit, logit
+
+    out = {}
+    for el in (e for e in first if e in second and not e.startswith("_")):
+        a, b = first[el], second[el]
+        wa, wb = (1.0 / max(x["uncertainty"], floor) ** 2 for x in (a, b))
+        c = (wa * a["concentration"] + wb * b["concentration"]) / (wa + wb)
+        sigma = np.sqrt(1.0 / (wa + wb) + (0.5 * (a["concentration"] - b["concentration"])) ** 2)
+        p = float(expit(sum(logit(np.clip(x["presence"], 1e-6, 1 - 1e-6)) for x in (a, b))))
+        out[el] = {"concentration": float(c) if p > 0.5 else 0.0, "uncertainty": float(sigma), "presence": p}
+    return out
+
+
 def _curve(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     """Δ(c) and dΔ/dc of one candidate, piecewise linear in c through the origin and ``curve``
     (n, B) at ``x`` (n,) atomic fractions; the last segment goes on beyond the largest."""
