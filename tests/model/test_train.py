@@ -393,3 +393,23 @@ def test_evaluate_restricted_to_sample_ids(data, trained, tmp_path):
     assert set(every["by_host"]) == set(every["hosts"]) and set(every["by_family"]) == {"?"}
     with pytest.raises(DefectnetError, match="empty"):
         evaluate(trained.out_dir / "model.pt", path, split="all", plots=False, sample_ids=[-1])
+
+
+def test_oversampled_hosts_appear_k_times_per_epoch(data, baby, tmp_path):
+    import collections
+
+    from defectnet.model.train import _oversampled
+
+    split = split_by_host(data, baby.split)
+    names = np.asarray(data.host_names, dtype=str)[data.host_id]
+    host = names[split.train[0]]
+    idx = _oversampled(data, split, {host: 3})
+    counts = collections.Counter(idx.tolist())
+    assert len(idx) == len(split.train) + 2 * int(np.sum(names[split.train] == host))
+    assert all(counts[i] == (3 if names[i] == host else 1) for i in split.train)
+    with pytest.raises(DefectnetError, match="no training samples: " + names[split.test_ood[0]]):
+        train(data, replace(baby, oversample={names[split.test_ood[0]]: 2}), tmp_path, progress=False,
+              log=lambda s: None)
+    with pytest.raises(DefectnetError, match="integers >= 1"):
+        replace(baby, oversample={host: 0})
+    assert TrainConfig.from_dict(replace(baby, oversample={host: 2}).to_dict()).oversample == {host: 2}

@@ -74,6 +74,10 @@ class TrainConfig:
     freeze : tuple of str
         Parameter-name prefixes (``conv``, ``to_tokens``, ``embed`` ...) whose weights
         stay fixed; each must match at least one parameter.
+    oversample : dict
+        {training host: k}: that host's training samples appear k times (an integer ≥ 1) in
+        every epoch, so hosts that matter most keep their weight as the data grow (the
+        textbook semiconductors among hundreds of hosts).
     """
 
     arch: str = "defectnet"
@@ -98,9 +102,13 @@ class TrainConfig:
     distractors: str = "pool"
     init_from: str | None = None
     freeze: tuple = ()
+    oversample: dict = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "freeze", tuple(self.freeze))
+        bad = {h: k for h, k in (self.oversample or {}).items() if not (isinstance(k, int) and k >= 1)}
+        if bad:
+            raise DefectnetError(f"oversample factors must be integers >= 1, got {bad}")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise DefectnetError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -114,6 +122,7 @@ class TrainConfig:
         d["augment"] = augment_to_dict(self.augment)
         d["model"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.items()}
         d["freeze"] = list(self.freeze)
+        d["oversample"] = dict(self.oversample)
         return d
 
     @classmethod

@@ -56,6 +56,16 @@ def _lr_at(config: TrainConfig, epoch: float) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def _oversampled(data, split, oversample: dict) -> np.ndarray:
+    """``split.train`` with the samples of each host in ``oversample`` repeated k times in all."""
+    names = np.asarray(data.host_names, dtype=str)[data.host_id[split.train]]
+    unknown = sorted(set(oversample) - set(names))
+    if unknown:
+        raise DefectnetError(f"oversample names hosts with no training samples: {', '.join(unknown)}")
+    extra = [np.repeat(split.train[names == h], k - 1) for h, k in oversample.items()]
+    return np.concatenate([split.train, *extra])
+
+
 def _tensors(data: TrainingData, mode: str):
     pristine, doped = data.spectra(mode)
     return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in
@@ -190,6 +200,7 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                              "give more data or smaller val/test fractions")
     if config.monitor_split == "val_ood" and len(split.val_ood) == 0:
         raise DefectnetError("monitor_split: val_ood needs calibration hosts (split.calib_hosts or calib_host_fraction)")
+    epoch_index = _oversampled(data, split, config.oversample)  # the training samples of one epoch
     tensors = _tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
     mcfg = ModelConfig.from_dict({**config.model, "arch": config.arch, "n_bins": data.grid.n_bins,
@@ -238,10 +249,10 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
 
     t0 = time.perf_counter()
     elapsed0 = history[-1]["elapsed_s"] if history else 0.0
-    n_batches = math.ceil(len(split.train) / config.batch_size)
+    n_batches = math.ceil(len(epoch_index) / config.batch_size)
     for epoch in range(start, config.epochs if not stopped else start):
         model.train()
-        perm = rng.permutation(split.train)
+        perm = rng.permutation(epoch_index)
         running, seen = 0.0, 0
         bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
                    file=sys.stderr)
