@@ -9,7 +9,8 @@ and each committed sample of the host is unmixed against it. Compared on the sam
   methods (``auto``, the default, on PDoS too);
 * ``unmix (linear, fitted basis)``: slopes fitted by ridge least squares from the host's
   *other* samples (5-fold): what unmixing can do when the basis is exact in the mean;
-* ``shipped DefectNet``: the packaged model (these hosts are outside its training hosts);
+* ``shipped DefectNet``: the packaged model (the four default hosts are outside its training hosts;
+  since 2026-12-06 the chunks' basis hosts are inside them: see ``benchmarks/combine.py``);
 * the no-knowledge references: every concentration 0 (MAE), every candidate present (F1).
 
 Spectra here are simulated with the same engine as the basis, so this measures identity and
