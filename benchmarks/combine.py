@@ -14,11 +14,14 @@ training draws them), GPDoS, the model's σ calibration for seen / unseen hosts 
 ``predict`` uses it. Spectra are patch-tier like the bases (identity and additivity, not
 the MLIP against a crystal).
 
+    python benchmarks/combine.py                                      # the shipped model, ~15 s
+    python benchmarks/combine.py --split val --out benchmarks/results/combine-val.json
     defectnet train --data datasets/reference,datasets/textbook --config configs/candidate-16k.yaml --out runs/ship16k
-    python benchmarks/combine.py --model runs/ship16k/model.pt                       # ~2 min
-    python benchmarks/combine.py --model shipped --out benchmarks/results/combine-shipped.json
+    python benchmarks/combine.py --model runs/ship16k/model.pt --out benchmarks/results/combine-ship16k.json
 
-Writes ``benchmarks/results/combine.json``.
+Writes ``benchmarks/results/combine.json``. ``combine-22host.json`` is the model shipped
+before 2026-12-06 (``git show 1804ee6:src/defectnet/pretrained/defectnet.pt``), for which every
+basis host is a never-seen host.
 """
 
 from __future__ import annotations
