@@ -261,7 +261,8 @@ def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed
     model = model if hasattr(model, "predict") else load_model(model)
     if host_in_training(model, name, composition) is not True:
         return None  # the model's error on a host it never saw is not in its σ: merging would be worse
-    why = ("it reads other spectra" if model.meta.get("spectrum_mode", "total") != kind else
+    why = ("it gives no uncertainty to weigh its answer by" if model.config.arch == "paper" else
+           "it reads other spectra" if model.meta.get("spectrum_mode", "total") != kind else
            "it is on another energy grid" if model.meta.get("grid_id") not in (None, grid.grid_id) else
            "a candidate is outside its vocabulary" if any(c not in model.vocabulary for c in cands) else
            "a host element is unknown to it" if any(e not in model.host_elements for e in composition) else None)
