@@ -224,8 +224,9 @@ class Predict(Command):
                        help="multiply the files' energies by this (MLIP softening: E_MLIP / E_measured), "
                             "or 'auto' to fit it against the host's MLIP spectrum")
         p.add_argument("--model", default=None, help="a checkpoint from defectnet train (default: the shipped model)")
-        p.add_argument("--basis", default=None, help="answer by unmixing against this host's simulated signatures "
-                                                     "(a .npz from defectnet basis) instead of the model")
+        p.add_argument("--basis", default=None, help="unmix against this host's simulated signatures (a .npz from "
+                                                     "defectnet basis); on a training host of the model its answer is "
+                                                     "merged in, elsewhere the unmixing alone is reported")
         p.add_argument("--refine", type=int, default=0, metavar="N",
                        help="with --basis: correct the unmixing by N syntheses of the mix "
                             "(~1-4 s each; 3 measured in benchmarks/refine.py)")
