@@ -256,3 +256,16 @@ def test_readme_basis_example_merges_the_model_on_its_training_host(tmp_path):
     solo = {r["element"]: r for r in alone["candidates"]}
     assert rows["Si"]["concentration"] != pytest.approx(solo["Si"]["concentration"], rel=1e-3)
     assert rows["Si"]["detected"] and not rows["Be"]["detected"] and not rows["C"]["detected"]
+
+
+def test_a_model_without_uncertainty_is_not_merged_with_the_basis():
+    from defectnet.grid import DEFAULT_GRID
+    from defectnet.model.network import ModelConfig, build_model
+    from defectnet.predict import predict_defects
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    paper = build_model(ModelConfig(arch="paper"), DEFAULT_GRID)  # claims GaAs as a training host
+    paper.meta = {"data": {"train_hosts": ["GaAs"]}, "spectrum_mode": "gpdos", "grid_id": DEFAULT_GRID.grid_id}
+    pred = predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=ex / "basis.npz",
+                           candidates=["Si", "Zn"], model=paper)
+    assert pred.model["arch"] == "unmix" and any("no uncertainty" in n for n in pred.notes)
