@@ -55,7 +55,8 @@ def merged_arrays(model_out: dict, unmix_out: dict, cand: np.ndarray, vocab) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="shipped", help="a checkpoint, or 'shipped'")
-    ap.add_argument("--data", default="datasets/reference,datasets/textbook", help="what the model was trained on")
+    ap.add_argument("--data", default=None, help="what the model was trained on (default: the committed files its "
+                                                "checkpoint names, found under datasets/)")
     ap.add_argument("--basis-dir", default="datasets/reference/bases")
     ap.add_argument("--split", default="id", choices=("id", "val"), help="the training hosts' spectra to score")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "combine.json"))
@@ -73,6 +74,9 @@ def main(argv=None) -> int:
     model = load_model(None if args.model == "shipped" else args.model)
     info = model.meta.get("data") or {}
     trained = set(info.get("train_hosts") or ())
+    if args.data is None:  # the split is rebuilt from exactly these files: later chunks would change it
+        found = {f.name: f for f in sorted((ROOT / "datasets").glob("*/*.h5"))}
+        args.data = ",".join(str(found[n.strip()]) for n in str(info.get("source", "")).split(","))
     data = load_training_file(args.data)
     based = {q.stem for q in Path(args.basis_dir).glob("*.npz")}
     # the split needs the very data the model trained on; only asked for when a training host has a basis
