@@ -75,20 +75,20 @@ def main(argv=None) -> int:
     info = model.meta.get("data") or {}
     trained = set(info.get("train_hosts") or ())
     if args.data is None:  # the split is rebuilt from exactly these files: later chunks would change it
-        found = {f.name: f for f in sorted((ROOT / "datasets").glob("*/*.h5"))}
+        found = {f.name: f.relative_to(ROOT) for f in sorted((ROOT / "datasets").glob("*/*.h5"))}
         args.data = ",".join(str(found[n.strip()]) for n in str(info.get("source", "")).split(","))
-    data = load_training_file(args.data)
-    based = {q.stem for q in Path(args.basis_dir).glob("*.npz")}
+    data = load_training_file(",".join(str(ROOT / f) for f in args.data.split(",")))
+    bases = {q.stem: q for q in sorted(Path(args.basis_dir).glob("*.npz"))}
     # the split needs the very data the model trained on; only asked for when a training host has a basis
-    seen_idx = select_split(data, info, args.split) if trained & based else np.zeros(0, int)
+    seen_idx = select_split(data, info, args.split) if trained & set(bases) else np.zeros(0, int)
     data = with_candidates(data, (model.meta.get("train_config") or {}).get("distractors", "pool"), 1)
     names, vocab = data.host_names[data.host_id], np.asarray(data.vocabulary)
-    skip = set(info.get("calib_hosts") or ())  # tuned the unseen-host σ: neither group
+    skip = set(info.get("calib_hosts") or ()) | (set(bases) - set(names))  # calibration hosts tuned the σ
+    P, D = data.spectra(model.meta.get("spectrum_mode", "total"))
     groups = {"training hosts": [], "never-seen hosts": []}
     t0 = time.perf_counter()
-    for path in sorted(Path(args.basis_dir).glob("*.npz")):
-        host = path.stem
-        if host in skip or host not in set(names):
+    for host, path in bases.items():
+        if host in skip:
             continue
         basis = SignatureBasis.load(path)
         known = set(basis.elements) | set(basis.failed)
@@ -97,7 +97,6 @@ def main(argv=None) -> int:
         rows = rows[[set(vocab[data.candidates[i]]) <= known for i in rows]]
         if not len(rows):
             continue
-        P, D = data.spectra(model.meta.get("spectrum_mode", "total"))
         with host_calibration(model, seen=seen):
             net = predict_arrays(model, P[rows], D[rows], data.composition[rows], data.candidates[rows])
         unm = unmix_arrays(data.pristine_gpdos[rows], data.doped_gpdos[rows], data.candidates[rows], vocab, basis,

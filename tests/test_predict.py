@@ -240,6 +240,7 @@ def test_readme_basis_example_merges_the_model_on_its_training_host(tmp_path):
         runs[bool(extra)] = json.loads((tmp_path / "p.json").read_text())
     merged, alone = runs[False], runs[True]
     assert merged["model"]["arch"] == "unmix+defectnet" and alone["model"]["arch"] == "unmix"
+    assert merged["model"]["model"] == "shipped"
     assert any("training host of the model" in n for n in merged["notes"])
     # the same numbers as combining the two answers by hand, on the spectra predict used
     from defectnet.predict import predict_defects

@@ -137,14 +137,9 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         return _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
     if config.refine:
         raise DefectnetError("refine corrects an unmixing: it needs a basis (--basis)")
-    from defectnet.model.checkpoint import load_model
     from defectnet.model.network import host_calibration
 
-    if not hasattr(model, "predict"):
-        model_path = model
-        model = load_model(model)
-    else:
-        model_path = model.meta.get("path")
+    model, model_label = _loaded(model)
     grid = _model_grid(model)
     mode = model.meta.get("spectrum_mode", "total")
     kind = config.kind or mode
@@ -186,7 +181,7 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         res = model.predict(p.values, d.values, composition, list(candidates))
     rows = _rows({el: (source, res[el]["concentration"], res[el]["uncertainty"], res[el]["presence"])
                   for el, source in candidates.items()})
-    info = {"path": str(model_path) if model_path else "shipped", "arch": model.config.arch,
+    info = {"path": model_label, "arch": model.config.arch,
             "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
             "test_metrics": _headline(model.meta.get("metrics") or {})}
@@ -240,8 +235,8 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     merged = _merge_with_model(model, name, composition, kind, basis.grid, p, d, cands, out, notes) \
         if config.combine else None
     if merged is not None:
-        out, model = merged
-        info |= {"arch": f"unmix+{model.config.arch}", "model": str(model.meta.get("path") or "shipped"),
+        out, model, model_label = merged
+        info |= {"arch": f"unmix+{model.config.arch}", "model": model_label,
                  "code_version": model.meta.get("code_version")}
     rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
                        out[el]["uncertainty"], out[el]["presence"]) for el in cands})
@@ -252,13 +247,12 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
 
 
 def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed, notes):
-    """(the unmixing merged with the model's answer, the model) when ``name`` is a training host
-    of the model and it reads these spectra on this grid; else None (unmixing alone)."""
-    from defectnet.model.checkpoint import load_model
+    """(the unmixing merged with the model's answer, the model, its label) when ``name`` is a
+    training host of the model and it reads these spectra on this grid; else None (unmixing alone)."""
     from defectnet.model.network import host_calibration
     from defectnet.unmix import combine
 
-    model = model if hasattr(model, "predict") else load_model(model)
+    model, label = _loaded(model)
     if host_in_training(model, name, composition) is not True:
         return None  # the model's error on a host it never saw is not in its σ: merging would be worse
     why = ("it gives no uncertainty to weigh its answer by" if model.config.arch == "paper" else
@@ -273,7 +267,16 @@ def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed
         res = model.predict(p.values, d.values, composition, list(cands))
     notes.append(f"{name} is a training host of the model: its answer and the unmixing's are merged "
                  "(1/σ² weights; --basis-only for the unmixing alone)")
-    return combine(res, unmixed), model
+    return combine(res, unmixed), model, label
+
+
+def _loaded(model) -> tuple:
+    """(the model, what to call it in the output): a model object, a checkpoint path, or None (shipped)."""
+    from defectnet.model.checkpoint import load_model
+
+    if hasattr(model, "predict"):
+        return model, str(model.meta.get("path") or "shipped")
+    return load_model(model), str(model) if model else "shipped"
 
 
 # ----------------------------------------------------------------------------- helpers
