@@ -11,7 +11,7 @@ Writes ``benchmarks/results/accuracy.json`` and ``accuracy.md`` (the README tabl
 
 Run::
 
-    python benchmarks/accuracy.py --data /work/devdata/dev_mass.h5 --threads 1
+    python benchmarks/accuracy.py --data data/dev_mass.h5 --threads 1
     python benchmarks/accuracy.py --data data/ref.h5 --epochs 60          # the real dataset
     python benchmarks/accuracy.py --speed-only                            # 16k synthetic spectra
     python benchmarks/accuracy.py --data datasets/reference,datasets/textbook --threads 1 \
