@@ -23,6 +23,7 @@ from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.host import HostSettings
+from defectnet.provenance import library_versions
 
 DEFAULT_TIER = "patch"
 
@@ -237,18 +238,6 @@ def _patch_relaxed(result, system, host) -> Atoms:
     except (KeyError, DefectnetError):
         pass  # keep lattice positions if a patch is not at hand
     return atoms
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("numpy", "scipy", "ase", "phonopy", "spglib", "pymatgen", "torch", "sevenn", "chgnet"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 class _Stages:

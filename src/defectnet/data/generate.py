@@ -491,7 +491,7 @@ def _check_store_config(store, config: GenerateConfig):
     import defectnet
     from defectnet.phonons.patches import PATCH_ALGORITHM
     from defectnet.phonons.potentials import potential_info
-    from defectnet.simulate import library_versions
+    from defectnet.provenance import library_versions
 
     stored = store.get_meta("identity_hash")
     if stored is None:
