@@ -1,6 +1,7 @@
 """Signature basis and unmixing on fcc Cu under EMT (108-atom cells, nearest-neighbour patches)."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from defectnet.doping import DopantSpec
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.simulate import SimulationConfig, simulate_spectra
-from defectnet.unmix import BasisConfig, SignatureBasis, signature_basis, unmix
+from defectnet.unmix import BasisConfig, SignatureBasis, band_edge_mev, signature_basis, stretched, unmix
 
 
 @pytest.fixture
@@ -208,3 +209,70 @@ def test_combine_weights_by_uncertainty_and_widens_for_disagreement():
     # evidence of absence wins: presence ≤ ½ reports 0; a σ of 0 is floored at the detection threshold
     gone = combine({"Ag": est(0.0, 0.0, 0.05)}, {"Ag": est(0.004, 0.002, 0.6)})["Ag"]
     assert gone["presence"] < 0.5 and gone["concentration"] == 0.0 and gone["uncertainty"] > 0.001
+
+
+# --- signatures that may move (issue 39): the bundled GaAs example and its 7net-0 basis ---------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+
+
+@pytest.fixture(scope="module")
+def gaas():
+    from defectnet.io import read_spectrum
+
+    b = SignatureBasis.load(EXAMPLE / "basis.npz")
+    p, d = (read_spectrum(EXAMPLE / f"{n}.csv", column="gpdos").values for n in ("pristine", "doped"))
+    return b, p, d, band_edge_mev(b.pristine["gpdos"], b.grid)
+
+
+def test_band_edge_ignores_trailing_zeros_and_a_weak_tail(gaas):
+    b, p, _, edge = gaas
+    assert 25 < edge < 33  # GaAs's bands end near 29 meV with 7net-0 (LVM benchmark)
+    tail = p.copy()
+    far = b.grid.centers > 150
+    tail[far] = 1e-6 * p.max()  # a flat background holding < 0.5 % of the area
+    assert tail[far] @ b.grid.widths[far] < 0.005 * (tail @ b.grid.widths)
+    assert band_edge_mev(tail, b.grid) == pytest.approx(edge, abs=1.0)
+    with pytest.raises(DefectnetError, match="no positive area"):
+        band_edge_mev(np.zeros_like(p), b.grid)
+
+
+@pytest.mark.parametrize("scale", [0.85, 1.17])
+def test_stretched_moves_local_modes_keeps_bands_and_area(gaas, scale):
+    b, p, d, edge = gaas
+    delta = d - p
+    moved = stretched(delta, b.grid, edge, scale)
+    e, w = b.grid.centers, b.grid.widths
+    below = e <= edge
+    np.testing.assert_array_equal(moved[below & (e < scale * edge)], delta[below & (e < scale * edge)])
+    above = np.where(e > edge, delta, 0.0)
+    assert (moved - delta + above) @ w == pytest.approx(above @ w, rel=0.02)  # the moved part keeps its area
+    peak = e[np.argmax(np.where(e > edge, delta, 0))]  # Si's local mode, ~35 meV
+    new_peak = e[np.argmax(np.where(e > max(edge, scale * edge), moved, 0))]
+    assert new_peak == pytest.approx(scale * peak, rel=0.03)
+
+
+def test_unmix_finds_a_moved_local_mode_and_reports_where(gaas):
+    """Si's mode moved ×1.17 (as a second potential puts it, 35 → 41 meV): the basis as
+    simulated misreads the mix; with an energy freedom of ±20 % the amounts come back."""
+    b, p, d, edge = gaas
+    plain = unmix(p, d, b, kind="gpdos")
+    shifted = p + stretched(d - p, b.grid, edge, 1.17)
+    rigid = unmix(p, shifted, b, kind="gpdos")
+    free = unmix(p, shifted, b, kind="gpdos", stretch=0.2)
+    assert rigid["Si"]["concentration"] < 0.6 * plain["Si"]["concentration"]
+    assert free["Si"]["concentration"] == pytest.approx(plain["Si"]["concentration"], rel=0.1)
+    assert free["_fit"]["residual_fraction"] < 0.5 * rigid["_fit"]["residual_fraction"]
+    mode = free["_fit"]["modes"]["Si"]
+    assert mode["scale"] == pytest.approx(1.17, abs=0.02)
+    assert mode["fitted_mev"] == pytest.approx(1.17 * mode["basis_mev"], rel=0.03)
+    assert "Zn" not in free["_fit"]["modes"]  # no local mode above GaAs's bands: nothing to move
+    for el in ("Be", "C"):  # absent candidates stay absent
+        assert free[el]["concentration"] < 0.001
+
+
+def test_unmix_refuses_a_stretch_outside_0_1(gaas):
+    b, p, d, _ = gaas
+    for bad in (-0.1, 1.0):
+        with pytest.raises(DefectnetError, match="stretch"):
+            unmix(p, d, b, kind="gpdos", stretch=bad)

@@ -230,6 +230,10 @@ class Predict(Command):
         p.add_argument("--refine", type=int, default=0, metavar="N",
                        help="with --basis: correct the unmixing by N syntheses of the mix "
                             "(~1-4 s each; 3 measured in benchmarks/refine.py)")
+        p.add_argument("--stretch", type=float, default=0.0, metavar="FRACTION",
+                       help="with --basis: let each candidate's local modes (above the host's bands) sit up to "
+                            "this fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential "
+                            "puts them 5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
         p.add_argument("--basis-only", action="store_true",
                        help="with --basis on a training host of the model: the unmixing alone, not merged with "
                             "the model's answer")
@@ -247,7 +251,8 @@ class Predict(Command):
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
-                               resolution=args.resolution, refine=args.refine, combine=not args.basis_only)
+                               resolution=args.resolution, refine=args.refine, combine=not args.basis_only,
+                               stretch=args.stretch)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

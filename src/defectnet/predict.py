@@ -74,6 +74,10 @@ class PredictConfig:
         With a basis, on a host the model was trained on: merge the model's answer with the
         unmixing (:func:`~defectnet.unmix.combine`; better than either alone there, worse on
         hosts the model never saw, where the unmixing alone is kept).
+    stretch : float
+        With a basis: each candidate's local modes (its signature above the host's band edge)
+        may sit at energies scaled by up to ±``stretch`` from where the basis' potential put
+        them, fitted per candidate (:func:`~defectnet.unmix.unmix`). 0 = as simulated.
     """
 
     candidates: tuple[str, ...] = ()
@@ -86,6 +90,7 @@ class PredictConfig:
     resolution: str | None = None
     refine: int = 0
     combine: bool = True
+    stretch: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
@@ -97,6 +102,8 @@ class PredictConfig:
             raise DefectnetError(f"n_recommend must be ≥ 0, got {self.n_recommend}")
         if self.refine < 0:
             raise DefectnetError(f"refine must be ≥ 0 syntheses, got {self.refine}")
+        if not (np.isfinite(self.stretch) and 0 <= self.stretch <= 0.5):
+            raise DefectnetError(f"stretch must be a fraction in [0, 0.5], got {self.stretch!r}")
         for el in self.candidates:
             check_element(el, dopant=True)
 
@@ -223,10 +230,12 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         notes.append(f"refined by synthesising the mix {config.refine} times; kept synthesis "
                      f"{out['_fit']['iteration']} (0 = the unmixed concentrations)")
     else:
-        out = unmix(p.values, d.values, basis, kind=bkind, candidates=cands)
+        out = unmix(p.values, d.values, basis, kind=bkind, candidates=cands, stretch=config.stretch)
     fit = out.pop("_fit")
+    notes += [f"{el}: local mode found at {m['fitted_mev']:.1f} meV, the basis had {m['basis_mev']:.1f} meV "
+              f"(×{m['scale']:.2f})" for el, m in fit.get("modes", {}).items() if m["basis_mev"] is not None]
     info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
-            "basis": basis.config, "residual_fraction": fit["residual_fraction"]}
+            "basis": basis.config, "residual_fraction": fit["residual_fraction"], "modes": fit.get("modes", {})}
     if fit["unstable"]:
         notes.append("no stable position in the basis' simulations, reported absent: "
                      + "; ".join(fit["unstable"].values()))
