@@ -2,6 +2,13 @@
 
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _no_disk_cache(monkeypatch):
+    """The engine's disk cache is off unless a test sets ``$DEFECTNET_CACHE`` itself: force-call
+    counts and timings must not depend on what an earlier test (or the user's cache) computed."""
+    monkeypatch.setenv("DEFECTNET_CACHE", "off")
+
 #: The candidates of :func:`cu_basis`.
 CU_CANDIDATES = ("Ag", "Ni", "Pd", "Al")
 

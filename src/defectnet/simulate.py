@@ -143,7 +143,7 @@ def simulate_spectra(
     """
     from defectnet.phonons.dos import gamma_spectrum
     from defectnet.phonons.forceconstants import DopedSystem, get_tier, pristine_supercell
-    from defectnet.phonons.host import compute_pristine
+    from defectnet.phonons.cache import cached_pristine
     from defectnet.phonons.potentials import get_calculator, potential_info
 
     t_start = time.perf_counter()
@@ -153,7 +153,7 @@ def simulate_spectra(
 
     if pristine_host is None:
         stage("relaxing host and computing its force constants")
-        pristine_host = compute_pristine(atoms, config.host, grid=config.grid, progress=progress, **config.broadening())
+        pristine_host = cached_pristine(atoms, config.host, grid=config.grid, progress=progress, **config.broadening())
     P = choose_supercell(pristine_host.atoms, config.supercell_atoms)
     stage(f"building a {len(pristine_host.atoms) * round(abs(np.linalg.det(P)))}-atom supercell")
     sc_atoms, fc0 = pristine_supercell(pristine_host, P)
@@ -230,7 +230,7 @@ def _patch_relaxed(result, system, host) -> Atoms:
     from defectnet.phonons.forceconstants import primitive_site_indices
     from defectnet.phonons.patches import displaced_positions
 
-    patches = {(k[0], k[1]): v for k, v in host.__dict__.get("patch_cache", {}).items()}
+    patches = {(k[0], k[1]): v for k, v in host.patch_cache.items()}
     site_of = primitive_site_indices(host, system.atoms)
     atoms = system.atoms.copy()
     try:

@@ -218,7 +218,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         and have no signature.
     """
     from defectnet.doping import parse_dopants
-    from defectnet.phonons.host import compute_pristine
+    from defectnet.phonons.cache import cached_pristine
     from defectnet.phonons.patches import UnstablePatch
     from defectnet.simulate import resolve_host, simulate_spectra
 
@@ -239,7 +239,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         if key in cells or f"{spec.element}@{spec.site}|failed" in cells:
             continue
         if pristine_host is None:
-            pristine_host = compute_pristine(atoms, sim.host, grid=sim.grid, progress=progress, **sim.broadening())
+            pristine_host = cached_pristine(atoms, sim.host, grid=sim.grid, progress=progress, **sim.broadening())
         try:
             res = simulate_spectra(pristine_host.atoms, [replace(spec, fraction=c)],
                                    replace(sim, seed=sim.seed + p), pristine_host=pristine_host, progress=False)
@@ -281,7 +281,7 @@ def _synthesis(pristine_host, specs, sim) -> dict:
 
     P = choose_supercell(pristine_host.atoms, sim.supercell_atoms)
     els = {s.element for s in specs}
-    patches = [p for (_, el, settings), p in getattr(pristine_host, "patch_cache", {}).items()
+    patches = [p for (_, el, settings), p in pristine_host.patch_cache.items()
                if el in els and settings == sim.tier_settings]
     return {"sites": {s.element: s.site for s in specs}, "supercell_matrix": P,
             "pristine": pack_pristine(pristine_host, P), "patches": [pack_patch(p) for p in patches]}

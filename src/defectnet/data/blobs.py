@@ -136,7 +136,7 @@ def derive_patch(patch, rotation: np.ndarray, site: int):
 def cache_patches(host, blobs, settings) -> None:
     """Put :func:`pack_patch` blobs into ``host.patch_cache`` under the key
     :func:`~defectnet.phonons.patches.get_patch` looks up (site, element, tier ``settings``)."""
-    cache = host.__dict__.setdefault("patch_cache", {})
+    cache = host.patch_cache
     for blob in blobs:
         p = unpack_patch(blob)
         cache[(p.site, p.element, settings)] = p

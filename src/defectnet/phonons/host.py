@@ -46,6 +46,11 @@ class PristineHost:
     min_frequency_mev: float = 0.0
     relax_summary: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    # (site, element, TierSettings) -> Patch: computed or read patches (defectnet.phonons.patches)
+    patch_cache: dict = field(default_factory=dict, repr=False)
+    # (width, displacement, plusminus) -> (cell, force constants): wider cells patches are computed in
+    patch_cells: dict = field(default_factory=dict, repr=False)
+    disk_cache: object | None = field(default=None, repr=False)  # HostCache, where patches are kept on disk
 
     @property
     def potential(self) -> dict:
@@ -179,7 +184,6 @@ def compute_pristine(
         Energy grid and broadening of the returned host PDoS (``resolution`` wins over ``fwhm_mev``).
     """
     from defectnet.phonons.relax import relax
-    from defectnet.spectrum import Spectrum
 
     timings = {}
     calc = get_calculator(settings.potential)
@@ -198,8 +202,17 @@ def compute_pristine(
     timings["force_constants_s"] = time.perf_counter() - t0
     timings["n_displacements"] = len(phonon.displacements)
 
-    t0 = time.perf_counter()
     host = PristineHost(atoms=primitive, phonon=phonon, settings=settings, relax_summary=relax_summary, timings=timings)
+    return with_mesh_spectrum(host, grid=grid, resolution=resolution, fwhm_mev=fwhm_mev)
+
+
+def with_mesh_spectrum(host: PristineHost, *, grid: EnergyGrid = DEFAULT_GRID, resolution=None,
+                       fwhm_mev: float = 1.0) -> PristineHost:
+    """``host`` with its q-mesh PDoS on ``grid`` and its count of imaginary modes set (in place)."""
+    from defectnet.spectrum import Spectrum
+
+    t0 = time.perf_counter()
+    settings = host.settings
     freqs, weights, partials = mesh_modes(host, settings.mesh_length_ang)
     host.min_frequency_mev = float(freqs.min())
     host.n_imaginary = int((freqs < -settings.imaginary_tol_mev).sum())
@@ -207,7 +220,7 @@ def compute_pristine(
         freqs, grid, weights=weights, partial_weights=partials, resolution=resolution,
         fwhm_mev=None if resolution is not None else fwhm_mev,
     )
-    timings["mesh_dos_s"] = time.perf_counter() - t0
+    host.timings["mesh_dos_s"] = time.perf_counter() - t0
     return host
 
 

@@ -71,7 +71,7 @@ def _small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
     width = settings.patch_cell_width_ang
     if min_width_ang(small.cell.array) >= width:
         return small, np.array(host.phonon.force_constants)
-    cache = host.__dict__.setdefault("patch_cells", {})
+    cache = host.patch_cells
     key = (width, settings.displacement_ang, settings.plusminus)
     if key not in cache:
         from dataclasses import replace
@@ -105,8 +105,12 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     from defectnet.doping import min_width_ang
     from defectnet.phonons.forceconstants import neighbours_within, primitive_site_indices
 
-    cache = host.__dict__.setdefault("patch_cache", {})
+    cache, disk = host.patch_cache, host.disk_cache
     key = (site, element, settings)
+    if key not in cache and disk is not None:
+        stored = disk.load_patch(site, element, settings)
+        if stored is not None:
+            cache[key] = stored
     if key in cache:
         return cache[key], 0
 
@@ -200,6 +204,8 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         force_calls=calls,
     )
     cache[key] = patch
+    if disk is not None:
+        disk.save_patch(patch, settings)
     return patch, calls
 
 
