@@ -29,6 +29,10 @@ _TOTAL_NAMES = ("dos", "pdos", "gpdos", "intensity", "g", "g(e)", "s(e)", "count
 _WRITE_FORMATS = {".csv": "csv", ".dat": "text", ".txt": "text"}
 
 
+class UnitGuessWarning(UserWarning):
+    """A file's energy unit was not stated and was guessed (also recorded in ``meta["unit_inferred"]``)."""
+
+
 def _unit_from_name(name: str) -> str | None:
     n = name.lower()
     if "mev" in n:
@@ -159,7 +163,7 @@ def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str
         unit, rule = _infer_unit(float(np.max(energy)))
         meta["unit_inferred"] = {"unit": unit, "rule": rule}
         warnings.warn(f"{src}: energy unit not stated; assumed {unit} ({rule}); pass unit= to override",
-                      stacklevel=3)
+                      UnitGuessWarning, stacklevel=3)
     if unit not in ENERGY_UNIT_TO_MEV:
         raise DefectnetError(f"unknown energy unit {unit!r}; expected one of {', '.join(ENERGY_UNIT_TO_MEV)}",
                              source=src)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -133,8 +134,29 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     Prediction
     """
     config = config or PredictConfig(**kw)
-    if basis is not None:
-        return _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
+    with warnings.catch_warnings(record=True) as caught:  # the user reads warnings in the notes, not on stderr
+        if basis is not None:
+            pred = _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
+        else:
+            pred = _predict_with_model(host, doped, pristine, config, model, truth, progress)
+    _warnings_to_notes(caught, pred.notes)
+    return pred
+
+
+def _warnings_to_notes(caught, notes: list) -> None:
+    """Append the text of warnings raised while predicting to ``notes``, once each.
+
+    A guessed energy unit is already a note (from the spectrum's ``meta["unit_inferred"]``)."""
+    from defectnet.io import UnitGuessWarning
+
+    for w in caught:
+        text = f"warning: {' '.join(str(w.message).split())}"
+        if not issubclass(w.category, UnitGuessWarning) and text not in notes:
+            notes.append(text)
+
+
+def _predict_with_model(host, doped, pristine, config: PredictConfig, model, truth, progress: bool) -> Prediction:
+    """:func:`predict_defects` by the trained model."""
     if config.refine:
         raise DefectnetError("refine corrects an unmixing: it needs a basis (--basis)")
     from defectnet.model.network import host_calibration
@@ -495,15 +517,19 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
     if path.is_file():
         try:
             return Spectrum.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, DefectnetError):
-            pass  # a torn cache file: recompute
+        except (OSError, ValueError, KeyError, DefectnetError):
+            pass  # a torn or unreadable cache file: recompute
     ph = compute_pristine(atoms, settings, grid=grid, resolution=resolution, fwhm_mev=fwhm, progress=progress)
     s = Spectrum(ph.spectrum.edges_mev, ph.spectrum.values, ph.spectrum.partials, kind="total",
                  meta={"source": f"{name} computed with {config.potential}"})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(s.to_dict()))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(s.to_dict()))
+        tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    except OSError as exc:  # the answer does not need the cache: say so (a note) and go on
+        warnings.warn(f"the computed pristine spectrum was not cached in {path.parent} ({exc.strerror or exc}); "
+                      "set DEFECTNET_CACHE to a writable directory to keep it", stacklevel=2)
     return s
 
 
@@ -544,7 +570,7 @@ def _truth(truth) -> dict | None:
         d = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise DefectnetError(f"cannot read the true concentrations: {exc}; expected a JSON file", source=str(p)) from None
-    d = d.get("concentrations", d)
+    d = d.get("concentrations", d) if isinstance(d, dict) else d
     if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
         raise DefectnetError("expected {element: atomic fraction} or a defectnet simulate meta.json", source=str(p))
     return {str(k): float(v) for k, v in d.items()}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
 
 
@@ -60,8 +62,10 @@ class Prediction:
 
     def write_json(self, path) -> Path:
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        with _writing(p, "the prediction as JSON"):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
         return p
 
     def table(self) -> str:
@@ -112,10 +116,28 @@ class Prediction:
         a2.set_title("green: detected", fontsize=9)
         fig.tight_layout()
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        try:
+            with _writing(p, "the plot"):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fig.savefig(p, dpi=120, format=None if p.suffix else "png")  # a bare name: PNG, not <name>.png
+        finally:
+            plt.close(fig)
         return p
+
+
+@contextmanager
+def _writing(path: Path, what: str):
+    """Turn an OS or format error while writing ``path`` into a one-line :class:`DefectnetError` naming it."""
+    if path.is_dir():  # matplotlib would write <path>.png beside it instead
+        raise DefectnetError(f"cannot write {what} (it is a directory); expected a file path", source=str(path))
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise DefectnetError(f"cannot write {what} ({why}); expected a writable file path", source=str(path)) from None
+    except ValueError as exc:  # matplotlib: an unknown image format
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DefectnetError(f"cannot write {what} ({first})", source=str(path)) from None
 
 
 def extent_mev(s: Spectrum, share: float) -> float:

@@ -24,6 +24,7 @@ itself (``benchmarks/refine.py``).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -161,14 +162,14 @@ class SignatureBasis:
     def load(cls, path) -> SignatureBasis:
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # closed even when numpy fails
                 h = json.loads(str(z["header"]))
                 return cls(host=h["host"], elements=tuple(h["elements"]), grid=EnergyGrid.from_dict(h["grid"]),
                            pristine={k: z[f"pristine_{k}"].astype(float) for k in KINDS}, realised=z["realised"],
                            signatures={k: z[f"signatures_{k}"].astype(float) for k in KINDS},
                            curves={k: z[f"curves_{k}"].astype(float) for k in KINDS},
                            failed=h.get("failed", {}), config=h["config"], synthesis=_read_synthesis(h, z))
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
             raise DefectnetError(f"not a signature basis ({exc})", source=str(path)) from None
 
 

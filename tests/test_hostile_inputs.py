@@ -1,0 +1,322 @@
+"""Hostile inputs to ``defectnet predict``: each ends in a one-line error or a correct answer, never a traceback.
+
+Every input is generated here, in ``tmp_path``, from the bundled GaAs example (2.0 % Si and
+0.67 % Zn on Ga; the shipped model finds Si and not Be or C, see tests/test_predict.py). Each
+case runs the CLI in-process and asserts the exit code, that no traceback and no raw Python
+warning reached the user, and either a stable part of the one-line error (and the file it
+names) or the answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import traceback
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from defectnet.cli import main
+from defectnet.io import read_spectrum
+
+EX = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+CANDIDATES = "Si,Zn,Be,C"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    raw_warnings: list
+    result: dict | None  # the --json output, when written
+
+
+def run_predict(args: list[str], json_path: Path | None) -> Run:
+    """``defectnet predict ARGS`` in-process; an exception escaping ``main`` is recorded as a traceback on stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, redirect_stdout(out), redirect_stderr(err):
+        warnings.simplefilter("always")
+        try:
+            code = main(["predict", *args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        except BaseException:  # noqa: BLE001 - what the user would see as a traceback
+            err.write(traceback.format_exc())
+            code = 1
+    result = None
+    if code == 0 and json_path is not None and json_path.is_file():
+        result = json.loads(json_path.read_text())
+    return Run(code, out.getvalue(), err.getvalue(), [str(w.message) for w in caught], result)
+
+
+@dataclass
+class Spectra:
+    e: np.ndarray  # bin centres, meV
+    p: np.ndarray  # pristine GPDoS, per meV
+    d: np.ndarray  # doped GPDoS, per meV
+
+
+@pytest.fixture(scope="module")
+def gaas():
+    p = read_spectrum(EX / "pristine.csv", column="gpdos")
+    d = read_spectrum(EX / "doped.csv", column="gpdos")
+    return Spectra(p.centers_mev, p.values, d.values)
+
+
+def write_csv(path: Path, e, v, header="energy_meV,gpdos") -> str:
+    lines = ([header] if header else []) + [f"{a!r},{b!r}" for a, b in zip(map(float, e), map(float, v))]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def write_text(path: Path, text: str, encoding="utf-8") -> str:
+    path.write_text(text, encoding=encoding)
+    return str(path)
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde" + bytes(64)
+
+
+# ----------------------------------------------------------------------------- expectations
+@dataclass
+class Error:
+    """Exit 2 with one line on stderr holding ``text`` (and ``names``, e.g. the offending path, if given)."""
+
+    text: str
+    names: str | None = None
+
+
+@dataclass
+class Answer:
+    """Exit 0 and ``check(result_json, stdout)`` holds."""
+
+    check: Callable
+
+
+def readme_answer(result, out):
+    """The README example's answer: Si found, the absent Be and C not, and nothing to distrust."""
+    found = {r["element"]: r for r in result["candidates"]}
+    assert found["Si"]["detected"] and not found["Be"]["detected"] and not found["C"]["detected"]
+    assert 0.005 <= found["Si"]["concentration"] <= 0.04
+
+
+def answered(result, out):
+    assert {r["element"] for r in result["candidates"]} == set(CANDIDATES.split(","))
+
+
+# ----------------------------------------------------------------------------- cases
+@dataclass
+class Case:
+    id: str
+    build: Callable  # (tmp_path, gaas) -> (argv after "predict", the name the error must hold or None)
+    expect: object
+
+
+def _args(tmp, *, doped=None, pristine=None, candidates=CANDIDATES, host="GaAs", extra=()):
+    return ["--host", host, "--pristine", str(pristine or EX / "pristine.csv"), "--doped", str(doped or EX / "doped.csv"),
+            "--candidates", candidates, "--json", str(tmp / "out.json"), *extra]
+
+
+def _json_to(target):
+    def build(tmp, g):
+        path = target(tmp)
+        return [*_args(tmp)[:-2], "--json", str(path)], str(path)
+    return build
+
+
+def _plot_to(target):
+    def build(tmp, g):
+        path = target(tmp)
+        return [*_args(tmp), "--plot", str(path)], str(path)
+    return build
+
+
+def _a_file(tmp):
+    (tmp / "a_file").write_text("x")
+    return tmp / "a_file"
+
+
+def _doped(make):
+    """A case whose doped spectrum is the file ``make(tmp, gaas)`` writes; errors must name it."""
+    def build(tmp, g):
+        path = make(tmp, g)
+        return _args(tmp, doped=path), str(path)
+    return build
+
+
+def _pristine_and_doped(make):
+    """``make(tmp, gaas)`` -> (pristine path, doped path)."""
+    def build(tmp, g):
+        p, d = make(tmp, g)
+        return _args(tmp, pristine=p, doped=d), None
+    return build
+
+
+def _with(*extra, names=None):
+    def build(tmp, g):
+        return _args(tmp, extra=extra), names
+    return build
+
+
+def _option(name, make):
+    """``--name FILE`` with the file ``make(tmp)`` writes; errors must name it."""
+    def build(tmp, g):
+        path = make(tmp)
+        return _args(tmp, extra=(name, str(path))), str(path)
+    return build
+
+
+def _torch_zip_with_code(tmp):
+    import torch
+
+    torch.save({"format": "defectnet-model", "payload": Run(0, "", "", [], None)}, tmp / "evil.pt")
+    return tmp / "evil.pt"
+
+
+OUTPUTS = [
+    Case("json-to-existing-directory", _json_to(lambda t: t), Error("cannot write the prediction as JSON")),
+    Case("json-under-a-file", _json_to(lambda t: _a_file(t) / "p.json"), Error("cannot write the prediction")),
+    Case("json-to-full-device", _json_to(lambda t: Path("/dev/full")), Error("No space left")),
+    Case("json-under-proc", _json_to(lambda t: Path("/proc/defectnet-no/p.json")), Error("cannot write")),
+    Case("plot-under-a-file", _plot_to(lambda t: _a_file(t) / "p.png"), Error("cannot write the plot")),
+    Case("plot-to-existing-directory", _plot_to(lambda t: t), Error("cannot write the plot")),
+    Case("plot-to-full-device", _plot_to(lambda t: Path("/dev/full")), Error("cannot write the plot")),
+    Case("plot-unknown-format", _plot_to(lambda t: t / "p.xyz"), Error("not supported")),
+    Case("json-and-plot-written", _plot_to(lambda t: t / "deep" / "er" / "p.png"), Answer(readme_answer)),
+]
+
+OTHER_FILES = [
+    Case("truth-is-a-directory", _option("--truth", lambda t: t), Error("cannot read the true concentrations")),
+    Case("truth-not-json", _option("--truth", lambda t: Path(write_text(t / "t.json", "Si: 2 %"))),
+         Error("expected a JSON file")),
+    Case("truth-a-list", _option("--truth", lambda t: Path(write_text(t / "t.json", "[0.02]"))),
+         Error("expected {element: atomic fraction}")),
+    Case("model-is-a-png", _option("--model", lambda t: Path(write_bytes(t / "m.pt", PNG))), Error("not a readable torch")),
+    Case("model-missing", _option("--model", lambda t: t / "nothing.pt"), Error("does not exist")),
+    Case("model-zip-not-torch", _option("--model", lambda t: _zip(t / "m.pt")), Error("refusing to load")),
+    Case("model-pickled-code", _option("--model", _torch_zip_with_code), Error("refusing to load")),
+    Case("basis-corrupt-zip", _option("--basis", lambda t: Path(write_bytes(t / "b.npz", b"PK\x03\x04" + bytes(80)))),
+         Error("basis")),
+    Case("basis-npz-without-header", _option("--basis", lambda t: _npz(t / "b.npz", a=np.zeros(3))), Error("basis")),
+    Case("basis-header-not-json", _option("--basis", lambda t: _npz(t / "b.npz", header=np.array("{nope"))),
+         Error("basis")),
+    Case("basis-missing", _option("--basis", lambda t: t / "none.npz"), Error("basis")),
+    Case("basis-is-a-directory", _option("--basis", lambda t: t), Error("basis")),
+    Case("host-missing-cif", lambda t, g: (_args(t, host=str(t / "none.cif")), str(t / "none.cif")), Error("no such file")),
+    Case("host-is-a-directory", lambda t, g: (_args(t, host=str(t)), str(t)), Error("directory")),
+    Case("host-unknown-name", lambda t, g: (_args(t, host="Unobtainium"), "Unobtainium"), Error("Unobtainium")),
+    Case("host-empty-cif", lambda t, g: (_args(t, host=write_text(t / "e.cif", "")), str(t / "e.cif")),
+         Error("expected a CIF")),
+    Case("host-binary-cif", lambda t, g: (_args(t, host=write_bytes(t / "b.cif", PNG)), str(t / "b.cif")),
+         Error("expected a CIF")),
+]
+
+
+def _zip(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hello.txt", "not a model")
+    return path
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _headerless(tmp, g, name, factor=1.0, e_max=None):
+    keep = g.e <= (e_max or np.inf)
+    lines = [f"{float(a) * factor!r} {float(b) / factor!r}" for a, b in zip(g.e[keep], (g.p if name == "p" else g.d)[keep])]
+    return write_text(tmp / f"{name}.dat", "\n".join(lines) + "\n")
+
+
+SPECTRUM_FILES = [
+    Case("doped-missing", _doped(lambda t, g: t / "none.csv"), Error("file not found")),
+    Case("doped-is-a-directory", _doped(lambda t, g: t), Error("not a regular file")),
+    Case("doped-empty", _doped(lambda t, g: write_text(t / "d.csv", "")), Error("empty file")),
+    Case("doped-header-only", _doped(lambda t, g: write_text(t / "d.csv", "energy_meV,gpdos\n")), Error("empty file")),
+    Case("doped-is-a-png", _doped(lambda t, g: write_bytes(t / "d.csv", PNG)), Error("not a text file")),
+    Case("doped-utf16", _doped(lambda t, g: write_text(t / "d.csv", "energy_meV,gpdos\n1,2\n", "utf-16")),
+         Error("not a text file")),
+    Case("doped-one-column", _doped(lambda t, g: write_text(t / "d.dat", "\n".join(map(str, g.e)))),
+         Error("expected at least 2")),
+    Case("doped-ragged", _doped(lambda t, g: write_text(t / "d.dat", "1 2\n2 3\n3 4 5\n4 1\n5 1\n6 1\n")),
+         Error(":3: 3 columns")),
+    Case("doped-nan", _doped(lambda t, g: write_text(t / "d.dat", "1 2\n2 nan\n3 4\n4 1\n5 1\n6 1\n")), Error(":2: NaN")),
+    Case("doped-negative", _doped(lambda t, g: write_csv(t / "d.csv", g.e, g.d - 0.01)), Error("negative intensity")),
+    Case("doped-duplicate-energy", _doped(lambda t, g: write_csv(t / "d.csv", np.r_[g.e[:3], g.e[2:]], np.r_[g.d[:3], g.d[2:]])),
+         Error("duplicate energy")),
+    Case("doped-four-rows", _doped(lambda t, g: write_csv(t / "d.csv", g.e[:4], g.d[:4])), Error("at least 5 points")),
+    Case("doped-all-zero", _doped(lambda t, g: write_csv(t / "d.csv", g.e, 0 * g.d)), Error("zero everywhere")),
+    Case("doped-words", _doped(lambda t, g: write_text(t / "d.csv", "energy_meV,gpdos\n1,2\n2,lots\n3,1\n4,1\n5,1\n")),
+         Error(":3: cannot parse 'lots'")),
+    Case("doped-stops-inside-the-bands", _doped(lambda t, g: write_csv(t / "d.csv", g.e[g.e < 10], g.d[g.e < 10])),
+         Error("cover the host's whole phonon spectrum")),
+    Case("doped-headerless-mev", _pristine_and_doped(lambda t, g: (_headerless(t, g, "p"), _headerless(t, g, "d"))),
+         Answer(lambda r, out: readme_answer(r, out) or _noted(r, "assumed meV"))),
+    Case("doped-headerless-thz", _pristine_and_doped(
+        lambda t, g: (_headerless(t, g, "p", 1 / 4.135667696, 120), _headerless(t, g, "d", 1 / 4.135667696, 120))),
+         Answer(lambda r, out: readme_answer(r, out) or _noted(r, "assumed THz"))),
+]
+
+
+def _noted(result, text):
+    assert any(text in n for n in result["notes"]), result["notes"]
+
+
+ARGUMENTS = [
+    Case("unit-unknown", _with("--unit", "furlongs"), Error("unknown energy unit")),
+    Case("energy-scale-out-of-range", _with("--energy-scale", "5"), Error("energy_scale must lie in [0.5, 2]")),
+    Case("recommend-negative", _with("--recommend", "-1"), Error("n_recommend must be ≥ 0")),
+    Case("refine-without-basis", _with("--refine", "2"), Error("needs a basis")),
+    Case("kind-the-model-does-not-read", _with("--kind", "total"), Error("the model reads gpdos spectra")),
+]
+
+CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(case, tmp_path, gaas):
+    args, names = case.build(tmp_path, gaas)
+    run = run_predict(args, tmp_path / "out.json")
+    assert "Traceback" not in run.err, run.err
+    assert not run.raw_warnings, run.raw_warnings
+    if isinstance(case.expect, Error):
+        lines = run.err.strip().splitlines()
+        assert run.code == 2, (run.code, run.err)
+        assert len(lines) == 1, run.err
+        assert lines[0].startswith("defectnet: error: ") and case.expect.text in lines[0], lines[0]
+        if names is not None:
+            assert names in lines[0], lines[0]
+    else:
+        assert run.code == 0, run.err
+        assert run.result is not None
+        case.expect.check(run.result, run.out)
+
+
+def test_an_unwritable_cache_is_a_note_not_a_traceback(tmp_path, monkeypatch):
+    """The computed pristine spectrum cannot be cached: the answer comes anyway, and a note says why."""
+    from ase.build import bulk
+    from ase.io import write
+
+    monkeypatch.setenv("DEFECTNET_CACHE", str(_a_file(tmp_path)))  # a file where the cache directory should be
+    write(tmp_path / "Cu.vasp", bulk("Cu", "fcc", a=3.6), format="vasp")
+    e = np.arange(0.0, 60.0, 0.25)
+    doped = write_csv(tmp_path / "cu.csv", e, np.where(e < 32, (e / 32) ** 2, 0.0))
+    run = run_predict(["--host", str(tmp_path / "Cu.vasp"), "--doped", doped, "--candidates", "Ni,Zn", "--potential", "emt",
+                       "--json", str(tmp_path / "out.json")], tmp_path / "out.json")
+    assert "Traceback" not in run.err and not run.raw_warnings, run.err
+    assert run.code == 0, run.err
+    assert any("was not cached" in n and "DEFECTNET_CACHE" in n for n in run.result["notes"]), run.result["notes"]
