@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defectnet.elements import DOPANTS, atomic_fractions, check_element
+from defectnet.checks import basis_candidates, model_candidates, split_candidate
+from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import Prediction, extent_mev
 from defectnet.spectrum import Spectrum
@@ -98,8 +99,8 @@ class PredictConfig:
             raise DefectnetError(f"n_recommend must be ≥ 0, got {self.n_recommend}")
         if self.refine < 0:
             raise DefectnetError(f"refine must be ≥ 0 syntheses, got {self.refine}")
-        for el in self.candidates:
-            check_element(el, dopant=True)
+        for c in self.candidates:
+            split_candidate(c)
 
 
 def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None = None, model=None,
@@ -190,7 +191,7 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
         p = _load(pristine, config, kind, composition, "pristine", notes)
     p, d = _common_range(p, d, grid, notes)
 
-    candidates = _candidates(atoms, config, model.vocabulary)
+    candidates = _candidates(atoms, name, config, model.vocabulary)
     seen = host_in_training(model, name, composition)
     notes.append(_calibration_note(model, name, seen))
     if seen is not True and (note := family_note(model, name)):
@@ -236,7 +237,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     else:
         p = _load(pristine, config, kind, composition, "pristine", notes)
     p, d = _common_range(p, d, basis.grid, notes)
-    cands = list(config.candidates) or list(basis.elements)
+    cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
     if config.refine:
         from defectnet.synthesis import Synthesizer, refine
 
@@ -260,7 +261,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         out, model, model_label = merged
         info |= {"arch": f"unmix+{model.config.arch}", "model": model_label,
                  "code_version": model.meta.get("code_version")}
-    rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
+    rows = _rows({el: ("user" if config.candidates else "basis", out[el]["concentration"],
                        out[el]["uncertainty"], out[el]["presence"]) for el in cands})
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
@@ -281,6 +282,8 @@ def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed
            "it reads other spectra" if model.meta.get("spectrum_mode", "total") != kind else
            "it is on another energy grid" if model.meta.get("grid_id") not in (None, grid.grid_id) else
            "a candidate is outside its vocabulary" if any(c not in model.vocabulary for c in cands) else
+           "a candidate is a host element (an antisite), which it cannot tell from the host's own atoms"
+           if any(c in composition for c in cands) else
            "a host element is unknown to it" if any(e not in model.host_elements for e in composition) else None)
     if why:
         notes.append(f"{name} is a training host of the model, but {why}: the unmixing alone is reported")
@@ -533,18 +536,18 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
     return s
 
 
-def _candidates(atoms, config: PredictConfig, vocabulary) -> dict[str, str]:
+def _candidates(atoms, name: str, config: PredictConfig, vocabulary) -> dict[str, str]:
     """{element: source}: the user's candidates, then the recommender's (``user``, ``recommender``, ``both``)."""
     if not config.candidates and not config.n_recommend:
         raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
-    out = {el: "user" for el in config.candidates}
+    host_els = set(atoms.get_chemical_symbols())
+    out = {el: "user" for el in model_candidates(config.candidates, dict.fromkeys(host_els), name)}
     outside = [el for el in out if el not in vocabulary]
     if outside:
         raise DefectnetError(f"candidates {outside} are not in the model's dopant vocabulary")
     if config.n_recommend:
         from defectnet.recommend import DopantRecommender
 
-        host_els = set(atoms.get_chemical_symbols())
         rec = DopantRecommender(n_max=4 * config.n_recommend,
                                 vocabulary=[e for e in DOPANTS if e in vocabulary]).fit()
         added = 0
