@@ -345,7 +345,82 @@ CANDIDATE_CASES = [
     Case("basis-antisite-by-element-alone", _cands("Si,Ga", _antisite_basis), Error("must be named with its site")),
 ]
 
-CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES
+
+
+def no_signature(result, out):
+    """Δ within its noise: nothing reported, whatever the network says, and the answer not trusted."""
+    assert all(r["concentration"] == 0 and not r["detected"] for r in result["candidates"]), result["candidates"]
+    assert result["detected"] == {} and result["trusted"] is False
+    assert result["checks"]["signal"]["above_noise"] is False
+    assert any(w.startswith("no dopant signature above noise") for w in result["warnings"]), result["warnings"]
+    assert "warning: no dopant signature above noise" in out
+
+
+def signature(check):
+    """Δ above its noise, and ``check`` holds of the answer."""
+    def inner(result, out):
+        assert result["checks"]["signal"]["above_noise"] is True, result["checks"]
+        assert not any("no dopant signature" in w for w in result["warnings"])
+        check(result, out)
+    return inner
+
+
+def trusted_readme_answer(result, out):
+    readme_answer(result, out)
+    assert result["trusted"] is True and result["warnings"] == []
+
+
+def _noisy(g, v, level, seed):
+    """``v`` with multiplicative (counting-like) Gaussian noise of relative size ``level``."""
+    return np.clip(v * (1 + level * np.random.default_rng(seed).standard_normal(v.size)), 0, None)
+
+
+def _uniform(g, v, step=0.25):
+    """``v`` (on the example's bins) sampled at uniform ``step`` meV points up to 120 meV."""
+    e = np.arange(step / 2, 120.0, step)
+    return e, np.interp(e, g.e, v)
+
+
+def _baseline_noise(g, v, seed):
+    """``v`` on a flat background of 5 % of its peak, with additive white noise of 0.5 % of it (never negative)."""
+    peak = float(np.max(g.p))
+    return v + 0.05 * peak + 0.005 * peak * np.random.default_rng(seed).standard_normal(v.size)
+
+
+NOISE_CASES = [
+    Case("no-signal-pristine-as-doped", _pristine_and_doped(lambda t, g: (EX / "pristine.csv", EX / "pristine.csv")),
+         Answer(no_signature)),
+    Case("no-signal-one-thz-file-twice", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p_thz.csv", g.e / 4.135667696, g.p * 4.135667696, "frequency_THz,gpdos"),
+        write_csv(t / "d_thz.csv", g.e / 4.135667696, g.p * 4.135667696, "frequency_THz,gpdos"))), Answer(no_signature)),
+    Case("no-signal-3pc-counting-noise", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noisy(g, g.p, 0.03, 1))),
+         Answer(no_signature)),
+    Case("no-signal-10pc-counting-noise", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noisy(g, g.p, 0.10, 2))),
+         Answer(no_signature)),
+    Case("no-signal-noisy-pristine-clean-doped", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", g.e, _noisy(g, g.p, 0.05, 3)), EX / "pristine.csv")), Answer(no_signature)),
+    Case("no-signal-both-noisy-on-a-background", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", g.e, _baseline_noise(g, g.p, 4)), write_csv(t / "d.csv", g.e, _baseline_noise(g, g.p, 5)))),
+         Answer(no_signature)),
+    Case("no-signal-uniform-grid-noise", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", *_uniform(g, g.p)), write_csv(t / "d.csv", _uniform(g, g.p)[0], _noisy(g, _uniform(g, g.p)[1], 0.03, 6)))),
+         Answer(no_signature)),
+    Case("no-signal-with-basis", lambda t, g: (_args(t, doped=EX / "pristine.csv", extra=("--basis", str(EX / "basis.npz"))), None),
+         Answer(no_signature)),
+    Case("signal-readme", _with(), Answer(signature(trusted_readme_answer))),
+    Case("signal-readme-with-basis", _with("--basis", str(EX / "basis.npz")), Answer(signature(trusted_readme_answer))),
+    Case("signal-readme-1pc-counting-noise", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noisy(g, g.d, 0.01, 7))),
+         Answer(signature(trusted_readme_answer))),
+    Case("signal-readme-3pc-counting-noise", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noisy(g, g.d, 0.03, 8))),
+         Answer(signature(answered))),
+    Case("signal-readme-on-a-uniform-grid", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", *_uniform(g, g.p)), write_csv(t / "d.csv", *_uniform(g, g.d)))), Answer(signature(readme_answer))),
+    Case("signal-both-noisy-on-a-background", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", g.e, _baseline_noise(g, g.p, 9)), write_csv(t / "d.csv", g.e, _baseline_noise(g, g.d, 10)))),
+         Answer(signature(answered))),
+]
+
+CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defectnet.checks import basis_candidates, model_candidates, split_candidate
+from defectnet.checks import (basis_candidates, model_candidates, no_signature_warning, signal_against_noise,
+                              split_candidate)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import Prediction, extent_mev
@@ -141,6 +142,15 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         else:
             pred = _predict_with_model(host, doped, pristine, config, model, truth, progress)
     _warnings_to_notes(caught, pred.notes)
+    return _vetted(pred)
+
+
+def _vetted(pred: Prediction) -> Prediction:
+    """``pred`` after the checks of its answer (:mod:`defectnet.checks`): nothing reported without a
+    signature above noise."""
+    if warning := no_signature_warning(pred.checks.get("signal") or {}, pred.rows):
+        pred.rows = [dict(r, concentration=0.0, presence=0.0, detected=False) for r in pred.rows]
+        pred.warnings.append(warning)
     return pred
 
 
@@ -189,6 +199,7 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
                      f"{_broadening_text(config, model)})")
     else:
         p = _load(pristine, config, kind, composition, "pristine", notes)
+    checks = {"signal": signal_against_noise(p, d)}
     p, d = _common_range(p, d, grid, notes)
 
     candidates = _candidates(atoms, name, config, model.vocabulary)
@@ -208,7 +219,7 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
             "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
             "test_metrics": _headline(model.meta.get("metrics") or {})}
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
 
 
 def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None) -> Prediction:
@@ -236,6 +247,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         notes.append("pristine spectrum: the basis' simulated pristine supercell")
     else:
         p = _load(pristine, config, kind, composition, "pristine", notes)
+    checks = {"signal": signal_against_noise(p, d)}
     p, d = _common_range(p, d, basis.grid, notes)
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
     if config.refine:
@@ -266,7 +278,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
         notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: " + ", ".join(twins))
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
 
 
 def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed, notes):

@@ -36,6 +36,11 @@ class Prediction:
         Which model answered (path, code version, training data, test metrics).
     truth : dict or None
         Known concentrations (atomic fractions), when given, shown beside the prediction.
+    warnings : list of str
+        Doubts about the answer (:mod:`defectnet.checks`: no signature above noise, an
+        implausible total ...), with their numbers; the answer is trusted only without any.
+    checks : dict
+        The numbers behind the checks (``signal``: :func:`~defectnet.checks.signal_against_noise`).
     """
 
     host: str
@@ -48,6 +53,13 @@ class Prediction:
     model: dict = field(default_factory=dict)
     truth: dict | None = None
     config: object = None  # the PredictConfig it was made with
+    warnings: list = field(default_factory=list)
+    checks: dict = field(default_factory=dict)
+
+    @property
+    def trusted(self) -> bool:
+        """True when no check raised a doubt (:attr:`warnings` is empty)."""
+        return not self.warnings
 
     @property
     def detected(self) -> dict[str, float]:
@@ -57,7 +69,7 @@ class Prediction:
     def to_dict(self) -> dict:
         return {"host": self.host, "composition": self.composition, "kind": self.kind,
                 "candidates": self.rows, "detected": self.detected, "truth": self.truth,
-                "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
+                "trusted": self.trusted, "warnings": self.warnings, "checks": self.checks, "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
                 "units": {"concentration": "atomic fraction of the crystal", "uncertainty": "1 sigma, atomic fraction"}}
 
     def write_json(self, path) -> Path:
@@ -81,6 +93,7 @@ class Prediction:
             if self.truth is not None:
                 line += f" {100 * truth.get(r['element'], 0.0):9.3f}"
             lines.append(line + f"  {r['source']}")
+        lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
