@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defectnet.checks import signal_against_noise
+from defectnet.checks import MAX_DOPANTS, MAX_TOTAL_FRACTION, plausibility_warnings, signal_against_noise
 from defectnet.spectrum import Spectrum
 
 E = np.arange(0.125, 100.0, 0.25)  # uniform points, meV
@@ -78,3 +78,27 @@ def test_too_few_points_cannot_tell():
     e = np.linspace(0, 100, 6)
     out = signal_against_noise(Spectrum.from_points(e, np.ones(6)), Spectrum.from_points(e, np.arange(1.0, 7.0)))
     assert out["above_noise"] is None
+
+
+def _rows(*concentrations, detected=True):
+    return [{"element": f"X{k}", "concentration": c, "detected": detected} for k, c in enumerate(concentrations)]
+
+
+def test_plausibility_bounds_are_what_the_model_card_states():
+    assert (MAX_TOTAL_FRACTION, MAX_DOPANTS) == (0.25, 6)  # "Concentrations outside 0.2–25 at.% and more than 6 dopants"
+
+
+def test_a_total_above_the_trained_range_is_warned_with_its_number():
+    assert plausibility_warnings(_rows(0.15, 0.10)) == []  # 25 at.%: the edge of the range, not beyond it
+    (warning,) = plausibility_warnings(_rows(0.15, 0.10, 0.002))
+    assert "add up to 25.2 at.%, above the 25 at.%" in warning
+    (warning,) = plausibility_warnings(_rows(0.2, 0.2, detected=False))  # reported, even if not called present
+    assert "40.0 at.%" in warning
+
+
+def test_more_dopants_detected_than_trained_for_is_warned_with_the_count():
+    assert plausibility_warnings(_rows(*[0.01] * 6)) == []
+    (warning,) = plausibility_warnings(_rows(*[0.01] * 7))
+    assert warning.startswith("7 dopants detected (X0, X1, X2, X3, X4, X5, X6), more than the 6")
+    assert plausibility_warnings(_rows(*[0.01] * 9, detected=False)) == []  # reported but not detected
+    assert len(plausibility_warnings(_rows(*[0.04] * 7))) == 2

@@ -420,7 +420,41 @@ NOISE_CASES = [
          Answer(signature(answered))),
 ]
 
-CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES
+MANY = "Si,Zn,Be,C,Mg,Se,Te,Sn,Ge,Al,In,B,N,O,S,Li,H,Cu,Mn,Cr"
+
+
+def implausible(*texts):
+    """An answer given (exit 0) with warnings holding ``texts`` and their numbers, and not trusted."""
+    def check(result, out):
+        assert result["trusted"] is False
+        for text in texts:
+            assert any(text in w for w in result["warnings"]), result["warnings"]
+            assert f"warning: {text}" in out or any(f"warning: {w}" in out for w in result["warnings"] if text in w)
+        if "add up to" in " ".join(texts):
+            total = sum(r["concentration"] for r in result["candidates"])
+            assert total > 0.25 and f"add up to {100 * total:.1f} at.%" in " ".join(result["warnings"])
+        if "dopants detected" in " ".join(texts):
+            assert f"{len(result['detected'])} dopants detected" in " ".join(result["warnings"])
+    return check
+
+
+def _stretched(factor, candidates=CANDIDATES):
+    def build(tmp, g):
+        return _args(tmp, doped=write_csv(tmp / "d.csv", g.e * factor, g.d / factor), candidates=candidates), None
+    return build
+
+
+PLAUSIBILITY_CASES = [
+    Case("implausible-total-doped-stretched-x1.6", _stretched(1.6), Answer(implausible("add up to"))),
+    Case("implausible-total-doped-shrunk-x0.6", _stretched(0.6, MANY), Answer(implausible("add up to"))),
+    Case("implausible-both-doped-stretched-x1.9", _stretched(1.9, MANY),
+         Answer(implausible("add up to", "dopants detected"))),
+    Case("implausible-count-noise-as-doped", lambda t, g: (_args(t, doped=write_csv(
+        t / "d.csv", g.e, np.random.default_rng(0).uniform(size=g.e.size)), candidates=MANY), None),
+         Answer(implausible("dopants detected"))),
+]
+
+CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES + PLAUSIBILITY_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

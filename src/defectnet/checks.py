@@ -6,6 +6,8 @@
 * **Signal against noise** (:func:`signal_against_noise`): is the defect signature
   Δ = doped − pristine larger than the noise of the two spectra? If not, no dopant is
   reported, whatever the network or the unmixing says (:func:`no_signature_warning`).
+* **Plausibility** (:func:`plausibility_warnings`): a total concentration or a number of
+  detected dopants beyond what the model was trained on.
 
 User errors raise :class:`~defectnet.errors.DefectnetError` (one line); doubts about an
 answer are returned as warning texts, which the prediction lists and which make it
@@ -27,6 +29,10 @@ MIN_NOISE_BINS = 10
 NOISE_WINDOW = 15
 #: Δ smaller than this share of the doped spectrum's norm is no signature at all (round-off).
 ROUND_OFF = 1e-6
+#: What the model was trained on (model card, "Known limits"): at most 25 at.% of dopants in all,
+#: and at most 6 dopant species per sample (examples/generate-reference.yaml, n_dopants [1, 6]).
+MAX_TOTAL_FRACTION = 0.25
+MAX_DOPANTS = 6
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -158,3 +164,17 @@ def no_signature_warning(signal: dict, rows) -> str | None:
     return (f"no dopant signature above noise: {size}; every candidate is reported absent"
             + (f" (the answer without this check: {', '.join(said)})" if said else ""))
 
+
+def plausibility_warnings(rows, *, max_total: float = MAX_TOTAL_FRACTION, max_dopants: int = MAX_DOPANTS) -> list[str]:
+    """Warnings for an answer outside what the model was trained on: too much dopant in all, too many dopants."""
+    out = []
+    total = float(sum(r["concentration"] for r in rows))
+    if total > max_total:
+        out.append(f"the predicted concentrations add up to {100 * total:.1f} at.%, above the {100 * max_total:g} at.% "
+                   "the model was trained on: not a dilute doping it can read (check the host, the energy unit and "
+                   "the energy scale)")
+    detected = [r["element"] for r in rows if r["detected"]]
+    if len(detected) > max_dopants:
+        out.append(f"{len(detected)} dopants detected ({', '.join(detected)}), more than the {max_dopants} per sample "
+                   "the model was trained on")
+    return out

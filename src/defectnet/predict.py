@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defectnet.checks import (basis_candidates, model_candidates, no_signature_warning, signal_against_noise,
-                              split_candidate)
+from defectnet.checks import (basis_candidates, model_candidates, no_signature_warning, plausibility_warnings,
+                              signal_against_noise, split_candidate)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import Prediction, extent_mev
@@ -147,10 +147,11 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
 
 def _vetted(pred: Prediction) -> Prediction:
     """``pred`` after the checks of its answer (:mod:`defectnet.checks`): nothing reported without a
-    signature above noise."""
+    signature above noise; an implausible answer warned about."""
     if warning := no_signature_warning(pred.checks.get("signal") or {}, pred.rows):
         pred.rows = [dict(r, concentration=0.0, presence=0.0, detected=False) for r in pred.rows]
         pred.warnings.append(warning)
+    pred.warnings += plausibility_warnings(pred.rows)
     return pred
 
 
