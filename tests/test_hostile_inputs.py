@@ -207,12 +207,14 @@ OTHER_FILES = [
     Case("model-zip-not-torch", _option("--model", lambda t: _zip(t / "m.pt")), Error("refusing to load")),
     Case("model-pickled-code", _option("--model", _torch_zip_with_code), Error("refusing to load")),
     Case("basis-corrupt-zip", _option("--basis", lambda t: Path(write_bytes(t / "b.npz", b"PK\x03\x04" + bytes(80)))),
-         Error("basis")),
-    Case("basis-npz-without-header", _option("--basis", lambda t: _npz(t / "b.npz", a=np.zeros(3))), Error("basis")),
+         Error("not a signature basis file (expected .npz written by defectnet basis)")),
+    Case("basis-npz-without-header", _option("--basis", lambda t: _npz(t / "b.npz", a=np.zeros(3))),
+         Error("(expected .npz written by defectnet basis; KeyError")),
     Case("basis-header-not-json", _option("--basis", lambda t: _npz(t / "b.npz", header=np.array("{nope"))),
-         Error("basis")),
-    Case("basis-missing", _option("--basis", lambda t: t / "none.npz"), Error("basis")),
-    Case("basis-is-a-directory", _option("--basis", lambda t: t), Error("basis")),
+         Error("(expected .npz written by defectnet basis; JSONDecodeError")),
+    Case("basis-missing", _option("--basis", lambda t: t / "none.npz"),
+         Error("file not found; expected .npz written by defectnet basis")),
+    Case("basis-is-a-directory", _option("--basis", lambda t: t), Error("is a directory; expected .npz written by")),
     Case("host-missing-cif", lambda t, g: (_args(t, host=str(t / "none.cif")), str(t / "none.cif")), Error("no such file")),
     Case("host-is-a-directory", lambda t, g: (_args(t, host=str(t)), str(t)), Error("directory")),
     Case("host-unknown-name", lambda t, g: (_args(t, host="Unobtainium"), "Unobtainium"), Error("Unobtainium")),
@@ -454,7 +456,65 @@ PLAUSIBILITY_CASES = [
          Answer(implausible("dopants detected"))),
 ]
 
-CASES = OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES + PLAUSIBILITY_CASES
+
+
+def _decimal_commas(g, v, sep=",", header=None):
+    rows = [f"{a:.4f}{sep}{b:.6f}".replace(".", ",") for a, b in zip(g.e, v)]
+    return "\n".join(([header] if header else []) + rows) + "\n"
+
+
+def _latin1(tmp, g, name, comment):
+    v = g.p if name == "p" else g.d
+    body = "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in zip(g.e, v))
+    return write_text(tmp / f"{name}.csv", f"# {comment}\nenergy_meV,gpdos\n{body}\n", "latin-1")
+
+
+def _integer_csv(tmp, g, name):
+    """Integer energies (meV) and counts, comma-separated: no decimal mark at all, and none needed."""
+    e = np.arange(0, 121)
+    counts = np.round(1e6 * np.interp(e, g.e, g.p)).astype(int)
+    return write_text(tmp / f"{name}.csv", "".join(f"{a},{c}\n" for a, c in zip(e, counts)))
+
+
+MALFORMED_CIF = "data_x\n_cell_length_a 5.65\nloop_\n_atom_site_label\n"
+CIF_WITHOUT_ATOMS = ("data_x\n_cell_length_a 5.6\n_cell_length_b 5.6\n_cell_length_c 5.6\n_cell_angle_alpha 90\n"
+                     "_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_atom_site_label\n_atom_site_fract_x\nGa1 0.0\n")
+
+
+def _host_file(name, text):
+    def build(tmp, g):
+        return _args(tmp, host=write_text(tmp / name, text)), str(tmp / name)
+    return build
+
+
+WEAK_MESSAGE_CASES = [
+    Case("decimal-commas-comma-separated", _doped(lambda t, g: write_text(t / "d.csv", _decimal_commas(g, g.d)))
+         , Error(":1: decimal commas with commas between columns ('0,0721,0,004099')")),
+    Case("decimal-commas-under-a-header", _doped(lambda t, g: write_text(
+        t / "d.csv", _decimal_commas(g, g.d, header="energy_meV,gpdos"))), Error(":2: decimal commas")),
+    Case("decimal-commas-integer-parts-repeat", _doped(lambda t, g: write_text(
+        t / "d.csv", "".join(f"{10 + k // 2},{5 * (k % 2)},{k}\n" for k in range(40)))), Error("decimal commas")),
+    Case("decimal-commas-semicolon-separated", _pristine_and_doped(lambda t, g: (
+        write_text(t / "p.csv", _decimal_commas(g, g.p, ";", "energy_meV;gpdos")),
+        write_text(t / "d.csv", _decimal_commas(g, g.d, ";", "energy_meV;gpdos")))), Answer(readme_answer)),
+    Case("integers-with-commas-are-not-decimal-commas", _pristine_and_doped(lambda t, g: (
+        _integer_csv(t, g, "p"), _integer_csv(t, g, "d"))), Answer(no_signature)),
+    Case("latin1-micro-sign-in-a-comment", _pristine_and_doped(lambda t, g: (
+        _latin1(t, g, "p", "sample mass 250 µg"), _latin1(t, g, "d", "sample mass 250 µg"))), Answer(readme_answer)),
+    Case("latin1-degree-sign-in-a-comment", _doped(lambda t, g: _latin1(t, g, "d", "T = 5 °K")), Answer(readme_answer)),
+    Case("basis-is-a-png", _option("--basis", lambda t: Path(write_bytes(t / "b.npz", PNG))),
+         Error("not a signature basis file (expected .npz written by defectnet basis)")),
+    Case("basis-is-text", _option("--basis", lambda t: Path(write_text(t / "b.npz", "Si Zn Be C\n"))),
+         Error("not a signature basis file (expected .npz written by defectnet basis)")),
+    Case("host-malformed-cif", _host_file("bad.cif", MALFORMED_CIF),
+         Error("could not read a crystal structure (malformed or incomplete")),
+    Case("host-cif-loop-without-atoms", _host_file("bad.cif", CIF_WITHOUT_ATOMS), Error("malformed or incomplete")),
+    Case("host-truncated-poscar", _host_file("POSCAR", "GaAs\n1.0\n5.6 0 0\n0 5.6 0\n"),
+         Error("could not read a crystal structure")),
+]
+
+CASES = (OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES + PLAUSIBILITY_CASES
+         + WEAK_MESSAGE_CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -470,6 +530,7 @@ def test_hostile_input(case, tmp_path, gaas):
         assert lines[0].startswith("defectnet: error: ") and case.expect.text in lines[0], lines[0]
         if names is not None:
             assert names in lines[0], lines[0]
+        assert "StopIteration: StopIteration" not in lines[0] and "allow_pickle" not in lines[0]
     else:
         assert run.code == 0, run.err
         assert run.result is not None
