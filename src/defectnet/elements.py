@@ -34,8 +34,9 @@ def check_element(symbol: str, *, dopant: bool = False) -> str:
     if symbol not in _SYMBOLS or _SYMBOLS[symbol].number > 118:
         raise DefectnetError(f"unknown element {symbol!r}; expected a symbol such as 'Si' or 'Ga'")
     if dopant and symbol not in DOPANTS:
+        what = "a noble gas" if symbol in NOBLE_GASES else f"Z = {_SYMBOLS[symbol].number}"
         raise DefectnetError(
-            f"{symbol!r} is not in the dopant vocabulary (Z = 1–{MAX_DOPANT_Z} without noble gases)"
+            f"{symbol!r} ({what}) is not in the dopant vocabulary (Z = 1–{MAX_DOPANT_Z} without noble gases)"
         )
     return symbol
 

@@ -19,6 +19,16 @@ class DefectnetError(ValueError):
         super().__init__(f"{where}{message}")
 
 
+def exception_reason(exc: BaseException, limit: int = 200) -> str:
+    """One line saying why a third-party reader failed: the first line of its message, or, when it
+    has none (a bare ``StopIteration`` from a parser that ran out of lines), what that means."""
+    lines = str(exc).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if not text or text == type(exc).__name__:
+        return f"malformed or incomplete: the reader stopped with a bare {type(exc).__name__}"
+    return f"{type(exc).__name__}: {text[:limit]}"
+
+
 def dataclass_from_dict(cls, d, what: str):
     """``cls(**d)`` for a dataclass, unknown keys rejected by a one-line error naming ``what``."""
     from dataclasses import fields

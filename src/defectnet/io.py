@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from defectnet.elements import check_element
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, exception_reason
 from defectnet.spectrum import Spectrum
 from defectnet.units import ENERGY_UNIT_TO_MEV, _canonical_unit, to_mev
 
@@ -27,6 +27,10 @@ PHONOPY_NAMES = ("total_dos.dat", "projected_dos.dat")
 _ENERGY_NAME = re.compile(r"^(e|en|energy|freq|frequency|omega|w|nu|wavenumber)(?![a-z])", re.I)
 _TOTAL_NAMES = ("dos", "pdos", "gpdos", "intensity", "g", "g(e)", "s(e)", "counts")  # after "total"; not "S" (sulfur)
 _WRITE_FORMATS = {".csv": "csv", ".dat": "text", ".txt": "text"}
+
+
+class UnitGuessWarning(UserWarning):
+    """A file's energy unit was not stated and was guessed (also recorded in ``meta["unit_inferred"]``)."""
 
 
 def _unit_from_name(name: str) -> str | None:
@@ -159,7 +163,7 @@ def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str
         unit, rule = _infer_unit(float(np.max(energy)))
         meta["unit_inferred"] = {"unit": unit, "rule": rule}
         warnings.warn(f"{src}: energy unit not stated; assumed {unit} ({rule}); pass unit= to override",
-                      stacklevel=3)
+                      UnitGuessWarning, stacklevel=3)
     if unit not in ENERGY_UNIT_TO_MEV:
         raise DefectnetError(f"unknown energy unit {unit!r}; expected one of {', '.join(ENERGY_UNIT_TO_MEV)}",
                              source=src)
@@ -225,17 +229,26 @@ def _read_lines(p: Path, src: str) -> list[str]:
     if not p.is_file():
         raise DefectnetError("not a regular file; expected a spectrum file", source=src)
     try:
-        return p.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise DefectnetError("not a text file; expected columns of numbers", source=src) from None
+        data = p.read_bytes()
     except OSError as exc:
         raise DefectnetError(f"cannot read file ({exc.strerror})", source=src) from None
+    if b"\x00" in data:  # binary (an image, UTF-16 ...): no text file of numbers holds a NUL byte
+        raise DefectnetError("not a text file; expected columns of numbers", source=src)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:  # a comment written in Latin-1 ("µ", "°"): the numbers read the same
+        text = data.decode("latin-1")
+    return text.splitlines()
 
 
 def _split(lines, src, *, csv):
     """Sort lines into comments [(lineno, text)], a header row (or None) and numeric rows."""
     comments, header, rows, linenos = [], None, [], []
-    delim = "," if csv or any("," in ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")) else None
+    data = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    semicolons = any(";" in ln for ln in data)  # ';' between columns, then ',' is the decimal mark
+    delim = ";" if semicolons else "," if csv or any("," in ln for ln in data) else None
+    if delim == ",":
+        _refuse_decimal_commas(data, lines, src)
     for lineno, raw in enumerate(lines, start=1):
         s = raw.strip()
         if not s:
@@ -244,6 +257,7 @@ def _split(lines, src, *, csv):
             comments.append((lineno, s))
             continue
         tokens = [t.strip().strip("\"'") for t in s.split(delim)] if delim else s.split()
+        tokens = [t.replace(",", ".") for t in tokens] if semicolons else tokens
         try:
             values = [float(t) for t in tokens]
         except ValueError:
@@ -267,6 +281,23 @@ def _split(lines, src, *, csv):
         rows.append(values)
         linenos.append(lineno)
     return comments, header, rows, linenos
+
+
+def _refuse_decimal_commas(data: list[str], lines: list[str], src: str) -> None:
+    """Raise if comma-separated data use decimal commas too ("0,5,0,0041"): no '.' anywhere, and a
+    field with a leading zero ("0041", a fraction's digits) or the first field repeating (every
+    energy split at its comma starts "0", "0", ...)."""
+    if not data or any("." in ln for ln in data):
+        return
+    fields = [[t.strip().strip("\"'") for t in ln.split(",")] for ln in data]
+    numeric = [f for f in fields if _any_number(f)]
+    leading_zero = any(re.fullmatch(r"0\d+", t) for f in numeric for t in f)
+    firsts = [f[0] for f in numeric]
+    if numeric and (leading_zero or len(set(firsts)) < len(firsts)):
+        first = next(ln for ln, f in zip(data, fields) if _any_number(f))
+        raise DefectnetError(f"decimal commas with commas between columns ({first.strip()!r}) cannot be split into "
+                             "numbers; expected '.' as the decimal mark, or ';' or tabs between columns",
+                             source=src, line=lines.index(first) + 1)
 
 
 def _is_number(t: str) -> bool:
@@ -416,8 +447,7 @@ def read_structure(path_or_name):
             warnings.simplefilter("ignore")  # ASE's CIF parser warns on harmless things
             atoms = ase.io.read(p)
     except Exception as exc:  # ASE raises many types; the user needs one clear message
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise DefectnetError(f"cannot read a structure ({reason}); expected a CIF, POSCAR or extxyz file",
+        raise DefectnetError(f"cannot read a structure ({exception_reason(exc)}); expected a CIF, POSCAR or extxyz file",
                              source=src) from None
     if isinstance(atoms, list):
         atoms = atoms[-1] if atoms else None

@@ -21,12 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from defectnet.elements import DOPANTS, atomic_fractions, check_element
+from defectnet.checks import (basis_candidates, model_candidates, no_signature_warning, plausibility_warnings,
+                              signal_against_noise, split_candidate)
+from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import Prediction, extent_mev
 from defectnet.spectrum import Spectrum
@@ -104,8 +107,8 @@ class PredictConfig:
             raise DefectnetError(f"refine must be ≥ 0 syntheses, got {self.refine}")
         if not (np.isfinite(self.stretch) and 0 <= self.stretch <= 0.5):
             raise DefectnetError(f"stretch must be a fraction in [0, 0.5], got {self.stretch!r}")
-        for el in self.candidates:
-            check_element(el, dopant=True)
+        for c in self.candidates:
+            split_candidate(c)
 
 
 def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None = None, model=None,
@@ -140,8 +143,39 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     Prediction
     """
     config = config or PredictConfig(**kw)
-    if basis is not None:
-        return _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
+    with warnings.catch_warnings(record=True) as caught:  # the user reads warnings in the notes, not on stderr
+        if basis is not None:
+            pred = _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
+        else:
+            pred = _predict_with_model(host, doped, pristine, config, model, truth, progress)
+    _warnings_to_notes(caught, pred.notes)
+    return _vetted(pred)
+
+
+def _vetted(pred: Prediction) -> Prediction:
+    """``pred`` after the checks of its answer (:mod:`defectnet.checks`): nothing reported without a
+    signature above noise; an implausible answer warned about."""
+    if warning := no_signature_warning(pred.checks.get("signal") or {}, pred.rows):
+        pred.rows = [dict(r, concentration=0.0, presence=0.0, detected=False) for r in pred.rows]
+        pred.warnings.append(warning)
+    pred.warnings += plausibility_warnings(pred.rows)
+    return pred
+
+
+def _warnings_to_notes(caught, notes: list) -> None:
+    """Append the text of warnings raised while predicting to ``notes``, once each.
+
+    A guessed energy unit is already a note (from the spectrum's ``meta["unit_inferred"]``)."""
+    from defectnet.io import UnitGuessWarning
+
+    for w in caught:
+        text = f"warning: {' '.join(str(w.message).split())}"
+        if not issubclass(w.category, UnitGuessWarning) and text not in notes:
+            notes.append(text)
+
+
+def _predict_with_model(host, doped, pristine, config: PredictConfig, model, truth, progress: bool) -> Prediction:
+    """:func:`predict_defects` by the trained model."""
     if config.refine:
         raise DefectnetError("refine corrects an unmixing: it needs a basis (--basis)")
     from defectnet.model.network import host_calibration
@@ -173,9 +207,10 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
                      f"{_broadening_text(config, model)})")
     else:
         p = _load(pristine, config, kind, composition, "pristine", notes)
+    checks = {"signal": signal_against_noise(p, d)}
     p, d = _common_range(p, d, grid, notes)
 
-    candidates = _candidates(atoms, config, model.vocabulary)
+    candidates = _candidates(atoms, name, config, model.vocabulary)
     seen = host_in_training(model, name, composition)
     notes.append(_calibration_note(model, name, seen))
     if seen is not True and (note := family_note(model, name)):
@@ -192,7 +227,7 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
             "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
             "test_metrics": _headline(model.meta.get("metrics") or {})}
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
 
 
 def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None) -> Prediction:
@@ -220,8 +255,9 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         notes.append("pristine spectrum: the basis' simulated pristine supercell")
     else:
         p = _load(pristine, config, kind, composition, "pristine", notes)
+    checks = {"signal": signal_against_noise(p, d)}
     p, d = _common_range(p, d, basis.grid, notes)
-    cands = list(config.candidates) or list(basis.elements)
+    cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
     if config.refine:
         from defectnet.synthesis import Synthesizer, refine
 
@@ -247,12 +283,12 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
         out, model, model_label = merged
         info |= {"arch": f"unmix+{model.config.arch}", "model": model_label,
                  "code_version": model.meta.get("code_version")}
-    rows = _rows({el: ("user" if el in config.candidates else "basis", out[el]["concentration"],
+    rows = _rows({el: ("user" if config.candidates else "basis", out[el]["concentration"],
                        out[el]["uncertainty"], out[el]["presence"]) for el in cands})
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
         notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: " + ", ".join(twins))
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
 
 
 def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed, notes):
@@ -268,6 +304,8 @@ def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed
            "it reads other spectra" if model.meta.get("spectrum_mode", "total") != kind else
            "it is on another energy grid" if model.meta.get("grid_id") not in (None, grid.grid_id) else
            "a candidate is outside its vocabulary" if any(c not in model.vocabulary for c in cands) else
+           "a candidate is a host element (an antisite), which it cannot tell from the host's own atoms"
+           if any(c in composition for c in cands) else
            "a host element is unknown to it" if any(e not in model.host_elements for e in composition) else None)
     if why:
         notes.append(f"{name} is a training host of the model, but {why}: the unmixing alone is reported")
@@ -504,30 +542,34 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
     if path.is_file():
         try:
             return Spectrum.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, DefectnetError):
-            pass  # a torn cache file: recompute
+        except (OSError, ValueError, KeyError, DefectnetError):
+            pass  # a torn or unreadable cache file: recompute
     ph = compute_pristine(atoms, settings, grid=grid, resolution=resolution, fwhm_mev=fwhm, progress=progress)
     s = Spectrum(ph.spectrum.edges_mev, ph.spectrum.values, ph.spectrum.partials, kind="total",
                  meta={"source": f"{name} computed with {config.potential}"})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(s.to_dict()))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(s.to_dict()))
+        tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    except OSError as exc:  # the answer does not need the cache: say so (a note) and go on
+        warnings.warn(f"the computed pristine spectrum was not cached in {path.parent} ({exc.strerror or exc}); "
+                      "set DEFECTNET_CACHE to a writable directory to keep it", stacklevel=2)
     return s
 
 
-def _candidates(atoms, config: PredictConfig, vocabulary) -> dict[str, str]:
+def _candidates(atoms, name: str, config: PredictConfig, vocabulary) -> dict[str, str]:
     """{element: source}: the user's candidates, then the recommender's (``user``, ``recommender``, ``both``)."""
     if not config.candidates and not config.n_recommend:
         raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
-    out = {el: "user" for el in config.candidates}
+    host_els = set(atoms.get_chemical_symbols())
+    out = {el: "user" for el in model_candidates(config.candidates, dict.fromkeys(host_els), name)}
     outside = [el for el in out if el not in vocabulary]
     if outside:
         raise DefectnetError(f"candidates {outside} are not in the model's dopant vocabulary")
     if config.n_recommend:
         from defectnet.recommend import DopantRecommender
 
-        host_els = set(atoms.get_chemical_symbols())
         rec = DopantRecommender(n_max=4 * config.n_recommend,
                                 vocabulary=[e for e in DOPANTS if e in vocabulary]).fit()
         added = 0
@@ -553,7 +595,7 @@ def _truth(truth) -> dict | None:
         d = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise DefectnetError(f"cannot read the true concentrations: {exc}; expected a JSON file", source=str(p)) from None
-    d = d.get("concentrations", d)
+    d = d.get("concentrations", d) if isinstance(d, dict) else d
     if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
         raise DefectnetError("expected {element: atomic fraction} or a defectnet simulate meta.json", source=str(p))
     return {str(k): float(v) for k, v in d.items()}

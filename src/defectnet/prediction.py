@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
 
 
@@ -34,6 +36,11 @@ class Prediction:
         Which model answered (path, code version, training data, test metrics).
     truth : dict or None
         Known concentrations (atomic fractions), when given, shown beside the prediction.
+    warnings : list of str
+        Doubts about the answer (:mod:`defectnet.checks`: no signature above noise, an
+        implausible total ...), with their numbers; the answer is trusted only without any.
+    checks : dict
+        The numbers behind the checks (``signal``: :func:`~defectnet.checks.signal_against_noise`).
     """
 
     host: str
@@ -46,6 +53,13 @@ class Prediction:
     model: dict = field(default_factory=dict)
     truth: dict | None = None
     config: object = None  # the PredictConfig it was made with
+    warnings: list = field(default_factory=list)
+    checks: dict = field(default_factory=dict)
+
+    @property
+    def trusted(self) -> bool:
+        """True when no check raised a doubt (:attr:`warnings` is empty)."""
+        return not self.warnings
 
     @property
     def detected(self) -> dict[str, float]:
@@ -55,13 +69,15 @@ class Prediction:
     def to_dict(self) -> dict:
         return {"host": self.host, "composition": self.composition, "kind": self.kind,
                 "candidates": self.rows, "detected": self.detected, "truth": self.truth,
-                "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
+                "trusted": self.trusted, "warnings": self.warnings, "checks": self.checks, "notes": self.notes, "model": self.model, "config": asdict(self.config) if self.config else None,
                 "units": {"concentration": "atomic fraction of the crystal", "uncertainty": "1 sigma, atomic fraction"}}
 
     def write_json(self, path) -> Path:
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        text = json.dumps(self.to_dict(), indent=1) + "\n"
+        with _writing(p, "the prediction as JSON"):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
         return p
 
     def table(self) -> str:
@@ -77,6 +93,7 @@ class Prediction:
             if self.truth is not None:
                 line += f" {100 * truth.get(r['element'], 0.0):9.3f}"
             lines.append(line + f"  {r['source']}")
+        lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -112,10 +129,28 @@ class Prediction:
         a2.set_title("green: detected", fontsize=9)
         fig.tight_layout()
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        try:
+            with _writing(p, "the plot"):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fig.savefig(p, dpi=120, format=None if p.suffix else "png")  # a bare name: PNG, not <name>.png
+        finally:
+            plt.close(fig)
         return p
+
+
+@contextmanager
+def _writing(path: Path, what: str):
+    """Turn an OS or format error while writing ``path`` into a one-line :class:`DefectnetError` naming it."""
+    if path.is_dir():  # matplotlib would write <path>.png beside it instead
+        raise DefectnetError(f"cannot write {what} (it is a directory); expected a file path", source=str(path))
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise DefectnetError(f"cannot write {what} ({why}); expected a writable file path", source=str(path)) from None
+    except ValueError as exc:  # matplotlib: an unknown image format
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DefectnetError(f"cannot write {what} ({first})", source=str(path)) from None
 
 
 def extent_mev(s: Spectrum, share: float) -> float:

@@ -24,12 +24,13 @@ itself (``benchmarks/refine.py``).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, exception_reason
 from defectnet.grid import EnergyGrid
 from defectnet.predict import DETECTION_THRESHOLD_AT_PCT
 
@@ -167,16 +168,22 @@ class SignatureBasis:
     @classmethod
     def load(cls, path) -> SignatureBasis:
         path = Path(path)
+        expected = "expected .npz written by defectnet basis"
+        if not path.is_file():
+            raise DefectnetError(f"{'is a directory' if path.is_dir() else 'file not found'}; {expected}", source=str(path))
+        if not zipfile.is_zipfile(path):  # an image, a text file ...: numpy would talk of pickles
+            raise DefectnetError(f"not a signature basis file ({expected})", source=str(path))
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # closed even when numpy fails
                 h = json.loads(str(z["header"]))
                 return cls(host=h["host"], elements=tuple(h["elements"]), grid=EnergyGrid.from_dict(h["grid"]),
                            pristine={k: z[f"pristine_{k}"].astype(float) for k in KINDS}, realised=z["realised"],
                            signatures={k: z[f"signatures_{k}"].astype(float) for k in KINDS},
                            curves={k: z[f"curves_{k}"].astype(float) for k in KINDS},
                            failed=h.get("failed", {}), config=h["config"], synthesis=_read_synthesis(h, z))
-        except (OSError, KeyError, ValueError) as exc:
-            raise DefectnetError(f"not a signature basis ({exc})", source=str(path)) from None
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+            raise DefectnetError(f"not a signature basis file ({expected}; {exception_reason(exc)})",
+                                 source=str(path)) from None
 
 
 def _read_synthesis(header: dict, z) -> dict:

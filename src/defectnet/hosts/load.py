@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from defectnet.errors import DefectnetError
+from defectnet.errors import DefectnetError, exception_reason
 from defectnet.hosts.library import Host, get_library
 
 _MP_ID = re.compile(r"^mp-\d+$", re.IGNORECASE)
@@ -85,9 +85,8 @@ def host_from_file(path: str | os.PathLike) -> Host:
             warnings.simplefilter("ignore")
             atoms = ase.io.read(path, index=0, format=fmt)
     except Exception as exc:  # ase raises many types for malformed files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DefectnetError(
-            f"could not read a crystal structure ({type(exc).__name__}: {msg}); expected a CIF or POSCAR file",
+            f"could not read a crystal structure ({exception_reason(exc)}); expected a CIF or POSCAR file",
             source=str(path),
         ) from None
     if len(atoms) == 0:

@@ -1,0 +1,104 @@
+"""defectnet.checks: the signal-against-noise estimator and the plausibility of an answer, on spectra made here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from defectnet.checks import MAX_DOPANTS, MAX_TOTAL_FRACTION, plausibility_warnings, signal_against_noise
+from defectnet.spectrum import Spectrum
+
+E = np.arange(0.125, 100.0, 0.25)  # uniform points, meV
+
+
+def _band():
+    """A host-like PDoS: acoustic Debye part and an optical peak, zero above 60 meV."""
+    return np.where(E < 40, (E / 40) ** 2, 0.0) + np.exp(-0.5 * ((E - 52) / 3) ** 2)
+
+
+def _spec(v):
+    return Spectrum.from_points(E, v)
+
+
+def _local_mode(share):
+    """A broadened local mode at 75 meV (FWHM 2 meV, several points wide) holding ``share`` of the band's area."""
+    mode = np.exp(-0.5 * ((E - 75) / 0.85) ** 2)
+    return share * mode / mode.sum() * _band().sum()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_white_noise_alone_is_no_signature_and_a_local_mode_above_it_is(seed):
+    rng = np.random.default_rng(seed)
+    band, sigma = _band(), 0.01  # 1 % of the optical peak, on a background that keeps the values positive
+    pristine = _spec(band + 0.05 + sigma * rng.standard_normal(E.size))
+    noise_only = signal_against_noise(pristine, _spec(band + 0.05 + sigma * rng.standard_normal(E.size)))
+    assert noise_only["above_noise"] is False and noise_only["ratio"] < noise_only["threshold"]
+    doped = _spec(band + 0.05 + _local_mode(0.02) + sigma * rng.standard_normal(E.size))
+    signal = signal_against_noise(pristine, doped)
+    assert signal["above_noise"] is True and signal["ratio"] > signal["threshold"]
+
+
+def test_the_noise_estimate_is_the_norm_of_the_noise_added():
+    """Two independent noises of σ (density per meV, before normalisation): ‖Δ‖ ≈ √2 σ √n, and so is the estimate."""
+    rng = np.random.default_rng(11)
+    band = _band() + 0.05
+    p, d = band + 0.01 * rng.standard_normal(E.size), band + 0.01 * rng.standard_normal(E.size)
+    out = signal_against_noise(_spec(p), _spec(d))
+    area = np.sum(band) * 0.25  # both are normalised to unit area
+    expected = np.sqrt(2 * (E.size - 2)) * 0.01 / area
+    assert out["noise"] == pytest.approx(expected, rel=0.1) and out["norm"] == pytest.approx(expected, rel=0.1)
+
+
+def test_counting_noise_that_follows_the_intensity_is_no_signature():
+    rng = np.random.default_rng(5)
+    band = _band()
+    out = signal_against_noise(_spec(band), _spec(band * (1 + 0.05 * rng.standard_normal(E.size)).clip(0)))
+    assert out["above_noise"] is False
+    assert out["bins"] < 0.5 * np.count_nonzero(band)  # the noise sits in the strong bins: fewer effective ones
+
+
+def test_a_noiseless_signature_is_one_and_the_same_spectrum_twice_is_none():
+    band = _band()
+    assert signal_against_noise(_spec(band), _spec(band + _local_mode(0.002)))["above_noise"] is True
+    same = signal_against_noise(_spec(band), _spec(band.copy()))
+    assert same["above_noise"] is False and same["norm"] == 0 and same["threshold"] is None
+
+
+def test_the_coarser_file_sets_the_bins_so_a_finer_noisy_one_is_averaged():
+    rng = np.random.default_rng(2)
+    fine = np.arange(0.0625, 100.0, 0.125)
+    band_fine = np.interp(fine, E, _band()) + 0.05
+    noisy_fine = Spectrum.from_points(fine, band_fine + 0.01 * rng.standard_normal(fine.size))
+    coarse = _spec(_band() + 0.05 + 0.01 * rng.standard_normal(E.size))
+    out = signal_against_noise(coarse, noisy_fine)
+    assert out["above_noise"] is False
+
+
+def test_too_few_points_cannot_tell():
+    e = np.linspace(0, 100, 6)
+    out = signal_against_noise(Spectrum.from_points(e, np.ones(6)), Spectrum.from_points(e, np.arange(1.0, 7.0)))
+    assert out["above_noise"] is None
+
+
+def _rows(*concentrations, detected=True):
+    return [{"element": f"X{k}", "concentration": c, "detected": detected} for k, c in enumerate(concentrations)]
+
+
+def test_plausibility_bounds_are_what_the_model_card_states():
+    assert (MAX_TOTAL_FRACTION, MAX_DOPANTS) == (0.25, 6)  # "Concentrations outside 0.2–25 at.% and more than 6 dopants"
+
+
+def test_a_total_above_the_trained_range_is_warned_with_its_number():
+    assert plausibility_warnings(_rows(0.15, 0.10)) == []  # 25 at.%: the edge of the range, not beyond it
+    (warning,) = plausibility_warnings(_rows(0.15, 0.10, 0.002))
+    assert "add up to 25.2 at.%, above the 25 at.%" in warning
+    (warning,) = plausibility_warnings(_rows(0.2, 0.2, detected=False))  # reported, even if not called present
+    assert "40.0 at.%" in warning
+
+
+def test_more_dopants_detected_than_trained_for_is_warned_with_the_count():
+    assert plausibility_warnings(_rows(*[0.01] * 6)) == []
+    (warning,) = plausibility_warnings(_rows(*[0.01] * 7))
+    assert warning.startswith("7 dopants detected (X0, X1, X2, X3, X4, X5, X6), more than the 6")
+    assert plausibility_warnings(_rows(*[0.01] * 9, detected=False)) == []  # reported but not detected
+    assert len(plausibility_warnings(_rows(*[0.04] * 7))) == 2
