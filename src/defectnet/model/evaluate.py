@@ -39,8 +39,12 @@ DECADES = ((0.0, 0.01, "<1 at.%"), (0.01, 0.1, "1–10 at.%"), (0.1, 1.0, "≥10
 MASS_BINS = ((0, 20, "<20 amu"), (20, 50, "20–50 amu"), (50, 90, "50–90 amu"), (90, 300, "≥90 amu"))
 
 
-def predict_arrays(model, pristine, doped, composition, candidates, *, batch_size: int = 2048) -> dict:
-    """Run ``model`` on numpy arrays; returns (n, V) arrays ``concentration``, ``sigma``, ``presence``."""
+def predict_arrays(model, pristine, doped, composition, candidates, *, batch_size: int = 2048, extra=None) -> dict:
+    """Run ``model`` on numpy arrays; returns (n, V) arrays ``concentration``, ``sigma``, ``presence``.
+
+    ``extra(slice)``, when given, returns the further inputs of the samples in that slice
+    (tensors; the conditioned model's signature curves and knots).
+    """
     import torch
 
     model.eval()
@@ -48,7 +52,8 @@ def predict_arrays(model, pristine, doped, composition, candidates, *, batch_siz
     with torch.no_grad():
         for s in range(0, len(pristine), batch_size):
             sl = slice(s, s + batch_size)
-            o = model(*(torch.as_tensor(np.asarray(a[sl])) for a in (pristine, doped, composition, candidates)))
+            more = tuple(extra(sl)) if extra is not None else ()
+            o = model(*(torch.as_tensor(np.asarray(a[sl])) for a in (pristine, doped, composition, candidates)), *more)
             for k in outs:
                 outs[k].append(o[k].numpy())
     return {k: np.concatenate(v) if v else np.zeros((0, candidates.shape[1]), np.float32) for k, v in outs.items()}

@@ -277,7 +277,9 @@ class DefectNet(SpectralModel):
         eps = 1e-3
         x = torch.stack([torch.asinh(p), torch.asinh((q - p) / self.config.delta_scale),
                          torch.log((q + eps) / (p + eps)).clamp(-5, 5), self.position.expand_as(p)], 1)  # (B, 4, G)
-        t = self.to_tokens(conv_stack(self.conv, x).transpose(1, 2))  # (B, L, D)
+        return self._finish_tokens(self.to_tokens(conv_stack(self.conv, x).transpose(1, 2)), log_scale)
+
+    def _finish_tokens(self, t, log_scale):  # (B, L, D) conv tokens -> tokens with energy encodings, u (B, L)
         L, k = t.shape[1], self.position.numel() // t.shape[1]
         pos = F.avg_pool1d(self.position[None, None], k)[0, 0][:L]  # (L,) warped energy of each token
         e_tok = F.avg_pool1d(self.bin_centers[None, None], k)[0, 0][:L]  # (L,) meV
@@ -349,7 +351,10 @@ class DefectNet(SpectralModel):
         if self.config.magnitude_anchor:
             mu = mu + self.anchor(p, q)[:, None]
         mu = Y_MAX - F.softplus(Y_MAX - mu)  # smooth upper bound: c ≤ 1
-        log_sigma = log_sigma.clamp(-5, 1.5)
+        return self._outputs(logit, mu, log_sigma.clamp(-5, 1.5), order, valid, B, V)
+
+    def _outputs(self, logit, mu, log_sigma, order, valid, B, V):
+        """The hurdle head's (B, K) outputs as the (B, V) ``concentration``, ``sigma`` and ``presence``."""
         out = {"logit": logit, "mu": mu, "log_sigma": log_sigma, "order": order, "valid": valid}
         prob = torch.sigmoid(logit * self.logit_scale)
         s = torch.exp(log_sigma) * LOG_C_SCALE * self.sigma_scale  # σ of ln c
@@ -430,12 +435,19 @@ class PaperNet(SpectralModel):
 
 
 #: Architecture registry: name -> model class.
-ARCHITECTURES = {"defectnet": DefectNet, "paper": PaperNet}
+#: A class, or "module:Class" for one that builds on this module (imported when first built).
+ARCHITECTURES = {"defectnet": DefectNet, "paper": PaperNet, "conditioned": "defectnet.model.conditioned:ConditionedNet"}
 
 
 def build_model(config: ModelConfig, grid, vocabulary=DOPANTS, host_elements=None) -> SpectralModel:
     """The model ``config.arch`` for an :class:`~defectnet.grid.EnergyGrid` and a vocabulary of V elements."""
-    return ARCHITECTURES[config.arch](config, grid, vocabulary, host_elements)
+    cls = ARCHITECTURES[config.arch]
+    if isinstance(cls, str):
+        import importlib
+
+        module, name = cls.split(":")
+        cls = getattr(importlib.import_module(module), name)
+    return cls(config, grid, vocabulary, host_elements)
 
 
 def n_parameters(model: nn.Module) -> int:

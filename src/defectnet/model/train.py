@@ -72,7 +72,12 @@ def _tensors(data: TrainingData, mode: str):
                  (pristine, doped, data.composition, data.candidates, data.targets))
 
 
-def _validate(model, tensors, idx, batch_size: int = 1024) -> dict:
+def _extra(extra, b) -> tuple:
+    """Model inputs beyond (pristine, doped, composition, candidates) for samples ``b`` (the conditioned model's curves)."""
+    return tuple(extra(b)) if extra is not None else ()
+
+
+def _validate(model, tensors, idx, batch_size: int = 1024, extra=None) -> dict:
     """Loss and headline metrics of ``model`` on samples ``idx`` (no augmentation)."""
     P, D, C, M, T = tensors
     model.eval()
@@ -80,16 +85,17 @@ def _validate(model, tensors, idx, batch_size: int = 1024) -> dict:
     with torch.no_grad():
         for s in range(0, len(idx), batch_size):
             b = torch.as_tensor(idx[s:s + batch_size])
-            loss, _ = model.loss(model(P[b], D[b], C[b], M[b]), T[b], M[b])
+            loss, _ = model.loss(model(P[b], D[b], C[b], M[b], *_extra(extra, b)), T[b], M[b])
             total += float(loss) * len(b)
             n += len(b)
-    out = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
+    out = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy(),
+                         extra=None if extra is None else (lambda sl: extra(torch.as_tensor(idx[sl]))))
     m = compute_metrics(out["concentration"], T[idx].numpy(), M[idx].numpy())
     return {"loss": total / max(n, 1), "mae_at_pct": m["mae_at_pct"], "f1": m["detection"]["f1"],
             "distractor_mean_at_pct": m["distractor_mean_at_pct"]}
 
 
-def calibrate_presence(model, tensors, idx) -> float:
+def calibrate_presence(model, tensors, idx, extra=None) -> float:
     """Temperature-scale the presence logits: set ``model.logit_scale`` to minimise the validation BCE; returns it."""
     if not hasattr(model, "logit_scale"):
         return float("nan")
@@ -99,7 +105,7 @@ def calibrate_presence(model, tensors, idx) -> float:
     model.eval()
     with torch.no_grad():
         b = torch.as_tensor(idx)
-        o = model(P[b], D[b], C[b], M[b])
+        o = model(P[b], D[b], C[b], M[b], *_extra(extra, b))
         valid = o["valid"]
         logit = o["logit"][valid]
         y = (T[b].gather(1, o["order"]) > 0)[valid].float()
@@ -110,7 +116,7 @@ def calibrate_presence(model, tensors, idx) -> float:
     return best
 
 
-def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
+def calibrate_sigma(model, tensors, idx, target: float = 0.6827, extra=None) -> float:
     """Set ``model.sigma_scale`` so a share ``target`` of validation true dopants lie within ±1σ; returns it.
 
     σ is the half-width of the central 68.3 % interval of the predicted mixture; its
@@ -125,7 +131,7 @@ def calibrate_sigma(model, tensors, idx, target: float = 0.6827) -> float:
     model.eval()
     with torch.no_grad():
         b = torch.as_tensor(idx)
-        o = model(P[b], D[b], C[b], M[b])
+        o = model(P[b], D[b], C[b], M[b], *_extra(extra, b))
         t = T[b].gather(1, o["order"])
         present = (t > 0) & o["valid"]
         if int(present.sum()) < 5:

@@ -1,0 +1,189 @@
+"""The conditioned network: it reads each candidate through its simulated signature in the host.
+
+A synthetic task where every host puts each dopant's local mode at its own random energy:
+from the spectrum and the element alone the answer cannot be known on a host never seen;
+through the host's basis it can.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from defectnet.elements import DOPANTS, N_FEATURES
+from defectnet.errors import DefectnetError
+from defectnet.grid import EnergyGrid
+from defectnet.model.conditioned import BasisTable, candidate_order
+from defectnet.model.conditioned_train import ConditionedTrainConfig, predict_conditioned, shift_modes, train_conditioned
+from defectnet.model.dataset import HOST_ELEMENTS, TrainingData
+from defectnet.model.network import ModelConfig, build_model
+from defectnet.unmix import SignatureBasis, stretched
+
+GRID = EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=160.0, n_bins=128)
+KNOTS = (0.01, 0.05, 0.15)
+POOL = ("B", "C", "N", "Al", "Si", "P", "Ga", "Ge")
+
+
+def _gauss(centre, width=2.0):
+    g = np.exp(-0.5 * ((GRID.centers - centre) / width) ** 2)
+    return g / (g @ GRID.widths)
+
+
+def synthetic(n_hosts=30, per_host=40, seed=0):
+    """(TrainingData, {host: SignatureBasis}): per host, each pool dopant has a mode at a random energy."""
+    rng = np.random.default_rng(seed)
+    index = {el: i for i, el in enumerate(DOPANTS)}
+    rows, names, bases = {k: [] for k in ("p", "d", "t", "m", "h", "c")}, [], {}
+    for h in range(n_hosts):
+        name = f"host{h:02d}"
+        names.append(name)
+        pristine = _gauss(rng.uniform(15, 35), 6.0)
+        modes = {el: _gauss(rng.uniform(50, 140)) for el in POOL}
+        sig = {el: 0.5 * (modes[el] - pristine) for el in POOL}  # per unit concentration
+        bases[name] = SignatureBasis(
+            host=name, elements=POOL, grid=GRID, pristine={"pdos": pristine, "gpdos": pristine},
+            signatures={k: np.array([sig[el] for el in POOL]) for k in ("pdos", "gpdos")},
+            curves={k: np.array([[x * sig[el] for x in KNOTS] for el in POOL]) for k in ("pdos", "gpdos")},
+            realised=np.tile(KNOTS, (len(POOL), 1)))
+        comp = np.zeros(len(HOST_ELEMENTS), np.float32)
+        comp[HOST_ELEMENTS.index("Si")] = 1.0
+        for _ in range(per_host):
+            k = int(rng.integers(1, 4))
+            true = rng.choice(POOL, size=k + int(rng.integers(1, 3)), replace=False)
+            conc = np.exp(rng.uniform(np.log(0.005), np.log(0.1), size=k))
+            t, m = np.zeros(len(DOPANTS), np.float32), np.zeros(len(DOPANTS), bool)
+            m[[index[el] for el in true]] = True
+            t[[index[el] for el in true[:k]]] = conc
+            doped = pristine + sum(c * sig[el] for el, c in zip(true[:k], conc))
+            noisy = np.clip(doped + rng.normal(0, 2e-4, GRID.n_bins), 0, None)  # a measured density is >= 0
+            for key, v in zip(rows, (pristine, noisy, t, m, h, comp)):
+                rows[key].append(v)
+    n = len(rows["t"])
+    p, d = np.array(rows["p"]), np.array(rows["d"])
+    data = TrainingData(pristine=p, doped=d, pristine_gpdos=p, doped_gpdos=d, targets=np.array(rows["t"]),
+                        candidates=np.array(rows["m"]), composition=np.array(rows["c"]), host_id=np.array(rows["h"]),
+                        n_dopants=(np.array(rows["t"]) > 0).sum(1), sample_id=np.arange(n),
+                        supercell_atoms=np.full(n, 480), host_names=np.array(names, dtype=object), grid=GRID)
+    return data, bases
+
+
+SMALL = ModelConfig(arch="conditioned", n_bins=GRID.n_bins, channels=(8, 16, 16), d_model=32, n_heads=4, n_layers=1,
+                    dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data, bases = synthetic()
+    table = BasisTable(bases, data.vocabulary, GRID)
+    hid = data.host_id
+    train, val, test = (np.flatnonzero(sel) for sel in (hid < 20, (hid >= 20) & (hid < 24), hid >= 24))
+    cfg = ConditionedTrainConfig(model=SMALL, epochs=25, batch_size=32, lr=3e-3, max_minutes=2.0,
+                                 augment=ConditionedTrainConfig().augment.__class__(), mode_shift=0.0, threads=1)
+    model, history = train_conditioned(data, table, train, val, cfg, progress=False)
+    return data, table, model, test, history
+
+
+def _mae(pred, data, idx):
+    m = data.candidates[idx]
+    return float(np.abs(pred - data.targets[idx])[m].mean())
+
+
+def test_reads_never_seen_hosts_through_their_basis(trained):
+    data, table, model, test, history = trained
+    out = predict_conditioned(model, data, table, test)
+    zero = _mae(np.zeros_like(data.targets[test]), data, test)
+    right = _mae(out["concentration"], data, test)
+    assert right < 0.4 * zero, (right, zero, history["val_mae_at_pct"])
+    # the same spectra read against another host's signatures: the answer is gone
+    wrong = BasisTable({h: table_basis for h, table_basis in zip(table.hosts, _rolled(table))}, data.vocabulary, GRID)
+    out_wrong = predict_conditioned(model, data, wrong, test)
+    assert _mae(out_wrong["concentration"], data, test) > 2 * right
+
+
+def _rolled(table):
+    """Each host's basis replaced by the next host's (same candidates, other mode energies)."""
+    out = []
+    for h in range(len(table.hosts)):
+        j = (h + 1) % len(table.hosts)
+        els = [DOPANTS[v] for v in np.flatnonzero(table.has[j])]
+        cols = np.flatnonzero(table.has[j])
+        curves = table.curves[j, cols].astype(float)
+        out.append(SignatureBasis(host=table.hosts[h], elements=tuple(els), grid=GRID,
+                                  pristine={"pdos": np.zeros(GRID.n_bins), "gpdos": np.zeros(GRID.n_bins)},
+                                  signatures={k: curves[:, 0] / KNOTS[0] for k in ("pdos", "gpdos")},
+                                  curves={k: curves for k in ("pdos", "gpdos")}, realised=table.knots[j, cols]))
+    return out
+
+
+def test_outputs_are_exactly_zero_off_the_candidates_and_do_not_depend_on_the_batch(trained):
+    data, table, model, test, _ = trained
+    out = predict_conditioned(model, data, table, test)
+    assert np.all(out["concentration"][~data.candidates[test]] == 0)
+    assert np.all(out["presence"][~data.candidates[test]] == 0)
+    one = predict_conditioned(model, data, table, test[:1])
+    np.testing.assert_allclose(one["concentration"][0], out["concentration"][0], rtol=1e-4, atol=1e-7)
+
+
+def test_candidate_order_and_basis_table_refusals():
+    mask = np.array([[False, True, False, True], [True, False, False, False]])
+    order, valid = candidate_order(mask)
+    np.testing.assert_array_equal(order[0], [1, 3])
+    np.testing.assert_array_equal(valid, [[True, True], [True, False]])
+    data, bases = synthetic(n_hosts=2, per_host=3)
+    table = BasisTable(bases, data.vocabulary, GRID)
+    with pytest.raises(DefectnetError, match="no signature basis"):
+        table.row("GaAs")
+    m = np.zeros((1, len(DOPANTS)), bool)
+    m[0, DOPANTS.index("Zn")] = True  # not in the pool
+    with pytest.raises(DefectnetError, match="Zn has no signature"):
+        table.lookup([0], m)
+    other = EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=200.0, n_bins=128)
+    b = bases["host00"]
+    moved = SignatureBasis(host=b.host, elements=b.elements, grid=other, pristine=b.pristine, signatures=b.signatures,
+                           curves=b.curves, realised=b.realised)
+    with pytest.raises(DefectnetError, match="grid"):
+        BasisTable({"host00": moved}, DOPANTS, GRID)
+
+
+def test_shift_modes_is_unmix_stretched_batched():
+    rng = np.random.default_rng(1)
+    curves = rng.normal(size=(2, 3, 3, GRID.n_bins))
+    edges, scales = np.array([30.0, 45.0]), rng.uniform(0.85, 1.15, (2, 3))
+    got = shift_modes(curves, edges, scales, GRID)
+    for b in range(2):
+        for k in range(3):
+            np.testing.assert_allclose(got[b, k], stretched(curves[b, k], GRID, edges[b], scales[b, k]), atol=1e-5)
+
+
+def test_conditioned_arch_is_registered_and_counts_its_inputs():
+    model = build_model(SMALL, GRID)
+    assert type(model).__name__ == "ConditionedNet"
+    B, K = 3, 2
+    cand = torch.zeros(B, len(DOPANTS), dtype=torch.bool)
+    cand[:, :K] = True
+    p = torch.rand(B, GRID.n_bins)
+    out = model(p, p * 1.01, torch.ones(B, len(HOST_ELEMENTS)), cand, torch.zeros(B, K, 3, GRID.n_bins),
+                torch.tensor(KNOTS).repeat(B, K, 1).float())
+    assert out["concentration"].shape == (B, len(DOPANTS)) and torch.all(out["concentration"][:, K:] == 0)
+    assert N_FEATURES == 8
+
+
+def test_candidates_are_a_set_their_curves_follow_them():
+    """Reordering the vocabulary (and the curves with it) permutes the outputs, nothing else."""
+    data, bases = synthetic(n_hosts=2, per_host=6, seed=3)
+    cfg = ModelConfig(**{**SMALL.to_dict(), "element_embedding": 0})
+    torch.manual_seed(0)
+    model = build_model(cfg, GRID).eval()
+    perm = np.random.default_rng(0).permutation(len(DOPANTS))
+    vocab = tuple(DOPANTS[i] for i in perm)
+    other = build_model(cfg, GRID, vocabulary=vocab).eval()
+    other.load_state_dict({k: v for k, v in model.state_dict().items() if k not in ("dopant_feats", "dopant_mass")},
+                          strict=False)
+    rows = data.host_id
+    a_in = BasisTable(bases, DOPANTS, GRID).lookup(rows, data.candidates)
+    b_in = BasisTable(bases, vocab, GRID).lookup(rows, data.candidates[:, perm])
+    x = [torch.from_numpy(v) for v in (data.pristine, data.doped, data.composition)]
+    with torch.no_grad():
+        a = model(*x, torch.from_numpy(data.candidates), *map(torch.from_numpy, a_in))
+        b = other(*x, torch.from_numpy(data.candidates[:, perm]), *map(torch.from_numpy, b_in))
+    for key in ("concentration", "sigma", "presence"):
+        torch.testing.assert_close(a[key][:, perm], b[key], rtol=1e-4, atol=1e-6)
