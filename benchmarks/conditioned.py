@@ -102,8 +102,16 @@ def main(argv=None):
     names = names[keep]
     hosts = sorted(set(names))
     test, val, train = split_hosts(hosts, args.test_hosts.split(","), args.more_test_hosts, args.val_hosts, args.seed)
-    idx = {k: np.flatnonzero(np.isin(names, v)) for k, v in (("train", train), ("val", val), ("test", test))}
     table = BasisTable({h: bases[h] for h in hosts}, data.vocabulary, data.grid)
+    # a pool element without a curve (its patch had no stable site): dropped as a distractor; a sample
+    # where it is a true dopant is left out (counted)
+    has = table.has[table.rows_of(data)]
+    data.candidates &= has
+    whole = np.flatnonzero(~np.any((data.targets > 0) & ~has, axis=1))
+    dropped = len(data) - len(whole)
+    data, names = data.subset(whole), names[whole]
+    idx = {k: np.flatnonzero(np.isin(names, v)) for k, v in (("train", train), ("val", val), ("test", test))}
+    print(f"{dropped} spectra left out (a true dopant without a curve in its host's basis)")
     print(f"{len(data)} spectra of {len(hosts)} hosts with a basis: train {len(idx['train'])} ({len(train)} hosts), "
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
@@ -128,7 +136,8 @@ def main(argv=None):
     for h in test:
         r = np.flatnonzero(names[te] == h)
         per_host[h] = {"n": int(len(r)), "conditioned": scores(out["concentration"][r], T[r], M[r])["mae_at_pct"]}
-    result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()}},
+    result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()},
+                        "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
                                              "mode_shift": config.mode_shift, "model": config.model.to_dict()},
               "rows": rows, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,

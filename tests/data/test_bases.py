@@ -170,3 +170,27 @@ def test_refine_moves_a_mix_the_basis_reads_low_towards_the_truth(emt_store, bas
     assert r["_fit"]["residual_fraction"] == pytest.approx(kept["residual_fraction"])
     none = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5)  # no iteration: unmix's concentrations
     assert none["Ag"]["concentration"] == u["Ag"]["concentration"] and none["_fit"]["iteration"] == 0
+
+
+def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):
+    """The store is gone, its exported file remains: each host's basis is simulated again with the
+    settings the file records, matching the one built from the store's patches; a rerun computes nothing."""
+    from defectnet.data.bases import training_file_bases
+    from defectnet.data.export import export
+
+    out, _, _ = emt_store
+    d, _ = bases
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "cache"))
+    export(out, tmp_path / "chunk.h5", compact=True)
+    res = training_file_bases(str(tmp_path / "chunk.h5"), tmp_path / "b", concentrations=CONC, hosts=["Cu", "Au"],
+                              progress=False)
+    assert sorted(res.written) == ["Au", "Cu"] and not res.skipped
+    for host in res.written:
+        fresh, stored = SignatureBasis.load(tmp_path / "b" / f"{host}.npz"), SignatureBasis.load(d / f"{host}.npz")
+        assert fresh.host == host and set(fresh.elements) == set(stored.elements)
+        order = [fresh.elements.index(el) for el in stored.elements]
+        scale = np.abs(stored.curves["gpdos"]).max()
+        assert np.abs(fresh.curves["gpdos"][order] - stored.curves["gpdos"]).max() < 1e-3 * scale
+    again = training_file_bases(str(tmp_path / "chunk.h5"), tmp_path / "b", concentrations=CONC,
+                                hosts=["Cu", "Au"], progress=False)
+    assert not again.written and sorted(again.existing) == ["Au", "Cu"]

@@ -17,6 +17,7 @@ placed on most often.
 from __future__ import annotations
 
 import collections
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,76 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             checkpoint.unlink(missing_ok=True)
             written.append(name)
     return StoreBasesResult(tuple(written), tuple(existing), skipped)
+
+
+def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None,
+                        progress: bool = True) -> StoreBasesResult:
+    """Write ``out_dir/<host>.npz`` for the hosts of committed training files, simulated with the engine.
+
+    For data whose store is gone: each host's basis is simulated from scratch (``defectnet
+    basis``) with the generation settings its training file records, its candidates the host's
+    dopant pool (every element that is a true dopant in one of its samples, each on the site
+    :func:`~defectnet.doping.auto_site` gives: the files do not record sites). Resumable at
+    three levels: a host whose file exists is skipped, a host's finished cells are kept in a
+    checkpoint, and its relaxed cell and patches in the engine's disk cache
+    (:mod:`defectnet.phonons.cache`). Costs 5–25 min of one core per host.
+
+    Parameters
+    ----------
+    paths : str
+        Training files or directories of them, comma-separated (as ``defectnet train --data``).
+    out_dir, concentrations, hosts
+        As for :func:`store_bases`; ``hosts`` default: every host of the files without a basis.
+    """
+    from defectnet.data.config import GenerateConfig
+    from defectnet.data.export import training_file_paths
+    from defectnet.model.dataset import host_pools, load_training_file
+    from defectnet.unmix import BasisConfig, signature_basis
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, existing, skipped = [], [], {}
+    for path in training_file_paths(paths):
+        data = load_training_file(path)
+        raw = data.attrs.get("config")
+        if not raw:
+            raise DefectnetError("the training file records no generation config to simulate its bases with",
+                                 source=str(path))
+        cfg = GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
+        bcfg = BasisConfig(concentrations=tuple(concentrations), simulation=cfg.simulation_config())
+        pools = host_pools(data)
+        for h, name in enumerate(str(n) for n in data.host_names):
+            if hosts is not None and name not in hosts or not pools[h].any():
+                continue
+            if (out_dir / f"{name}.npz").exists():
+                existing.append(name)
+                continue
+            specs = [el for el, on in zip(data.vocabulary, pools[h]) if on]
+            if progress:
+                print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
+            try:
+                basis = signature_basis(_host_atoms(name, cfg), specs, bcfg, progress=progress,
+                                        checkpoint=out_dir / f".{name}.cells.npz", synthesis=False)
+            except DefectnetError as exc:
+                skipped[name] = str(exc)
+                continue
+            basis.host = name
+            basis.config["source"] = {"training_file": Path(path).name}
+            basis.save(out_dir / f"{name}.npz", dtype=np.float32)
+            (out_dir / f".{name}.cells.npz").unlink(missing_ok=True)
+            written.append(name)
+    return StoreBasesResult(tuple(written), tuple(existing), skipped)
+
+
+def _host_atoms(name: str, cfg):
+    """The structure of host ``name`` of a generation config: its inline structure, or the library's."""
+    from defectnet.data.config import HostSelection
+    from defectnet.data.plan import resolve_hosts
+    from defectnet.hosts import load_host
+
+    if name in cfg.hosts.structures:
+        return resolve_hosts(HostSelection(structures={name: cfg.hosts.structures[name]}))[0].atoms
+    return load_host(name).to_atoms()
 
 
 def _host_with_patches(store, cfg, name: str):

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from defectnet.errors import DefectnetError
 
@@ -110,8 +111,11 @@ class DatasetCommand(Command):
                               "e.g. datasets/reference when the store went on after an earlier chunk")
         bs = sub.add_parser("bases", help="signature bases of the store's hosts from its patches (for unmixing)",
                             description="write OUT/<host>.npz, the signature basis of each host's dopant pool, from the "
-                                        "force-constant patches the store holds (no MLIP call; resumable)")
-        bs.add_argument("store")
+                                        "force-constant patches the store holds (no MLIP call; resumable); given "
+                                        "training files (.h5, a directory, or several joined by commas) instead of a "
+                                        "store, each host's basis is simulated with the settings they record "
+                                        "(5-25 min a host; resumable)")
+        bs.add_argument("store", help="a generation store (.sqlite), or training files")
         bs.add_argument("--out", required=True, help="output directory")
         bs.add_argument("--hosts", default=None, help="comma-separated host names (default: all with samples)")
         bs.add_argument("--concentrations", default="0.01,0.05,0.15", help="atomic fractions of the basis cells")
@@ -219,14 +223,16 @@ def _export(args) -> int:
 
 
 def _bases(args) -> int:
-    from defectnet.data.bases import store_bases
+    from defectnet.data.bases import store_bases, training_file_bases
 
     try:
         conc = tuple(float(x) for x in args.concentrations.split(","))
     except ValueError:
         raise DefectnetError(f"--concentrations: expected comma-separated fractions, got {args.concentrations!r}") from None
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
-    res = store_bases(args.store, args.out, concentrations=conc, hosts=hosts, progress=not args.quiet)
+    from_store = Path(args.store).suffix.lower() in (".sqlite", ".db")
+    build = store_bases if from_store else training_file_bases
+    res = build(args.store, args.out, concentrations=conc, hosts=hosts, progress=not args.quiet)
     print(f"{args.out}: {len(res.written)} bases written, {len(res.existing)} already there, {len(res.skipped)} skipped")
     for name, why in res.skipped.items():
         print(f"  skipped {name}: {why}")

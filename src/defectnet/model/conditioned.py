@@ -102,6 +102,15 @@ class BasisTable:
         except ValueError:
             raise DefectnetError(f"no signature basis for host {name!r}") from None
 
+    def rows_of(self, data) -> np.ndarray:
+        """(n,) row of each sample's host in the table; raises for a sample whose host has no basis."""
+        index = {h: i for i, h in enumerate(self.hosts)}
+        names = np.asarray(data.host_names, dtype=object)[data.host_id]
+        rows = np.array([index.get(str(h), -1) for h in names], dtype=int)
+        if np.any(rows < 0):
+            raise DefectnetError(f"no signature basis for host {names[np.argmax(rows < 0)]!r}")
+        return rows
+
     def lookup(self, host_rows, candidates) -> tuple[np.ndarray, np.ndarray]:
         """(curves (B, K, n, G), knots (B, K, n)) of each sample's candidates, in :func:`candidate_order`.
 
@@ -130,8 +139,10 @@ class ConditionedNet(DefectNet):
         c, d = config, config.d_model
         first = self.conv[0]
         self.conv[0] = nn.Conv1d(5, first.out_channels, first.kernel_size[0], stride=2, padding=first.padding[0])
-        self.curve_conv = nn.Sequential(nn.Conv1d(3, 16, 7, stride=4, padding=3), nn.GELU(),
-                                        nn.Conv1d(16, 32, 5, stride=4, padding=2), nn.GELU())
+        # the curves' shape at a quarter of the grid's resolution (4 bins averaged): their
+        # fine structure is read through the cosines and the attention bias
+        self.curve_conv = nn.Sequential(nn.Conv1d(3, 16, 5, stride=2, padding=2), nn.GELU(),
+                                        nn.Conv1d(16, 32, 5, stride=2, padding=2), nn.GELU())
         self.curve_proj = nn.Linear(64, d)
         n_query = self.query[0].in_features + N_BASIS_FEATURES + d
         self.query = nn.Sequential(nn.Linear(n_query, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
@@ -176,7 +187,8 @@ class ConditionedNet(DefectNet):
         """Shape of each candidate's curves (B, K, D): per unit concentration, asinh-compressed, convolved and pooled."""
         B, K, n, G = b.shape
         per_unit = b / knots.clamp_min(1e-6)[..., None]
-        h = conv_stack(self.curve_conv, torch.asinh(per_unit.reshape(B * K, n, G) / 10))  # (B·K, 32, L')
+        coarse = F.avg_pool1d(per_unit.reshape(B * K, n, G), 4)  # (B·K, n, G/4)
+        h = conv_stack(self.curve_conv, torch.asinh(coarse / 10))  # (B·K, 32, G/16)
         pooled = torch.cat([h.mean(-1), h.amax(-1)], -1)  # (B·K, 64)
         return self.curve_proj(pooled).reshape(B, K, -1)
 
