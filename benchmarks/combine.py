@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     from defectnet.model.dataset import load_training_file, select_split, with_candidates
     from defectnet.model.evaluate import compute_metrics, predict_arrays
     from defectnet.model.network import host_calibration
-    from defectnet.unmix import SignatureBasis, unmix_arrays
+    from defectnet.unmix import SignatureBasis, basis_files, unmix_arrays
 
     torch.set_num_threads(1)
     model = load_model(None if args.model == "shipped" else args.model)
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         found = {f.name: f.relative_to(ROOT) for f in sorted((ROOT / "datasets").glob("*/*.h5"))}
         args.data = ",".join(str(found[n.strip()]) for n in str(info.get("source", "")).split(","))
     data = load_training_file(",".join(str(ROOT / f) for f in args.data.split(",")))
-    bases = {q.stem: q for q in sorted(Path(args.basis_dir).glob("*.npz"))}
+    bases = {q.stem: q for q in basis_files(args.basis_dir)}
     # the split needs the very data the model trained on; only asked for when a training host has a basis
     seen_idx = select_split(data, info, args.split) if trained & set(bases) else np.zeros(0, int)
     data = with_candidates(data, (model.meta.get("train_config") or {}).get("distractors", "pool"), 1)

@@ -88,12 +88,12 @@ def main(argv=None):
     from defectnet.model.conditioned_train import ConditionedTrainConfig, predict_conditioned, train_conditioned
     from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.provenance import provenance
-    from defectnet.unmix import SignatureBasis
+    from defectnet.unmix import SignatureBasis, basis_files
 
     t0 = time.perf_counter()
     data = with_candidates(load_training_file(args.data), "pool", seed=args.seed)
     bases = {}
-    for f in sorted(Path(args.bases).glob("*.npz")):
+    for f in basis_files(args.bases):
         b = SignatureBasis.load(f)
         bases[b.host] = b
     names = np.asarray(data.host_names, str)[data.host_id]

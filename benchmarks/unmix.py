@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     from defectnet.hosts import load_host
     from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.phonons.host import compute_pristine
-    from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, signature_basis, unmix_arrays
+    from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, basis_files, signature_basis, unmix_arrays
 
     torch.set_num_threads(1)
     from defectnet.data.export import training_file_hosts, training_file_paths
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     for f in files:
         for h in training_file_hosts(f)[0]:
             owner.setdefault(h, f)
-    hosts_run = ([p.stem for p in sorted(Path(args.basis_dir).glob("*.npz"))  # not the bases of hosts still generating
+    hosts_run = ([p.stem for p in basis_files(args.basis_dir)  # not the bases of hosts still generating
                   if not p.name.startswith(".") and p.stem in owner]
                  if args.hosts == "all" else [h.strip() for h in args.hosts.split(",") if h.strip()])
     ran, loaded = [], {}

@@ -276,3 +276,11 @@ def test_unmix_refuses_a_stretch_outside_0_1(gaas):
     for bad in (-0.1, 1.0):
         with pytest.raises(DefectnetError, match="stretch"):
             unmix(p, d, b, kind="gpdos", stretch=bad)
+
+
+def test_basis_files_leave_out_the_checkpoints_of_bases_being_built(tmp_path):
+    from defectnet.unmix import basis_files
+
+    for name in ("GaAs.npz", ".InAs.cells.npz", "Si.npz", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in basis_files(tmp_path)] == ["GaAs.npz", "Si.npz"]

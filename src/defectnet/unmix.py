@@ -186,6 +186,12 @@ class SignatureBasis:
                                  source=str(path)) from None
 
 
+def basis_files(folder) -> list[Path]:
+    """The finished bases in ``folder``, sorted: its ``*.npz`` but the hidden checkpoints
+    (``.<host>.cells.npz``) of bases still being built."""
+    return sorted(p for p in Path(folder).glob("*.npz") if not p.name.startswith("."))
+
+
 def _read_synthesis(header: dict, z) -> dict:
     syn = header.get("synthesis")
     if not syn:

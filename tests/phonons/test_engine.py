@@ -226,7 +226,7 @@ def test_soft_mode_following_does_not_depend_on_the_direction_picked_in_a_degene
             return mode
 
         monkeypatch.setattr(patches, "_soft_mode", turned)
-        cu_host.__dict__.pop("patch_cache", None)
+        cu_host.patch_cache.clear()
         patch, _ = patches.get_patch(cu_host, 0, "C", get_calculator("emt"), TierSettings(cutoff_ang=2.6))
         assert calls[0] and not calls[-1]  # started on the saddle, ended stable
         assert np.linalg.norm(patch.displacement_ang, axis=1).max() > 0.05  # C went off-centre

@@ -26,7 +26,6 @@ vocabulary index (:func:`candidate_order`), zeros where a sample has fewer than 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -86,10 +85,10 @@ class BasisTable:
     @classmethod
     def from_dir(cls, folder, vocabulary, grid, hosts=None, **kw) -> BasisTable:
         """Every ``*.npz`` basis in ``folder`` (only ``hosts``, when given)."""
-        from defectnet.unmix import SignatureBasis
+        from defectnet.unmix import SignatureBasis, basis_files
 
         bases = {}
-        for f in sorted(Path(folder).glob("*.npz")):
+        for f in basis_files(folder):
             with np.load(f, allow_pickle=False) as z:
                 host = json.loads(str(z["header"]))["host"]
             if hosts is None or host in hosts:

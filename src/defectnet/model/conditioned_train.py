@@ -108,7 +108,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     rng = np.random.default_rng(config.seed)
     tensors = _tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
-    rows = np.array([table.row(h) for h in data.host_names], dtype=int)[data.host_id]
+    rows = table.rows_of(data)
     inputs = _Inputs(table, rows, data.candidates, P.numpy(), data.grid)
     model = build_model(config.model, data.grid, data.vocabulary, data.host_elements)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -153,7 +153,7 @@ def predict_conditioned(model, data, table, idx, spectrum_mode: str = "gpdos") -
 
     idx = np.asarray(idx)
     P, D = data.spectra(spectrum_mode)
-    rows = np.array([table.row(h) for h in data.host_names], dtype=int)[data.host_id]
+    rows = table.rows_of(data)
     inputs = _Inputs(table, rows, data.candidates, P, data.grid)
     return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx],
                           extra=lambda sl: inputs(idx[sl]))
