@@ -135,11 +135,11 @@ def test_csv_header_units(tmp_path, header, unit, scale):
 def test_csv_partials_and_ignored_columns(tmp_path):
     e = np.linspace(1.0, 60.0, 60)
     si, o = gaussian_points(e, 20.0, 2.0), gaussian_points(e, 40.0, 2.0)
-    text = "E,error,total,Si,O\n" + "".join(f"{a},0.1,{b + c},{b},{c}\n" for a, b, c in zip(e, si, o))
+    text = "E,weight,total,Si,O\n" + "".join(f"{a},0.1,{b + c},{b},{c}\n" for a, b, c in zip(e, si, o))
     with pytest.warns(UserWarning, match="assumed meV"):
         s = read_spectrum(write(tmp_path, "x.csv", text))
     assert set(s.partials) == {"Si", "O"}
-    assert s.meta["ignored_columns"] == ["error"]
+    assert s.meta["ignored_columns"] == ["weight"] and s.errors is None
     assert_allclose(s.partials["Si"] + s.partials["O"], s.values, rtol=1e-12)
 
 

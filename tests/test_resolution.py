@@ -13,6 +13,7 @@ from defectnet.resolution import (
     DirectGeometry,
     Gaussian,
     Polynomial,
+    Resins,
     available,
     from_dict,
     get_resolution,
@@ -44,25 +45,62 @@ def test_polynomial_and_floor():
     assert_allclose(neg.fwhm_mev([0.0, 200.0]), [0.05, 1.0])
 
 
-def test_tosca_matches_abins_polynomial():
-    # Abins (Mantid scripts/abins/parameters.py): σ = 2.5 + 0.005 ω + 1e-7 ω², ω and σ in cm⁻¹.
-    # Evaluate it in cm⁻¹ independently and convert σ → FWHM in meV.
+def test_tosca_is_resins_and_matches_the_abins_polynomial():
+    from resins import Instrument
+
+    e = np.array([0.0, 5.0, 20.0, 100.0, 250.0, 400.0, 500.0])
+    tosca = get_resolution("tosca")
+    assert isinstance(tosca, Resins) and tosca.instrument == "TOSCA"
+    # ResINS called directly: σ of its Gaussian, → FWHM.
+    direct = Instrument.from_default("TOSCA").get_resolution_function("AbINS").get_characteristics(e[:, None])
+    assert_allclose(tosca.fwhm_mev(e), FWHM_PER_SIGMA * direct["sigma"], rtol=1e-14)
+    # The old hand-written preset: Abins (Mantid scripts/abins/parameters.py) σ = 2.5 + 0.005 ω + 1e-7 ω²,
+    # ω and σ in cm⁻¹, evaluated here in cm⁻¹ and converted. ResINS 0.1.0 agrees to 4.3e-11 relative.
     cm1_per_mev = 8.065543937
-    e = np.array([0.0, 20.0, 100.0, 400.0])
     w = e * cm1_per_mev
     sigma_cm = 2.5 + 0.005 * w + 1e-7 * w**2
     expected = FWHM_PER_SIGMA * sigma_cm / cm1_per_mev
-    assert_allclose(get_resolution("tosca").fwhm_mev(e), expected, rtol=1e-12)
+    assert_allclose(tosca.fwhm_mev(e), expected, rtol=1e-10)
     # Sanity against the literature scale: ΔE/E of order 1–2 % at 100–400 meV.
-    rel = get_resolution("tosca").fwhm_mev(e[2:]) / e[2:]
+    rel = get_resolution("tosca").fwhm_mev(e[3:]) / e[3:]  # 100–500 meV
     assert np.all((rel > 0.01) & (rel < 0.02))
 
 
 def test_merlin_reproduces_spinw_table():
     # SpinW sw_res docs: MERLIN, Ei = 50 meV, 300 Hz, FWHM (meV) at energy transfer E (meV).
+    # ResINS's PyChop fit (package G) is within 0.08 meV of it; the hand-written shape within 0.01.
     e = np.array([0, 10, 20, 30, 40, 49.0])
     fwhm = np.array([2.31, 1.80, 1.37, 1.02, 0.78, 0.67])
-    assert_allclose(get_resolution("merlin-ei50").fwhm_mev(e), fwhm, atol=0.01)
+    assert_allclose(get_resolution("merlin-ei50").fwhm_mev(e), fwhm, atol=0.08)
+    assert_allclose(DirectGeometry(50.0).fwhm_mev(e), fwhm, atol=0.01)
+
+
+def test_direct_instruments_through_resins():
+    from resins import Instrument
+
+    e = np.array([0.0, 100.0, 300.0, 450.0])
+    mari = get_resolution("mari:500:400:A")
+    ref = Instrument.from_default("MARI").get_resolution_function(
+        chopper_package="A", e_init=500.0, chopper_frequency=400).get_characteristics(e[:, None])["sigma"]
+    assert_allclose(mari.fwhm_mev(e), FWHM_PER_SIGMA * ref, rtol=1e-12)
+    f = mari.fwhm_mev(np.array([-20.0, 0.0, 500.0, 700.0]))
+    assert f[0] == f[1] and f[2] == f[3]  # held at the E = 0 and E = Ei values
+    assert get_resolution("merlin:50:300:G") == get_resolution("merlin-ei50").__class__(
+        "MERLIN", None, {"e_init": 50.0, "chopper_frequency": 300, "chopper_package": "G"}, name="merlin:50:300:g")
+    assert get_resolution("let:10").ei_mev == 10.0  # frequencies left to ResINS's defaults
+
+
+@pytest.mark.parametrize("spec, pattern", [
+    ("merlin:500", r"ResINS cannot give the resolution of MERLIN .*e_init"),  # beyond MERLIN's Ei range
+    ("mari:500:333", "ResINS cannot give"),  # not a chopper frequency MARI runs at
+    ("mari:abc", "Ei must be a number"),
+    ("mari:500:400:A:x", "expected <instrument>"),
+    ("vision", "ResINS 0.1.0's VISION model cannot be evaluated"),
+])
+def test_resins_refusals_are_one_line(spec, pattern):
+    with pytest.raises(DefectnetError, match=pattern) as err:
+        get_resolution(spec)
+    assert "\n" not in str(err.value)
 
 
 def test_direct_geometry_shape_and_scaling():
@@ -99,7 +137,7 @@ def test_unknown_name_lists_choices():
         assert name in str(err.value)
 
 
-@pytest.mark.parametrize("spec", ["tosca", "merlin-ei50", "direct:250", "gaussian:0.7"])
+@pytest.mark.parametrize("spec", ["tosca", "merlin-ei50", "mari:300:250:S", "direct:250", "gaussian:0.7"])
 def test_dict_round_trip(spec):
     model = get_resolution(spec)
     d = json.loads(json.dumps(model.to_dict()))

@@ -407,3 +407,73 @@ def test_signature_fidelity_is_the_share_of_the_defect_signature_reproduced():
     assert halfway.signature_fidelity(doped, pristine) == pytest.approx(0.5)
     with pytest.raises(DefectnetError, match="same edges"):
         doped.signature_fidelity(doped, Spectrum(np.arange(6.0), np.ones(5)))
+
+
+# ------------------------------------------------------------------ per-bin errors
+
+
+def brute_force_rebinned_errors(old_edges, errors, new_edges):
+    """σ_j = √(Σ_i (σ_i · overlap_ij)²) / width_j from an explicit overlap matrix."""
+    out = np.zeros(new_edges.size - 1)
+    for j in range(out.size):
+        lo, hi = new_edges[j], new_edges[j + 1]
+        overlap = np.clip(np.minimum(old_edges[1:], hi) - np.maximum(old_edges[:-1], lo), 0.0, None)
+        out[j] = np.sqrt(np.sum((errors * overlap) ** 2)) / (hi - lo)
+    return out
+
+
+def test_errors_validated_and_kept():
+    with pytest.raises(DefectnetError, match="errors"):
+        Spectrum([0.0, 1.0, 2.0], [1.0, 1.0], errors=[0.1, -0.1])
+    with pytest.raises(DefectnetError, match="errors"):
+        Spectrum([0.0, 1.0, 2.0], [1.0, 1.0], errors=[0.1])
+    s = Spectrum([0.0, 1.0, 2.0], [1.0, 1.0], errors=[0.1, 0.2])
+    assert not s.errors.flags.writeable and Spectrum([0.0, 1.0], [1.0]).errors is None
+
+
+def test_resample_adds_errors_in_quadrature_by_overlap():
+    # Two equal old bins into one new bin: σ = √(σ1² + σ2²) / 2 (the mean of two independent bins).
+    s = Spectrum([0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], errors=[0.3, 0.4, 0.5, 1.2])
+    r = s.resample([0.0, 2.0, 4.0])
+    assert_allclose(r.values, [1.5, 3.5])
+    assert_allclose(r.errors, [0.25, 0.65], rtol=1e-12)
+    # A bin split in two keeps its relative error in each half.
+    assert_allclose(s.resample([0.0, 0.5, 1.0]).errors, [0.3, 0.3], rtol=1e-12)
+
+
+def test_resample_errors_match_brute_force_on_unaligned_bins():
+    rng = np.random.default_rng(3)
+    old = np.concatenate([[1.0], 1.0 + np.cumsum(rng.uniform(0.05, 0.6, 150))])
+    s = Spectrum(old, rng.uniform(0, 2, 150), errors=rng.uniform(0.01, 0.3, 150))
+    new = np.concatenate([[old[0] - 2.0], np.linspace(old[0] - 1.0, old[-1] + 1.0, 35), [old[-1] + 2.0]])
+    r = s.resample(new)
+    assert_allclose(r.errors, brute_force_rebinned_errors(old, s.errors, new), rtol=1e-10, atol=1e-15)
+    assert r.errors[0] == 0.0 and r.errors[-1] == 0.0  # bins outside the data
+
+
+def test_resample_errors_against_monte_carlo():
+    rng = np.random.default_rng(11)
+    old = np.concatenate([[0.0], np.cumsum(rng.uniform(0.2, 1.0, 40))])
+    sigma = rng.uniform(0.05, 0.2, 40)
+    new = np.linspace(0.3, old[-1] - 0.3, 9)
+    draws = np.array([Spectrum(old, 1.0 + sigma * rng.standard_normal(40)).resample(new).values
+                      for _ in range(4000)])
+    predicted = Spectrum(old, np.ones(40), errors=sigma).resample(new).errors
+    assert_allclose(draws.std(axis=0), predicted, rtol=0.05)
+
+
+def test_normalise_scale_and_dict_carry_errors():
+    s = Spectrum([0.0, 1.0, 3.0], [2.0, 1.0], errors=[0.2, 0.1], meta={"a": 1})
+    n = s.normalized()  # area 4
+    assert_allclose(n.errors, [0.05, 0.025])
+    assert_allclose(s.scale_energy(2.0).errors, [0.1, 0.05])
+    t = Spectrum.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert np.array_equal(t.errors, s.errors)
+    assert "errors" not in Spectrum([0.0, 1.0], [1.0]).to_dict()
+
+
+def test_broaden_drops_errors_and_says_so():
+    s = Spectrum(np.linspace(0, 10, 11), np.ones(10), errors=np.full(10, 0.1))
+    b = s.broaden(1.0)
+    assert b.errors is None and b.meta["errors_dropped"] == ["broaden"]
+    assert "errors_dropped" not in Spectrum(np.linspace(0, 10, 11), np.ones(10)).broaden(1.0).meta

@@ -26,6 +26,11 @@ PHONOPY_NAMES = ("total_dos.dat", "projected_dos.dat")
 # An energy-like column name: the word, then the end or a non-letter ("E (meV)", "energy_meV").
 _ENERGY_NAME = re.compile(r"^(e|en|energy|freq|frequency|omega|w|nu|wavenumber)(?![a-z])", re.I)
 _TOTAL_NAMES = ("dos", "pdos", "gpdos", "intensity", "g", "g(e)", "s(e)", "counts")  # after "total"; not "S" (sulfur)
+# A column of 1σ uncertainties of the total (ISIS/VISION "Error", Mantid's "E" after "X , Y").
+_ERROR_NAMES = ("error", "errors", "err", "error(s)", "sigma", "uncertainty", "stderr", "dy", "ds", "yerr",
+                "y_err", "s_err", "e(s)")
+ERROR_SIGMAS = 3.0  # with an error column, negatives within this many σ of 0 are noise: clipped to 0
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WRITE_FORMATS = {".csv": "csv", ".dat": "text", ".txt": "text"}
 
 
@@ -50,8 +55,8 @@ def _unit_from_comments(comments) -> str | None:
     for _, c in comments:
         if META_TAG in c:
             continue
-        for m in re.finditer(r"\b(mev|thz)\b|cm-1|cm\^-1|cm⁻¹|1/cm|wavenumber", c, re.I):
-            found.add(_unit_from_name(m.group(0)) or "cm-1")
+        for m in re.finditer(r"\b(mev|thz)\b|cm-1|cm\^-1|cm⁻¹|1/cm|wavenumber|\bdeltae\b", c, re.I):
+            found.add(_unit_from_name(m.group(0)) or ("meV" if m.group(0).lower() == "deltae" else "cm-1"))
     return found.pop() if len(found) == 1 else None
 
 
@@ -63,44 +68,71 @@ def _infer_unit(e_max: float) -> tuple[str, str]:
     return "cm-1", "max energy > 600 → cm-1"
 
 
-def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=None) -> Spectrum:
-    """Read a spectrum from a text file into a :class:`Spectrum` (meV, density per meV).
+def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=None,
+                  error_column=None) -> Spectrum:
+    """Read a spectrum from a file into a :class:`Spectrum` (meV, density per meV).
 
     Formats
     -------
     * whitespace-separated columns with ``#`` comments (``.dat``, ``.txt``, anything);
     * CSV (``.csv`` or commas in the data) with an optional header row;
+    * ISIS/VISION-style ASCII with an error column: energy, S, error — Mantid's ``SaveAscii``
+      (``# X , Y , E`` header, an optional spectrum-number line before the data, an optional
+      fourth ``DX`` column, ignored) or any header naming the third column ``error``/``err``/
+      ``sigma``/``dy`` ...; the errors are kept as :attr:`Spectrum.errors`;
     * phonopy ``total_dos.dat`` (frequency, DOS) and ``projected_dos.dat`` (frequency, one
       column per atom; the total is their sum, and ``symbols`` — one element per atom —
       groups them into per-element partials), recognised by the file name or a
       ``# Sigma = ...`` line;
-    * files written by :func:`write_spectrum` (exact edges, kind and meta are restored).
+    * files written by :func:`write_spectrum` (exact edges, kind, meta and errors are restored);
+    * HDF5 (recognised by its signature, whatever the extension): a Mantid-processed NeXus
+      1-D workspace or an NXSPE file, read by :func:`defectnet.nexus.read_nexus`.
 
     Columns: the energy column is ``energy_column`` (name or 0-based index), else the one
     whose header name looks like an energy (``energy``, ``E``, ``energy_meV``,
     ``frequency_THz``, ``omega_cm-1`` ...), else the first. The total is the column named
     ``column`` if given (a header name), else the one named ``total`` (or ``dos``, ``intensity``
-    ...), else the first other column (the name read is ``meta["column"]``); other columns
-    named by an element symbol become partials; the rest are ignored (listed in
-    ``meta["ignored_columns"]``).
+    ...), else the first other column (the name read is ``meta["column"]``). The 1σ errors of
+    the total are the column ``error_column`` (name or index) if given, else the one named
+    like an error (``meta["errors_column"]``); an unnamed third column is not taken as errors
+    unless ``error_column`` says so. Other columns named by an element symbol become
+    partials; the rest are ignored (listed in ``meta["ignored_columns"]``).
 
     Units, first rule that applies: ``unit=``; the energy column's header name (meV / THz
     / cm-1); the unit our own files record; the one unit the ``#`` comments name, if they
-    name exactly one; phonopy files are THz; else inferred from the largest energy E_max
-    in the file: E_max ≤ 40 → THz, ≤ 600 → meV, else cm-1 — recorded in
-    ``meta["unit_inferred"]`` with a warning, as the guess fails for e.g. a meV spectrum of
-    a heavy host that stops at 30.
+    name exactly one (Mantid's ``DeltaE`` is meV, ``DeltaE_inWavenumber`` cm-1); phonopy
+    files are THz; else inferred from the largest energy E_max in the file: E_max ≤ 40 → THz,
+    ≤ 600 → meV, else cm-1 — recorded in ``meta["unit_inferred"]`` with a warning, as the
+    guess fails for e.g. a meV spectrum of a heavy host that stops at 30. Errors are
+    converted like the values (per unit → per meV).
 
     Checks: missing or empty file, unparsable numbers, fewer than 2 columns or ragged rows,
-    fewer than 5 points, NaN/inf, duplicate energies and negative intensities raise
-    :class:`DefectnetError` with the file and line. Negatives ≥ -1e-6 × max are clipped to 0
-    (count in ``meta["clipped_negatives"]``); unsorted rows are sorted
-    (``meta["sorted_on_read"]``).
+    a column count other than the ``X , Y , E`` header's, a second spectrum, fewer than 5
+    points, NaN/inf, duplicate energies, negative errors and negative intensities raise
+    :class:`DefectnetError` with the file and line. Negatives ≥ -1e-6 × max — or, with
+    errors, within 3σ of 0 — are clipped to 0 (count in ``meta["clipped_negatives"]``);
+    unsorted rows are sorted (``meta["sorted_on_read"]``).
     """
     p = Path(path)
-    src = str(path)
+    if p.is_file() and _is_hdf5(p):
+        from defectnet.nexus import read_nexus  # h5py only when an HDF5 file is read
+
+        return read_nexus(p, unit=unit)
+    return _read_text_spectrum(p, str(path), unit, energy_column, column, symbols, error_column)
+
+
+def _is_hdf5(p: Path) -> bool:
+    try:
+        with p.open("rb") as f:
+            return f.read(8) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def _read_text_spectrum(p, src, unit, energy_column, column, symbols, error_column) -> Spectrum:
+    """:func:`read_spectrum` for text files."""
     lines = _read_lines(p, src)
-    comments, header, rows, linenos = _split(lines, src, csv=p.suffix.lower() == ".csv")
+    comments, header, rows, linenos, spectrum_no = _split(lines, src, csv=p.suffix.lower() == ".csv")
     if not rows:
         raise DefectnetError("empty file: no data rows; expected columns of energy and intensity", source=src)
     ncols = len(rows[0])
@@ -116,15 +148,34 @@ def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=N
         p.name in PHONOPY_NAMES or any(re.match(r"#\s*sigma\s*=", c, re.I) for _, c in comments))
     if header is None and not phonopy:
         header = _header_from_comments(comments, ncols)
+    header, mantid = _mantid_header(header, comments, ncols, linenos[0], src)
     meta: dict = dict(tagged.get("meta", {})) if tagged else {}
-    meta.update(source=src, format="phonopy" if phonopy else ("csv" if p.suffix.lower() == ".csv" else "text"))
+    fmt = "phonopy" if phonopy else "mantid-ascii" if mantid else "csv" if p.suffix.lower() == ".csv" else "text"
+    meta.update(source=src, format=fmt)
+    if spectrum_no is not None:
+        meta["spectrum_number"] = spectrum_no
 
     ie = _energy_index(energy_column, header, ncols, src)
     energy = data[:, ie]
     unit = _pick_unit(unit, header[ie] if header else None, tagged, comments, phonopy, energy, meta, src)
-    total, partials = _pick_columns(data, ie, header, phonopy, symbols, meta, src, column)
-    total, partials = _check_negatives(total, partials, linenos, meta, src)
+    total, partials, errors = _pick_columns(data, ie, header, phonopy, symbols, meta, src, column, error_column)
+    total, partials = _check_negatives(total, partials, errors, linenos, meta, src)
+    order = _energy_order(energy, linenos, meta, src)
 
+    factor = float(to_mev(1.0, unit))  # density per unit → per meV divides by meV-per-unit
+    e_mev = energy[order] * factor
+    total = total[order] / factor
+    partials = {el: v[order] / factor for el, v in partials.items()}
+    errors = None if errors is None else errors[order] / factor
+    kind = tagged.get("kind", "total") if tagged else "total"
+    edges = _tagged_edges(tagged, e_mev)
+    if edges is not None:
+        return Spectrum(edges, total, partials, kind=kind, meta=meta, errors=errors)
+    return Spectrum.from_points(e_mev, total, partials, kind=kind, meta=meta, errors=errors)
+
+
+def _energy_order(energy, linenos, meta, src) -> np.ndarray:
+    """Indices sorting ``energy``; duplicate energies raise, a reordering is noted in ``meta``."""
     order = np.argsort(energy, kind="stable")
     es = energy[order]
     dup = np.flatnonzero(np.diff(es) == 0)
@@ -134,16 +185,21 @@ def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=N
                              source=src, line=b)
     if np.any(order != np.arange(order.size)):
         meta["sorted_on_read"] = True
+    return order
 
-    factor = float(to_mev(1.0, unit))  # density per unit → per meV divides by meV-per-unit
-    e_mev = es * factor
-    total = total[order] / factor
-    partials = {el: v[order] / factor for el, v in partials.items()}
-    kind = tagged.get("kind", "total") if tagged else "total"
-    edges = _tagged_edges(tagged, e_mev)
-    if edges is not None:
-        return Spectrum(edges, total, partials, kind=kind, meta=meta)
-    return Spectrum.from_points(e_mev, total, partials, kind=kind, meta=meta)
+
+def _mantid_header(header, comments, ncols, first_line, src):
+    """(header, is_mantid): Mantid ``SaveAscii``'s ``X , Y , E [, DX]`` names become x, y, error [, dx]
+    (so "E" is not taken for the energy). A comment with that header over data of another
+    column count is an error."""
+    if header and [h.lower() for h in header] in (["x", "y", "e"], ["x", "y", "e", "dx"]):
+        return ["x", "y", "error"] + (["dx"] if len(header) == 4 else []), True
+    for _, c in comments:
+        names = [t.strip().lower() for t in c.lstrip("#").split(",")]
+        if names in (["x", "y", "e"], ["x", "y", "e", "dx"]) and len(names) != ncols:
+            raise DefectnetError(f"{ncols} columns; expected {len(names)} ({c.lstrip('#').strip()}) as the header says",
+                                 source=src, line=first_line)
+    return header, False
 
 
 def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str:
@@ -171,8 +227,8 @@ def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str
     return unit
 
 
-def _pick_columns(data, ie, header, phonopy, symbols, meta, src, column=None):
-    """(total, {element: partial}) columns of ``data`` (n, ncols), energy column ``ie`` excluded."""
+def _pick_columns(data, ie, header, phonopy, symbols, meta, src, column=None, error_column=None):
+    """(total, {element: partial}, errors or None) columns of ``data`` (n, ncols), energy column ``ie`` excluded."""
     others = [j for j in range(data.shape[1]) if j != ie]
     partials: dict[str, np.ndarray] = {}
     if phonopy and len(others) > 1:  # projected_dos.dat: one column per atom
@@ -184,8 +240,12 @@ def _pick_columns(data, ie, header, phonopy, symbols, meta, src, column=None):
                 partials[el] = data[:, [j for j, s in zip(others, symbols) if s == el]].sum(axis=1)
         else:
             meta["n_atom_columns"] = len(others)
-        return data[:, others].sum(axis=1), partials
+        return data[:, others].sum(axis=1), partials, None
     names = [h.lower() for h in header] if header else [""] * data.shape[1]
+    ierr = _error_index(error_column, names, header, others, src)
+    others = [j for j in others if j != ierr]
+    if not others:
+        raise DefectnetError("no intensity column besides the energy and the errors", source=src)
     if column is not None:
         it = next((j for j in others if names[j] == column.lower()), None)
         if it is None:
@@ -203,19 +263,43 @@ def _pick_columns(data, ie, header, phonopy, symbols, meta, src, column=None):
             ignored.append(header[j] if header else j)
     if ignored:
         meta["ignored_columns"] = ignored
-    return data[:, it], partials
+    if ierr is None:
+        return data[:, it], partials, None
+    meta["errors_column"] = header[ierr] if header else ierr
+    return data[:, it], partials, data[:, ierr]
 
 
-def _check_negatives(total, partials, linenos, meta, src):
-    """Clip numerical-noise negatives (≥ -1e-6 × max of the total); larger ones are an error."""
+def _error_index(error_column, names, header, others, src):
+    """Index of the errors column: ``error_column`` (name or index) if given, else the first named like one."""
+    if error_column is None:
+        return next((j for j in others if names[j] in _ERROR_NAMES), None)
+    if isinstance(error_column, (int, np.integer)) and not isinstance(error_column, bool):
+        j = int(error_column) % len(names) if -len(names) <= error_column < len(names) else None
+    else:
+        j = next((k for k in others if names[k] == str(error_column).lower()), None)
+    if j is None or j not in others:
+        raise DefectnetError(f"error_column {error_column!r} is not a column besides the energy; the columns are "
+                             f"{header or f'{len(names)} unnamed'}", source=src)
+    return j
+
+
+def _check_negatives(total, partials, errors, linenos, meta, src):
+    """Clip numerical-noise negatives (≥ -1e-6 × max of the total; for the total with errors, also those
+    within ERROR_SIGMAS σ of 0); larger ones are an error, and so is a negative error."""
+    if errors is not None and np.any(errors < 0):
+        i = int(np.argmax(errors < 0))
+        raise DefectnetError(f"negative error {errors[i]:g}; expected a 1σ uncertainty ≥ 0", source=src,
+                             line=linenos[i])
     floor = -NEGATIVE_NOISE * float(np.max(np.abs(total)))
     n_clipped, out = 0, {}
     for name, col in {"total": total, **partials}.items():
-        neg = col < floor
+        allowed = np.minimum(floor, -ERROR_SIGMAS * errors) if (name == "total" and errors is not None) else floor
+        neg = col < allowed
         if neg.any():
             i = int(np.argmax(neg))
-            raise DefectnetError(f"negative intensity {col[i]:g} in column {name!r}; expected a non-negative density",
-                                 source=src, line=linenos[i])
+            beyond = f" (more than {ERROR_SIGMAS:g}σ below 0)" if name == "total" and errors is not None else ""
+            raise DefectnetError(f"negative intensity {col[i]:g}{beyond} in column {name!r}; expected a non-negative "
+                                 "density", source=src, line=linenos[i])
         n_clipped += int(np.sum(col < 0))
         out[name] = np.maximum(col, 0.0)
     if n_clipped:
@@ -242,8 +326,11 @@ def _read_lines(p: Path, src: str) -> list[str]:
 
 
 def _split(lines, src, *, csv):
-    """Sort lines into comments [(lineno, text)], a header row (or None) and numeric rows."""
+    """Sort lines into comments [(lineno, text)], a header row (or None), numeric rows, their line
+    numbers and the spectrum number (or None): a lone integer line before the data, as Mantid's
+    ``SaveAscii`` writes; another such line after data rows starts a second spectrum, an error."""
     comments, header, rows, linenos = [], None, [], []
+    spectrum_no, spectrum_line = None, None
     data = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     semicolons = any(";" in ln for ln in data)  # ';' between columns, then ',' is the decimal mark
     delim = ";" if semicolons else "," if csv or any("," in ln for ln in data) else None
@@ -268,8 +355,16 @@ def _split(lines, src, *, csv):
             raise DefectnetError(f"cannot parse {bad!r} as a number; expected {len(tokens)} numeric columns",
                                  source=src, line=lineno) from None
         if len(values) < 2:
+            lone_integer = len(values) == 1 and float(values[0]).is_integer()
+            if lone_integer and not rows and spectrum_no is None:
+                spectrum_no, spectrum_line = int(values[0]), lineno
+                continue
+            if lone_integer and rows and spectrum_no is not None:
+                raise DefectnetError(f"a second spectrum (number {int(values[0])}) starts here; expected one "
+                                     "spectrum (save a single spectrum, e.g. SaveAscii's SpectrumList)",
+                                     source=src, line=lineno)
             raise DefectnetError(f"{len(values)} column; expected at least 2 (energy, intensity)",
-                                 source=src, line=lineno)
+                                 source=src, line=spectrum_line if not rows and spectrum_line else lineno)
         if header and not rows and len(header) != len(values) and delim is None:
             # Whitespace header with spaces inside names ("E (meV)  DOS"): keep it as a comment only.
             comments.append(header_line)
@@ -280,7 +375,7 @@ def _split(lines, src, *, csv):
                                  source=src, line=lineno)
         rows.append(values)
         linenos.append(lineno)
-    return comments, header, rows, linenos
+    return comments, header, rows, linenos, spectrum_no
 
 
 def _refuse_decimal_commas(data: list[str], lines: list[str], src: str) -> None:
@@ -378,7 +473,9 @@ def write_spectrum(spectrum: Spectrum, path, *, unit=None, fmt=None, extra_colum
 
     ``extra_columns`` maps a name to another density on the same bins (per meV), e.g. the
     neutron-weighted ``gpdos``; it is written after the partials (not in phonopy files) and
-    ignored by :func:`read_spectrum`, which records it in ``meta["ignored_columns"]``.
+    ignored by :func:`read_spectrum`, which records it in ``meta["ignored_columns"]``. A
+    spectrum's errors are written as an ``error`` column after the partials (not in phonopy
+    files) and read back as errors.
 
     ``fmt`` (default from the extension): ``"csv"`` (``.csv``: header
     ``energy_<unit>,total,<El>...``), ``"text"`` (``.dat``/``.txt``: the same columns,
@@ -399,6 +496,10 @@ def write_spectrum(spectrum: Spectrum, path, *, unit=None, fmt=None, extra_colum
     energy, density = spectrum.in_units(unit)
     factor = float(to_mev(1.0, unit))
     extra = {} if fmt == "phonopy" else dict(extra_columns or {})
+    if fmt != "phonopy" and spectrum.errors is not None:
+        if "error" in extra or "error" in spectrum.partials:
+            raise DefectnetError("a column named 'error' would clash with the spectrum's errors", source=str(path))
+        extra = {"error": spectrum.errors, **extra}
     names = ["total"] + ([] if fmt == "phonopy" else list(spectrum.partials)) + list(extra)
     for el in names[1:]:
         if not re.fullmatch(r"[A-Za-z0-9_()+-]+", el):

@@ -2,44 +2,56 @@
 
 Every model is a frozen dataclass with ``fwhm_mev(energy_mev) -> ndarray`` and
 ``to_dict``/``from_dict``; :func:`get_resolution` turns a name, a dict, a number or a model
-into a model. Names:
+into a model. Where ResINS (pip ``resins``, PACE's maintained library of neutron-instrument
+resolution functions) covers an instrument, the width comes from it (:class:`Resins`:
+FWHM = 2√(2 ln 2) σ of its Gaussian); hand-written models stay only for what it lacks. Names:
 
 ``"tosca"``
-    Indirect-geometry TOSCA (ISIS), the quadratic used by Abins (Mantid,
-    ``scripts/abins/parameters.py``): σ(ω) = 2.5 + 0.005 ω + 1e-7 ω² with ω and σ in cm⁻¹,
-    where σ is the *standard deviation* of the Gaussian (Abins and PACE's
-    ``resolution_functions`` package, model "AbINS" in ``tosca.yaml``, both use it as σ).
-    In meV: σ = 0.30996 + 0.005 E + 8.0655e-7 E²; we store FWHM = 2√(2 ln 2) σ,
-    i.e. 1.93 meV at 100 meV (1.9 %) and 5.7 meV at 400 meV (1.4 %).
+    Indirect-geometry TOSCA (ISIS), ResINS ``TOSCA`` model ``AbINS``: σ = 0.30996 + 0.005 E +
+    8.0655e-7 E² (meV; the Abins polynomial σ = 2.5 + 0.005 ω + 1e-7 ω² in cm⁻¹, Mantid
+    ``scripts/abins/parameters.py``; Dymkowski et al., Physica B 551, 443 (2018)), i.e. FWHM
+    1.93 meV at 100 meV (1.9 %) and 5.7 meV at 400 meV (1.4 %). With ResINS 0.1.0 it equals
+    the hand-written polynomial this module used before to ≤ 5e-11 relative over 0–500 meV
+    (the same coefficients, rounded differently); ResINS's other TOSCA models (``book``,
+    ``vision``) do not evaluate in 0.1.0.
 ``"merlin-ei50"``
-    Direct-geometry MERLIN (ISIS) at Ei = 50 meV, 300 Hz: the FWHM table tabulated in the
-    SpinW documentation of ``sw_res`` (E = 0, 10, 20, 30, 40, 49 meV → 2.31, 1.80, 1.37,
-    1.02, 0.78, 0.67 meV), fitted here by a cubic in E/Ei (residuals < 0.003 meV).
+    Direct-geometry MERLIN (ISIS) at Ei = 50 meV, 300 Hz, chopper package G: ResINS's PyChop
+    fit. It agrees with the FWHM table in the SpinW documentation of ``sw_res`` (E = 0, 10,
+    20, 30, 40, 49 meV → 2.31, 1.80, 1.37, 1.02, 0.78, 0.67 meV) to within 0.08 meV.
+``"<instrument>:<Ei>[:<frequency Hz>[:<chopper package>]]"``
+    A direct-geometry instrument through ResINS's PyChop fits: ``merlin``, ``mari``, ``maps``,
+    ``let``, ``arcs``, ``sequoia``, ``cncs``, ``hyspec`` (e.g. ``"mari:500:400:A"``; the
+    frequency is the Fermi chopper's, or LET's resolution chopper, CNCS's resolution disk;
+    omitted parts take ResINS's defaults). ResINS refuses settings outside the instrument's
+    range (e.g. MERLIN Ei > 181 meV with package G); the message says so. The width is held
+    at its E = 0 value for E < 0 and at its E = Ei value above Ei.
 ``"direct:<Ei>"``
-    A chopper spectrometer at incident energy Ei (meV) with the same *relative* shape
-    FWHM/Ei = f(E/Ei) as the MERLIN fit: 4.6 % of Ei at the elastic line, shrinking to 1.3 %
-    at E = Ei. Scaling the shape with Ei assumes the chopper speed is chosen to keep the
-    relative resolution, which is how these instruments are usually run; it is an
-    approximation, not a PyChop calculation.
+    Hand-written, for a generic chopper spectrometer ResINS has no model of: the *relative*
+    shape FWHM/Ei = f(E/Ei) of MERLIN at Ei = 50 meV, 300 Hz (a cubic in E/Ei fitted to the
+    SpinW ``sw_res`` table above, residuals < 0.003 meV): 4.6 % of Ei at the elastic line,
+    shrinking to 1.3 % at E = Ei. Scaling the shape with Ei assumes the chopper speed is
+    chosen to keep the relative resolution; an approximation, not a PyChop calculation.
 ``"gaussian:<fwhm>"``
     A constant FWHM in meV.
+
+VISION (SNS) is not available: ResINS 0.1.0's VISION model (Seeger et al., NIM A 604, 719
+(2009)) cannot be evaluated (its pulse-width parameter ``d_t`` is unset in the package's
+data), and no hand-written VISION preset with a citable width function is kept.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from defectnet.errors import DefectnetError
-from defectnet.units import UNITS
+from defectnet.errors import DefectnetError, exception_reason
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # ≈ 2.3548
-
-# Abins' TOSCA σ(ω) coefficients (a0, a1, a2), ω and σ in cm⁻¹ (Mantid scripts/abins/parameters.py).
-_TOSCA_SIGMA_CM1 = (2.5, 0.005, 1.0e-7)
+MIN_FWHM_MEV = 1e-3  # floor on any model's width
 
 # FWHM/Ei as a cubic in x = E/Ei, fitted to SpinW's MERLIN table (Ei = 50 meV, 300 Hz; sw_res docs).
 MERLIN_SHAPE = (0.04619, -0.05370, 0.01359, 0.00720)
@@ -145,27 +157,109 @@ class DirectGeometry(_Model):
                 "coefficients": list(self.coefficients), "name": self.name}
 
 
-ResolutionModel = Gaussian | Polynomial | DirectGeometry
-MODELS: dict[str, type] = {cls.model: cls for cls in (Gaussian, Polynomial, DirectGeometry)}
+@functools.lru_cache(maxsize=64)
+def resins_function(instrument: str, model_name: str | None, settings: tuple):
+    """ResINS's resolution function of ``instrument`` (its default version) for ``model_name`` (None:
+    ResINS's default) and ``settings`` ((name, value) pairs), cached; failures are one-line errors."""
+    try:
+        from resins import Instrument
+    except ImportError:
+        raise DefectnetError(f"resolution of {instrument} needs the 'resins' package (pip install resins)") from None
+    try:
+        return Instrument.from_default(instrument).get_resolution_function(model_name, **dict(settings))
+    except Exception as exc:  # ResINS raises its own error types, and TypeErrors from incomplete models
+        raise DefectnetError(f"ResINS cannot give the resolution of {instrument} with model {model_name or 'default'} "
+                             f"and settings {dict(settings)} ({exception_reason(exc)})") from None
 
 
-def _tosca() -> Polynomial:
-    # σ_cm = Σ a_k ω_cm^k with ω_cm = s·E (s = cm⁻¹ per meV) → σ_meV = Σ a_k s^(k-1) E^k.
-    s = UNITS.cm1_per_mev
-    coeffs = tuple(FWHM_PER_SIGMA * a * s ** (k - 1) for k, a in enumerate(_TOSCA_SIGMA_CM1))
-    return Polynomial(coeffs, name="tosca")
+@dataclass(frozen=True)
+class Resins(_Model):
+    """FWHM(E) = 2√(2 ln 2) σ(E), σ from ResINS's Gaussian model of a neutron instrument.
 
+    ``instrument`` is a ResINS name (``TOSCA``, ``MERLIN`` ...), ``model_name`` one of its models
+    (``None``: ResINS's default) and ``settings`` the model's settings (a dict or (name, value)
+    pairs; e.g. ``e_init`` = Ei in meV, ``chopper_frequency`` in Hz). With an ``e_init`` the
+    energy is clipped to [0, Ei] first (direct geometry: the width at the elastic line for
+    neutron energy gain, at Ei beyond it); otherwise |E| is the caller's business. Widths are
+    floored at 1e-3 meV. The model is built (and its settings checked) at construction.
+    """
+
+    model: ClassVar[str] = "resins"
+    instrument: str
+    model_name: str | None = None
+    settings: tuple = ()
+    name: str = ""
+
+    def __post_init__(self):
+        pairs = self.settings.items() if isinstance(self.settings, dict) else self.settings
+        object.__setattr__(self, "settings", tuple(sorted((str(k), v) for k, v in pairs)))
+        resins_function(self.instrument, self.model_name, self.settings)
+
+    @property
+    def ei_mev(self) -> float | None:
+        """The incident energy (meV) of a direct-geometry model, else None."""
+        ei = dict(self.settings).get("e_init")
+        return None if ei is None else float(ei)
+
+    def fwhm_mev(self, energy_mev) -> np.ndarray:
+        """FWHM in meV, same shape as ``energy_mev``."""
+        e = _as_energy(energy_mev)
+        if self.ei_mev is not None:
+            e = np.clip(e, 0.0, self.ei_mev)
+        sigma = resins_function(self.instrument, self.model_name, self.settings).get_characteristics(
+            e.reshape(-1, 1))["sigma"]
+        return np.maximum(FWHM_PER_SIGMA * np.asarray(sigma, dtype=float).reshape(e.shape), MIN_FWHM_MEV)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "instrument": self.instrument, "model_name": self.model_name,
+                "settings": dict(self.settings), "name": self.name}
+
+
+ResolutionModel = Gaussian | Polynomial | DirectGeometry | Resins
+MODELS: dict[str, type] = {cls.model: cls for cls in (Gaussian, Polynomial, DirectGeometry, Resins)}
 
 PRESETS = {
-    "tosca": _tosca,
-    "merlin-ei50": lambda: DirectGeometry(50.0, name="merlin-ei50"),
+    "tosca": lambda: Resins("TOSCA", "AbINS", name="tosca"),
+    "merlin-ei50": lambda: Resins("MERLIN", None, {"chopper_package": "G", "e_init": 50.0, "chopper_frequency": 300},
+                                  name="merlin-ei50"),
 }
-PATTERNS = ("gaussian:<FWHM meV>", "direct:<Ei meV>")
+# Direct-geometry instruments in ResINS (PyChop fits): name → (ResINS name, its chopper-frequency setting).
+DIRECT_INSTRUMENTS = {
+    "merlin": ("MERLIN", "chopper_frequency"), "mari": ("MARI", "chopper_frequency"),
+    "maps": ("MAPS", "chopper_frequency"), "arcs": ("ARCS", "chopper_frequency"),
+    "sequoia": ("SEQUOIA", "chopper_frequency"), "hyspec": ("HYSPEC", "chopper_frequency"),
+    "let": ("LET", "resolution_frequency"), "cncs": ("CNCS", "resolution_disk_frequency"),
+}
+UNAVAILABLE = {
+    "vision": "VISION: ResINS 0.1.0's VISION model cannot be evaluated (its pulse-width parameter d_t is unset) "
+              "and no hand-written VISION preset is kept; use tosca (a similar indirect-geometry instrument) or "
+              "gaussian:<FWHM>",
+}
+PATTERNS = ("gaussian:<FWHM meV>", "direct:<Ei meV>", "<instrument>:<Ei meV>[:<frequency Hz>[:<chopper package>]]")
 
 
 def available() -> list[str]:
-    """Names :func:`get_resolution` accepts."""
+    """Names :func:`get_resolution` accepts (``<instrument>`` is one of DIRECT_INSTRUMENTS)."""
     return sorted(PRESETS) + list(PATTERNS)
+
+
+def _direct_instrument(spec: str) -> Resins:
+    """``"<instrument>:<Ei>[:<frequency>[:<package>]]"`` as a ResINS PyChop model."""
+    parts = [p.strip() for p in spec.split(":")]
+    if len(parts) > 4 or not all(parts):
+        raise DefectnetError(f"resolution {spec!r}: expected <instrument>:<Ei meV>[:<frequency Hz>[:<chopper package>]]")
+    instrument, freq_name = DIRECT_INSTRUMENTS[parts[0].lower()]
+    settings: dict = {}
+    try:
+        settings["e_init"] = _check_positive(float(parts[1]), "incident energy Ei")
+        if len(parts) > 2:
+            settings[freq_name] = int(parts[2])
+    except ValueError:
+        raise DefectnetError(f"resolution {spec!r}: Ei must be a number of meV and the frequency an integer "
+                             "number of Hz") from None
+    if len(parts) > 3:
+        settings["chopper_package"] = parts[3]
+    return Resins(instrument, None, settings, name=spec.lower())
 
 
 def get_resolution(spec) -> ResolutionModel:
@@ -184,14 +278,19 @@ def get_resolution(spec) -> ResolutionModel:
         key = spec.strip().lower()
         if key in PRESETS:
             return PRESETS[key]()
+        if key in UNAVAILABLE:
+            raise DefectnetError(f"resolution {spec!r} is not available: {UNAVAILABLE[key]}")
         prefix, _, arg = key.partition(":")
+        if arg and prefix in DIRECT_INSTRUMENTS:
+            return _direct_instrument(spec.strip())
         if arg and prefix in ("gaussian", "direct"):
             try:
                 value = float(arg)
             except ValueError:
                 raise DefectnetError(f"resolution {spec!r}: {arg!r} is not a number of meV") from None
             return Gaussian(value, name=key) if prefix == "gaussian" else DirectGeometry(value, name=key)
-    raise DefectnetError(f"unknown resolution {spec!r}; expected one of {', '.join(available())}")
+    raise DefectnetError(f"unknown resolution {spec!r}; expected one of {', '.join(available())} "
+                         f"(instrument: {', '.join(DIRECT_INSTRUMENTS)})")
 
 
 def from_dict(d: dict) -> ResolutionModel:

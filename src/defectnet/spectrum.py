@@ -1,8 +1,9 @@
 """The :class:`Spectrum` domain object: a binned phonon DOS in meV.
 
 Values are bin-integrated densities: ``values[i]`` is the mean density (per meV) in bin i,
-so the area is ``sum(values * widths)`` on any, possibly non-uniform, bins. Every method
-returns a new object; the arrays are stored read-only.
+so the area is ``sum(values * widths)`` on any, possibly non-uniform, bins. A measured
+spectrum may carry ``errors``: the 1σ uncertainty of each bin's value, same units, bins taken
+as independent. Every method returns a new object; the arrays are stored read-only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ IMAGINARY_TOL_MEV = 0.05
 _CHUNK = 128  # Gaussians per block (sorted by energy, so a block spans few bins)
 _TAIL = 8.5  # Gaussian tails beyond ±8.5σ hold < 1e-17 of the area
 _MIN_SIGMA_MEV = 1e-9
+_KEEP = object()  # Spectrum._new: keep the current errors
 
 
 def _edges_of(grid_or_edges) -> np.ndarray:
@@ -43,6 +45,22 @@ def _sigma_function(fwhm_mev, resolution):
         raise DefectnetError("give exactly one of fwhm_mev (constant) or resolution (energy-dependent)")
     model = get_resolution(fwhm_mev if resolution is None else resolution)
     return (lambda e: np.maximum(model.fwhm_mev(np.abs(e)) / FWHM_PER_SIGMA, _MIN_SIGMA_MEV)), model.to_dict()
+
+
+def _rebin_errors(old_edges, errors, new_edges) -> np.ndarray:
+    """1σ of each new bin's mean density when independent old bins (``errors``, shape (n,)) are
+    rebinned by overlap: σ_j = √(Σ_i (σ_i · overlap_ij)²) / width_j. Exact for the marginal
+    variance of each new bin (the correlation a split old bin leaves between new bins is not kept).
+    """
+    cuts = np.union1d(old_edges, new_edges)
+    cuts = cuts[(cuts >= max(old_edges[0], new_edges[0])) & (cuts <= min(old_edges[-1], new_edges[-1]))]
+    out = np.zeros(new_edges.size - 1)
+    if cuts.size >= 2:
+        mid, length = 0.5 * (cuts[1:] + cuts[:-1]), np.diff(cuts)
+        i = np.searchsorted(old_edges, mid, "right") - 1
+        j = np.searchsorted(new_edges, mid, "right") - 1
+        out = np.bincount(j, weights=(errors[i] * length) ** 2, minlength=out.size)
+    return np.sqrt(out) / np.diff(new_edges)
 
 
 def _spread(edges, centres, sigmas, weights, renormalise):
@@ -85,9 +103,14 @@ class Spectrum:
         ``"total"``, ``"gpdos"`` (neutron-weighted), ``"partial"``, ...
     meta : dict, optional
         Free, JSON-serialisable provenance (copied).
+    errors : array, shape (n,), optional
+        1σ uncertainty of each value (same units, ≥ 0), e.g. from a measured file's error
+        column; ``None`` when unknown. :meth:`resample`, :meth:`normalized` and
+        :meth:`scale_energy` propagate it; :meth:`broaden` and :meth:`neutron_weighted` drop it
+        (``meta["errors_dropped"]`` says where).
     """
 
-    def __init__(self, edges_mev, values, partials=None, *, kind="total", meta=None):
+    def __init__(self, edges_mev, values, partials=None, *, kind="total", meta=None, errors=None):
         edges, vals = _frozen(edges_mev), _frozen(values)
         if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
             raise DefectnetError("spectrum edges must be a 1-D, finite, strictly increasing array of ≥ 2 values")
@@ -104,18 +127,31 @@ class Spectrum:
             parts[str(el)] = p
         if not isinstance(kind, str) or not kind:
             raise DefectnetError(f"spectrum kind must be a non-empty string, got {kind!r}")
-        self.edges_mev, self.values, self.partials = edges, vals, parts
+        if errors is not None:
+            errors = _frozen(errors)
+            if errors.shape != (n,) or not np.all(np.isfinite(errors)) or np.any(errors < 0):
+                raise DefectnetError(f"spectrum errors must be {n} finite values ≥ 0, got shape {errors.shape}")
+        self.edges_mev, self.values, self.partials, self.errors = edges, vals, parts, errors
         self.kind, self.meta = kind, copy.deepcopy(dict(meta or {}))
 
     def __repr__(self):
         e = self.edges_mev
         return (f"Spectrum(kind={self.kind!r}, n_bins={self.values.size}, {e[0]:g}–{e[-1]:g} meV, "
-                f"area={self.area():.6g}, partials={sorted(self.partials)})")
+                f"area={self.area():.6g}, partials={sorted(self.partials)}, errors={self.errors is not None})")
 
-    def _new(self, edges=None, values=None, partials=None, kind=None, **meta_updates) -> "Spectrum":
+    def _new(self, edges=None, values=None, partials=None, kind=None, errors=_KEEP, **meta_updates) -> "Spectrum":
+        """A copy with the given parts replaced; ``errors`` is kept unless given (``None`` drops it)."""
+        if errors is _KEEP:
+            errors = self.errors
         return Spectrum(self.edges_mev if edges is None else edges, self.values if values is None else values,
                         self.partials if partials is None else partials, kind=kind or self.kind,
-                        meta={**self.meta, **meta_updates})
+                        meta={**self.meta, **meta_updates}, errors=errors)
+
+    def _dropped_errors(self, where: str) -> dict:
+        """The meta update saying ``where`` dropped this spectrum's errors ({} if it had none)."""
+        if self.errors is None:
+            return {}
+        return {"errors_dropped": list(self.meta.get("errors_dropped", [])) + [where]}
 
     @property
     def centers_mev(self) -> np.ndarray:
@@ -222,11 +258,12 @@ class Spectrum:
         return float(np.sum(self.values * self.widths_mev))
 
     def normalized(self) -> "Spectrum":
-        """Unit area; partials scaled by the same factor."""
+        """Unit area; partials and errors scaled by the same factor (the area is taken as exact)."""
         a = self.area()
         if not a > 0:
             raise DefectnetError(f"cannot normalise a spectrum of area {a:g}")
-        return self._new(values=self.values / a, partials={el: p / a for el, p in self.partials.items()})
+        return self._new(values=self.values / a, partials={el: p / a for el, p in self.partials.items()},
+                         errors=None if self.errors is None else self.errors / a)
 
     def broaden(self, fwhm_mev=None, *, resolution=None) -> "Spectrum":
         """Gaussian convolution with a constant FWHM (meV) or an energy-dependent resolution.
@@ -241,14 +278,17 @@ class Spectrum:
         stack = np.vstack([self.values] + [self.partials[el] for el in self.partials]) * widths  # (1 + n_el, n)
         out = _spread(self.edges_mev, c, sigma, stack, "both")
         out /= widths
-        return self._new(values=out[0], partials=dict(zip(self.partials, out[1:])),
-                         broadening=list(self.meta.get("broadening", [])) + [res_dict])
+        return self._new(values=out[0], partials=dict(zip(self.partials, out[1:])), errors=None,
+                         broadening=list(self.meta.get("broadening", [])) + [res_dict],
+                         **self._dropped_errors("broaden"))
 
     def resample(self, grid_or_edges) -> "Spectrum":
         """Rebin onto new edges (EnergyGrid or array, meV) by interpolating the cumulative integral.
 
         Exact for the piecewise-constant density; conserves the area over the overlapping
         range. The area (of |values|) outside the new range is added to ``meta["lost_area"]``.
+        Errors are combined in quadrature with the overlap weights (:func:`_rebin_errors`);
+        a new bin outside the old range gets value and error 0.
         """
         new = _edges_of(grid_or_edges)
         if new.ndim != 1 or new.size < 2 or np.any(np.diff(new) <= 0):
@@ -260,7 +300,8 @@ class Spectrum:
 
         kept = float(np.sum(np.abs(rebin(np.abs(self.values))) * np.diff(new)))
         lost = max(float(np.sum(np.abs(self.values) * self.widths_mev)) - kept, 0.0)
-        return self._new(edges=new, values=rebin(self.values),
+        errors = None if self.errors is None else _rebin_errors(self.edges_mev, self.errors, new)
+        return self._new(edges=new, values=rebin(self.values), errors=errors,
                          partials={el: rebin(p) for el, p in self.partials.items()},
                          lost_area=float(self.meta.get("lost_area", 0.0)) + lost)
 
@@ -270,6 +311,7 @@ class Spectrum:
             raise DefectnetError(f"energy scale factor must be a positive number, got {factor!r}")
         f = float(factor)
         return self._new(edges=self.edges_mev * f, values=self.values / f,
+                         errors=None if self.errors is None else self.errors / f,
                          partials={el: p / f for el, p in self.partials.items()},
                          energy_scale=float(self.meta.get("energy_scale", 1.0)) * f)
 
@@ -305,7 +347,8 @@ class Spectrum:
             raise DefectnetError("all neutron weights are zero")
         contrib = {el: v / norm for el, v in contrib.items()}
         return self._new(values=np.sum(list(contrib.values()), axis=0), partials=contrib, kind="gpdos",
-                         fractions={el: float(c) for el, c in fractions.items()})
+                         errors=None, fractions={el: float(c) for el, c in fractions.items()},
+                         **self._dropped_errors("neutron_weighted"))
 
     def peak_mev(self, e_min=None, e_max=None) -> float:
         """Centre (meV) of the highest bin whose centre lies in [e_min, e_max]."""
@@ -345,14 +388,18 @@ class Spectrum:
 
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
-        """JSON-safe dict (lists of Python floats, exact for float64)."""
-        return {"edges_mev": self.edges_mev.tolist(), "values": self.values.tolist(),
-                "partials": {el: p.tolist() for el, p in self.partials.items()},
-                "kind": self.kind, "meta": copy.deepcopy(self.meta)}
+        """JSON-safe dict (lists of Python floats, exact for float64); ``errors`` only when known."""
+        d = {"edges_mev": self.edges_mev.tolist(), "values": self.values.tolist(),
+             "partials": {el: p.tolist() for el, p in self.partials.items()},
+             "kind": self.kind, "meta": copy.deepcopy(self.meta)}
+        if self.errors is not None:
+            d["errors"] = self.errors.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Spectrum":
-        unknown = set(d) - {"edges_mev", "values", "partials", "kind", "meta"}
+        unknown = set(d) - {"edges_mev", "values", "partials", "kind", "meta", "errors"}
         if unknown or not {"edges_mev", "values"} <= set(d):
             raise DefectnetError(f"a spectrum dict needs edges_mev and values (unknown keys {sorted(unknown)})")
-        return cls(d["edges_mev"], d["values"], d.get("partials"), kind=d.get("kind", "total"), meta=d.get("meta"))
+        return cls(d["edges_mev"], d["values"], d.get("partials"), kind=d.get("kind", "total"), meta=d.get("meta"),
+                   errors=d.get("errors"))
