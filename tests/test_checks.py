@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defectnet.checks import MAX_DOPANTS, MAX_TOTAL_FRACTION, plausibility_warnings, signal_against_noise
+from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION, PRISTINE_EDGE_WINDOW, band_edge,
+                              choose_unit, coverage_warnings, doped_consistency, host_consistency, is_cut,
+                              plausibility_warnings, roughness, signal_against_noise)
+from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
 
 E = np.arange(0.125, 100.0, 0.25)  # uniform points, meV
@@ -102,3 +105,56 @@ def test_more_dopants_detected_than_trained_for_is_warned_with_the_count():
     assert warning.startswith("7 dopants detected (X0, X1, X2, X3, X4, X5, X6), more than the 6")
     assert plausibility_warnings(_rows(*[0.01] * 9, detected=False)) == []  # reported but not detected
     assert len(plausibility_warnings(_rows(*[0.04] * 7))) == 2
+
+
+# ----------------------------------------------------------------------------- consistency with the host
+def test_band_edge_ignores_trailing_zero_rows_and_a_cut_spectrum_is_told():
+    band = _spec(_band())
+    assert 55 < band_edge(band) < 62  # the optical peak at 52 ± 3 meV; zeros run on to 100 meV
+    assert not is_cut(band)
+    assert is_cut(Spectrum.from_points(E[E < 30], _band()[E < 30]))
+
+
+def test_a_stretched_or_different_host_is_far_and_a_softened_copy_is_near():
+    band = _spec(_band())
+    softened = band.scale_energy(1 / 0.85).broaden(2.0)  # a stiffer measurement at a coarser resolution
+    near = host_consistency(softened, band)
+    assert near["consistent"] and near["scale"] == pytest.approx(0.85, abs=0.01)
+    other = _spec(np.where(E < 20, (E / 20) ** 2, 0.0) + 2 * np.exp(-0.5 * ((E - 45) / 2) ** 2))  # a gap, another shape
+    far = host_consistency(other, band)
+    assert not far["consistent"] and far["distance"] > 0.05
+
+
+def test_a_doped_spectrum_keeps_its_bands_and_random_numbers_are_no_spectrum():
+    band = _band()
+    dilute = doped_consistency(_spec(band), _spec(band + _local_mode(0.3)))  # much area moved above the bands
+    assert dilute["consistent"] and dilute["in_band"] < 0.05
+    soft = doped_consistency(_spec(band), _spec(np.interp(E / 0.6, E, band)))  # another, softer host
+    assert soft["consistent"] is False and soft["in_band"] > 0.25
+    noise = _spec(np.random.default_rng(0).uniform(size=E.size))
+    assert roughness(noise) > 0.2 and roughness(_spec(band)) < 0.01
+    assert doped_consistency(_spec(band), noise)["consistent"] is False
+
+
+def test_the_unit_is_the_one_that_puts_the_band_edge_at_the_hosts():
+    thz_read_as_mev = 29.0 / 4.135667696  # a THz file's band edge, read in meV
+    unit, note = choose_unit(thz_read_as_mev, "meV", {}, 29.0, window=PRISTINE_EDGE_WINDOW, label="f", host="H")
+    assert unit == "THz" and "assumed THz from the host" in note
+    unit, note = choose_unit(29.0, "THz", {"--unit": "THz", "header": "meV"}, 29.0, window=PRISTINE_EDGE_WINDOW,
+                             label="f", host="H")
+    assert unit == "THz" and "(--unit says THz, header says meV); THz won" in note
+    assert choose_unit(29.0, "meV", {"header": "meV"}, 29.0, window=PRISTINE_EDGE_WINDOW, label="f", host="H") == ("meV", None)
+    with pytest.raises(DefectnetError, match="far from H's simulated band edge 29.0 meV; expected within ×1.6; in meV"):
+        choose_unit(29.0 * 4.135667696, "THz", {"header": "THz"}, 29.0, window=PRISTINE_EDGE_WINDOW, label="f", host="H")
+    # a doped spectrum's edge may sit far above the host's (local modes), not far below
+    assert choose_unit(29.0 * 3, "meV", {}, 29.0, window=DOPED_EDGE_WINDOW, label="f", host="H")[0] == "meV"
+    assert choose_unit(10.0, "meV", {"header": "meV"}, 29.0, window=PRISTINE_EDGE_WINDOW, label="f", host="H",
+                       cut=True) == ("meV", None)
+
+
+def test_coverage_warns_with_the_numbers():
+    (w,) = coverage_warnings({"p.csv": 40.0, "d.csv": 10.0}, 29.1, "GaAs")
+    assert w.startswith("d.csv stops at 10.0 meV, inside the bands of GaAs (its simulated band edge is 29.1 meV)")
+    (w,) = coverage_warnings({"p.csv": 40.0, "d.csv": 40.0}, 29.1, "GaAs", {"Si": 37.4, "C": 67.8})
+    assert "stop at 40.0 meV, below where the simulated signatures of C (67.8 meV) reach 99 %" in w
+    assert coverage_warnings({"p.csv": 80.0, "d.csv": 80.0}, 29.1, "GaAs", {"C": 67.8}) == []

@@ -62,6 +62,18 @@ class Spectra:
     d: np.ndarray  # doped GPDoS, per meV
 
 
+@pytest.fixture(scope="module", autouse=True)
+def host_spectra():
+    """The simulated pristine spectra of the hosts used here, computed once for the module (the CLI would
+    show the MLIP's progress bars on stderr the first time)."""
+    from defectnet.predict import host_reference
+
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
+        warnings.simplefilter("ignore")
+        mp.setenv("DEFECTNET_CACHE", "off")  # as in every test (conftest): kept for this process only
+        return {h: host_reference(h) for h in ("GaAs", "Si", "CdTe")}
+
+
 @pytest.fixture(scope="module")
 def gaas():
     p = read_spectrum(EX / "pristine.csv", column="gpdos")
@@ -440,22 +452,140 @@ def implausible(*texts):
     return check
 
 
-def _stretched(factor, candidates=CANDIDATES):
+def _stretched(factor, candidates=CANDIDATES, extra=()):
     def build(tmp, g):
-        return _args(tmp, doped=write_csv(tmp / "d.csv", g.e * factor, g.d / factor), candidates=candidates), None
+        path = write_csv(tmp / "d.csv", g.e * factor, g.d / factor)
+        return _args(tmp, doped=path, candidates=candidates, extra=extra), path
     return build
 
 
 PLAUSIBILITY_CASES = [
     Case("implausible-total-doped-stretched-x1.6", _stretched(1.6), Answer(implausible("add up to"))),
-    Case("implausible-total-doped-shrunk-x0.6", _stretched(0.6, MANY), Answer(implausible("add up to"))),
+    Case("implausible-total-doped-shrunk-x0.6", _stretched(0.6, MANY, ("--force",)),
+         Answer(implausible("add up to", "is not a dilute doping of"))),
+    Case("doped-shrunk-x0.6-refused", _stretched(0.6, MANY), Error("is not a dilute doping of")),
     Case("implausible-both-doped-stretched-x1.9", _stretched(1.9, MANY),
          Answer(implausible("add up to", "dopants detected"))),
     Case("implausible-count-noise-as-doped", lambda t, g: (_args(t, doped=write_csv(
-        t / "d.csv", g.e, np.random.default_rng(0).uniform(size=g.e.size)), candidates=MANY), None),
-         Answer(implausible("dopants detected"))),
+        t / "d.csv", g.e, np.random.default_rng(0).uniform(size=g.e.size)), candidates=MANY, extra=("--force",)), None),
+         Answer(implausible("dopants detected", "does not look like a phonon spectrum"))),
 ]
 
+
+
+# ----------------------------------------------------------------------------- consistency with the host (issue 34)
+def untrusted(*texts, check=answered):
+    """An answer given under --force or with a doubt: warnings holding ``texts``, not trusted, and ``check`` holds."""
+    def inner(result, out):
+        assert result["trusted"] is False
+        for text in texts:
+            assert any(text in w for w in result["warnings"]), result["warnings"]
+            assert any(f"warning: {w}" in out for w in result["warnings"] if text in w)
+        check(result, out)
+    return inner
+
+
+def noted(text, check=readme_answer):
+    def inner(result, out):
+        _noted(result, text)
+        check(result, out)
+    return inner
+
+
+def _noise(g, upto=None, seed=0):
+    v = np.random.default_rng(seed).uniform(size=g.e.size)
+    return v if upto is None else np.where(g.e < upto, v, 0.0)
+
+
+def _other_host(name):
+    """The pristine GPDoS of another committed host (the textbook chunk), on the example's bins."""
+    from defectnet.data.export import load_training_file
+
+    d = load_training_file(Path(__file__).resolve().parents[1] / "datasets" / "textbook" / "textbook-001.h5")
+    i = int(np.flatnonzero(np.asarray(d["host_id"]) == d["host_names"].index(name))[0])
+    return np.asarray(d["pristine_gpdos"][i], float)
+
+
+def _cut(g, v, e_max):
+    return g.e[g.e < e_max], v[g.e < e_max]
+
+
+def _with_negative_rows(tmp, g, name, n=12):
+    """The example's spectrum with ``n`` rows at negative energies (the energy-gain side) before it."""
+    v = g.p if name == "p" else g.d
+    return write_csv(tmp / f"{name}.csv", np.r_[-g.e[n - 1::-1], g.e], np.r_[0.2 * v[n - 1::-1], v])
+
+
+def _in_unit(tmp, g, name, factor, header=None, e_max=None):
+    v = g.p if name == "p" else g.d
+    keep = g.e <= (e_max or np.inf)
+    return write_csv(tmp / f"{name}.csv", g.e[keep] * factor, v[keep] / factor, header)
+
+
+MEV_PER_THZ, CM1_PER_MEV = 4.135667696, 8.065543937
+
+CONSISTENCY_CASES = [
+    Case("noise-as-doped-refused", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noise(g))),
+         Error("does not look like a phonon spectrum: bin-to-bin scatter holds 25 % of its norm²")),
+    Case("noise-to-120-mev-as-doped-refused", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _noise(g, 120, 3))),
+         Error("does not look like a phonon spectrum")),
+    Case("noise-as-doped-forced", lambda t, g: (_args(t, doped=write_csv(t / "d.csv", g.e, _noise(g)),
+                                                      extra=("--force",)), None),
+         Answer(untrusted("does not look like a phonon spectrum"))),
+    Case("noise-as-doped-with-basis-refused", lambda t, g: (_args(t, doped=write_csv(t / "d.csv", g.e, _noise(g)),
+                                                                  extra=("--basis", str(EX / "basis.npz"))), str(t / "d.csv")),
+         Error("does not look like a phonon spectrum")),
+    Case("doped-of-another-host-cdte", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _other_host("CdTe"))),
+         Error("is not a dilute doping of")),
+    Case("doped-of-another-host-with-basis", lambda t, g: (_args(t, doped=write_csv(t / "d.csv", g.e, _other_host("CdTe")),
+                                                                 extra=("--basis", str(EX / "basis.npz"))), str(t / "d.csv")),
+         Error("is not a dilute doping of")),
+    Case("both-files-of-another-host-inp", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", g.e, _other_host("InP")), write_csv(t / "d.csv", g.e, _other_host("InP")))),
+         Error("is not a pristine spectrum of GaAs")),
+    Case("both-files-of-another-host-forced", lambda t, g: (_args(
+        t, pristine=write_csv(t / "p.csv", g.e, _other_host("InP")), doped=write_csv(t / "d.csv", g.e, _other_host("InP")),
+        extra=("--force",)), None), Answer(untrusted("is not a pristine spectrum of GaAs"))),
+    Case("gaas-files-as-host-si", lambda t, g: (_args(t, host="Si", candidates="Ge,C"), str(EX / "pristine.csv")),
+         Error("is far from Si's simulated band edge")),
+    Case("gaas-files-as-host-cdte", lambda t, g: (_args(t, host="CdTe", candidates="Zn,Se"), str(EX / "pristine.csv")),
+         Error("is not a pristine spectrum of CdTe")),
+]
+
+UNIT_CASES = [
+    Case("headerless-thz-with-a-zero-tail", _pristine_and_doped(lambda t, g: (
+        _in_unit(t, g, "p", 1 / MEV_PER_THZ), _in_unit(t, g, "d", 1 / MEV_PER_THZ))),
+         Answer(noted("energy unit not stated, assumed THz from the host"))),
+    Case("headerless-cm1-to-322", _pristine_and_doped(lambda t, g: (
+        _in_unit(t, g, "p", CM1_PER_MEV, e_max=40), _in_unit(t, g, "d", CM1_PER_MEV, e_max=40))),
+         Answer(noted("energy unit not stated, assumed cm-1 from the host"))),
+    Case("headerless-mev", _pristine_and_doped(lambda t, g: (_in_unit(t, g, "p", 1.0), _in_unit(t, g, "d", 1.0))),
+         Answer(noted("energy unit not stated, assumed meV from the host"))),
+    Case("header-e-ev", _pristine_and_doped(lambda t, g: (
+        _in_unit(t, g, "p", 1e-3, "E_eV,gpdos"), _in_unit(t, g, "d", 1e-3, "E_eV,gpdos"))), Answer(trusted_readme_answer)),
+    Case("flag-thz-against-header-and-tag-mev", _with("--unit", "THz"),
+         Answer(noted("the energy unit is stated differently (--unit says THz, header says meV, tag says meV); meV won"))),
+    Case("flag-cm1-on-thz-files", lambda t, g: (_args(t, pristine=_in_unit(t, g, "p", 1 / MEV_PER_THZ),
+                                                      doped=_in_unit(t, g, "d", 1 / MEV_PER_THZ), extra=("--unit", "cm-1")),
+                                                None), Error("is far from GaAs's simulated band edge")),
+    Case("header-thz-on-mev-numbers", _doped(lambda t, g: write_csv(t / "d.csv", g.e, g.d, "frequency_THz,gpdos")),
+         Error("(header says THz) is far from GaAs's simulated band edge 29.1 meV; expected within ×4; in meV")),
+    Case("headerless-no-unit-fits", _pristine_and_doped(lambda t, g: (
+        _in_unit(t, g, "p", 2.5), _in_unit(t, g, "d", 2.5))), Error("(no unit stated) is far from GaAs's simulated")),
+]
+
+COVERAGE_CASES = [
+    Case("both-cut-at-10-mev", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", *_cut(g, g.p, 10)), write_csv(t / "d.csv", *_cut(g, g.d, 10)))),
+         Answer(untrusted("stops at 10.0 meV, inside the bands of GaAs (its simulated band edge is 29.1 meV)"))),
+    Case("both-cut-below-the-local-modes-with-basis", lambda t, g: (_args(
+        t, pristine=write_csv(t / "p.csv", *_cut(g, g.p, 32)), doped=write_csv(t / "d.csv", *_cut(g, g.d, 32)),
+        extra=("--basis", str(EX / "basis.npz"))), None),
+         Answer(untrusted("below where the simulated signatures of Si (37.4 meV), Be (54.5 meV), C (67.8 meV) reach 99 %"))),
+    Case("negative-energy-rows-dropped", _pristine_and_doped(lambda t, g: (
+        _with_negative_rows(t, g, "p"), _with_negative_rows(t, g, "d"))),
+         Answer(noted("12 rows at negative energies (down to -1.66 meV) dropped", trusted_readme_answer))),
+]
 
 
 def _decimal_commas(g, v, sep=",", header=None):
@@ -514,7 +644,7 @@ WEAK_MESSAGE_CASES = [
 ]
 
 CASES = (OUTPUTS + OTHER_FILES + SPECTRUM_FILES + ARGUMENTS + CANDIDATE_CASES + NOISE_CASES + PLAUSIBILITY_CASES
-         + WEAK_MESSAGE_CASES)
+         + WEAK_MESSAGE_CASES + CONSISTENCY_CASES + UNIT_CASES + COVERAGE_CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

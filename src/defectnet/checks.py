@@ -20,6 +20,7 @@ import numpy as np
 
 from defectnet.elements import check_element
 from defectnet.errors import DefectnetError
+from defectnet.prediction import extent_mev
 
 #: Signal against noise: Δ is a signature when ‖Δ‖² > (1 + NOISE_SIGMAS·√(2/n_eff)) × its noise estimate.
 NOISE_SIGMAS = 6.0
@@ -33,6 +34,32 @@ ROUND_OFF = 1e-6
 #: and at most 6 dopant species per sample (examples/generate-reference.yaml, n_dopants [1, 6]).
 MAX_TOTAL_FRACTION = 0.25
 MAX_DOPANTS = 6
+#: The energy scales searched when a measured spectrum is put on the simulated host's axis (MLIPs
+#: soften phonons by up to ~20 %; a wider search would match unlike hosts).
+SCALE_BOUNDS = (0.7, 1.4)
+#: Host consistency: the measured pristine at its best energy scale may be at most this W1 distance from the
+#: host's simulated pristine, as a share of the simulated band edge. benchmarks/consistency.py: a host's
+#: supercell spectrum against its q-mesh PDoS is ≤ 0.011 (236 hosts); the bundled GaAs pristine against the
+#: 235 other committed hosts is above 0.05 for 212 of them (nearest ZnSe 0.015, ZnTe 0.024, Ge 0.030).
+MAX_HOST_DISTANCE = 0.05
+#: A doped spectrum below its pristine's band edge (both renormalised there) may be at most this W1 distance
+#: from it, as a share of that band edge. benchmarks/consistency.py: the 18,434 committed doped spectra (up to
+#: 30 at.% of dopants) are ≤ 0.20 from their pristine; the bundled GaAs pristine against the 235 other hosts'
+#: is above 0.25 for 76 of them (the softer ones: their bands crowd below GaAs's).
+MAX_IN_BAND_DISTANCE = 0.25
+#: A spectrum whose bin-to-bin scatter holds more than this share of its norm² is no phonon spectrum:
+#: committed spectra ≤ 0.014, the GaAs example with 30 % counting noise 0.06, uniform random numbers 0.25.
+MAX_ROUGHNESS = 0.1
+#: Units: a pristine spectrum's band edge must lie within these factors of the host's simulated band edge
+#: (MLIPs soften phonons by up to ~25 %) ...
+PRISTINE_EDGE_WINDOW = (1 / 1.6, 1.6)
+#: ... a doped one's within these: light dopants' local modes push the 99.5 % quantile of the committed doped
+#: spectra up to 3.9× their pristine's (99 % of them ≤ 2.5×, none below 0.9×).
+DOPED_EDGE_WINDOW = (1 / 1.6, 4.0)
+#: The units a spectrum without a stated unit may be in (eV only when stated).
+GUESSED_UNITS = ("meV", "THz", "cm-1")
+#: A spectrum whose last 2 % of rows still average this share of its peak is cut: it ends before its band edge.
+CUT_SHARE = 0.05
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -177,4 +204,208 @@ def plausibility_warnings(rows, *, max_total: float = MAX_TOTAL_FRACTION, max_do
     if len(detected) > max_dopants:
         out.append(f"{len(detected)} dopants detected ({', '.join(detected)}), more than the {max_dopants} per sample "
                    "the model was trained on")
+    return out
+
+
+# ----------------------------------------------------------------------------- consistency with the host
+def band_edge(spectrum) -> float:
+    """A spectrum's band edge, meV: the energy below which 99.5 % of its area lies (zero rows
+    and a weak tail do not move it), as :func:`defectnet.unmix.band_edge_mev` on the spectrum's own
+    bins, above its flat background (:func:`above_background`)."""
+    from defectnet.unmix import BAND_EDGE_QUANTILE
+
+    return extent_mev(above_background(spectrum), BAND_EDGE_QUANTILE)
+
+
+def above_background(spectrum):
+    """``spectrum`` less a flat background, if it has one: when the upper half of its energy range is
+    flat (a median m > 0 with a scatter s, 1.48 × the median absolute deviation, below m/4), what
+    stands above m + 3s; a spectrum that falls to zero, or is cut inside its bands, is returned as is."""
+    v, e = spectrum.values, spectrum.centers_mev
+    upper = v[e > 0.5 * (e[0] + e[-1])]
+    level = float(np.median(upper)) if upper.size else 0.0
+    scatter = 1.4826 * float(np.median(np.abs(upper - level))) if upper.size else 0.0
+    if not level > 0 or scatter > 0.25 * level:
+        return spectrum
+    return type(spectrum)(spectrum.edges_mev, np.clip(v - level - 3 * scatter, 0, None), kind=spectrum.kind)
+
+
+def scaled_distance(measured, reference, *, bounds=SCALE_BOUNDS, step: float = 0.001, cut: bool = False) -> dict:
+    """The energy scale s that best puts ``measured`` on ``reference``'s axis, and how far apart they are.
+
+    Minimises the Wasserstein-1 distance between ``measured`` with energies × s and
+    ``reference`` (both unit area, on the reference's bins) over s in ``bounds`` in steps
+    of ``step``. W1 compares whole spectra, so broadening differences barely move the optimum.
+    A ``cut`` measurement (:func:`is_cut`) is compared with the part of the reference it covers.
+
+    Returns
+    -------
+    dict
+        ``scale``; ``w1_unscaled_mev`` (at s = 1) and ``w1_mev`` (at s), meV; ``at_bound``:
+        True when the best s is a bound of the search (the two are then unlike at any scale).
+    """
+    edges = reference.edges_mev
+    whole = reference.normalized()
+
+    def w1(f):
+        moved = measured.scale_energy(f)
+        mine = edges[edges <= moved.edges_mev[-1]] if cut else edges
+        if mine.size < 3:
+            return float("inf")
+        moved, ref = moved.resample(mine), (reference.resample(mine) if cut else whole)
+        return moved.normalized().wasserstein1_mev(ref.normalized()) if moved.area() > 0 else float("inf")
+
+    grid = np.arange(bounds[0], bounds[1] + step / 2, step)
+    dist = np.array([w1(f) for f in grid])
+    i = int(np.argmin(dist))
+    return {"scale": float(grid[i]), "w1_unscaled_mev": w1(1.0), "w1_mev": float(dist[i]),
+            "at_bound": i in (0, grid.size - 1)}
+
+
+def host_consistency(measured, simulated) -> dict:
+    """How far the measured pristine spectrum is from the host's simulated one, at the best energy scale.
+
+    ``distance`` is the W1 distance of :func:`scaled_distance` as a share of the simulated
+    spectrum's :func:`band_edge`, so that hosts of any stiffness share one threshold;
+    ``consistent`` is ``distance <= MAX_HOST_DISTANCE``. A flat background is taken off the
+    measurement first (:func:`above_background`); a cut measurement is compared over the range
+    it covers (its coverage is another check, :func:`coverage_warnings`).
+    """
+    fit = scaled_distance(above_background(measured), simulated, cut=is_cut(measured))
+    edge = band_edge(simulated)
+    distance = fit["w1_mev"] / edge
+    return fit | {"band_edge_mev": edge, "distance": distance, "threshold": MAX_HOST_DISTANCE,
+                  "consistent": bool(distance <= MAX_HOST_DISTANCE)}
+
+
+def roughness(spectrum) -> float:
+    """The share of a spectrum's norm² that is bin-to-bin scatter: Σ (second difference)² / 6 over
+    Σ values² (for noise independent from bin to bin the second difference has 6× its variance;
+    a spectrum sampled finer than its features has almost none). 0 for a straight line."""
+    v = spectrum.values
+    if v.size < 3 or not np.any(v[1:-1]):
+        return 0.0
+    second = v[:-2] - 2 * v[1:-1] + v[2:]
+    return float(np.sum(second ** 2) / 6 / np.sum(v[1:-1] ** 2))
+
+
+def doped_consistency(pristine, doped) -> dict:
+    """Whether the doped spectrum can be a dilute doping of its pristine (same energy axis, no scale fitted).
+
+    A dopant moves some modes above the host's bands (its local modes, up to most of the
+    area at 30 at.% of light dopants) but leaves the shape of the host's bands much as it was.
+    So both are compared below the pristine's :func:`band_edge`, on the bins of the coarser
+    one, each renormalised there: ``in_band`` is their W1 distance as a share of that band
+    edge. ``roughness`` (:func:`roughness`) of each tells a spectrum from random numbers.
+    ``consistent`` is False when ``in_band`` > MAX_IN_BAND_DISTANCE or a roughness > MAX_ROUGHNESS.
+    """
+    edge = band_edge(pristine)
+    rough = {"pristine": roughness(pristine), "doped": roughness(doped)}
+    out = {"band_edge_mev": edge, "in_band_w1_mev": None, "in_band": None, "threshold": MAX_IN_BAND_DISTANCE,
+           "roughness": rough, "max_roughness": MAX_ROUGHNESS,
+           "consistent": False if max(rough.values()) > MAX_ROUGHNESS else None}
+    lo, top = max(pristine.edges_mev[0], doped.edges_mev[0]), min(edge, doped.edges_mev[-1])
+    edges = min((s.edges_mev[(s.edges_mev > lo) & (s.edges_mev < top)] for s in (pristine, doped)), key=len)
+    edges = np.concatenate([[lo], edges, [top]])
+    if edges.size < 3:
+        return out
+    p, d = pristine.resample(edges), doped.resample(edges)
+    if not (p.area() > 0 and d.area() > 0):
+        return out
+    w1 = p.wasserstein1_mev(d)
+    ok = out["consistent"] is not False and w1 / edge <= MAX_IN_BAND_DISTANCE
+    return out | {"in_band_w1_mev": w1, "in_band": w1 / edge, "consistent": bool(ok)}
+
+
+def host_problem(check: dict, label: str, host: str, against: str) -> str | None:
+    """One line when the measured pristine ``label`` is unlike ``host``'s simulated one (None if alike)."""
+    if check.get("consistent") is not False:
+        return None
+    bound = f" (a bound of the search {SCALE_BOUNDS[0]:g}–{SCALE_BOUNDS[1]:g})" if check["at_bound"] else ""
+    return (f"{label} is not a pristine spectrum of {host}: at its best energy scale ×{check['scale']:.2f}{bound} it is "
+            f"{check['w1_mev']:.2f} meV (W1) from {against} pristine of {host}, {check['distance']:.3f} of its band edge "
+            f"{check['band_edge_mev']:.1f} meV; expected ≤ {MAX_HOST_DISTANCE:g} (a host's own spectra are within "
+            "0.011) — check --host, the file and its energy unit, or pass --force to answer anyway")
+
+
+def doped_problem(check: dict, doped: str, pristine: str) -> str | None:
+    """One line when ``doped`` cannot be a dilute doping of ``pristine`` (None if it can)."""
+    if check.get("consistent") is not False:
+        return None
+    rough = {k: v for k, v in check["roughness"].items() if v > MAX_ROUGHNESS}
+    if rough:
+        what, share = next(iter(rough.items()))
+        return (f"{doped if what == 'doped' else pristine} does not look like a phonon spectrum: bin-to-bin scatter "
+                f"holds {100 * share:.0f} % of its norm² (expected ≤ {100 * MAX_ROUGHNESS:.0f} %; measured spectra "
+                "with 30 % counting noise hold ~6 %) — check the file, or pass --force to answer anyway")
+    return (f"{doped} is not a dilute doping of {pristine}: below the pristine's band edge "
+            f"{check['band_edge_mev']:.1f} meV the two are {check['in_band_w1_mev']:.2f} meV (W1) apart, "
+            f"{check['in_band']:.3f} of it; expected ≤ {MAX_IN_BAND_DISTANCE:g} (doped spectra of up to 30 at.% are "
+            "within 0.20 of their pristine) — check that both are of the same host, in the same energy unit and "
+            "scale, or pass --force to answer anyway")
+
+
+def is_cut(spectrum) -> bool:
+    """Whether the spectrum stops while its intensity is still high (its 99.5 % quantile is then its end,
+    not a band edge)."""
+    v = above_background(spectrum).values
+    n = max(1, v.size // 50)
+    return bool(np.mean(v[-n:]) > CUT_SHARE * np.max(v))
+
+
+def choose_unit(edge_mev: float, unit: str, sources: dict, host_edge_mev: float, *, window, label: str,
+                host: str, cut: bool = False) -> tuple[str, str | None]:
+    """The energy unit of a spectrum, from what is stated and the host's band edge.
+
+    ``edge_mev`` is the spectrum's :func:`band_edge` read in ``unit``; ``sources`` {where:
+    unit} what the file and the caller state (:func:`defectnet.io.read_spectrum`'s
+    ``meta["unit_sources"]``). One stated unit is kept if it puts the band edge within
+    ``window`` (factors) of the host's simulated ``host_edge_mev``, and is an error naming
+    both numbers if not; units stated differently are decided by the band edge among
+    themselves; without any, among :data:`GUESSED_UNITS`. A ``cut`` spectrum (:func:`is_cut`)
+    has its band edge at or past its end, so only an edge above the window is wrong.
+    Returns (unit, a note or None).
+    """
+    from defectnet.units import ENERGY_UNIT_TO_MEV
+
+    stated = list(dict.fromkeys(sources.values()))
+    pool = stated or list(GUESSED_UNITS)
+    edges = {u: edge_mev * ENERGY_UNIT_TO_MEV[u] / ENERGY_UNIT_TO_MEV[unit]
+             for u in dict.fromkeys([*pool, *GUESSED_UNITS])}
+    ratio = {u: e / host_edge_mev for u, e in edges.items()}
+    low = 0.0 if cut else window[0]
+    inside = [u for u in pool if low <= ratio[u] <= window[1]]
+    where = ", ".join(f"{u} {edges[u]:.1f} meV" for u in pool)
+    host_text = f"{host}'s simulated band edge {host_edge_mev:.1f} meV"
+    if not inside:
+        fits = [u for u in GUESSED_UNITS if low <= ratio[u] <= window[1]]
+        hint = f"; in {fits[0]} it would be {edges[fits[0]]:.1f} meV" if fits else ""
+        said = ", ".join(f"{k} says {v}" for k, v in sources.items()) or "no unit stated"
+        raise DefectnetError(f"{label}: its band edge (99.5 % of the area) read as {where} ({said}) is far from "
+                             f"{host_text}; expected within ×{window[1]:g}{hint} — check --unit, the header, or --host")
+    best = min(inside, key=lambda u: abs(np.log(ratio[u])))
+    because = (f"its band edge is then {edges[best]:.1f} meV against {host_text}"
+               + (" (the spectrum is cut, so that is a lower bound and the unit a guess)" if cut else ""))
+    if not stated:
+        others = ", ".join(f"{u} {edges[u]:.1f}" for u in GUESSED_UNITS if u != best)
+        return best, f"{label}: energy unit not stated, assumed {best} from the host: {because} (as {others} meV)"
+    if len(stated) > 1:
+        said = ", ".join(f"{k} says {v}" for k, v in sources.items())
+        return best, f"{label}: the energy unit is stated differently ({said}); {best} won: {because} ({where})"
+    return best, None
+
+
+def coverage_warnings(ends: dict, host_edge_mev: float, host: str, modes: dict | None = None) -> list[str]:
+    """Warnings for spectra that stop too early: ``ends`` {label: last energy, meV} inside the host's
+    bands (below its simulated band edge), or below ``modes`` {candidate: the energy below which 99 %
+    of its simulated signature lies}."""
+    out = [f"{label} stops at {end:.1f} meV, inside the bands of {host} (its simulated band edge is "
+           f"{host_edge_mev:.1f} meV): the rest of the spectrum is missing and dopants are read from part of it"
+           for label, end in ends.items() if end < host_edge_mev]
+    top = min(ends.values())
+    late = {el: e for el, e in (modes or {}).items() if e > top}
+    if late:
+        out.append(f"the spectra stop at {top:.1f} meV, below where the simulated signatures of "
+                   + ", ".join(f"{el} ({e:.1f} meV)" for el, e in late.items())
+                   + " reach 99 % of their area: those candidates are read from part of their signature")
     return out

@@ -217,7 +217,9 @@ class Predict(Command):
         p.add_argument("--candidates", default="", help="candidate dopants, e.g. Si,Zn,Be,C")
         p.add_argument("--recommend", nargs="?", const=5, default=0, type=int, metavar="N",
                        help="add the recommender's N best dopants as candidates (default N=5)")
-        p.add_argument("--unit", default=None, help="energy unit of the files: meV | THz | cm-1 (default: from the files)")
+        p.add_argument("--unit", default=None, help="energy unit of the files: meV | THz | cm-1 | eV (default: from the "
+                                                    "files; unstated or in conflict, the one that puts the band edge "
+                                                    "at the host's)")
         p.add_argument("--kind", default=None, choices=("total", "gpdos"),
                        help="what the files hold (default: what the model was trained on)")
         p.add_argument("--energy-scale", type=_energy_scale, default=1.0,
@@ -242,6 +244,9 @@ class Predict(Command):
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
         p.add_argument("--truth", default=None, help="known concentrations to show beside the prediction "
                                                      "(JSON {El: fraction} or a simulate meta.json)")
+        p.add_argument("--force", action="store_true",
+                       help="answer even when a spectrum is unlike the host or the doped unlike the pristine; the "
+                            "reason is kept as a warning and the answer is not trusted")
         p.add_argument("--json", default=None, help="write the prediction as JSON here")
         p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars)")
 
@@ -252,7 +257,7 @@ class Predict(Command):
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
                                resolution=args.resolution, refine=args.refine, combine=not args.basis_only,
-                               stretch=args.stretch)
+                               stretch=args.stretch, force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

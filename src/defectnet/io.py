@@ -46,6 +46,8 @@ def _unit_from_name(name: str) -> str | None:
         return "THz"
     if "cm" in n or "wavenumber" in n:
         return "cm-1"
+    if "ev" in re.split(r"[^a-z]+", n):  # E_eV, energy (eV); not "level"
+        return "eV"
     return None
 
 
@@ -55,7 +57,7 @@ def _unit_from_comments(comments) -> str | None:
     for _, c in comments:
         if META_TAG in c:
             continue
-        for m in re.finditer(r"\b(mev|thz)\b|cm-1|cm\^-1|cm⁻¹|1/cm|wavenumber|\bdeltae\b", c, re.I):
+        for m in re.finditer(r"\b(mev|thz|ev)\b|cm-1|cm\^-1|cm⁻¹|1/cm|wavenumber|\bdeltae\b", c, re.I):
             found.add(_unit_from_name(m.group(0)) or ("meV" if m.group(0).lower() == "deltae" else "cm-1"))
     return found.pop() if len(found) == 1 else None
 
@@ -99,19 +101,22 @@ def read_spectrum(path, *, unit=None, energy_column=None, column=None, symbols=N
     partials; the rest are ignored (listed in ``meta["ignored_columns"]``).
 
     Units, first rule that applies: ``unit=``; the energy column's header name (meV / THz
-    / cm-1); the unit our own files record; the one unit the ``#`` comments name, if they
-    name exactly one (Mantid's ``DeltaE`` is meV, ``DeltaE_inWavenumber`` cm-1); phonopy
-    files are THz; else inferred from the largest energy E_max in the file: E_max ≤ 40 → THz,
-    ≤ 600 → meV, else cm-1 — recorded in ``meta["unit_inferred"]`` with a warning, as the
-    guess fails for e.g. a meV spectrum of a heavy host that stops at 30. Errors are
-    converted like the values (per unit → per meV).
+    / cm-1 / eV, e.g. ``E_eV``); the unit our own files record; the one unit the ``#`` comments
+    name, if they name exactly one (Mantid's ``DeltaE`` is meV, ``DeltaE_inWavenumber`` cm-1);
+    phonopy files are THz; else inferred from the largest energy E_max in the file: E_max ≤ 40
+    → THz, ≤ 600 → meV, else cm-1 — recorded in ``meta["unit_inferred"]`` with a warning, as
+    the guess fails for e.g. a meV spectrum of a heavy host that stops at 30. Every unit stated
+    (``unit=``, header, tag, comment, phonopy) is listed in ``meta["unit_sources"]``:
+    :func:`defectnet.predict.predict_defects` compares them, and a guessed unit, with the
+    host's band edge. Errors are converted like the values (per unit → per meV).
 
     Checks: missing or empty file, unparsable numbers, fewer than 2 columns or ragged rows,
     a column count other than the ``X , Y , E`` header's, a second spectrum, fewer than 5
     points, NaN/inf, duplicate energies, negative errors and negative intensities raise
     :class:`DefectnetError` with the file and line. Negatives ≥ -1e-6 × max — or, with
     errors, within 3σ of 0 — are clipped to 0 (count in ``meta["clipped_negatives"]``);
-    unsorted rows are sorted (``meta["sorted_on_read"]``).
+    unsorted rows are sorted (``meta["sorted_on_read"]``). Rows at negative energies are kept
+    and counted (``meta["negative_energy_rows"]``).
     """
     p = Path(path)
     if p.is_file() and _is_hdf5(p):
@@ -160,10 +165,10 @@ def _read_text_spectrum(p, src, unit, energy_column, column, symbols, error_colu
     unit = _pick_unit(unit, header[ie] if header else None, tagged, comments, phonopy, energy, meta, src)
     total, partials, errors = _pick_columns(data, ie, header, phonopy, symbols, meta, src, column, error_column)
     total, partials = _check_negatives(total, partials, errors, linenos, meta, src)
-    order = _energy_order(energy, linenos, meta, src)
 
+    order, es = _sorted_energies(energy, linenos, meta, src)
     factor = float(to_mev(1.0, unit))  # density per unit → per meV divides by meV-per-unit
-    e_mev = energy[order] * factor
+    e_mev = es * factor
     total = total[order] / factor
     partials = {el: v[order] / factor for el, v in partials.items()}
     errors = None if errors is None else errors[order] / factor
@@ -172,20 +177,6 @@ def _read_text_spectrum(p, src, unit, energy_column, column, symbols, error_colu
     if edges is not None:
         return Spectrum(edges, total, partials, kind=kind, meta=meta, errors=errors)
     return Spectrum.from_points(e_mev, total, partials, kind=kind, meta=meta, errors=errors)
-
-
-def _energy_order(energy, linenos, meta, src) -> np.ndarray:
-    """Indices sorting ``energy``; duplicate energies raise, a reordering is noted in ``meta``."""
-    order = np.argsort(energy, kind="stable")
-    es = energy[order]
-    dup = np.flatnonzero(np.diff(es) == 0)
-    if dup.size:
-        a, b = sorted((linenos[order[dup[0]]], linenos[order[dup[0] + 1]]))
-        raise DefectnetError(f"duplicate energy {es[dup[0]]:g} (also on line {a}); expected distinct energies",
-                             source=src, line=b)
-    if np.any(order != np.arange(order.size)):
-        meta["sorted_on_read"] = True
-    return order
 
 
 def _mantid_header(header, comments, ncols, first_line, src):
@@ -202,28 +193,48 @@ def _mantid_header(header, comments, ncols, first_line, src):
     return header, False
 
 
+def _sorted_energies(energy, linenos, meta, src):
+    """(the order that sorts ``energy``, the sorted energies); duplicates refused, sorting and rows at
+    negative energies recorded in ``meta``."""
+    order = np.argsort(energy, kind="stable")
+    es = energy[order]
+    dup = np.flatnonzero(np.diff(es) == 0)
+    if dup.size:
+        a, b = sorted((linenos[order[dup[0]]], linenos[order[dup[0] + 1]]))
+        raise DefectnetError(f"duplicate energy {es[dup[0]]:g} (also on line {a}); expected distinct energies",
+                             source=src, line=b)
+    if np.any(order != np.arange(order.size)):
+        meta["sorted_on_read"] = True
+    if es[0] < 0:
+        meta["negative_energy_rows"] = int(np.sum(es < 0))
+    return order, es
+
+
 def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str:
-    """The energy unit, by the rules in :func:`read_spectrum`; records how in ``meta``."""
-    if unit is not None:
-        unit = _canonical_unit(unit)
-    elif ename and _unit_from_name(ename):
-        unit = _unit_from_name(ename)
-    elif tagged and "unit" in tagged:
-        unit = tagged["unit"]
-    elif _unit_from_comments(comments):
-        unit = _unit_from_comments(comments)
-        meta["unit_from_comment"] = True
-    elif phonopy:
-        unit = "THz"
+    """The energy unit, by the rules in :func:`read_spectrum`; records how in ``meta``.
+
+    Every unit the file or the caller states is kept in ``meta["unit_sources"]`` ({source:
+    unit}, first the one that won here), so that a reader who knows the host can tell when
+    they disagree (:func:`defectnet.checks.choose_unit`)."""
+    stated = {"--unit": _canonical_unit(unit) if unit is not None else None,
+              "header": _unit_from_name(ename) if ename else None,
+              "tag": tagged.get("unit") if tagged else None,
+              "comment": _unit_from_comments(comments), "phonopy": "THz" if phonopy else None}
+    stated = {k: v for k, v in stated.items() if v}
+    if stated:
+        unit = next(iter(stated.values()))
+        if next(iter(stated)) == "comment":
+            meta["unit_from_comment"] = True
     else:
         unit, rule = _infer_unit(float(np.max(energy)))
         meta["unit_inferred"] = {"unit": unit, "rule": rule}
         warnings.warn(f"{src}: energy unit not stated; assumed {unit} ({rule}); pass unit= to override",
                       UnitGuessWarning, stacklevel=3)
-    if unit not in ENERGY_UNIT_TO_MEV:
-        raise DefectnetError(f"unknown energy unit {unit!r}; expected one of {', '.join(ENERGY_UNIT_TO_MEV)}",
-                             source=src)
-    meta["unit"] = unit
+    for u in {unit, *stated.values()}:
+        if u not in ENERGY_UNIT_TO_MEV:
+            raise DefectnetError(f"unknown energy unit {u!r}; expected one of {', '.join(ENERGY_UNIT_TO_MEV)}",
+                                 source=src)
+    meta["unit"], meta["unit_sources"] = unit, stated
     return unit
 
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from defectnet.checks import (basis_candidates, model_candidates, no_signature_warning, plausibility_warnings,
+from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WINDOW, band_edge, basis_candidates, choose_unit,
+                              coverage_warnings, doped_consistency, doped_problem, host_consistency, host_problem, is_cut,
+                              model_candidates, no_signature_warning, plausibility_warnings, roughness, scaled_distance,
                               signal_against_noise, split_candidate)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
@@ -81,6 +82,10 @@ class PredictConfig:
         With a basis: each candidate's local modes (its signature above the host's band edge)
         may sit at energies scaled by up to ±``stretch`` from where the basis' potential put
         them, fitted per candidate (:func:`~defectnet.unmix.unmix`). 0 = as simulated.
+    force : bool
+        Answer even when the input is unlike the host (a measured pristine unlike the host's
+        simulated one, a doped spectrum unlike its pristine): the refusal becomes a warning and
+        the answer is not trusted (:mod:`defectnet.checks`).
     """
 
     candidates: tuple[str, ...] = ()
@@ -94,6 +99,7 @@ class PredictConfig:
     refine: int = 0
     combine: bool = True
     stretch: float = 0.0
+    force: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "candidates", tuple(dict.fromkeys(self.candidates)))
@@ -174,6 +180,17 @@ def _warnings_to_notes(caught, notes: list) -> None:
             notes.append(text)
 
 
+def host_reference(host, *, config: PredictConfig | None = None, model=None, progress: bool = False) -> Spectrum:
+    """The host's simulated pristine spectrum that :func:`predict_defects` checks measured spectra
+    against: the MLIP's q-mesh PDoS on the model's grid (neutron-weighted if the model reads
+    GPDoS), cached on disk (``$DEFECTNET_CACHE``; for the process only when that is ``off``)."""
+    config = config or PredictConfig()
+    model, _ = _loaded(model)
+    atoms, name, composition = _resolve_host(host)
+    s = _computed_pristine(atoms, name, config, model, _model_grid(model), progress=progress)
+    return s.neutron_weighted(composition) if (config.kind or model.meta.get("spectrum_mode")) == "gpdos" else s
+
+
 def _predict_with_model(host, doped, pristine, config: PredictConfig, model, truth, progress: bool) -> Prediction:
     """:func:`predict_defects` by the trained model."""
     if config.refine:
@@ -193,24 +210,22 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
         raise DefectnetError(f"host {name} contains {unknown}, which the model does not know as host elements")
 
     notes: list[str] = []
-    if config.energy_scale is None:
+    candidates = _candidates(atoms, name, config, model.vocabulary)
+    try:
         computed = _computed_pristine(atoms, name, config, model, grid, progress=progress)
-        if kind == "gpdos":
-            computed = computed.neutron_weighted(composition)
-        config = _fit_scale(config, pristine, computed, kind, composition, f"the {config.potential}", notes)
-    d = _load(doped, config, kind, composition, "doped", notes)
+    except DefectnetError as exc:
+        if pristine is None:
+            raise
+        computed, reference_error = None, str(exc)
+    else:
+        computed, reference_error = (computed.neutron_weighted(composition) if kind == "gpdos" else computed), None
     if pristine is None:
-        p = _computed_pristine(atoms, name, config, model, grid, progress=progress)
-        if kind == "gpdos":
-            p = p.neutron_weighted(composition)
         notes.append(f"pristine spectrum computed with {config.potential} (q-mesh, "
                      f"{_broadening_text(config, model)})")
-    else:
-        p = _load(pristine, config, kind, composition, "pristine", notes)
-    checks = {"signal": signal_against_noise(p, d)}
-    p, d = _common_range(p, d, grid, notes)
-
-    candidates = _candidates(atoms, name, config, model.vocabulary)
+    p, d, config, checks, warned = _inputs(doped, pristine, config, kind, composition, name, computed,
+                                           f"the {config.potential}", grid, notes)
+    if reference_error:
+        warned.append(f"not checked against the host's simulated spectrum: {reference_error}")
     seen = host_in_training(model, name, composition)
     notes.append(_calibration_note(model, name, seen))
     if seen is not True and (note := family_note(model, name)):
@@ -227,7 +242,8 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
             "spectrum_mode": mode, "code_version": model.meta.get("code_version"), "host_in_training": seen,
             "trained_on": (model.meta.get("data") or {}).get("path"),
             "test_metrics": _headline(model.meta.get("metrics") or {})}
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, warnings=warned,
+                      checks=checks)
 
 
 def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None) -> Prediction:
@@ -247,17 +263,11 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     bkind = "gpdos" if kind == "gpdos" else "pdos"
     computed = Spectrum.on_grid(basis.grid, basis.pristine[bkind], kind=kind,
                                 meta={"source": f"{basis.host} pristine supercell of the basis"})
-    if config.energy_scale is None:
-        config = _fit_scale(config, pristine, computed, kind, composition, "the basis'", notes)
-    d = _load(doped, config, kind, composition, "doped", notes)
-    if pristine is None:
-        p = computed
-        notes.append("pristine spectrum: the basis' simulated pristine supercell")
-    else:
-        p = _load(pristine, config, kind, composition, "pristine", notes)
-    checks = {"signal": signal_against_noise(p, d)}
-    p, d = _common_range(p, d, basis.grid, notes)
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
+    if pristine is None:
+        notes.append("pristine spectrum: the basis' simulated pristine supercell")
+    p, d, config, checks, warned = _inputs(doped, pristine, config, kind, composition, name, computed, "the basis'",
+                                           basis.grid, notes, modes=basis_modes(basis, bkind, cands))
     if config.refine:
         from defectnet.synthesis import Synthesizer, refine
 
@@ -288,7 +298,48 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(bkind, among=cands) if cos > 0.95]
     if twins:
         notes.append("signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: " + ", ".join(twins))
-    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, checks=checks)
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, warnings=warned,
+                      checks=checks)
+
+
+def basis_modes(basis, kind: str, candidates) -> dict[str, float]:
+    """{candidate: the energy (meV) below which 99 % of its simulated signature's |area| lies}: where its
+    local modes end, which a spectrum must reach for the candidate to be seen."""
+    from defectnet.unmix import band_edge_mev
+
+    rows = {el: np.abs(basis.signatures[kind][basis.elements.index(el)]) for el in candidates if el in basis.elements}
+    return {el: band_edge_mev(v, basis.grid, 0.99) for el, v in rows.items() if np.any(v > 0)}
+
+
+def _inputs(doped, pristine, config, kind, composition, host: str, reference, against: str, grid, notes, modes=None):
+    """(pristine, doped, config, checks, warnings): both spectra read, in their energy unit and
+    scale, checked against each other and the host's simulated ``reference`` (None: not
+    checked) and put on ``grid``. A refusal raises unless ``config.force``, where it becomes a warning."""
+    if config.energy_scale is None:
+        config = _fit_scale(config, pristine, reference, kind, composition, against, notes, host)
+    d = _load(doped, config, kind, composition, "doped", notes, reference, host)
+    p = reference if pristine is None else _load(pristine, config, kind, composition, "pristine", notes, reference, host)
+    labels = {"doped": _label(doped, "doped"),
+              "pristine": _label(pristine, f"{against} pristine of {host}") if pristine is not None else
+              f"{against} pristine of {host}"}
+    checks = {"signal": signal_against_noise(p, d), "doped": doped_consistency(p, d)}
+    problems = [doped_problem(checks["doped"], labels["doped"], labels["pristine"])]
+    warned = []
+    if reference is not None:
+        if pristine is not None:
+            checks["host"] = host_consistency(p, reference)
+            problems.insert(0, host_problem(checks["host"], labels["pristine"], host, against))
+        warned += coverage_warnings({labels[k]: s.edges_mev[-1] for k, s in (("pristine", p), ("doped", d))},
+                                    band_edge(reference), host, modes)
+    p, d = _common_range(p, d, grid, notes)
+    problems = [x for x in problems if x]
+    if problems and not config.force:
+        raise DefectnetError(problems[0])
+    return p, d, config, checks, problems + warned
+
+
+def _label(src, default: str) -> str:
+    return default if src is None or isinstance(src, Spectrum) else str(src)
 
 
 def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed, notes):
@@ -335,11 +386,15 @@ def _resolve_host(host) -> tuple:
     return atoms, name, atomic_fractions(atoms.get_chemical_symbols())
 
 
-def _fit_scale(config: PredictConfig, pristine, computed, kind, composition, against: str, notes) -> PredictConfig:
+def _fit_scale(config: PredictConfig, pristine, computed, kind, composition, against: str, notes,
+               host: str) -> PredictConfig:
     """``config`` with the energy scale that puts the measured ``pristine`` on ``computed``'s axis."""
     if pristine is None:
         raise DefectnetError("fitting the energy scale needs a measured pristine spectrum (--pristine)")
-    measured = _load(pristine, replace(config, energy_scale=1.0), kind, composition, "pristine", [])
+    if computed is None:
+        raise DefectnetError("fitting the energy scale needs the host's simulated spectrum, which could not be "
+                             "computed; pass --energy-scale explicitly")
+    measured = _load(pristine, replace(config, energy_scale=1.0), kind, composition, "pristine", [], computed, host)
     scale, before, after = fit_energy_scale(measured, computed)
     notes.append(f"energy scale {scale:.3f} fitted to {against} pristine spectrum (W1 distance {before:.2f} → "
                  f"{after:.2f} meV)")
@@ -411,8 +466,10 @@ def _headline(metrics: dict) -> dict:
     return out
 
 
-def _load(src, config: PredictConfig, kind: str, composition: dict, what: str, notes: list) -> Spectrum:
-    """A spectrum from a file or object, of ``kind``, energies × ``energy_scale``."""
+def _load(src, config: PredictConfig, kind: str, composition: dict, what: str, notes: list, reference=None,
+          host: str = "the host") -> Spectrum:
+    """A spectrum from a file or object, of ``kind``, energies × ``energy_scale``; a file's energy
+    unit checked against (or, unstated, chosen by) the band edge of the host's simulated ``reference``."""
     from defectnet.io import read_spectrum
 
     if isinstance(src, Spectrum):
@@ -426,9 +483,12 @@ def _load(src, config: PredictConfig, kind: str, composition: dict, what: str, n
             except DefectnetError as exc:
                 if "no column named" not in str(exc):
                     raise
-        s = s or read_spectrum(src, unit=config.unit)
-        v = s.meta.get("unit_inferred")
-        if v:
+        s = _positive_energies(s or read_spectrum(src, unit=config.unit), label, notes)
+        if not s.area() > 0:
+            raise DefectnetError(f"{label}: the spectrum is zero everywhere; expected a phonon density of states")
+        if reference is not None and roughness(s) <= MAX_ROUGHNESS:  # random numbers have no unit to tell
+            s = _physical_unit(s, label, config, reference, what, host, notes)
+        elif v := s.meta.get("unit_inferred"):
             notes.append(f"{label}: energy unit not stated, assumed {v['unit']} ({v['rule']}); pass --unit to override")
         if s.meta.get("sorted_on_read"):
             notes.append(f"{label}: rows were not sorted by energy; sorted")
@@ -448,30 +508,54 @@ def _load(src, config: PredictConfig, kind: str, composition: dict, what: str, n
     return s
 
 
+def _positive_energies(s: Spectrum, label: str, notes: list) -> Spectrum:
+    """``s`` without its rows at negative energies (the energy-gain side of a measurement), said in a note."""
+    n = s.meta.get("negative_energy_rows")
+    if not n:
+        return s
+    kept = s.edges_mev[s.edges_mev > 0]
+    if kept.size < 2:
+        raise DefectnetError(f"{label}: every row is at a negative energy; expected phonon energies ≥ 0")
+    notes.append(f"{label}: {n} rows at negative energies (down to {s.edges_mev[0]:.3g} meV) dropped")
+    return s.resample(np.concatenate([[0.0], kept]))
+
+
+def _physical_unit(s: Spectrum, label: str, config: PredictConfig, reference: Spectrum, what: str, host: str,
+                   notes: list) -> Spectrum:
+    """``s`` in the energy unit :func:`defectnet.checks.choose_unit` picks from what is stated and the
+    host's band edge (``reference``'s); a note says why when it was not stated, or stated differently."""
+    from defectnet.units import ENERGY_UNIT_TO_MEV
+
+    window = DOPED_EDGE_WINDOW if what == "doped" else PRISTINE_EDGE_WINDOW
+    read = s.meta["unit"]
+    unit, note = choose_unit(band_edge(s) * (config.energy_scale or 1.0), read, s.meta.get("unit_sources") or {},
+                             band_edge(reference), window=window, label=label, host=host, cut=is_cut(s))
+    if note:
+        notes.append(note)
+    if unit == read:
+        return s
+    r = ENERGY_UNIT_TO_MEV[unit] / ENERGY_UNIT_TO_MEV[read]
+    return Spectrum(s.edges_mev * r, s.values / r, {el: v / r for el, v in s.partials.items()}, kind=s.kind,
+                    meta=dict(s.meta, unit=unit))
+
+
 def fit_energy_scale(measured: Spectrum, reference: Spectrum, *, bounds=(0.7, 1.4), step: float = 0.001):
     """The factor s that best puts ``measured`` energies onto ``reference``'s scale.
 
     Minimises the Wasserstein-1 distance between ``measured`` with energies × s and
-    ``reference`` (both unit area, on the reference's edges) over a grid of s in ``bounds``.
-    W1 compares whole spectra, so broadening differences barely move the optimum.
+    ``reference`` (both unit area, on the reference's edges) over a grid of s in ``bounds``
+    (:func:`defectnet.checks.scaled_distance`). W1 compares whole spectra, so broadening
+    differences barely move the optimum.
 
     Returns
     -------
     (scale, w1_before_mev, w1_after_mev)
     """
-    edges = reference.edges_mev
-    ref = reference.normalized()
-
-    def w1(f):
-        return measured.scale_energy(f).resample(edges).normalized().wasserstein1_mev(ref)
-
-    grid = np.arange(bounds[0], bounds[1] + step / 2, step)
-    dist = np.array([w1(f) for f in grid])
-    best = float(grid[int(np.argmin(dist))])
-    if best in (grid[0], grid[-1]):
-        raise DefectnetError(f"the energy scale fit ran into its bound {best:g}; the measured and computed spectra "
-                             "may not be of the same host — pass --energy-scale explicitly")
-    return best, w1(1.0), float(dist.min())
+    fit = scaled_distance(measured, reference, bounds=bounds, step=step)
+    if fit["at_bound"]:
+        raise DefectnetError(f"the energy scale fit ran into its bound {fit['scale']:g}; the measured and computed "
+                             "spectra may not be of the same host — pass --energy-scale explicitly")
+    return fit["scale"], fit["w1_unscaled_mev"], fit["w1_mev"]
 
 
 def _common_range(p: Spectrum, d: Spectrum, grid, notes: list) -> tuple[Spectrum, Spectrum]:
@@ -521,9 +605,16 @@ def _training_broadening(model) -> dict:
     return b or {"fwhm_mev": 1.0}
 
 
-def cache_dir() -> Path:
-    """Where computed pristine spectra are cached: ``$DEFECTNET_CACHE`` or ``~/.cache/defectnet``."""
-    return Path(os.environ.get("DEFECTNET_CACHE") or Path.home() / ".cache" / "defectnet")
+def cache_dir() -> Path | None:
+    """Where computed pristine spectra are cached: ``$DEFECTNET_CACHE`` or ``~/.cache/defectnet``;
+    None when ``DEFECTNET_CACHE=off`` (then they are kept for the running process only)."""
+    from defectnet.phonons import cache
+
+    return cache.cache_dir()
+
+
+#: Computed pristine spectra of this process, by their cache key, while the disk cache is off.
+_COMPUTED: dict[str, Spectrum] = {}
 
 
 def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, progress: bool) -> Spectrum:
@@ -538,8 +629,11 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
         "numbers": atoms.numbers.tolist(), "cell": np.round(atoms.cell.array, 6).tolist(),
         "positions": np.round(atoms.get_scaled_positions(), 6).tolist(), "settings": repr(settings),
         "grid": grid.grid_id, "resolution": resolution, "fwhm": fwhm}, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir() / "pristine" / f"{key}.json"
-    if path.is_file():
+    root = cache_dir()
+    if root is None and key in _COMPUTED:
+        return _COMPUTED[key]
+    path = root / "pristine" / f"{key}.json" if root is not None else None
+    if path is not None and path.is_file():
         try:
             return Spectrum.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, DefectnetError):
@@ -547,6 +641,8 @@ def _computed_pristine(atoms, name: str, config: PredictConfig, model, grid, *, 
     ph = compute_pristine(atoms, settings, grid=grid, resolution=resolution, fwhm_mev=fwhm, progress=progress)
     s = Spectrum(ph.spectrum.edges_mev, ph.spectrum.values, ph.spectrum.partials, kind="total",
                  meta={"source": f"{name} computed with {config.potential}"})
+    if path is None:
+        return _COMPUTED.setdefault(key, s)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -34,11 +34,12 @@ ENERGY_UNIT_TO_MEV: dict[str, float] = {
     "meV": 1.0,
     "THz": UNITS.mev_per_thz,
     "cm-1": 1.0 / UNITS.cm1_per_mev,
+    "eV": 1000.0,
 }
 
 
 def to_mev(values, unit: str) -> np.ndarray:
-    """Convert energies from ``unit`` ('meV', 'THz' or 'cm-1') to meV."""
+    """Convert energies from ``unit`` ('meV', 'THz', 'cm-1' or 'eV') to meV."""
     try:
         factor = ENERGY_UNIT_TO_MEV[_canonical_unit(unit)]
     except KeyError:
@@ -51,11 +52,11 @@ def to_mev(values, unit: str) -> np.ndarray:
 
 
 def from_mev(values, unit: str) -> np.ndarray:
-    """Convert energies in meV to ``unit`` ('meV', 'THz' or 'cm-1')."""
+    """Convert energies in meV to ``unit`` ('meV', 'THz', 'cm-1' or 'eV')."""
     return np.asarray(values, dtype=float) / to_mev(1.0, unit)
 
 
 def _canonical_unit(unit: str) -> str:
     u = unit.strip().lower().replace("^", "").replace("⁻¹", "-1").replace(" ", "")
-    aliases = {"mev": "meV", "thz": "THz", "cm-1": "cm-1", "1/cm": "cm-1", "cm**-1": "cm-1", "invcm": "cm-1"}
+    aliases = {"mev": "meV", "thz": "THz", "cm-1": "cm-1", "1/cm": "cm-1", "cm**-1": "cm-1", "invcm": "cm-1", "ev": "eV"}
     return aliases.get(u, unit)
