@@ -82,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conditioned")
     ap.add_argument("--model-out", type=Path, default=ROOT / "runs" / "conditioned" / "model.pt")
+    ap.add_argument("--reuse-model", action="store_true",
+                    help="score the model --model-out holds (trained by an earlier run on the same split) instead of training")
     args = ap.parse_args(argv)
 
     from defectnet.model.conditioned import BasisTable
@@ -116,11 +118,23 @@ def main(argv=None):
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
     config = ConditionedTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
-    model, history = train_conditioned(data, table, idx["train"], idx["val"], config)
-    args.model_out.parent.mkdir(parents=True, exist_ok=True)
     import torch
 
-    torch.save({"state_dict": model.state_dict(), "config": config.model.to_dict()}, args.model_out)
+    if args.reuse_model:
+        saved = torch.load(args.model_out, weights_only=False)
+        if saved.get("split") != {"train": train, "val": val, "test": test}:
+            raise SystemExit(f"{args.model_out} was trained on another split; train again without --reuse-model")
+        from defectnet.model.network import ModelConfig, build_model
+
+        model = build_model(ModelConfig.from_dict(saved["config"]), data.grid, data.vocabulary, data.host_elements)
+        model.load_state_dict(saved["state_dict"])
+        model.eval()
+        history = saved["history"]
+    else:
+        model, history = train_conditioned(data, table, idx["train"], idx["val"], config)
+        args.model_out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "config": config.model.to_dict(), "history": history,
+                    "split": {"train": train, "val": val, "test": test}}, args.model_out)
 
     te = idx["test"]
     T, M = data.targets[te], data.candidates[te]

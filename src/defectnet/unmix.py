@@ -509,7 +509,7 @@ def _report(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
 
 
 def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis, *, kind: str = "pdos",
-                 method: str = "auto") -> dict:
+                 method: str = "auto", stretch: float = 0.0) -> dict:
     """:func:`unmix` of many spectra, in the array layout of the model's ``predict_arrays``.
 
     Parameters
@@ -519,7 +519,7 @@ def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis,
     candidates : bool ndarray (n, V)
         Candidate mask over ``vocabulary``; every candidate must be in ``basis.elements`` or ``basis.failed``.
     vocabulary : sequence of str, length V
-    basis, kind, method
+    basis, kind, method, stretch
         As for :func:`unmix`.
 
     Returns
@@ -532,7 +532,8 @@ def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis,
     out = {k: np.zeros(np.shape(candidates)) for k in ("concentration", "sigma", "presence")}
     for r, mask in enumerate(np.asarray(candidates, bool)):
         cols = np.flatnonzero(mask)
-        fit = unmix(pristine[r], doped[r], basis, kind=kind, candidates=[vocab[j] for j in cols], method=method)
+        fit = unmix(pristine[r], doped[r], basis, kind=kind, candidates=[vocab[j] for j in cols], method=method,
+                    stretch=stretch)
         for key, name in (("concentration", "concentration"), ("sigma", "uncertainty"), ("presence", "presence")):
             out[key][r, cols] = [fit[vocab[j]][name] for j in cols]
     return out
