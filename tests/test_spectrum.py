@@ -477,3 +477,14 @@ def test_broaden_drops_errors_and_says_so():
     b = s.broaden(1.0)
     assert b.errors is None and b.meta["errors_dropped"] == ["broaden"]
     assert "errors_dropped" not in Spectrum(np.linspace(0, 10, 11), np.ones(10)).broaden(1.0).meta
+
+
+def test_area_quantile_is_where_the_share_of_the_area_is_reached_one_or_many():
+    from defectnet.spectrum import area_quantile_mev
+
+    edges = np.linspace(0.0, 10.0, 11)  # 1 meV bins
+    flat = np.ones(10) / 10
+    assert area_quantile_mev(flat, edges, 0.5) == 5.0
+    assert area_quantile_mev(flat, edges, 0.95) == 10.0
+    tailed = np.concatenate([np.ones(5) / 5, np.zeros(5)])  # trailing zero rows do not move it
+    np.testing.assert_array_equal(area_quantile_mev(np.stack([flat, tailed]), edges, 0.995), [10.0, 5.0])

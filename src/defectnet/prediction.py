@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from defectnet.errors import DefectnetError
-from defectnet.spectrum import Spectrum
+from defectnet.spectrum import Spectrum, area_quantile_mev
 
 
 @dataclass
@@ -155,5 +155,4 @@ def _writing(path: Path, what: str):
 
 def extent_mev(s: Spectrum, share: float) -> float:
     """Energy below which ``share`` of the spectrum's area lies, meV."""
-    cum = np.cumsum(np.clip(s.values, 0, None) * s.widths_mev)
-    return float(s.edges_mev[1:][np.searchsorted(cum, share * cum[-1])])
+    return area_quantile_mev(s.values, s.edges_mev, share)

@@ -27,6 +27,20 @@ _MIN_SIGMA_MEV = 1e-9
 _KEEP = object()  # Spectrum._new: keep the current errors
 
 
+def area_quantile_mev(values, edges_mev, share: float):
+    """Energy (meV) below which ``share`` of a spectrum's area lies — a band edge that a weak tail
+    or trailing zero rows do not move.
+
+    ``values`` (..., B) densities per meV on the bins ``edges_mev`` (B + 1,); negative values
+    count as 0. Returns a float for one spectrum, an array (...,) for several.
+    """
+    edges = np.asarray(edges_mev, dtype=float)
+    cum = np.cumsum(np.clip(np.asarray(values, dtype=float), 0, None) * np.diff(edges), axis=-1)
+    k = np.minimum((cum < share * cum[..., -1:]).sum(-1), len(edges) - 2)
+    out = edges[1:][k]
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def _edges_of(grid_or_edges) -> np.ndarray:
     if isinstance(grid_or_edges, EnergyGrid):
         return grid_or_edges.edges

@@ -372,7 +372,6 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         (what the basis cannot explain) as the noise level; an absent candidate gets the error
         it would have if it were present beside the others.
     """
-    from scipy.optimize import least_squares, nnls
 
     if kind not in KINDS:
         raise DefectnetError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -397,21 +396,7 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     moved = [stretched(basis.curves[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)]
     knots, curves = basis.realised[cols], np.array(moved) * sw  # (K, n), (K, n, B)
     slopes = np.array([stretched(basis.signatures[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)])
-    models = {"curve": lambda c: _own_curves(knots, curves, c), "total": lambda c: _at_total(knots, curves, c)}
-    c, _ = nnls(slopes.T * sw[:, None], y)
-    chosen = {"auto": ("curve", "total"), "linear": ()}.get(method, (method,))
-    if chosen:
-        upper = 1.0  # an atomic fraction
-        fits = [(least_squares(lambda c, m=m: models[m](c)[0] - y, np.clip(start, 1e-6, upper / 2),
-                               jac=lambda c, m=m: models[m](c)[1], bounds=(0.0, upper), method="trf"), m)
-                for m in chosen for start in (c, np.full(len(cols), 0.01))]
-        best, name = min(fits, key=lambda f: f[0].cost)
-        c, model = best.x, models[name]
-    else:
-        name, A = "linear", slopes.T * sw[:, None]
-        model = lambda c: (A @ c, A)  # noqa: E731
-    c[c < MIN_FRACTION] = 0.0
-    fitted, J = model(c)
+    c, fitted, J, name = _fit_concentrations(knots, curves, slopes.T * sw[:, None], y, method)
     fit = {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}}
     if stretch > 0:
         fit["modes"] = {el: _moved_mode(basis.signatures[kind][k], basis.grid, edge, s)
@@ -420,13 +405,37 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     return _report(asked, cands, c, J, y - fitted, y, curves, fit)
 
 
+def _fit_concentrations(knots, curves, A, y, method: str):
+    """(c (K,), fitted (B,), Jacobian (B, K), model name) of :func:`unmix`'s fit of ``y`` (B,): NNLS on
+    the slopes ``A`` (B, K), then, unless ``method`` is ``linear``, bounded least squares on the
+    curves (K, n, B) at ``knots`` (K, n) under each reading :data:`METHODS` names; the best kept."""
+    from scipy.optimize import least_squares, nnls
+
+    models = {"curve": lambda c: _own_curves(knots, curves, c), "total": lambda c: _at_total(knots, curves, c),
+              "linear": lambda c: (A @ c, A)}
+    c, _ = nnls(A, y)
+    name = "linear"
+    chosen = {"auto": ("curve", "total"), "linear": ()}.get(method, (method,))
+    if chosen:
+        upper = 1.0  # an atomic fraction
+        fits = [(least_squares(lambda c, m=m: models[m](c)[0] - y, np.clip(start, 1e-6, upper / 2),
+                               jac=lambda c, m=m: models[m](c)[1], bounds=(0.0, upper), method="trf"), m)
+                for m in chosen for start in (c, np.full(A.shape[1], 0.01))]
+        best, name = min(fits, key=lambda f: f[0].cost)
+        c = best.x
+    c[c < MIN_FRACTION] = 0.0
+    fitted, J = models[name](c)
+    return c, fitted, J, name
+
+
 def band_edge_mev(pdos, grid: EnergyGrid, quantile: float = BAND_EDGE_QUANTILE) -> float:
     """The energy (meV) below which ``quantile`` of a spectrum's area lies: a host's band edge
     that a long weak tail or trailing zero rows do not move. ``pdos`` (B,) per meV on ``grid``."""
-    area = np.cumsum(np.clip(np.asarray(pdos, float), 0, None) * grid.widths)
-    if area[-1] <= 0:
+    from defectnet.spectrum import area_quantile_mev
+
+    if not np.any(np.asarray(pdos, float) > 0):
         raise DefectnetError("the spectrum has no positive area: no band edge")
-    return float(grid.edges[1:][np.searchsorted(area, quantile * area[-1])])
+    return area_quantile_mev(pdos, grid.edges, quantile)
 
 
 def stretched(delta, grid: EnergyGrid, edge_mev: float, scale: float) -> np.ndarray:

@@ -21,6 +21,8 @@ import torch
 from defectnet.errors import DefectnetError
 from defectnet.model.augment import Augment
 from defectnet.model.network import ModelConfig
+from defectnet.spectrum import area_quantile_mev
+from defectnet.unmix import BAND_EDGE_QUANTILE
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,6 @@ class ConditionedTrainConfig:
                                                               background=0.05))
     mode_shift: float = 0.15  # candidates' local modes moved by a factor in [1 − shift, 1 + shift] ...
     mode_shift_probability: float = 0.5  # ... each candidate of a sample with this chance
-
-
-def band_edges_mev(pristine: np.ndarray, grid, quantile: float = 0.995) -> np.ndarray:
-    """(B,) energies below which ``quantile`` of each pristine spectrum's (B, G) area lies."""
-    area = np.cumsum(np.clip(pristine, 0, None) * grid.widths, axis=1)
-    k = (area < quantile * area[:, -1:]).sum(1)
-    return grid.edges[1:][np.minimum(k, grid.n_bins - 1)]
 
 
 def shift_modes(curves: np.ndarray, edges_mev: np.ndarray, scales: np.ndarray, grid) -> np.ndarray:
@@ -69,7 +64,7 @@ class _Inputs:
 
     def __init__(self, table, rows, candidates, pristine, grid):
         self.table, self.rows, self.candidates, self.grid = table, rows, candidates, grid
-        self.edges = band_edges_mev(pristine, grid)
+        self.edges = area_quantile_mev(pristine, grid.edges, BAND_EDGE_QUANTILE)  # (n,) meV
 
     def __call__(self, b, rng=None, config: ConditionedTrainConfig | None = None):
         b = np.asarray(b)
