@@ -92,7 +92,7 @@ def main(argv=None):
     from defectnet.provenance import provenance
     from defectnet.unmix import SignatureBasis, basis_files
 
-    t0 = time.perf_counter()
+    t0, prov = time.perf_counter(), provenance()  # the code the run starts with
     data = with_candidates(load_training_file(args.data), "pool", seed=args.seed)
     bases = {}
     for f in basis_files(args.bases):
@@ -155,7 +155,7 @@ def main(argv=None):
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
                                              "mode_shift": config.mode_shift, "model": config.model.to_dict()},
               "rows": rows, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,
-              "provenance": provenance()}
+              "provenance": prov}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conditioned.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "conditioned.md").write_text(table_md(result))
