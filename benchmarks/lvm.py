@@ -196,7 +196,8 @@ def main(argv=None):
     ap.add_argument("--potentials", default=",".join(POTENTIALS))
     ap.add_argument("--hosts", default=",".join(HOSTS))
     ap.add_argument("--tiers", default=",".join(TIER_NAMES),
-                    help="tiers to run (full costs ~10x patch: its relaxed cell can lose the symmetry phonopy uses)")
+                    help="tiers to run (full costs 2x patch where the relaxed cell keeps its symmetry, Si; over 30 min "
+                         "a mode where it loses it, Ge and GaAs)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
