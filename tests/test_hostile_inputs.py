@@ -214,6 +214,8 @@ OTHER_FILES = [
          Error("expected a JSON file")),
     Case("truth-a-list", _option("--truth", lambda t: Path(write_text(t / "t.json", "[0.02]"))),
          Error("expected {element: atomic fraction}")),
+    Case("truth-a-boolean", _option("--truth", lambda t: Path(write_text(t / "t.json", '{"Si": true}'))),
+         Error("expected {element: atomic fraction}")),
     Case("model-is-a-png", _option("--model", lambda t: Path(write_bytes(t / "m.pt", PNG))), Error("not a readable torch")),
     Case("model-missing", _option("--model", lambda t: t / "nothing.pt"), Error("does not exist")),
     Case("model-zip-not-torch", _option("--model", lambda t: _zip(t / "m.pt")), Error("refusing to load")),

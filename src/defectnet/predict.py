@@ -692,6 +692,7 @@ def _truth(truth) -> dict | None:
     except (OSError, ValueError) as exc:
         raise DefectnetError(f"cannot read the true concentrations: {exc}; expected a JSON file", source=str(p)) from None
     d = d.get("concentrations", d) if isinstance(d, dict) else d
-    if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
+    # JSON true/false are Python bools, which are ints: not an atomic fraction
+    if not isinstance(d, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values()):
         raise DefectnetError("expected {element: atomic fraction} or a defectnet simulate meta.json", source=str(p))
     return {str(k): float(v) for k, v in d.items()}
