@@ -21,6 +21,7 @@ import numpy as np
 from defectnet.elements import check_element
 from defectnet.errors import DefectnetError
 from defectnet.prediction import extent_mev
+from defectnet.spectrum import BAND_EDGE_QUANTILE
 
 #: Signal against noise: Δ is a signature when ‖Δ‖² > (1 + NOISE_SIGMAS·√(2/n_eff)) × its noise estimate.
 NOISE_SIGMAS = 6.0
@@ -212,8 +213,6 @@ def band_edge(spectrum) -> float:
     """A spectrum's band edge, meV: the energy below which 99.5 % of its area lies (zero rows
     and a weak tail do not move it), as :func:`defectnet.unmix.band_edge_mev` on the spectrum's own
     bins, above its flat background (:func:`above_background`)."""
-    from defectnet.unmix import BAND_EDGE_QUANTILE
-
     return extent_mev(above_background(spectrum), BAND_EDGE_QUANTILE)
 
 

@@ -27,6 +27,11 @@ _MIN_SIGMA_MEV = 1e-9
 _KEEP = object()  # Spectrum._new: keep the current errors
 
 
+#: Share of a host's spectrum's area below its band edge (:func:`area_quantile_mev`): the edge
+#: that ``unmix``, the input checks and the conditioned model's mode shifts all use.
+BAND_EDGE_QUANTILE = 0.995
+
+
 def area_quantile_mev(values, edges_mev, share: float):
     """Energy (meV) below which ``share`` of a spectrum's area lies — a band edge that a weak tail
     or trailing zero rows do not move.

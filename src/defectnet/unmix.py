@@ -33,6 +33,7 @@ import numpy as np
 from defectnet.errors import DefectnetError, exception_reason
 from defectnet.grid import EnergyGrid
 from defectnet.predict import DETECTION_THRESHOLD_AT_PCT
+from defectnet.spectrum import BAND_EDGE_QUANTILE, area_quantile_mev
 
 #: The spectra a basis holds: total PDoS and neutron-weighted GPDoS.
 KINDS = ("pdos", "gpdos")
@@ -49,8 +50,6 @@ SIGMA_SCALE = 3.25
 #: total dopant fraction C = Σ c_j (the host saturates with all its dopants together);
 #: ``auto``, both fitted and the one with the smaller residual kept; ``linear``, the mean slope.
 METHODS = ("auto", "curve", "total", "linear")
-#: Share of the pristine spectrum's area below the host's band edge (:func:`band_edge_mev`).
-BAND_EDGE_QUANTILE = 0.995
 #: Step of the energy-scale search of :func:`unmix` (fractional).
 STRETCH_STEP = 0.01
 #: A candidate's signature moves in :func:`unmix` only if at least this share of its area
@@ -431,8 +430,6 @@ def _fit_concentrations(knots, curves, A, y, method: str):
 def band_edge_mev(pdos, grid: EnergyGrid, quantile: float = BAND_EDGE_QUANTILE) -> float:
     """The energy (meV) below which ``quantile`` of a spectrum's area lies: a host's band edge
     that a long weak tail or trailing zero rows do not move. ``pdos`` (B,) per meV on ``grid``."""
-    from defectnet.spectrum import area_quantile_mev
-
     if not np.any(np.asarray(pdos, float) > 0):
         raise DefectnetError("the spectrum has no positive area: no band edge")
     return area_quantile_mev(pdos, grid.edges, quantile)

@@ -21,8 +21,7 @@ import torch
 from defectnet.errors import DefectnetError
 from defectnet.model.augment import Augment
 from defectnet.model.network import ModelConfig
-from defectnet.spectrum import area_quantile_mev
-from defectnet.unmix import BAND_EDGE_QUANTILE
+from defectnet.spectrum import BAND_EDGE_QUANTILE, area_quantile_mev
 
 
 @dataclass(frozen=True)
