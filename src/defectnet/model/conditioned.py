@@ -8,13 +8,17 @@ its simulated signature curves Δ_k(c) at the basis concentrations
 (:class:`~defectnet.unmix.SignatureBasis`) — beside the spectra and the element descriptors.
 
 Per candidate k, from the curves b_kj = Δ_k(x_kj) (per-bin probability × G, as the spectra):
-the slope s_k = Σ_j x_kj b_kj / Σ_j x_kj² (signature per unit concentration); a ridge
-least-squares fit of the measured Δ on all candidates' slopes together, c_lin = (S Sᵀ + λ)⁻¹ S Δ
-(two candidates with alike signatures share the evidence, not both claim it); cosines of Δ
-with each curve and with the other candidates' slopes; a learned embedding of the curves'
-shape (a small 1-D convolution over the n curves); and an attention bias that points each
-candidate's cross-attention at the energies where its own signature lies. The spectrum tokens
-gain a fifth channel, the residual Δ − Σ c_lin s_k (what the linear reading leaves). Everything
+the slope s_k = Σ_j x_kj b_kj / Σ_j x_kj² (signature per unit concentration); the basis' own
+reading c_phys of the measured Δ — unmixing's fit (:meth:`ConditionedNet.physics_reading`:
+non-negative least squares of Δ on all candidates together, so two candidates with alike
+signatures share the evidence, with each signature read at the fitted total concentration),
+batched in torch; cosines of Δ with each curve and with the other candidates' slopes; a
+learned embedding of the curves' shape (a small 1-D convolution over the n curves); and an
+attention bias that points each candidate's cross-attention at the energies where its own
+signature lies. The spectrum tokens gain a fifth channel, the residual Δ − Σ c_phys s_k(C)
+(what the basis cannot explain). The concentration head predicts a correction to ln c_phys:
+the network starts from the physics and learns where it errs (coupled dopants, shifted modes,
+noise) and how sure to be. Everything
 else — tokens, moments, host embedding, self-attention among candidates, the hurdle head and
 its calibration — is :class:`~defectnet.model.network.DefectNet`'s.
 
@@ -33,9 +37,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectnet.errors import DefectnetError
-from defectnet.model.network import Y_MAX, DefectNet, ModelConfig, _Block, conv_stack
+from defectnet.model.network import LOG_C_CENTER, LOG_C_SCALE, Y_MAX, DefectNet, ModelConfig, _Block, conv_stack
 
 N_BASIS_FEATURES = 9
+PHYSICS_FLOOR = 1e-3  # atomic fraction the reading's ln c is floored at (an absent candidate's reads 0)
+
+
+def per_unit_at(b, knots, total):
+    """Each candidate's signature per unit concentration at the total dopant fraction (B, K, G).
+
+    ``b`` (B, K, n, G) curves at ``knots`` (B, K, n) atomic fractions (ascending), ``total`` (B,):
+    linear between the knots, the nearest knot's outside them (:func:`defectnet.unmix._per_unit`).
+    """
+    s = b / knots.clamp_min(1e-6)[..., None]
+    n, G = knots.shape[-1], b.shape[-1]
+    t = total[:, None, None].expand(-1, knots.shape[1], 1).contiguous()
+    j = torch.searchsorted(knots.contiguous(), t).clamp(1, n - 1)  # (B, K, 1): upper knot
+    x0, x1 = knots.gather(2, j - 1)[..., 0], knots.gather(2, j)[..., 0]
+    w = ((total[:, None] - x0) / (x1 - x0).clamp_min(1e-9)).clamp(0, 1)[..., None]  # (B, K, 1)
+    s0 = s.gather(2, (j - 1)[..., None].expand(-1, -1, 1, G))[:, :, 0]
+    s1 = s.gather(2, j[..., None].expand(-1, -1, 1, G))[:, :, 0]
+    return s0 * (1 - w) + s1 * w
 
 
 def candidate_order(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,20 +177,41 @@ class ConditionedNet(DefectNet):
         slope = (x[..., None] * b).sum(2) / (x * x).sum(2).clamp_min(1e-12)[..., None]
         return b * valid[..., None, None], slope * valid[..., None]
 
-    def linear_reading(self, delta, slope, valid):
-        """Ridge least squares of Δ (B, G) on the slopes (B, K, G): c_lin (B, K) and the residual (B, G)."""
-        A = slope @ slope.transpose(1, 2)  # (B, K, K)
-        diag = torch.diagonal(A, dim1=1, dim2=2)
-        lam = (self.RIDGE * diag.sum(1) / valid.sum(1).clamp_min(1)).clamp_min(1e-8)[:, None]  # (B, 1); zero curves stay solvable
-        eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
-        # padded candidates get an identity row: their coefficient is 0
-        A = A + eye * torch.where(valid, lam, torch.ones_like(lam))[:, :, None]
-        r = (slope @ delta[..., None])[..., 0]  # (B, K)
-        c = torch.linalg.solve(A, r[..., None])[..., 0] * valid
-        resid = delta - (c[..., None] * slope).sum(1)
-        return c, resid
+    def physics_reading(self, delta, b, slope, knots, valid):
+        """What the basis alone says: concentrations c (B, K) ≥ 0 that explain Δ (B, G), and the residual (B, G).
 
-    def basis_features(self, delta, b, slope, c_lin, resid, valid):
+        The fit of :func:`defectnet.unmix.unmix` (reading ``total``), batched and differentiable:
+        least squares weighted as unmixing weights a density (bins × w^(-1/2)), non-negative by
+        dropping negative coefficients and solving again, then each candidate's signature per unit
+        concentration read at the fitted total dopant fraction (signatures are not linear in c:
+        dopants couple) and solved again, twice.
+        """
+        weight = self.bin_widths.rsqrt()  # (G,)
+        y = delta * weight
+        per_unit = slope
+        c = self._nonnegative_fit(slope * weight, y, valid)
+        for _ in range(2):
+            per_unit = per_unit_at(b, knots, c.sum(1)) * valid[..., None]
+            c = self._nonnegative_fit(per_unit * weight, y, valid)
+        return c, delta - (c[..., None] * per_unit).sum(1)
+
+    def _nonnegative_fit(self, A, y, valid, passes: int = 4):
+        """Ridge least squares of y (B, G) on the rows of A (B, K, G), candidates with a negative
+        coefficient dropped and the rest solved again (active-set NNLS, ``passes`` rounds): (B, K)."""
+        active = valid
+        eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
+        for _ in range(passes):
+            S = A * active[..., None]
+            AtA = S @ S.transpose(1, 2)  # (B, K, K)
+            diag = torch.diagonal(AtA, dim1=1, dim2=2)
+            lam = (self.RIDGE * diag.sum(1) / active.sum(1).clamp_min(1)).clamp_min(1e-8)[:, None]
+            # dropped and padded candidates get an identity row: their coefficient is 0
+            AtA = AtA + eye * torch.where(active, lam, torch.ones_like(lam))[:, :, None]
+            c = torch.linalg.solve(AtA, (S @ y[..., None]))[..., 0] * active
+            active = active & (c > 0)
+        return c.clamp_min(0)
+
+    def basis_features(self, delta, b, slope, c_phys, resid, valid):
         """Per-candidate features of the linear reading (B, K, N_BASIS_FEATURES)."""
         nd = delta.norm(dim=-1).clamp_min(1e-9)  # (B,)
         ns = slope.norm(dim=-1).clamp_min(1e-9)  # (B, K)
@@ -178,7 +221,7 @@ class ConditionedNet(DefectNet):
         twin = (unit @ unit.transpose(1, 2)) - 2 * torch.eye(slope.shape[1], device=slope.device)  # self → −1
         twin = torch.where(valid[:, None, :], twin, torch.full_like(twin, -1)).amax(-1)  # (B, K)
         explained = 1 - (resid.norm(dim=-1) / nd) ** 2  # (B,)
-        return torch.cat([torch.asinh(c_lin / 1e-3)[..., None] / 4, cos[..., None], cos_curves, twin[..., None],
+        return torch.cat([torch.asinh(c_phys / 1e-3)[..., None] / 4, cos[..., None], cos_curves, twin[..., None],
                           torch.log(ns)[..., None] / 4, explained[:, None, None].expand(-1, slope.shape[1], 1),
                           torch.log(nd)[:, None, None].expand(-1, slope.shape[1], 1) / 4], -1)
 
@@ -205,7 +248,8 @@ class ConditionedNet(DefectNet):
         order = torch.argsort((~candidates).to(torch.int8), dim=1, stable=True)[:, :curves.shape[1]]  # (B, K)
         valid = candidates.gather(1, order)
         b, slope = self.signatures(curves, knots, valid)  # (B, K, n, G), (B, K, G)
-        c_lin, resid = self.linear_reading(q - p, slope, valid)
+        with torch.no_grad():  # nothing learned upstream of the reading
+            c_phys, resid = self.physics_reading(q - p, b, slope, knots, valid)
         comp = composition / composition.sum(-1, keepdim=True).clamp_min(1e-12)
         rel, glob, mp = self.moments(p, q)
         ctx = comp @ self.host(self.host_feats) + self.glob(glob)
@@ -217,7 +261,7 @@ class ConditionedNet(DefectNet):
         if self.embed is not None:
             parts.append(self.embed(order))
         parts += [self.relations(order, comp, rel[:, self.MOMENTS.index(2.0)]), glob[:, None].expand(B, K, -1),
-                  ctx[:, None].expand(B, K, -1), self.basis_features(q - p, b, slope, c_lin, resid, valid),
+                  ctx[:, None].expand(B, K, -1), self.basis_features(q - p, b, slope, c_phys, resid, valid),
                   self.curve_embedding(b, knots)]
         h = self.query(torch.cat(parts, -1))  # (B, K, D)
         L = tokens.shape[1]
@@ -227,5 +271,7 @@ class ConditionedNet(DefectNet):
         for block in self.blocks:
             h = block(h, tokens, ~valid, bias)
         logit, mu, log_sigma = self.head(self.ln_out(h)).unbind(-1)
+        # the network corrects the basis' reading rather than starting from nothing
+        mu = mu + (torch.log(c_phys.clamp_min(PHYSICS_FLOOR)) - LOG_C_CENTER) / LOG_C_SCALE
         mu = Y_MAX - F.softplus(Y_MAX - mu)
         return self._outputs(logit, mu, log_sigma.clamp(-5, 1.5), order, valid, B, V)

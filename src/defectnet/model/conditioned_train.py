@@ -43,6 +43,41 @@ class ConditionedTrainConfig:
     mode_shift_probability: float = 0.5  # ... each candidate of a sample with this chance
 
 
+def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: str = "gpdos"):
+    """The samples the conditioned model can learn from: every spectrum of a host with a basis.
+
+    Parameters
+    ----------
+    data_path : str or Path
+        Training files (comma-separated folders or files, as :func:`~defectnet.model.dataset.load_training_file`).
+    bases_dir : str or Path
+        Folder of ``*.npz`` signature bases, one per host.
+    seed : int
+        Draws each sample's distractors from its host's pool.
+
+    Returns
+    -------
+    (TrainingData, BasisTable, dict host -> SignatureBasis, int)
+        Candidates are restricted to elements with a curve in their host's basis (a pool element
+        whose patch had no stable site is no distractor); a sample whose true dopant has no curve
+        is left out, and the last item counts them.
+    """
+    from defectnet.model.conditioned import BasisTable
+    from defectnet.model.dataset import load_training_file, with_candidates
+    from defectnet.unmix import SignatureBasis, basis_files
+
+    bases = {b.host: b for b in map(SignatureBasis.load, basis_files(bases_dir))}
+    data = with_candidates(load_training_file(data_path), "pool", seed=seed)
+    names = np.asarray(data.host_names, str)[data.host_id]
+    data = data.subset(np.flatnonzero(np.isin(names, list(bases))))
+    hosts = sorted(set(np.asarray(data.host_names, str)[data.host_id]))
+    table = BasisTable({h: bases[h] for h in hosts}, data.vocabulary, data.grid, kind=spectrum_mode)
+    has = table.has[table.rows_of(data)]
+    data.candidates &= has
+    whole = np.flatnonzero(~np.any((data.targets > 0) & ~has, axis=1))
+    return data.subset(whole), table, {h: bases[h] for h in hosts}, len(data) - len(whole)
+
+
 def shift_modes(curves: np.ndarray, edges_mev: np.ndarray, scales: np.ndarray, grid) -> np.ndarray:
     """Curves (B, K, n, G) per meV with the part above each sample's band edge (B,) moved to energies
     × ``scales`` (B, K), area kept: :func:`defectnet.unmix.stretched`, batched."""
@@ -83,7 +118,8 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     ----------
     data : TrainingData
         Samples whose candidates all have curves in ``table`` (draw distractors from the host's pool).
-    table : BasisTable
+    table : BasisTable or None
+        The hosts' bases (None for a plain ``defectnet`` model trained by the same recipe).
     train_idx, val_idx : int arrays
         Samples to train on and to select the epoch and calibrate presence and ±1σ on.
 
@@ -95,15 +131,16 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     from defectnet.model.network import build_model
     from defectnet.model.train import _tensors, _validate, calibrate_presence, calibrate_sigma
 
-    if config.model.arch != "conditioned":
-        raise DefectnetError(f"train_conditioned trains arch 'conditioned', the config says {config.model.arch!r}")
+    if config.model.arch not in ("conditioned", "defectnet"):
+        raise DefectnetError(f"train_conditioned trains arch 'conditioned' (or 'defectnet', the same recipe without "
+                             f"the basis, to compare), the config says {config.model.arch!r}")
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     tensors = _tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
-    rows = table.rows_of(data)
-    inputs = _Inputs(table, rows, data.candidates, P.numpy(), data.grid)
+    rows = table.rows_of(data) if table is not None else None
+    inputs = _Inputs(table, rows, data.candidates, P.numpy(), data.grid) if config.model.arch == "conditioned" else None
     model = build_model(config.model, data.grid, data.vocabulary, data.host_elements)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
@@ -117,7 +154,8 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
             p, d = P[b], D[b]
             if config.augment.active:
                 p, d = config.augment(p, d, data.grid, rng)
-            loss, _ = model.loss(model(p, d, C[b], M[b], *inputs(b, rng, config)), T[b], M[b])
+            extra = inputs(b, rng, config) if inputs else ()
+            loss, _ = model.loss(model(p, d, C[b], M[b], *extra), T[b], M[b])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -142,12 +180,13 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
 
 
 def predict_conditioned(model, data, table, idx, spectrum_mode: str = "gpdos") -> dict:
-    """(n, V) ``concentration``, ``sigma`` and ``presence`` of samples ``idx`` of ``data``."""
+    """(n, V) ``concentration``, ``sigma`` and ``presence`` of samples ``idx`` of ``data`` (``table`` unused by a plain model)."""
     from defectnet.model.evaluate import predict_arrays
 
     idx = np.asarray(idx)
     P, D = data.spectra(spectrum_mode)
-    rows = table.rows_of(data)
-    inputs = _Inputs(table, rows, data.candidates, P, data.grid)
-    return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx],
-                          extra=lambda sl: inputs(idx[sl]))
+    extra = None
+    if model.config.arch == "conditioned":
+        inputs = _Inputs(table, table.rows_of(data), data.candidates, P, data.grid)
+        extra = lambda sl: inputs(idx[sl])  # noqa: E731
+    return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx], extra=extra)
