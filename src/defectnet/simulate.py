@@ -43,7 +43,7 @@ class SimulationConfig:
     tier_settings: TierSettings = TierSettings()
 
     def __post_init__(self):
-        from defectnet.phonons.forceconstants import get_tier
+        from defectnet.phonons.tiers import get_tier
         from defectnet.phonons.potentials import canonical_name
 
         get_tier(self.tier)
@@ -142,7 +142,8 @@ def simulate_spectra(
     SimulationResult
     """
     from defectnet.phonons.dos import gamma_spectrum
-    from defectnet.phonons.forceconstants import DopedSystem, get_tier, pristine_supercell
+    from defectnet.phonons.forceconstants import DopedSystem, pristine_supercell
+    from defectnet.phonons.tiers import get_tier
     from defectnet.phonons.cache import cached_pristine
     from defectnet.phonons.potentials import get_calculator, potential_info
 
@@ -163,7 +164,7 @@ def simulate_spectra(
 
     stage(f"tier '{config.tier}': doped force constants")
     t0 = time.perf_counter()
-    calc = None if config.tier == "mass" else get_calculator(config.potential)
+    calc = get_calculator(config.potential) if get_tier(config.tier).needs_calculator else None
     system = DopedSystem(doped_atoms, dopant_idx, fc0, pristine_host, calc, progress)
     result = get_tier(config.tier)(system, config.tier_settings)
     t_tier = time.perf_counter() - t0
@@ -177,7 +178,7 @@ def simulate_spectra(
     host_fractions = atomic_fractions(sc_atoms.get_chemical_symbols())
     doped_fractions = atomic_fractions(doped_atoms.get_chemical_symbols())
     out_atoms = result.atoms
-    if config.tier == "patch":
+    if get_tier(config.tier).uses_patches:
         out_atoms = _patch_relaxed(result, system, pristine_host)
     stage.close()
 

@@ -55,13 +55,14 @@ class Synthesizer:
         from defectnet.phonons.dos import gamma_spectrum
         from defectnet.phonons.forceconstants import pristine_supercell
         from defectnet.phonons.potentials import get_calculator
+        from defectnet.phonons.tiers import get_tier
 
         sim = self.simulation
         P = choose_supercell(self.host.atoms, sim.supercell_atoms) if self.supercell_matrix is None \
             else np.asarray(self.supercell_matrix)
         sc, fc0 = pristine_supercell(self.host, P)
         pristine, _ = gamma_spectrum(fc0, sc, sim.grid, **sim.broadening())
-        self._cell.update(atoms=sc, fc0=fc0, calc=None if sim.tier == "mass" else get_calculator(sim.potential),
+        self._cell.update(atoms=sc, fc0=fc0, calc=get_calculator(sim.potential) if get_tier(sim.tier).needs_calculator else None,
                           pristine={"pdos": pristine.values,
                                     "gpdos": pristine.neutron_weighted(atomic_fractions(sc.get_chemical_symbols())).values})
 
@@ -130,7 +131,8 @@ def placed_spectrum(sc, specs, seed: int, *, fc0, host, calc, tier: str, tier_se
 
     from defectnet.doping import substitute
     from defectnet.phonons.dos import gamma_spectrum
-    from defectnet.phonons.forceconstants import DopedSystem, get_tier
+    from defectnet.phonons.forceconstants import DopedSystem
+    from defectnet.phonons.tiers import get_tier
 
     stage = timer or (lambda name: nullcontext())
     for attempt in range(attempts):

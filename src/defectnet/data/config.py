@@ -259,7 +259,7 @@ class GenerateConfig:
     max_unstable_fraction: float | None = None
 
     def __post_init__(self):
-        from defectnet.phonons.forceconstants import get_tier
+        from defectnet.phonons.tiers import get_tier
         from defectnet.phonons.potentials import canonical_name
 
         get_tier(self.tier)

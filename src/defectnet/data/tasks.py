@@ -30,6 +30,7 @@ from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.patches import UnstablePatch
+from defectnet.phonons.tiers import get_tier
 
 
 class TaskTimeout(Exception):
@@ -356,7 +357,7 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
     from defectnet.phonons.potentials import potential_info
 
     with _TASK_LOCK:
-        needs_calc = config.tier != "mass"
+        needs_calc = get_tier(config.tier).needs_calculator
         calc, probe = _calculator(config.potential) if needs_calc else (None, _NoProbe())
         potential = potential_info(config.potential)
         rows = []
