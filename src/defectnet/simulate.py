@@ -59,12 +59,12 @@ class SimulationConfig:
     @classmethod
     def from_dict(cls, d: dict) -> SimulationConfig:
         """The config :meth:`to_dict` wrote (e.g. the ``simulation`` of a saved basis)."""
-        from defectnet.data.config import _parse_settings
+        from defectnet.data.validate import parse_settings
 
         d = dict(d)
         d["grid"] = EnergyGrid.from_dict(d["grid"])
-        d["host"] = _parse_settings("host", d["host"], HostSettings)
-        d["tier_settings"] = _parse_settings("tier_settings", d["tier_settings"], TierSettings)
+        d["host"] = parse_settings("host", d["host"], HostSettings)
+        d["tier_settings"] = parse_settings("tier_settings", d["tier_settings"], TierSettings)
         if isinstance(d["supercell_atoms"], list):
             d["supercell_atoms"] = tuple(d["supercell_atoms"])
         return cls(**d)
