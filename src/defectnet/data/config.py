@@ -282,15 +282,21 @@ class GenerateConfig:
             raise DefectnetError(f"config 'sampler': {exc}") from None
 
     def simulation_config(self, seed: int | None = None):
-        """The :class:`~defectnet.simulate.SimulationConfig` of one spectrum made with these settings
-        (tier, potential, supercell, broadening, grid); ``seed`` default: this config's + 1."""
-        from defectnet.simulate import SimulationConfig
+        """The :class:`~defectnet.simulation.SimulationConfig` of one spectrum made with these settings
+        (tier, potential, supercell, broadening, grid, placement attempts); ``seed`` default: this config's + 1."""
+        from defectnet.simulation import SimulationConfig
 
         b = self.broadening
         return SimulationConfig(tier=self.tier, potential=self.potential, supercell_atoms=self.supercell_atoms,
                                 fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution,
                                 seed=self.seed + 1 if seed is None else seed, grid=self.grid, host=self.host,
-                                tier_settings=self.tier_settings)
+                                tier_settings=self.tier_settings, placement_attempts=self.placement_attempts,
+                                max_imaginary_mev=self.doped_imaginary_limit_mev)
+
+    @property
+    def doped_imaginary_limit_mev(self) -> float:
+        """A doped cell whose lowest Γ mode is below -this (meV) is placed again, then fails."""
+        return self.max_imaginary_mev if self.max_doped_imaginary_mev is None else self.max_doped_imaginary_mev
 
     # ----------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict:

@@ -393,10 +393,10 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
 def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc, probe, timer, row):
     from defectnet.data.store import pack_arrays
     from defectnet.doping import DopantSpec
-    from defectnet.synthesis import placed_spectrum
+    from defectnet.host import placed_spectrum
 
     specs = [DopantSpec(el, site, frac) for el, site, frac in job.dopants]
-    limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
+    limit = config.doped_imaginary_limit_mev
     doped, result, sub, attempts = placed_spectrum(
         ctx.sc_atoms, specs, job.placement_seed, fc0=ctx.fc0, host=ctx.host, calc=calc, tier=config.tier,
         tier_settings=config.tier_settings, grid=config.grid, broadening=config.broadening.kwargs(),
