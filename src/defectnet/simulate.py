@@ -11,13 +11,7 @@ one call; keep a :class:`~defectnet.host.Host` to simulate a host more than once
 from __future__ import annotations
 
 # The config and result of a simulation live in defectnet.simulation; imported from here too.
-from defectnet.simulation import (  # noqa: F401
-    DEFAULT_TIER,
-    SimulationConfig,
-    SimulationResult,
-    plot_comparison,
-    resolve_host,
-)
+from defectnet.simulation import DEFAULT_TIER, SimulationConfig, SimulationResult, resolve_host  # noqa: F401
 
 
 def simulate_spectra(
