@@ -61,11 +61,8 @@ def build_host(name: str, config, n_per_host: int, seed: int, n_recommend: int, 
     from defectnet.elements import DOPANTS
     from defectnet.model.dataset import HOST_ELEMENTS
     from defectnet.phonons.dos import gamma_spectrum
-    from defectnet.phonons.forceconstants import (
-        DopedSystem,
-        get_tier,
-        pristine_supercell,
-    )
+    from defectnet.phonons.forceconstants import DopedSystem, pristine_supercell
+    from defectnet.phonons.tiers import get_tier
     from defectnet.phonons.host import compute_pristine
     from defectnet.phonons.potentials import get_calculator
     from defectnet.recommend import DopantRecommender

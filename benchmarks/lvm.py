@@ -39,9 +39,10 @@ from ase.build import bulk
 from defectnet.doping import DopantSpec, choose_supercell, substitute
 from defectnet.errors import DefectnetError
 from defectnet.phonons.dos import gamma_modes
-from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell
+from defectnet.phonons.forceconstants import DopedSystem, TierSettings, pristine_supercell
 from defectnet.phonons.host import HostSettings, compute_pristine, mesh_modes
 from defectnet.phonons.potentials import get_calculator, potential_info
+from defectnet.phonons.tiers import TIERS
 from defectnet.provenance import provenance
 from defectnet.units import UNITS
 

@@ -24,9 +24,10 @@ import numpy as np
 from defectnet.elements import mass_amu
 from defectnet.hosts import load_host
 from defectnet.phonons.dos import gamma_modes
-from defectnet.phonons.forceconstants import DopedSystem, TierSettings, get_tier
+from defectnet.phonons.forceconstants import DopedSystem, TierSettings
 from defectnet.phonons.host import HostSettings, compute_pristine, to_ase_atoms
 from defectnet.phonons.potentials import get_calculator
+from defectnet.phonons.tiers import get_tier
 
 CASES = ("SrO:Mg,Mg:0", "SrO:Ca,Ca:1")
 

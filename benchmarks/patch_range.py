@@ -39,16 +39,16 @@ from defectnet.doping import DopantSpec, min_width_ang, substitute
 from defectnet.grid import DEFAULT_GRID
 from defectnet.phonons.dos import gamma_spectrum
 from defectnet.phonons.forceconstants import (
-    TIERS,
     DopedSystem,
     TierSettings,
-    _insert_columns,
+    insert_columns,
     neighbours_within,
     restore_sum_rules,
 )
 from defectnet.phonons.host import HostSettings, compute_pristine
 from defectnet.phonons.potentials import get_calculator
 from defectnet.phonons.relax import relax
+from defectnet.phonons.tiers import TIERS
 
 HOSTS = {"Si": lambda: bulk("Si", "diamond", a=5.431), "GaAs": lambda: bulk("GaAs", "zincblende", a=5.653),
          "ZnS": lambda: bulk("ZnS", "zincblende", a=5.409)}
@@ -97,7 +97,7 @@ def run_case(case: str, calc, potential: str, cube: int = 3) -> dict:
     for r in CUTOFFS:
         idx = neighbours_within(relaxed, [d], r)
         fc = fc0.copy()
-        _insert_columns(fc, idx, fc_ref[:, idx].transpose(1, 0, 2, 3))
+        insert_columns(fc, idx, fc_ref[:, idx].transpose(1, 0, 2, 3))
         restore_sum_rules(fc)
         s, w1 = score(fc, relaxed)
         row["local"][f"{r:g}"] = {"S": s, "w1_mev": w1, "n_atoms": int(len(idx))}

@@ -32,9 +32,10 @@ from defectnet.doping import DopantSpec, choose_supercell, substitute
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID
 from defectnet.phonons.dos import gamma_spectrum
-from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell
+from defectnet.phonons.forceconstants import DopedSystem, TierSettings, pristine_supercell
 from defectnet.phonons.host import HostSettings, compute_pristine, to_ase_atoms
 from defectnet.phonons.potentials import get_calculator
+from defectnet.phonons.tiers import TIERS
 
 HOSTS = {  # experimental lattice constants (Å)
     "Si": (lambda: bulk("Si", "diamond", a=5.431), "Si", ["B", "C", "Ge", "Sn"]),
@@ -103,7 +104,8 @@ def timing_case(name, host, site, dopant, settings, calc, results, save):
     cutoff × 6 for ``local``, 6N for ``full`` without symmetry), and each call costs the
     measured time of one force call in the same cell.
     """
-    from defectnet.phonons.forceconstants import _relax_positions, neighbours_within
+    from defectnet.phonons.forceconstants import neighbours_within
+    from defectnet.phonons.tiers import relax_positions
 
     key = f"{name}|{dopant}|1%"
     if key in results["timing"]:
@@ -122,7 +124,7 @@ def timing_case(name, host, site, dopant, settings, calc, results, save):
         gamma_spectrum(res.fc, res.atoms, DEFAULT_GRID, fwhm_mev=FWHM_MEV)
         row["tiers"][tier] = {"seconds": time.perf_counter() - t0, "force_calls": res.info.get("force_calls", 0)}
     t0 = time.perf_counter()
-    relaxed, _ = _relax_positions(doped, calc, settings)
+    relaxed, _ = relax_positions(doped, calc, settings)
     relax_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     gamma_spectrum(fc0, relaxed, DEFAULT_GRID, fwhm_mev=FWHM_MEV)

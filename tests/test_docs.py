@@ -38,6 +38,17 @@ def test_readme_python_quickstart_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "gaas.json").is_file() and (tmp_path / "runs" / "gaas.png").is_file()
 
 
+def test_api_host_quickstart_runs(tmp_path, monkeypatch):
+    """The `Host` block of docs/api.md, as written (EMT Cu: seconds)."""
+    block = re.search(r"## The engine: `Host`\n.*?```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
+    assert block, "docs/api.md has no Host quickstart block"
+    monkeypatch.chdir(tmp_path)
+    scope = {"__name__": "api_host"}
+    exec(compile(block.group(1), "docs/api.md", "exec"), scope)
+    assert scope["basis"].elements == ("Ag", "Ni") and scope["delta"].shape == (scope["config"].grid.n_bins,)
+    assert (tmp_path / "runs" / "cu.npz").is_file()
+
+
 def test_cli_reference_is_up_to_date():
     committed = (ROOT / "docs" / "cli.md").read_text()
     fresh = _gen_cli().render()

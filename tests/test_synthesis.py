@@ -1,4 +1,4 @@
-"""The forward model (Synthesizer, placed_spectrum) on fcc Cu under EMT (tests/conftest.py)."""
+"""The forward model (Synthesizer, the placement routine) on fcc Cu under EMT (tests/conftest.py)."""
 
 from dataclasses import replace
 
@@ -8,7 +8,8 @@ import pytest
 from defectnet.doping import DopantSpec
 from defectnet.errors import DefectnetError
 from defectnet.simulate import simulate_spectra
-from defectnet.synthesis import Synthesizer, placed_spectrum
+from defectnet.host import placed_spectrum
+from defectnet.synthesis import Synthesizer
 from defectnet.unmix import SignatureBasis
 
 
@@ -34,9 +35,11 @@ def test_a_saved_basis_keeps_its_forward_model(cu, cu_sim, cu_basis, tmp_path):
 
 
 def test_placement_is_retried_with_new_seeds_until_stable(cu, cu_sim):
-    syn = Synthesizer(cu, {"Ag": "Cu"}, cu_sim)  # its pristine supercell and force constants
-    sc, fc0 = syn._cell["atoms"], syn._cell["fc0"]
-    common = dict(fc0=fc0, host=cu, calc=syn._cell["calc"], tier="patch", tier_settings=cu_sim.tier_settings,
+    from defectnet.phonons.forceconstants import pristine_supercell
+    from defectnet.phonons.potentials import get_calculator
+
+    sc, fc0 = pristine_supercell(cu, Synthesizer(cu, {"Ag": "Cu"}, cu_sim).host.supercell_matrix)
+    common = dict(fc0=fc0, host=cu, calc=get_calculator("emt"), tier="patch", tier_settings=cu_sim.tier_settings,
                   grid=cu_sim.grid, broadening=cu_sim.broadening())
     specs = [DopantSpec("Ag", "Cu", 6 / 108)]
     calls = []

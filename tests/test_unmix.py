@@ -153,7 +153,7 @@ def test_cli_basis_then_predict_by_unmixing(tmp_path, capsys):
 
 
 def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, cu_sim, tmp_path, monkeypatch):
-    import defectnet.simulate
+    from defectnet.host import Host
 
     # Unrelaxed, C sits on a saddle point of Cu (EMT): it has no signature, Ag has.
     sim = replace(cu_sim, tier_settings=TierSettings(cutoff_ang=2.6, relax=False))
@@ -166,7 +166,7 @@ def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, c
     def no_more(*args, **kwargs):
         raise AssertionError("a finished cell was computed again")
 
-    monkeypatch.setattr(defectnet.simulate, "simulate_spectra", no_more)
+    monkeypatch.setattr(Host, "place", no_more)  # every doped cell of a basis is placed by Host.place
     again = signature_basis(cu.atoms, ["Ag", "C"], config, pristine_host=cu, checkpoint=cells, progress=False)
     np.testing.assert_array_equal(again.signatures["gpdos"], first.signatures["gpdos"])
     assert again.failed == first.failed

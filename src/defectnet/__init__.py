@@ -14,6 +14,7 @@ _LAZY = {
     "Spectrum": "defectnet.spectrum",
     "EnergyGrid": "defectnet.grid",
     "DEFAULT_GRID": "defectnet.grid",
+    "Host": "defectnet.host",
     "simulate_spectra": "defectnet.simulate",
     "DopantRecommender": "defectnet.recommend",
     "DefectNet": "defectnet.model.network",

@@ -10,141 +10,62 @@ the current concentrations, steps by the basis' least squares on the residual, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from defectnet.errors import DefectnetError
-from defectnet.unmix import MIN_FRACTION, SignatureBasis, _own_curves, _report, unmix
+from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, _own_curves, _report, unmix
 
 
 @dataclass
 class Synthesizer:
     """The forward model of one host: the defect signature of any mix of its candidates.
 
-    What a basis linearises, computed exactly for the tier: the dopants placed (seeded) in the
-    host's supercell, the tier's doped force constants (patches from the host's cache: no force
-    call once they are computed) and one Γ-point diagonalisation, ~1–4 s per call.
+    What a basis linearises, computed exactly for the tier by the host's engine
+    (:meth:`defectnet.host.Host.synthesize`): the dopants placed (seeded) in the host's supercell
+    as every doped spectrum of the host is, the tier's doped force constants (patches from the
+    host's cache: no force call once they are computed) and one Γ-point diagonalisation, ~1–4 s per call.
 
     Parameters
     ----------
-    host : PristineHost
+    host : PristineHost or Host
         Relaxed host with force constants; its ``patch_cache`` holds the candidates' patches.
     sites : dict element -> str
-        The host site symbol each candidate substitutes (``{"Si": "Ga"}``).
+        The host site symbol each candidate substitutes (``{"Si": "Ga"}``; None: chosen as the simulator does).
     simulation : SimulationConfig
-        Tier, potential, supercell, broadening and grid of the spectra to synthesise.
+        Tier, potential, supercell, broadening, grid and placement of the spectra to synthesise.
     supercell_matrix : ndarray (3, 3), optional
         Default: :func:`~defectnet.doping.choose_supercell` of ``simulation.supercell_atoms``.
-    max_imaginary_mev : float
-        A placement whose lowest Γ mode is below −this is placed again (up to
-        ``placement_attempts`` times), as the dataset's samples are.
     """
 
     host: object
     sites: dict
     simulation: object
     supercell_matrix: np.ndarray | None = None
-    max_imaginary_mev: float = 5.0
-    placement_attempts: int = 3
-    _cell: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
-        from defectnet.doping import choose_supercell
-        from defectnet.elements import atomic_fractions
-        from defectnet.phonons.dos import gamma_spectrum
-        from defectnet.phonons.forceconstants import pristine_supercell
-        from defectnet.phonons.potentials import get_calculator
+        from defectnet.host import Host
 
-        sim = self.simulation
-        P = choose_supercell(self.host.atoms, sim.supercell_atoms) if self.supercell_matrix is None \
-            else np.asarray(self.supercell_matrix)
-        sc, fc0 = pristine_supercell(self.host, P)
-        pristine, _ = gamma_spectrum(fc0, sc, sim.grid, **sim.broadening())
-        self._cell.update(atoms=sc, fc0=fc0, calc=None if sim.tier == "mass" else get_calculator(sim.potential),
-                          pristine={"pdos": pristine.values,
-                                    "gpdos": pristine.neutron_weighted(atomic_fractions(sc.get_chemical_symbols())).values})
+        if not isinstance(self.host, Host):
+            self.host = Host(self.host.atoms, self.host.atoms.get_chemical_formula(mode="metal"), self.simulation,
+                             pristine=self.host, supercell_matrix=self.supercell_matrix)
 
     @classmethod
     def from_basis(cls, basis: SignatureBasis) -> Synthesizer:
         """The forward model a basis was simulated with (its ``synthesis``: host and patches)."""
-        from defectnet.data.blobs import cache_patches, unpack_pristine
-        from defectnet.simulate import SimulationConfig
+        from defectnet.host import Host
 
-        if not basis.synthesis:
-            raise DefectnetError(f"the basis of {basis.host} holds no host and patches to synthesise mixes with: "
-                                 "make it again with `defectnet basis` (this version keeps them)")
-        sim = SimulationConfig.from_dict(basis.config["simulation"])
-        host, P = unpack_pristine(basis.synthesis["pristine"], sim.host)
-        cache_patches(host, basis.synthesis["patches"], sim.tier_settings)
-        return cls(host, dict(basis.synthesis["sites"]), sim, supercell_matrix=P)
+        host = Host.from_basis(basis)
+        return cls(host, dict(basis.synthesis["sites"]), host.config)
 
     @property
     def pristine(self) -> dict:
         """{kind: (B,)} the pristine supercell's spectra, per meV."""
-        return self._cell["pristine"]
+        return {kind: self.host.pristine_spectrum(kind).values for kind in KINDS}
 
     def signature(self, concentrations: dict, kind: str = "gpdos", seed: int = 0) -> np.ndarray:
         """Δ = doped − pristine (B,) per meV, for ``{element: atomic fraction}`` (placed with ``seed``)."""
-        from defectnet.doping import DopantSpec
-        from defectnet.elements import atomic_fractions
-
-        sc, sim = self._cell["atoms"], self.simulation
-        specs = [DopantSpec(el, self.sites[el], float(c)) for el, c in concentrations.items() if c * len(sc) >= 0.5]
-        if not specs:  # less than half an atom of every candidate: the pristine cell
-            return np.zeros_like(self.pristine[kind])
-        doped, res, _, _ = placed_spectrum(sc, specs, seed, fc0=self._cell["fc0"], host=self.host,
-                                           calc=self._cell["calc"], tier=sim.tier, tier_settings=sim.tier_settings,
-                                           grid=sim.grid, broadening=sim.broadening(),
-                                           attempts=self.placement_attempts, max_imaginary_mev=self.max_imaginary_mev)
-        if kind == "gpdos":
-            doped = doped.neutron_weighted(atomic_fractions(res.atoms.get_chemical_symbols()))
-        return doped.values - self.pristine[kind]
-
-
-def placed_spectrum(sc, specs, seed: int, *, fc0, host, calc, tier: str, tier_settings, grid, broadening: dict,
-                    attempts: int = 3, max_imaginary_mev: float = 5.0, timer=None, check=None):
-    """Dopants ``specs`` placed in supercell ``sc`` and its Γ-point spectrum, as the dataset places them.
-
-    Attempt 0 places with ``default_rng(seed)`` (what every stored sample used), attempt a with
-    ``default_rng([seed, a])``; placing stops at the first whose lowest Γ mode is ≥
-    −``max_imaginary_mev`` (meV), or after ``attempts``.
-
-    Parameters
-    ----------
-    sc : ase.Atoms
-        The pristine supercell; ``fc0`` its force constants, ``host`` the relaxed host (patch cache), ``calc``
-        the potential (None for the mass tier).
-    timer : callable, optional
-        ``timer(stage)`` gives a context manager around each stage (``substitute``, ``tier``, ``diagonalise``).
-    check : callable, optional
-        Called after each tier call (a generation task's timeout probe).
-
-    Returns
-    -------
-    (Spectrum, TierResult, Substitution, int)
-        The doped spectrum (unit area, per meV, not yet neutron-weighted), the tier's result, the
-        substitution and the number of attempts made.
-    """
-    from contextlib import nullcontext
-
-    from defectnet.doping import substitute
-    from defectnet.phonons.dos import gamma_spectrum
-    from defectnet.phonons.forceconstants import DopedSystem, get_tier
-
-    stage = timer or (lambda name: nullcontext())
-    for attempt in range(attempts):
-        with stage("substitute"):
-            atoms, sub = substitute(sc, specs, np.random.default_rng(seed if attempt == 0 else [seed, attempt]))
-        with stage("tier"):
-            res = get_tier(tier)(DopedSystem(atoms, sub.dopant_indices, fc0, host, calc, False), tier_settings)
-        if check is not None:
-            check()
-        with stage("diagonalise"):
-            doped, _ = gamma_spectrum(res.fc, res.atoms, grid, **broadening)
-        if doped.meta["min_frequency_mev"] >= -max_imaginary_mev:
-            break
-    return doped, res, sub, attempt + 1
+        return self.host.synthesize(concentrations, sites=self.sites, kind=kind, seed=seed)
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",

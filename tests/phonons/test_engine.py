@@ -9,9 +9,10 @@ from ase.build import bulk
 from defectnet.doping import DopantSpec, substitute
 from defectnet.grid import DEFAULT_GRID
 from defectnet.phonons.dos import gamma_modes, gamma_spectrum
-from defectnet.phonons.forceconstants import TIERS, DopedSystem, TierSettings, pristine_supercell, restore_sum_rules
+from defectnet.phonons.forceconstants import DopedSystem, TierSettings, pristine_supercell, restore_sum_rules
 from defectnet.phonons.host import HostSettings, compute_pristine
 from defectnet.phonons.potentials import get_calculator
+from defectnet.phonons.tiers import TIERS
 
 EMT_HOST = HostSettings(potential="emt", fc_min_width_ang=6.5, mesh_length_ang=15.0)
 SMALL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]) * 2  # 32-atom cubic cell of fcc
@@ -264,3 +265,14 @@ def test_lattice_index_finds_sites_across_the_boundary_and_refuses_off_site_posi
     assert np.array_equal(look(noisy), np.arange(len(sc)))
     with pytest.raises(DefectnetError, match="does not fall on a supercell lattice site"):
         look(sc.positions[:3] + [0.05, 0.0, 0.0])
+
+
+def test_tiers_are_strategies_in_one_registry():
+    from defectnet.errors import DefectnetError
+    from defectnet.phonons.tiers import get_tier
+
+    assert set(TIERS) == {"full", "local", "patch", "mass"}
+    assert [t.name for t in TIERS.values() if not t.needs_calculator] == ["mass"]
+    assert [t.name for t in TIERS.values() if t.uses_patches] == ["patch"]
+    with pytest.raises(DefectnetError, match="unknown tier 'fast'; expected one of full, local, patch, mass"):
+        get_tier("fast")

@@ -203,8 +203,8 @@ def _host_with_patches(store, cfg, name: str):
 
 
 def store_synthesizer(store_path, host: str):
-    """The :class:`~defectnet.unmix.Synthesizer` of a store's host: its pool on the sites it was
-    placed on, with the store's settings and supercell (for :func:`~defectnet.unmix.refine`)."""
+    """The :class:`~defectnet.synthesis.Synthesizer` of a store's host: its pool on the sites it was
+    placed on, with the store's settings and supercell (for :func:`~defectnet.synthesis.refine`)."""
     from defectnet.data.config import GenerateConfig
     from defectnet.data.store import Store
     from defectnet.synthesis import Synthesizer
@@ -213,6 +213,4 @@ def store_synthesizer(store_path, host: str):
         cfg = GenerateConfig.from_dict(store.get_meta("config"))
         h, P = _host_with_patches(store, cfg, host)
         sites = pool_sites(store).get(host, {})
-    return Synthesizer(h, sites, cfg.simulation_config(), supercell_matrix=P,
-                       max_imaginary_mev=cfg.max_doped_imaginary_mev or cfg.max_imaginary_mev,
-                       placement_attempts=cfg.placement_attempts)
+    return Synthesizer(h, sites, cfg.simulation_config(), supercell_matrix=P)  # placed as the store's samples

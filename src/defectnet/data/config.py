@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from defectnet.data.validate import check_keys, is_number, key_error, to_bool, to_float, to_int, to_pair, to_str, to_str_list
+from defectnet.data.validate import check_keys, is_number, key_error, parse_settings, to_bool, to_float, to_int, to_pair, to_str, to_str_list
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
@@ -259,7 +259,7 @@ class GenerateConfig:
     max_unstable_fraction: float | None = None
 
     def __post_init__(self):
-        from defectnet.phonons.forceconstants import get_tier
+        from defectnet.phonons.tiers import get_tier
         from defectnet.phonons.potentials import canonical_name
 
         get_tier(self.tier)
@@ -282,15 +282,21 @@ class GenerateConfig:
             raise DefectnetError(f"config 'sampler': {exc}") from None
 
     def simulation_config(self, seed: int | None = None):
-        """The :class:`~defectnet.simulate.SimulationConfig` of one spectrum made with these settings
-        (tier, potential, supercell, broadening, grid); ``seed`` default: this config's + 1."""
-        from defectnet.simulate import SimulationConfig
+        """The :class:`~defectnet.simulation.SimulationConfig` of one spectrum made with these settings
+        (tier, potential, supercell, broadening, grid, placement attempts); ``seed`` default: this config's + 1."""
+        from defectnet.simulation import SimulationConfig
 
         b = self.broadening
         return SimulationConfig(tier=self.tier, potential=self.potential, supercell_atoms=self.supercell_atoms,
                                 fwhm_mev=b.fwhm_mev or 1.0, resolution=b.resolution,
                                 seed=self.seed + 1 if seed is None else seed, grid=self.grid, host=self.host,
-                                tier_settings=self.tier_settings)
+                                tier_settings=self.tier_settings, placement_attempts=self.placement_attempts,
+                                max_imaginary_mev=self.doped_imaginary_limit_mev)
+
+    @property
+    def doped_imaginary_limit_mev(self) -> float:
+        """A doped cell whose lowest Γ mode is below -this (meV) is placed again, then fails."""
+        return self.max_imaginary_mev if self.max_doped_imaginary_mev is None else self.max_doped_imaginary_mev
 
     # ----------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict:
@@ -425,26 +431,6 @@ def _dict_to_atoms(d: Mapping) -> Atoms:
                  scaled_positions=np.asarray(d["positions"], float).reshape(-1, 3), pbc=True)
 
 
-def _parse_settings(key, v, cls):
-    """A frozen settings dataclass from a partial mapping; types follow the defaults."""
-    if isinstance(v, cls):
-        return v
-    default = cls()
-    d = check_keys(key, v, [f.name for f in fields(cls)])
-    out = {}
-    for k, val in d.items():
-        ref, kk = getattr(default, k), f"{key}.{k}"
-        if isinstance(ref, bool):
-            out[k] = to_bool(kk, val)
-        elif isinstance(ref, int):
-            out[k] = to_int(kk, val, 0)
-        elif isinstance(ref, float):
-            out[k] = to_float(kk, val, 0.0)
-        else:
-            out[k] = to_str(kk, val)
-    return cls(**out)
-
-
 def _parse_choice(choices):
     def parse(key, val):
         if val not in choices:
@@ -564,8 +550,8 @@ _TOP_LEVEL: dict[str, tuple[str, Callable]] = {
     "grid": ("grid", _parse_grid),
     "broadening": ("broadening", _parse_broadening),
     "sampler": ("sampler", _parse_sampler),
-    "host_settings": ("host", lambda k, v: _parse_settings(k, v, HostSettings)),
-    "tier_settings": ("tier_settings", lambda k, v: _parse_settings(k, v, TierSettings)),
+    "host_settings": ("host", lambda k, v: parse_settings(k, v, HostSettings)),
+    "tier_settings": ("tier_settings", lambda k, v: parse_settings(k, v, TierSettings)),
     "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: to_float(k, v, 0.0)),
     "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else to_float(k, v, 0.0)),
     "placement_attempts": ("placement_attempts", lambda k, v: to_int(k, v, 1)),

@@ -62,10 +62,9 @@ from defectnet.data.store import stored_hosts
 from defectnet.data.summary import GenerateSummary
 from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
 from defectnet.errors import DefectnetError
+from defectnet.phonons.tiers import get_tier
 
 
-#: Tiers whose samples need force-constant patches computed per host first.
-PATCH_TIERS = frozenset({"patch"})
 _PRIORITY = {"pristine": 0, "patch": 10, "samples": 20}  # finish open hosts before starting new ones
 
 
@@ -97,7 +96,7 @@ class _HostState:
         return (self.equivalence.get(key[0], (key[0], None))[0], key[1])
 
     def needs(self, job: SampleJob, tier: str) -> set:
-        if tier not in PATCH_TIERS:
+        if not get_tier(tier).uses_patches:  # patches are computed per host before its samples
             return set()
         return {(i, el) for el, site, _ in job.dopants for i, s in enumerate(self.symbols) if s == site}
 
@@ -574,7 +573,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
             return summary  # nothing to do: no cluster, no run row
         cm = existing_client(client) if client is not None else dask_client(workers, scheduler, processes=processes)
         with cm as (cl, label):
-            cl.register_plugin(DefectnetWorkerSetup(config.potential, load=config.tier != "mass"))
+            cl.register_plugin(DefectnetWorkerSetup(config.potential, load=get_tier(config.tier).needs_calculator))
             summary.workers = label
             summary.startup_s = time.perf_counter() - t0
             run_id = store.start_run(workers=label, code_version=_code_version(), config=config.to_dict())

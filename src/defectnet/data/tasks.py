@@ -30,6 +30,7 @@ from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.patches import UnstablePatch
+from defectnet.phonons.tiers import get_tier
 
 
 class TaskTimeout(Exception):
@@ -356,7 +357,7 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
     from defectnet.phonons.potentials import potential_info
 
     with _TASK_LOCK:
-        needs_calc = config.tier != "mass"
+        needs_calc = get_tier(config.tier).needs_calculator
         calc, probe = _calculator(config.potential) if needs_calc else (None, _NoProbe())
         potential = potential_info(config.potential)
         rows = []
@@ -392,10 +393,10 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
 def _one_sample(ctx: _HostContext, job: SampleJob, config: GenerateConfig, calc, probe, timer, row):
     from defectnet.data.store import pack_arrays
     from defectnet.doping import DopantSpec
-    from defectnet.synthesis import placed_spectrum
+    from defectnet.host import placed_spectrum
 
     specs = [DopantSpec(el, site, frac) for el, site, frac in job.dopants]
-    limit = config.max_imaginary_mev if config.max_doped_imaginary_mev is None else config.max_doped_imaginary_mev
+    limit = config.doped_imaginary_limit_mev
     doped, result, sub, attempts = placed_spectrum(
         ctx.sc_atoms, specs, job.placement_seed, fc0=ctx.fc0, host=ctx.host, calc=calc, tier=config.tier,
         tier_settings=config.tier_settings, grid=config.grid, broadening=config.broadening.kwargs(),

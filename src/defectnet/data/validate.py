@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 
 import numpy as np
 
@@ -74,3 +75,23 @@ def check_keys(key: str, data, allowed) -> dict:
         where = f"{key}." if key else ""
         raise DefectnetError(f"unknown config key '{where}{unknown[0]}'; expected one of {', '.join(sorted(allowed))}")
     return dict(data)
+
+
+def parse_settings(key, v, cls):
+    """A frozen settings dataclass from a partial mapping; types follow the defaults."""
+    if isinstance(v, cls):
+        return v
+    default = cls()
+    d = check_keys(key, v, [f.name for f in fields(cls)])
+    out = {}
+    for k, val in d.items():
+        ref, kk = getattr(default, k), f"{key}.{k}"
+        if isinstance(ref, bool):
+            out[k] = to_bool(kk, val)
+        elif isinstance(ref, int):
+            out[k] = to_int(kk, val, 0)
+        elif isinstance(ref, float):
+            out[k] = to_float(kk, val, 0.0)
+        else:
+            out[k] = to_str(kk, val)
+    return cls(**out)

@@ -1,23 +1,14 @@
-"""Force constants of doped supercells, in fidelity tiers.
+"""Force constants of doped supercells: the shared mechanics of the fidelity tiers.
 
-Every tier returns the full force-constant matrix Φ of the doped supercell, shape
-(N, N, 3, 3) in eV/Å², with Φ[j, i][β, α] = -∂F_jβ/∂u_iα. What differs is where the rows
-come from:
-
-- ``full``  : relax the doped cell, phonopy finite displacements of every atom (the published protocol).
-- ``local`` : relax, displace only dopants and neighbours within a cutoff; all other rows are the
-  pristine host's (Fourier-interpolated onto the supercell); acoustic sum rule restored.
-- ``patch`` : like ``local`` but the rows around a dopant are computed once per (host site, dopant
-  element) in the small force-constant supercell and transplanted onto every dopant of the large
-  cell as a change δΦ from the pristine; no calculation in the large cell at all.
-- ``mass``  : pristine force constants, dopant masses only (the isotope-disorder limit).
+Every tier (:mod:`defectnet.phonons.tiers`) returns the full force-constant matrix Φ of the
+doped supercell, shape (N, N, 3, 3) in eV/Å², with Φ[j, i][β, α] = -∂F_jβ/∂u_iα. This module
+holds what they share: their settings, the doped system they start from, finite-difference
+columns, the sum rules, and the host's force constants on any supercell.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -72,10 +63,6 @@ class TierResult:
     fc: np.ndarray  # (N, N, 3, 3) eV/Å²
     atoms: Atoms  # structure the force constants belong to (relaxed where the tier relaxes)
     info: dict = field(default_factory=dict)  # force calls, timings, cluster sizes
-
-
-# ---------------------------------------------------------------------------------------------
-# shared mechanics
 
 
 def neighbours_within(atoms: Atoms, centres, cutoff: float) -> np.ndarray:
@@ -151,77 +138,12 @@ def restore_sum_rules(fc: np.ndarray, rows=None) -> np.ndarray:
     return fc
 
 
-def _insert_columns(fc: np.ndarray, idx: np.ndarray, cols: np.ndarray) -> None:
+def insert_columns(fc: np.ndarray, idx: np.ndarray, cols: np.ndarray) -> None:
     """Put computed columns Φ[:, idx] (and the transposed rows) into ``fc``; symmetrise the block."""
     fc[:, idx] = cols.transpose(1, 0, 2, 3)
     fc[idx, :] = cols.transpose(0, 1, 3, 2)  # Φ[i, j] = Φ[j, i]ᵀ
     block = cols[:, idx]  # (k, k', β, α) = Φ[idx_k', idx_k]... average both computed estimates
     fc[np.ix_(idx, idx)] = 0.5 * (block.transpose(1, 0, 2, 3) + block.transpose(0, 1, 3, 2))
-
-
-def _relax_positions(atoms: Atoms, calc, s: TierSettings) -> tuple[Atoms, dict]:
-    from defectnet.phonons.relax import relax
-
-    if not s.relax:
-        return atoms, {}
-    res = relax(atoms, calc, fmax=s.fmax_ev_ang, steps=s.relax_steps, cell=False, symmetry=False)
-    return res.atoms, {"relax": res.summary()}
-
-
-# ---------------------------------------------------------------------------------------------
-# tiers
-
-
-def tier_mass(system: DopedSystem, s: TierSettings) -> TierResult:
-    return TierResult(fc=system.pristine_fc.copy(), atoms=system.atoms, info={"force_calls": 0})
-
-
-def tier_local(system: DopedSystem, s: TierSettings) -> TierResult:
-    t0 = time.perf_counter()
-    atoms, info = _relax_positions(system.atoms, system.calc, s)
-    t1 = time.perf_counter()
-    idx = neighbours_within(atoms, system.dopant_indices, s.cutoff_ang)
-    cols, calls = finite_difference_columns(atoms, idx, system.calc, s.displacement_ang, s.plusminus, system.progress)
-    fc = system.pristine_fc.copy()
-    _insert_columns(fc, idx, cols)
-    restore_sum_rules(fc)
-    info.update(n_displaced_atoms=int(len(idx)), force_calls=calls, relax_s=t1 - t0, displace_s=time.perf_counter() - t1)
-    return TierResult(fc=fc, atoms=atoms, info=info)
-
-
-def tier_full(system: DopedSystem, s: TierSettings) -> TierResult:
-    from defectnet.phonons.host import displaced_force_constants
-
-    t0 = time.perf_counter()
-    atoms, info = _relax_positions(system.atoms, system.calc, s)
-    t1 = time.perf_counter()
-    ph = displaced_force_constants(atoms, system.calc, np.eye(3, dtype=int), displacement_ang=s.displacement_ang,
-                                   plusminus=s.plusminus,
-                                   progress="displacements (full)" if system.progress else None)
-    fc = np.array(ph.force_constants)
-    restore_sum_rules(fc)
-    info.update(force_calls=len(ph.displacements), relax_s=t1 - t0, displace_s=time.perf_counter() - t1)
-    return TierResult(fc=fc, atoms=atoms, info=info)
-
-
-def tier_patch(system: DopedSystem, s: TierSettings) -> TierResult:
-    from defectnet.phonons.patches import apply_patches, get_patch
-
-    t0 = time.perf_counter()
-    host = system.host
-    symbols = system.atoms.get_chemical_symbols()
-    site_of = primitive_site_indices(host, system.atoms)
-    patches, calls = {}, 0
-    for d in system.dopant_indices:
-        key = (int(site_of[d]), symbols[d])
-        if key not in patches:
-            patches[key], n = get_patch(host, key[0], key[1], system.calc, s, progress=system.progress)
-            calls += n
-    fc = system.pristine_fc.copy()
-    touched = apply_patches(fc, system.atoms, system.dopant_indices, site_of, patches)
-    restore_sum_rules(fc, rows=touched)
-    info = {"force_calls": calls, "n_patches": len(patches), "seconds": time.perf_counter() - t0}
-    return TierResult(fc=fc, atoms=system.atoms, info=info)
 
 
 def primitive_site_indices(host, supercell: Atoms) -> np.ndarray:
@@ -236,22 +158,6 @@ def primitive_site_indices(host, supercell: Atoms) -> np.ndarray:
     if dist[np.arange(len(site)), site].max() > 1e-3:
         raise DefectnetError("supercell atoms are not on host lattice sites; build doped cells from the pristine supercell")
     return site
-
-
-#: Tier registry: name -> function(system, settings) -> TierResult
-TIERS: dict[str, Callable[[DopedSystem, TierSettings], TierResult]] = {
-    "full": tier_full,
-    "local": tier_local,
-    "patch": tier_patch,
-    "mass": tier_mass,
-}
-
-
-def get_tier(name: str):
-    try:
-        return TIERS[name]
-    except KeyError:
-        raise DefectnetError(f"unknown tier {name!r}; expected one of {', '.join(TIERS)}") from None
 
 
 def pristine_supercell(host, supercell_matrix) -> tuple[Atoms, np.ndarray]:

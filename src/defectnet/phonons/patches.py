@@ -181,7 +181,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     self_keys = {tuple(k): u for u, k in enumerate(uniq)}
     cluster_u = np.array([self_keys[tuple(np.rint(r / 1e-3).astype(np.int64))] for r in rel_c])
     # A pair of two displaced atoms comes from both columns. On the displaced copy of s its two
-    # estimates are averaged (_insert_columns); any other image is placed once from each end
+    # estimates are averaged (insert_columns); any other image is placed once from each end
     # (s seen from c, c seen from s), so each of those placements carries half the weight.
     pos_in_cluster = np.full(n, -1)
     pos_in_cluster[cluster] = np.arange(nc)
