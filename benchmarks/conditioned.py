@@ -83,6 +83,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=64, help="d_model of the network")
+    ap.add_argument("--layers", type=int, default=2, help="attention blocks")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conditioned")
     ap.add_argument("--model-out", type=Path, default=ROOT / "runs" / "conditioned" / "model.pt")
     ap.add_argument("--reuse-model", action="store_true",
@@ -103,14 +106,17 @@ def main(argv=None):
     print(f"{len(data)} spectra of {len(hosts)} hosts with a basis: train {len(idx['train'])} ({len(train)} hosts), "
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
-    config = ConditionedTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
+    from defectnet.model.network import ModelConfig
+
+    config = ConditionedTrainConfig(model=ModelConfig(arch="conditioned", d_model=args.width, n_layers=args.layers),
+                                    epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
     import torch
 
     if args.reuse_model:
         saved = torch.load(args.model_out, weights_only=False)
         if saved.get("split") != {"train": train, "val": val, "test": test}:
             raise SystemExit(f"{args.model_out} was trained on another split; train again without --reuse-model")
-        from defectnet.model.network import ModelConfig, build_model
+        from defectnet.model.network import build_model
 
         model = build_model(ModelConfig.from_dict(saved["config"]), data.grid, data.vocabulary, data.host_elements)
         model.load_state_dict(saved["state_dict"])
