@@ -20,7 +20,13 @@ distractor mean ≤ 0.10 at.%, ±1σ coverage of true dopants 0.60–0.75.
     python benchmarks/conditioned.py --epochs 2 --max-minutes 2 --out /tmp/cond   # smoke run
 
 Writes ``benchmarks/results/conditioned/conditioned.json`` (metrics, split, config, provenance)
-and ``conditioned.md``, and the model as ``runs/conditioned/model.pt`` (not committed).
+and ``conditioned.md``, and the model as a checkpoint (:func:`defectnet.model.checkpoint.save_checkpoint`:
+the split, what a basis must match, the calibration and the test scores) at ``--model-out``,
+``runs/conditioned/model.pt`` by default (not committed); ``--model-out
+src/defectnet/pretrained/conditioned.pt`` ships it (``predict --basis`` then answers with it).
+
+    python benchmarks/conditioned.py --reuse-model         # score the checkpoint --model-out holds again
+    python benchmarks/conditioned.py --convert-from runs/conditioned-e15/model.pt --model-out X.pt  # see --help
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
 TEST_HOSTS = ("AgI-zincblende", "BAs-zincblende", "HgSe-zincblende", "KI-zincblende", "LaSb-rocksalt", "MnSe-zincblende")
 
 
@@ -83,27 +90,50 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conditioned")
     ap.add_argument("--model-out", type=Path, default=ROOT / "runs" / "conditioned" / "model.pt")
     ap.add_argument("--reuse-model", action="store_true",
-                    help="score the model --model-out holds (trained by an earlier run on the same split) instead of training")
+                    help="score the model --model-out holds instead of training, on the split it was trained on")
+    ap.add_argument("--convert-from", type=Path, default=None, metavar="OLD",
+                    help="instead of training, read the weights from OLD, the bare dict (state_dict, config, history, "
+                         "split) this script saved before it wrote checkpoints, score them on its split and save them "
+                         "as a checkpoint at --model-out")
     args = ap.parse_args(argv)
+    if args.reuse_model and args.convert_from:
+        raise SystemExit("--reuse-model and --convert-from both name the model to score; give one")
 
+    from defectnet.model.checkpoint import basis_requirements, load_model, save_checkpoint
     from defectnet.model.conditioned import BasisTable
     from defectnet.model.conditioned_train import ConditionedTrainConfig, predict_conditioned, train_conditioned
     from defectnet.model.dataset import load_training_file, with_candidates
+    from defectnet.model.train import train_compositions
     from defectnet.provenance import provenance
     from defectnet.unmix import SignatureBasis, basis_files
 
     t0, prov = time.perf_counter(), provenance()  # the code the run starts with
     data = with_candidates(load_training_file(args.data), "pool", seed=args.seed)
+    model, history, saved = None, None, None  # saved: the split of the model scored, when not trained here
+    if args.reuse_model:
+        model = load_model(args.model_out, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary)
+        history, saved = model.meta["metrics"]["history"], {k: model.meta["data"][f"{k}_hosts"] for k in SPLITS}
+    elif args.convert_from:
+        model, history, saved = _converted(args.convert_from, data)
     bases = {}
     for f in basis_files(args.bases):
         b = SignatureBasis.load(f)
         bases[b.host] = b
+    if saved is not None:  # its hosts only (bases added since are in none of its parts)
+        lost = sorted({h for v in saved.values() for h in v} - set(bases))
+        if lost:
+            raise SystemExit(f"hosts of the saved model's split have no basis in {args.bases}: {', '.join(lost)}")
+        bases = {h: bases[h] for v in saved.values() for h in v}
     names = np.asarray(data.host_names, str)[data.host_id]
     keep = np.flatnonzero(np.isin(names, list(bases)))
     data = data.subset(keep)
     names = names[keep]
     hosts = sorted(set(names))
-    test, val, train = split_hosts(hosts, args.test_hosts.split(","), args.more_test_hosts, args.val_hosts, args.seed)
+    if saved is None:
+        test, val, train = split_hosts(hosts, args.test_hosts.split(","), args.more_test_hosts, args.val_hosts,
+                                       args.seed)
+    else:
+        test, val, train = (sorted(saved[k]) for k in ("test", "val", "train"))
     table = BasisTable({h: bases[h] for h in hosts}, data.vocabulary, data.grid)
     # a pool element without a curve (its patch had no stable site): dropped as a distractor; a sample
     # where it is a true dopant is left out (counted)
@@ -118,23 +148,19 @@ def main(argv=None):
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
     config = ConditionedTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
-    import torch
-
-    if args.reuse_model:
-        saved = torch.load(args.model_out, weights_only=False)
-        if saved.get("split") != {"train": train, "val": val, "test": test}:
-            raise SystemExit(f"{args.model_out} was trained on another split; train again without --reuse-model")
-        from defectnet.model.network import ModelConfig, build_model
-
-        model = build_model(ModelConfig.from_dict(saved["config"]), data.grid, data.vocabulary, data.host_elements)
-        model.load_state_dict(saved["state_dict"])
-        model.eval()
-        history = saved["history"]
-    else:
+    if model is None:
         model, history = train_conditioned(data, table, idx["train"], idx["val"], config)
-        args.model_out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": model.state_dict(), "config": config.model.to_dict(), "history": history,
-                    "split": {"train": train, "val": val, "test": test}}, args.model_out)
+    if not args.reuse_model:
+        # the epoch and both calibrations were chosen on the val hosts, held out whole: that σ is for unseen hosts
+        model.sigma_scale_unseen = float(model.sigma_scale)
+        model.meta["basis"] = basis_requirements([bases[h] for h in hosts], data.grid, kind="gpdos",
+                                                 n_knots=table.curves.shape[2])
+        model.meta["data"] = {"source": args.data, "bases": args.bases, "n_samples": len(data), "seed": args.seed,
+                              "train_hosts": train, "val_hosts": val, "calib_hosts": val, "test_hosts": test,
+                              "n_train": len(idx["train"]), "n_val": len(idx["val"]), "n_test": len(idx["test"]),
+                              "train_compositions": train_compositions(data, idx["train"]),
+                              "left_out_no_curve": dropped}
+        save_checkpoint(model, args.model_out, metrics={"history": history})  # kept should scoring fail
 
     te = idx["test"]
     T, M = data.targets[te], data.candidates[te]
@@ -150,6 +176,10 @@ def main(argv=None):
     for h in test:
         r = np.flatnonzero(names[te] == h)
         per_host[h] = {"n": int(len(r)), "conditioned": scores(out["concentration"][r], T[r], M[r])["mae_at_pct"]}
+    # the checkpoint carries its test scores (predict shows them as the model's test metrics)
+    save_checkpoint(model, args.model_out, metrics={"history": history, "test_ood": rows["conditioned"],
+                                                    "test_ood_unmix": rows["unmix"], "per_host_mae_at_pct": per_host})
+    print(f"wrote {args.model_out}")
     result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()},
                         "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
@@ -160,6 +190,24 @@ def main(argv=None):
     (args.out / "conditioned.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "conditioned.md").write_text(table_md(result))
     print(table_md(result))
+
+
+def _converted(path, data):
+    """(model, history, split) of the bare dict an earlier version of this script saved (weights, model
+    config, history, split); its presence and σ calibration are buffers of the weights."""
+    import torch
+
+    from defectnet.model.network import ModelConfig, build_model
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)  # our own file, from before checkpoints
+    if not {"state_dict", "config", "history", "split"} <= set(saved):
+        raise SystemExit(f"{path} is not a bare dict of an earlier benchmarks/conditioned.py run")
+    model = build_model(ModelConfig.from_dict(saved["config"]), data.grid, data.vocabulary, data.host_elements)
+    model.load_state_dict(saved["state_dict"])
+    # the bare dict kept the model config only; the rest of the training config was not saved
+    model.meta = {"grid": data.grid.to_dict(), "spectrum_mode": "gpdos",
+                  "train_config": {"model": saved["config"], "converted_from": str(path)}}
+    return model.eval(), dict(saved["history"]), {k: [str(h) for h in saved["split"][k]] for k in SPLITS}
 
 
 def table_md(r: dict) -> str:
