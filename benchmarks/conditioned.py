@@ -176,10 +176,10 @@ def main(argv=None):
     for h in test:
         r = np.flatnonzero(names[te] == h)
         per_host[h] = {"n": int(len(r)), "conditioned": scores(out["concentration"][r], T[r], M[r])["mae_at_pct"]}
-    # the checkpoint carries its test scores (predict shows them as the model's test metrics)
-    save_checkpoint(model, args.model_out, metrics={"history": history, "test_ood": rows["conditioned"],
-                                                    "test_ood_unmix": rows["unmix"], "per_host_mae_at_pct": per_host})
-    print(f"wrote {args.model_out}")
+    if not args.reuse_model:  # the checkpoint carries its test scores (predict shows them as the model's)
+        save_checkpoint(model, args.model_out, metrics={"history": history, "test_ood": rows["conditioned"],
+                                                        "test_ood_unmix": rows["unmix"], "per_host_mae_at_pct": per_host})
+        print(f"wrote {args.model_out}")
     result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()},
                         "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,

@@ -298,7 +298,8 @@ def test_readme_basis_example_is_answered_by_the_conditioned_network(tmp_path):
 
 @pytest.fixture(scope="module")
 def gaas_bases(tmp_path_factory):
-    """The example basis, altered: on another grid, simulated with another potential, C with no stable site."""
+    """The example basis, altered: on another grid, at two concentrations, simulated with another potential,
+    C with no stable site."""
     from dataclasses import replace
 
     from defectnet.grid import EnergyGrid
@@ -315,6 +316,8 @@ def gaas_bases(tmp_path_factory):
     return {"example": ex / "basis.npz",
             "grid": replace(b, grid=EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=500.0, n_bins=640)).save(out / "grid.npz"),
             "chgnet": replace(b, config=dict(b.config, simulation=sim)).save(out / "chgnet.npz"),
+            "two": replace(b, realised=b.realised[:, 1:], curves={k: v[:, 1:] for k, v in b.curves.items()}).save(
+                out / "two.npz"),
             "no_c": no_c.save(out / "no_c.npz")}
 
 
@@ -326,7 +329,14 @@ def test_conditioned_answer_states_or_refuses_what_differs(gaas_bases):
                                candidates=candidates, **kw)
 
     with pytest.raises(DefectnetError, match=r"grid.npz is on energy grid linear-.* the conditioned model reads asinh"):
-        run(gaas_bases["grid"])
+        run(gaas_bases["grid"], method="conditioned")
+    with pytest.raises(DefectnetError, match=r"two.npz has curves at 2 concentrations, the conditioned model reads 3"):
+        run(gaas_bases["two"], method="conditioned")
+    # unasked, a basis the shipped conditioned network cannot read is unmixed, as before it existed, and said so
+    fallback = run(gaas_bases["two"])
+    assert fallback.model["method"] == "merge" and {r["element"] for r in fallback.rows if r["detected"]} >= {"Si"}
+    assert fallback.notes[0].startswith("not answered by the conditioned network, which cannot read this: ")
+    assert "two.npz has curves at 2 concentrations" in fallback.notes[0]
     with pytest.raises(DefectnetError, match=r"candidates \['Mg'\] are not in the basis of GaAs"):
         run(gaas_bases["example"], ("Si", "Mg"))
     other = run(gaas_bases["chgnet"])
@@ -352,8 +362,9 @@ def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
               "--method merge merges the unmixing with the plain network; .*conditioned.pt is a conditioned model"),
              ({"basis": ex / "basis.npz", "method": "conditioned", "model": model_path},
               "--method conditioned needs a conditioned model; .*model.pt is a defectnet model"),
-             ({"basis": ex / "basis.npz", "refine": 2}, "--refine corrects an unmixing, .* add --method unmix"),
-             ({"basis": ex / "basis.npz", "stretch": 0.2}, "--stretch .* add --method unmix")]
+             ({"basis": ex / "basis.npz", "refine": 2, "method": "conditioned"},
+              "--refine corrects an unmixing, .* add --method unmix"),
+             ({"basis": ex / "basis.npz", "stretch": 0.2, "method": "conditioned"}, "--stretch .* add --method unmix")]
     for extra, message in cases:
         with pytest.raises(DefectnetError, match=message):
             predict_defects("GaAs", ex / "doped.csv", **kw, **extra)
@@ -364,6 +375,9 @@ def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
     # a plain model given with a basis: merged as before (the model path names it)
     pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", model=model_path, **kw)
     assert pred.model["method"] == "merge"
+    # unasked, --stretch (an unmixing's option) gets an unmixing, and says so
+    pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", stretch=0.2, **kw)
+    assert pred.model["method"] == "merge" and pred.notes[0].startswith("--stretch refines an unmixing")
 
 
 def test_a_model_without_uncertainty_is_not_merged_with_the_basis():

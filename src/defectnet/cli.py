@@ -231,16 +231,17 @@ class Predict(Command):
                                                      "defectnet basis), read as --method says")
         p.add_argument("--method", default=None, choices=("conditioned", "unmix", "merge"),
                        help="with --basis, who answers: conditioned = the conditioned network reads each candidate "
-                            "through its signature (default when one is shipped or given by --model); unmix = the "
-                            "signature unmixed against the basis; merge = the unmixing merged with the plain network "
-                            "on its training hosts, the unmixing alone elsewhere (default with a plain --model)")
+                            "through its signature (default when one is given by --model, or shipped and able to read "
+                            "the basis); unmix = the signature unmixed against the basis; merge = the unmixing merged "
+                            "with the plain network on its training hosts, the unmixing alone elsewhere (default "
+                            "otherwise, and with --refine or --stretch)")
         p.add_argument("--refine", type=int, default=0, metavar="N",
-                       help="with --method unmix or merge: correct the unmixing by N syntheses of the mix "
+                       help="with --basis: correct the unmixing by N syntheses of the mix "
                             "(~1-4 s each; 3 measured in benchmarks/refine.py)")
         p.add_argument("--stretch", type=float, default=0.0, metavar="FRACTION",
-                       help="with --method unmix or merge: let each candidate's local modes (above the host's bands) "
-                            "sit up to this fraction from the basis' energies, fitted and reported (e.g. 0.2; a "
-                            "potential puts them 5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
+                       help="with --basis: let each candidate's local modes (above the host's bands) sit up to this "
+                            "fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential puts them "
+                            "5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
         p.add_argument("--basis-only", action="store_true", help="the same as --method unmix (its older name)")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")

@@ -79,8 +79,9 @@ class PredictConfig:
         (:func:`~defectnet.unmix.unmix`); ``merge``, on a host the plain network was trained
         on its answer merged with the unmixing (:func:`~defectnet.unmix.combine`; better than
         either alone there, worse on hosts it never saw, where the unmixing alone is kept).
-        ``None``: ``conditioned`` when a conditioned model is given or shipped, ``merge``
-        when the model given is a plain one or none is shipped.
+        ``None``: ``conditioned`` when a conditioned model is given, or none is given and the
+        shipped one can read the basis; else ``merge``, with a note when a conditioned model
+        is shipped but cannot read the basis or ``refine`` / ``stretch`` asks for an unmixing.
     refine : int
         With ``method`` unmix or merge: correct the unmixed concentrations by this many
         syntheses of the mix (:func:`~defectnet.unmix.refine`, ~1–4 s each; mixes of several
@@ -169,12 +170,15 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     config = config or PredictConfig(**kw)
     with warnings.catch_warnings(record=True) as caught:  # the user reads warnings in the notes, not on stderr
         if basis is not None:
-            method, model = _basis_method(config, model)
+            basis, path = _read_basis(basis)
+            method, model, chosen = _basis_method(config, model, basis, path or f"the basis of {basis.host}")
             if method == "conditioned":
-                pred = _predict_conditioned(host, doped, pristine, config, basis, truth, model)
+                pred = _predict_conditioned(host, doped, pristine, config, basis, path, truth, model)
             else:
-                pred = _predict_by_unmixing(host, doped, pristine, config, basis, truth, model if method == "merge"
-                                            else None, merge=method == "merge")
+                pred = _predict_by_unmixing(host, doped, pristine, config, basis, path, truth,
+                                            model if method == "merge" else None, merge=method == "merge")
+            if chosen:
+                pred.notes.insert(0, chosen)
         else:
             if config.method:
                 raise DefectnetError(f"method {config.method!r} (--method, --basis-only) chooses how a basis is read: "
@@ -276,15 +280,18 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
                       checks=checks)
 
 
-def _basis_method(config: PredictConfig, model) -> tuple[str, object]:
-    """(the method that reads the basis, the model it needs: loaded, or None for the shipped one).
+def _basis_method(config: PredictConfig, model, basis, source: str) -> tuple[str, object, str | None]:
+    """(the method that reads ``basis``, the model it needs: loaded, or None for a shipped one, and a
+    note when the method was chosen for the user).
 
-    Unless ``config.method`` names one: ``conditioned`` when the model given is a conditioned one,
-    or none is given and a conditioned model is shipped; ``merge`` otherwise (as before there
-    was a conditioned model)."""
-    from defectnet.model.checkpoint import pretrained_path
+    ``config.method`` when it names one. Else ``conditioned`` when the model given is a
+    conditioned one, or none is given and the shipped conditioned model can read this basis;
+    ``merge`` (what ``--basis`` did before there was a conditioned model) when the model given
+    is a plain one, none is shipped, an unmixing option (refine, stretch) is asked for, or the
+    shipped conditioned model cannot read the basis; the last two are said in the note."""
+    from defectnet.model.checkpoint import load_model, pretrained_path
 
-    method = config.method
+    method, note = config.method, None
     if model is not None and not hasattr(model, "predict"):
         if method == "unmix":  # the unmixing reads no model
             model = None
@@ -292,9 +299,21 @@ def _basis_method(config: PredictConfig, model) -> tuple[str, object]:
             model, label = _loaded(model)
             model.meta["path"] = label  # named so in the notes and the output
     arch = model.config.arch if model is not None else None
-    if method is None:
-        method = ("conditioned" if arch == "conditioned" or (arch is None and pretrained_path("conditioned").is_file())
-                  else "merge")
+    if method is None and arch is None and pretrained_path("conditioned").is_file():
+        method = "merge"
+        if asked := "--refine" if config.refine else "--stretch" if config.stretch else None:
+            note = f"{asked} refines an unmixing: answered as --method merge, not by the conditioned network"
+        else:
+            shipped = load_model(arch="conditioned")
+            shipped.meta["path"] = "shipped"
+            try:
+                _conditioned_reads(shipped, basis, config, source)
+            except DefectnetError as exc:  # a basis made for unmixing alone still answers, as it did
+                note = f"not answered by the conditioned network, which cannot read this: {exc}; answered as --method merge"
+            else:
+                method, model = "conditioned", shipped
+    elif method is None:
+        method = "conditioned" if arch == "conditioned" else "merge"
     if method == "conditioned" and arch not in (None, "conditioned"):
         raise DefectnetError(f"--method conditioned needs a conditioned model; {_label_of(model)} is a {arch} model "
                              "(without --model the shipped conditioned model answers)")
@@ -305,7 +324,18 @@ def _basis_method(config: PredictConfig, model) -> tuple[str, object]:
         what = "--refine corrects" if config.refine else "--stretch moves the local modes of"
         raise DefectnetError(f"{what} an unmixing, and here the conditioned network answers; add --method unmix "
                              "(or merge)")
-    return method, model
+    return method, model, note
+
+
+def _conditioned_reads(model, basis, config: PredictConfig, source: str) -> list[str]:
+    """Raise unless the conditioned ``model`` reads ``basis`` and spectra of ``config.kind``; notes on what differs."""
+    from defectnet.model.checkpoint import check_basis
+
+    mode = model.meta.get("spectrum_mode", "gpdos")
+    if (config.kind or mode) != mode:
+        raise DefectnetError(f"the conditioned model reads {mode} spectra but the input is {config.kind}; "
+                             "use --method unmix for other spectra")
+    return check_basis(model.meta.get("basis") or {}, basis, source)
 
 
 def _label_of(model) -> str:
@@ -321,21 +351,16 @@ def _read_basis(basis) -> tuple:
     return SignatureBasis.load(basis), str(basis)
 
 
-def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, truth, model) -> Prediction:
-    """:func:`predict_defects` by the conditioned network, each candidate read through its signature in ``basis``."""
-    from defectnet.model.checkpoint import check_basis, load_model
+def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, path, truth, model) -> Prediction:
+    """:func:`predict_defects` by the conditioned network, each candidate read through its signature in ``basis``
+    (read from ``path``, None for an object)."""
+    from defectnet.model.checkpoint import load_model
     from defectnet.model.conditioned_train import predict_with_basis
     from defectnet.model.network import host_calibration
 
     model, label = (model, _label_of(model)) if model is not None else (load_model(arch="conditioned"), "shipped")
-    basis, path = _read_basis(basis)
-    source = path or f"the basis of {basis.host}"
-    req = model.meta.get("basis") or {}
-    mode = model.meta.get("spectrum_mode", "gpdos")
-    kind = config.kind or mode
-    if kind != mode:
-        raise DefectnetError(f"the conditioned model reads {mode} spectra but the input is {kind}; "
-                             "use --method unmix for other spectra")
+    differs = _conditioned_reads(model, basis, config, path or f"the basis of {basis.host}")
+    mode = kind = model.meta.get("spectrum_mode", "gpdos")
     _, name, composition = _resolve_host(host)
     unknown = [e for e in composition if e not in model.host_elements]
     if unknown:
@@ -343,7 +368,7 @@ def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, tr
     sim = basis.config.get("simulation", {})
     notes = [f"answered by the conditioned network ({label}), which reads each candidate through its signature "
              f"simulated in {basis.host} ({sim.get('potential')}, tier {sim.get('tier')})"]
-    notes += check_basis(req, basis, source)
+    notes += differs
     if basis.host != name:
         notes.append(f"the basis was simulated for {basis.host}, the host given is {name}")
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
@@ -383,12 +408,12 @@ def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, tr
                       checks=checks)
 
 
-def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None, *,
+def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, path, truth, model=None, *,
                          merge: bool = True) -> Prediction:
-    """:func:`predict_defects` with a signature basis; with ``merge``, merged with the plain model on its training hosts."""
+    """:func:`predict_defects` with a signature basis (read from ``path``, None for an object); with ``merge``,
+    merged with the plain model on its training hosts."""
     from defectnet.unmix import unmix
 
-    basis, path = _read_basis(basis)
     kind = config.kind or "gpdos"  # what INS measures
     _, name, composition = _resolve_host(host)
     sim = basis.config.get("simulation", {})
