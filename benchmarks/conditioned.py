@@ -2,8 +2,8 @@
 
 Data: every committed spectrum of a host that has a signature basis (``datasets/reference/bases``),
 its candidates drawn from the host's pool (so each has a basis curve), GPDoS. Hosts are split
-whole: ``--test-hosts`` never seen (default :data:`TEST_HOSTS`: the six of the 221-host accuracy run that
-have a basis, where unmixing has MAE 0.82 at.%, plus four more),
+whole: ``--test-hosts`` never seen (default: the six of the 221-host accuracy run that have a
+basis, where unmixing has MAE 0.82 at.%, plus four drawn with the seed from other families),
 ``--val-hosts`` drawn hosts to pick the epoch and calibrate on, the rest to train.
 
 Compared on the test hosts' samples, with the same candidate lists:
@@ -20,7 +20,12 @@ distractor mean ≤ 0.10 at.%, ±1σ coverage of true dopants 0.60–0.75.
     python benchmarks/conditioned.py --epochs 2 --max-minutes 2 --out /tmp/cond   # smoke run
 
 Writes ``benchmarks/results/conditioned/conditioned.json`` (metrics, split, config, provenance)
-and ``conditioned.md``, and the model as ``runs/conditioned/model.pt`` (not committed).
+and ``conditioned.md``, and the model as a checkpoint (:func:`defectnet.model.checkpoint.save_checkpoint`:
+the split, what a basis must match, the calibration and the test scores) at ``--model-out``,
+``runs/conditioned/model.pt`` by default (not committed); ``--model-out
+src/defectnet/pretrained/conditioned.pt`` ships it (``predict --basis`` then answers with it).
+
+    python benchmarks/conditioned.py --reuse-model         # score the checkpoint --model-out holds again
 """
 
 from __future__ import annotations
@@ -89,44 +94,51 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conditioned")
     ap.add_argument("--model-out", type=Path, default=ROOT / "runs" / "conditioned" / "model.pt")
     ap.add_argument("--reuse-model", action="store_true",
-                    help="score the model --model-out holds (trained by an earlier run on the same split) instead of training")
+                    help="score the model --model-out holds instead of training, on the split it was trained on")
     args = ap.parse_args(argv)
 
+    from defectnet.model.checkpoint import basis_requirements, load_model, save_checkpoint
     from defectnet.model.conditioned_train import (ConditionedTrainConfig, basis_training_data, predict_conditioned,
                                                    train_conditioned)
+    from defectnet.model.network import ModelConfig
+    from defectnet.model.train import train_compositions
     from defectnet.provenance import provenance
 
     t0, prov = time.perf_counter(), provenance()  # the code the run starts with
     data, table, bases, dropped = basis_training_data(args.data, args.bases, seed=args.seed)
+    model, history = None, None
     names = np.asarray(data.host_names, str)[data.host_id]
-    hosts = sorted(set(names))
-    test, val, train = split_hosts(hosts, args.test_hosts.split(","), args.more_test_hosts, args.val_hosts, args.seed)
+    if args.reuse_model:  # scored on the split it was trained on (bases added since are in none of its parts)
+        model = load_model(args.model_out, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary)
+        history = model.meta["metrics"]["history"]
+        test, val, train = (sorted(model.meta["data"][f"{k}_hosts"]) for k in ("test", "val", "train"))
+        lost = sorted(set(test + val + train) - set(bases))
+        if lost:
+            raise SystemExit(f"hosts of the saved model's split have no basis in {args.bases}: {', '.join(lost)}")
+    else:
+        test, val, train = split_hosts(sorted(set(names)), args.test_hosts.split(","), args.more_test_hosts,
+                                       args.val_hosts, args.seed)
+    hosts = sorted(test + val + train)
     idx = {k: np.flatnonzero(np.isin(names, v)) for k, v in (("train", train), ("val", val), ("test", test))}
     print(f"{dropped} spectra left out (a true dopant without a curve in its host's basis)")
     print(f"{len(data)} spectra of {len(hosts)} hosts with a basis: train {len(idx['train'])} ({len(train)} hosts), "
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
-    from defectnet.model.network import ModelConfig
-
     config = ConditionedTrainConfig(model=ModelConfig(arch="conditioned", d_model=args.width, n_layers=args.layers),
                                     epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
-    import torch
-
-    if args.reuse_model:
-        saved = torch.load(args.model_out, weights_only=False)
-        if saved.get("split") != {"train": train, "val": val, "test": test}:
-            raise SystemExit(f"{args.model_out} was trained on another split; train again without --reuse-model")
-        from defectnet.model.network import build_model
-
-        model = build_model(ModelConfig.from_dict(saved["config"]), data.grid, data.vocabulary, data.host_elements)
-        model.load_state_dict(saved["state_dict"])
-        model.eval()
-        history = saved["history"]
-    else:
+    if model is None:
         model, history = train_conditioned(data, table, idx["train"], idx["val"], config)
-        args.model_out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": model.state_dict(), "config": config.model.to_dict(), "history": history,
-                    "split": {"train": train, "val": val, "test": test}}, args.model_out)
+    if not args.reuse_model:
+        # the epoch and both calibrations were chosen on the val hosts, held out whole: that σ is for unseen hosts
+        model.sigma_scale_unseen = float(model.sigma_scale)
+        model.meta["basis"] = basis_requirements([bases[h] for h in hosts], data.grid, kind="gpdos",
+                                                 n_knots=table.curves.shape[2])
+        model.meta["data"] = {"source": args.data, "bases": args.bases, "n_samples": len(data), "seed": args.seed,
+                              "train_hosts": train, "val_hosts": val, "calib_hosts": val, "test_hosts": test,
+                              "n_train": len(idx["train"]), "n_val": len(idx["val"]), "n_test": len(idx["test"]),
+                              "train_compositions": train_compositions(data, idx["train"]),
+                              "left_out_no_curve": dropped}
+        save_checkpoint(model, args.model_out, metrics={"history": history})  # kept should scoring fail
 
     te = idx["test"]
     T, M = data.targets[te], data.candidates[te]
@@ -142,6 +154,10 @@ def main(argv=None):
     for h in test:
         r = np.flatnonzero(names[te] == h)
         per_host[h] = {"n": int(len(r)), "conditioned": scores(out["concentration"][r], T[r], M[r])["mae_at_pct"]}
+    if not args.reuse_model:  # the checkpoint carries its test scores (predict shows them as the model's)
+        save_checkpoint(model, args.model_out, metrics={"history": history, "test_ood": rows["conditioned"],
+                                                        "test_ood_unmix": rows["unmix"], "per_host_mae_at_pct": per_host})
+        print(f"wrote {args.model_out}")
     result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()},
                         "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,

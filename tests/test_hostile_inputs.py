@@ -23,6 +23,7 @@ import pytest
 
 from defectnet.cli import main
 from defectnet.io import read_spectrum
+from defectnet.model.checkpoint import pretrained_path
 
 EX = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
 CANDIDATES = "Si,Zn,Be,C"
@@ -196,6 +197,18 @@ def _torch_zip_with_code(tmp):
     return tmp / "evil.pt"
 
 
+def _regridded_basis(tmp, g):
+    """``--method conditioned`` with the example basis said to be on a linear grid (the model reads the asinh one)."""
+    from dataclasses import replace
+
+    from defectnet.grid import EnergyGrid
+    from defectnet.unmix import SignatureBasis
+
+    b = SignatureBasis.load(EX / "basis.npz")
+    path = replace(b, grid=EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=500.0, n_bins=640)).save(tmp / "grid.npz")
+    return _args(tmp, extra=("--basis", str(path), "--method", "conditioned")), str(path)
+
+
 OUTPUTS = [
     Case("json-to-existing-directory", _json_to(lambda t: t), Error("cannot write the prediction as JSON")),
     Case("json-under-a-file", _json_to(lambda t: _a_file(t) / "p.json"), Error("cannot write the prediction")),
@@ -229,6 +242,9 @@ OTHER_FILES = [
     Case("basis-missing", _option("--basis", lambda t: t / "none.npz"),
          Error("file not found; expected .npz written by defectnet basis")),
     Case("basis-is-a-directory", _option("--basis", lambda t: t), Error("is a directory; expected .npz written by")),
+    Case("basis-on-another-grid-for-the-conditioned-network", _regridded_basis, Error("is on energy grid linear-")),
+    Case("conditioned-model-without-basis", _with("--model", str(pretrained_path("conditioned"))),
+         Error("is a conditioned model: it reads each candidate through its signature")),
     Case("host-missing-cif", lambda t, g: (_args(t, host=str(t / "none.cif")), str(t / "none.cif")), Error("no such file")),
     Case("host-is-a-directory", lambda t, g: (_args(t, host=str(t)), str(t)), Error("directory")),
     Case("host-unknown-name", lambda t, g: (_args(t, host="Unobtainium"), "Unobtainium"), Error("Unobtainium")),
@@ -297,6 +313,12 @@ ARGUMENTS = [
     Case("energy-scale-out-of-range", _with("--energy-scale", "5"), Error("energy_scale must lie in [0.5, 2]")),
     Case("recommend-negative", _with("--recommend", "-1"), Error("n_recommend must be ≥ 0")),
     Case("refine-without-basis", _with("--refine", "2"), Error("needs a basis")),
+    Case("method-without-basis", _with("--method", "unmix"), Error("chooses how a basis is read: it needs a basis")),
+    Case("basis-only-against-method", _with("--basis", str(EX / "basis.npz"), "--basis-only", "--method", "merge"),
+         Error("--basis-only is --method unmix, which contradicts --method merge")),
+    Case("refine-where-the-conditioned-network-answers",
+         _with("--basis", str(EX / "basis.npz"), "--method", "conditioned", "--refine", "2"),
+         Error("--refine corrects an unmixing, and here the conditioned network answers; add --method unmix")),
     Case("kind-the-model-does-not-read", _with("--kind", "total"), Error("the model reads gpdos spectra")),
 ]
 

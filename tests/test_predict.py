@@ -226,8 +226,9 @@ def test_readme_example_with_the_shipped_model(tmp_path, capsys):
 
 
 def test_readme_basis_example_merges_the_model_on_its_training_host(tmp_path):
-    """`predict --basis` on GaAs (a training host of the shipped model): the model's answer and the
-    unmixing's, merged by unmix.combine; --basis-only gives the unmixing alone."""
+    """`predict --basis --method merge` on GaAs (a training host of the shipped plain model): its answer and
+    the unmixing's, merged by unmix.combine; --method unmix (or its older name --basis-only) gives the
+    unmixing alone, exactly as before there were methods."""
     from defectnet import load_model
     from defectnet.unmix import SignatureBasis, combine, unmix
 
@@ -235,28 +236,148 @@ def test_readme_basis_example_merges_the_model_on_its_training_host(tmp_path):
     args = ["predict", "--host", "GaAs", "--pristine", str(ex / "pristine.csv"), "--doped", str(ex / "doped.csv"),
             "--basis", str(ex / "basis.npz"), "--candidates", "Si,Zn,Be,C"]
     runs = {}
-    for extra in ([], ["--basis-only"]):
+    for extra in (["--method", "merge"], ["--method", "unmix"], ["--basis-only"]):
         assert main([*args, *extra, "--json", str(tmp_path / "p.json")]) == 0
-        runs[bool(extra)] = json.loads((tmp_path / "p.json").read_text())
-    merged, alone = runs[False], runs[True]
+        runs[extra[-1]] = json.loads((tmp_path / "p.json").read_text())
+    merged, alone = runs["merge"], runs["unmix"]
     assert merged["model"]["arch"] == "unmix+defectnet" and alone["model"]["arch"] == "unmix"
+    assert merged["model"]["method"] == "merge" and alone["model"]["method"] == "unmix"
     assert merged["model"]["model"] == "shipped"
     assert any("training host of the model" in n for n in merged["notes"])
+    assert runs["--basis-only"]["candidates"] == alone["candidates"]
     # the same numbers as combining the two answers by hand, on the spectra predict used
-    from defectnet.predict import predict_defects
-
     pred = predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=ex / "basis.npz",
-                           candidates=["Si", "Zn", "Be", "C"])
+                           candidates=["Si", "Zn", "Be", "C"], method="merge")
     p, d, cands = pred.pristine.values, pred.doped.values, ["Si", "Zn", "Be", "C"]
-    by_hand = combine(load_model().predict(p, d, {"Ga": 0.5, "As": 0.5}, cands),
-                      unmix(p, d, SignatureBasis.load(ex / "basis.npz"), kind="gpdos", candidates=cands))
+    unmixed = unmix(p, d, SignatureBasis.load(ex / "basis.npz"), kind="gpdos", candidates=cands)
+    by_hand = combine(load_model().predict(p, d, {"Ga": 0.5, "As": 0.5}, cands), unmixed)
     rows = {r["element"]: r for r in merged["candidates"]}
+    solo = {r["element"]: r for r in alone["candidates"]}
     for el in cands:
         assert rows[el]["concentration"] == pytest.approx(by_hand[el]["concentration"], abs=1e-6)
         assert rows[el]["uncertainty"] == pytest.approx(by_hand[el]["uncertainty"], abs=1e-6)
-    solo = {r["element"]: r for r in alone["candidates"]}
+        assert solo[el]["concentration"] == pytest.approx(unmixed[el]["concentration"], abs=1e-9)
+        assert solo[el]["uncertainty"] == pytest.approx(unmixed[el]["uncertainty"], abs=1e-9)
     assert rows["Si"]["concentration"] != pytest.approx(solo["Si"]["concentration"], rel=1e-3)
     assert rows["Si"]["detected"] and not rows["Be"]["detected"] and not rows["C"]["detected"]
+    # the unmixing finds both dopants (README: Si 1.75, Zn 0.32 at.%)
+    assert solo["Si"]["detected"] and solo["Zn"]["detected"] and not solo["Be"]["detected"]
+
+
+def test_readme_basis_example_is_answered_by_the_conditioned_network(tmp_path):
+    """`predict --basis` with no --method: the shipped conditioned network reads each candidate through its
+    signature in the basis. GaAs is not among its training hosts; it finds Si (2.0 at.%) and not the absent
+    Be and C, and its numbers are predict_with_basis' on the spectra predict aligned."""
+    from defectnet import load_model
+    from defectnet.model.conditioned_train import predict_with_basis
+    from defectnet.unmix import SignatureBasis
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    args = ["predict", "--host", "GaAs", "--pristine", str(ex / "pristine.csv"), "--doped", str(ex / "doped.csv"),
+            "--basis", str(ex / "basis.npz"), "--candidates", "Si,Zn,Be,C", "--truth", str(ex / "meta.json")]
+    runs = {}
+    for extra in ([], ["--method", "conditioned"]):
+        assert main([*args, *extra, "--json", str(tmp_path / "p.json")]) == 0
+        runs[bool(extra)] = json.loads((tmp_path / "p.json").read_text())
+    res = runs[True]
+    assert runs[False]["candidates"] == res["candidates"]  # the default
+    assert res["model"]["arch"] == "conditioned" and res["model"]["method"] == "conditioned"
+    assert res["model"]["path"] == "shipped" and res["model"]["host_in_training"] is False
+    assert res["notes"][0].startswith("answered by the conditioned network (shipped)")
+    found = {r["element"]: r for r in res["candidates"]}
+    assert found["Si"]["detected"] and not found["Be"]["detected"] and not found["C"]["detected"]
+    assert abs(found["Si"]["concentration"] - 0.02009) <= 2 * found["Si"]["uncertainty"]
+    pred = predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=ex / "basis.npz",
+                           candidates=["Si", "Zn", "Be", "C"])
+    by_hand = predict_with_basis(load_model(arch="conditioned"), pred.pristine.values, pred.doped.values,
+                                 {"Ga": 0.5, "As": 0.5}, ["Si", "Zn", "Be", "C"], SignatureBasis.load(ex / "basis.npz"))
+    for el, r in found.items():
+        assert r["concentration"] == pytest.approx(by_hand[el]["concentration"], abs=1e-7)
+        assert r["presence"] == pytest.approx(by_hand[el]["presence"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def gaas_bases(tmp_path_factory):
+    """The example basis, altered: on another grid, at two concentrations, simulated with another potential,
+    C with no stable site."""
+    from dataclasses import replace
+
+    from defectnet.grid import EnergyGrid
+    from defectnet.unmix import SignatureBasis
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    b = SignatureBasis.load(ex / "basis.npz")
+    out = tmp_path_factory.mktemp("bases")
+    sim = dict(b.config["simulation"], potential="chgnet")
+    keep = [i for i, el in enumerate(b.elements) if el != "C"]
+    no_c = replace(b, elements=tuple(b.elements[i] for i in keep), realised=b.realised[keep],
+                   signatures={k: v[keep] for k, v in b.signatures.items()}, curves={k: v[keep] for k, v in b.curves.items()},
+                   failed={"C": "C@As: no stable position (imaginary modes)"})
+    return {"example": ex / "basis.npz",
+            "grid": replace(b, grid=EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=500.0, n_bins=640)).save(out / "grid.npz"),
+            "chgnet": replace(b, config=dict(b.config, simulation=sim)).save(out / "chgnet.npz"),
+            "two": replace(b, realised=b.realised[:, 1:], curves={k: v[:, 1:] for k, v in b.curves.items()}).save(
+                out / "two.npz"),
+            "no_c": no_c.save(out / "no_c.npz")}
+
+
+def test_conditioned_answer_states_or_refuses_what_differs(gaas_bases):
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+
+    def run(basis, candidates=("Si", "Zn", "Be", "C"), **kw):
+        return predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=basis,
+                               candidates=candidates, **kw)
+
+    with pytest.raises(DefectnetError, match=r"grid.npz is on energy grid linear-.* the conditioned model reads asinh"):
+        run(gaas_bases["grid"], method="conditioned")
+    with pytest.raises(DefectnetError, match=r"two.npz has curves at 2 concentrations, the conditioned model reads 3"):
+        run(gaas_bases["two"], method="conditioned")
+    # unasked, a basis the shipped conditioned network cannot read is unmixed, as before it existed, and said so
+    fallback = run(gaas_bases["two"])
+    assert fallback.model["method"] == "merge" and {r["element"] for r in fallback.rows if r["detected"]} >= {"Si"}
+    assert fallback.notes[0].startswith("not answered by the conditioned network, which cannot read this: ")
+    assert "two.npz has curves at 2 concentrations" in fallback.notes[0]
+    with pytest.raises(DefectnetError, match=r"candidates \['Mg'\] are not in the basis of GaAs"):
+        run(gaas_bases["example"], ("Si", "Mg"))
+    other = run(gaas_bases["chgnet"])
+    assert any(n.startswith(f"{gaas_bases['chgnet']} was simulated with chgnet (0.3.0), tier patch, the conditioned "
+                            "model's training bases with sevennet (7net-0), tier patch") for n in other.notes)
+    no_c = run(gaas_bases["no_c"])
+    rows = {r["element"]: r for r in no_c.rows}
+    assert rows["C"] == dict(rows["C"], concentration=0.0, presence=0.0, detected=False)
+    assert any("no stable position" in n and "C@As" in n for n in no_c.notes)
+    assert rows["Si"]["detected"] and set(rows) == {"Si", "Zn", "Be", "C"}
+    # only the candidates listed are answered, the rest of the basis is not
+    assert {r["element"] for r in run(gaas_bases["example"], ("Si", "Be")).rows} == {"Si", "Be"}
+
+
+def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
+    from defectnet.model.checkpoint import pretrained_path
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    kw = {"pristine": ex / "pristine.csv", "candidates": ["Si", "Zn"]}
+    cases = [({"model": pretrained_path("conditioned")}, "is a conditioned model: .* needs a basis"),
+             ({"method": "unmix"}, "'unmix' .* chooses how a basis is read: it needs a basis"),
+             ({"basis": ex / "basis.npz", "method": "merge", "model": pretrained_path("conditioned")},
+              "--method merge merges the unmixing with the plain network; .*conditioned.pt is a conditioned model"),
+             ({"basis": ex / "basis.npz", "method": "conditioned", "model": model_path},
+              "--method conditioned needs a conditioned model; .*model.pt is a defectnet model"),
+             ({"basis": ex / "basis.npz", "refine": 2, "method": "conditioned"},
+              "--refine corrects an unmixing, .* add --method unmix"),
+             ({"basis": ex / "basis.npz", "stretch": 0.2, "method": "conditioned"}, "--stretch .* add --method unmix")]
+    for extra, message in cases:
+        with pytest.raises(DefectnetError, match=message):
+            predict_defects("GaAs", ex / "doped.csv", **kw, **extra)
+    with pytest.raises(DefectnetError, match="--basis-only is --method unmix, which contradicts --method conditioned"):
+        PredictConfig(combine=False, method="conditioned")
+    with pytest.raises(DefectnetError, match="unknown method 'nnls'"):
+        PredictConfig(method="nnls")
+    # a plain model given with a basis: merged as before (the model path names it)
+    pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", model=model_path, **kw)
+    assert pred.model["method"] == "merge"
+    # unasked, --stretch (an unmixing's option) gets an unmixing, and says so
+    pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", stretch=0.2, **kw)
+    assert pred.model["method"] == "merge" and pred.notes[0].startswith("--stretch refines an unmixing")
 
 
 def test_a_model_without_uncertainty_is_not_merged_with_the_basis():

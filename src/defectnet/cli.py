@@ -225,20 +225,24 @@ class Predict(Command):
         p.add_argument("--energy-scale", type=_energy_scale, default=1.0,
                        help="multiply the files' energies by this (MLIP softening: E_MLIP / E_measured), "
                             "or 'auto' to fit it against the host's MLIP spectrum")
-        p.add_argument("--model", default=None, help="a checkpoint from defectnet train (default: the shipped model)")
-        p.add_argument("--basis", default=None, help="unmix against this host's simulated signatures (a .npz from "
-                                                     "defectnet basis); on a training host of the model its answer is "
-                                                     "merged in, elsewhere the unmixing alone is reported")
+        p.add_argument("--model", default=None, help="a checkpoint from defectnet train, or a conditioned one "
+                                                     "(with --basis) (default: the shipped model of each kind)")
+        p.add_argument("--basis", default=None, help="this host's simulated candidate signatures (a .npz from "
+                                                     "defectnet basis), read as --method says")
+        p.add_argument("--method", default=None, choices=("conditioned", "unmix", "merge"),
+                       help="with --basis, who answers: conditioned = the conditioned network reads each candidate "
+                            "through its signature (default when one is given by --model, or shipped and able to read "
+                            "the basis); unmix = the signature unmixed against the basis; merge = the unmixing merged "
+                            "with the plain network on its training hosts, the unmixing alone elsewhere (default "
+                            "otherwise, and with --refine or --stretch)")
         p.add_argument("--refine", type=int, default=0, metavar="N",
                        help="with --basis: correct the unmixing by N syntheses of the mix "
                             "(~1-4 s each; 3 measured in benchmarks/refine.py)")
         p.add_argument("--stretch", type=float, default=0.0, metavar="FRACTION",
-                       help="with --basis: let each candidate's local modes (above the host's bands) sit up to "
-                            "this fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential "
-                            "puts them 5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
-        p.add_argument("--basis-only", action="store_true",
-                       help="with --basis on a training host of the model: the unmixing alone, not merged with "
-                            "the model's answer")
+                       help="with --basis: let each candidate's local modes (above the host's bands) sit up to this "
+                            "fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential puts them "
+                            "5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
+        p.add_argument("--basis-only", action="store_true", help="the same as --method unmix (its older name)")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
         p.add_argument("--resolution", default=None, help="instrument resolution of a computed pristine (tosca, direct:<Ei>)")
@@ -256,8 +260,8 @@ class Predict(Command):
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
-                               resolution=args.resolution, refine=args.refine, combine=not args.basis_only,
-                               stretch=args.stretch, force=args.force)
+                               resolution=args.resolution, method=args.method, refine=args.refine,
+                               combine=not args.basis_only, stretch=args.stretch, force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

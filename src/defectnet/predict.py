@@ -40,6 +40,8 @@ COVERAGE = 0.995
 #: A candidate is reported as detected at or above this concentration (at.%) with presence > ½.
 DETECTION_THRESHOLD_AT_PCT = 0.1
 KINDS = ("total", "gpdos")
+#: Who answers with a basis: the conditioned network, the unmixing alone, or the unmixing merged with the plain network.
+METHODS = ("conditioned", "unmix", "merge")
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,22 @@ class PredictConfig:
     fwhm_mev, resolution
         Broadening of a computed pristine spectrum (``resolution`` wins); ``None`` for both =
         the broadening of the model's training data.
+    method : {'conditioned', 'unmix', 'merge'} or None
+        Who answers with a basis (:data:`METHODS`): ``conditioned``, the conditioned network,
+        which reads each candidate through its signature in the basis
+        (:mod:`defectnet.model.conditioned`); ``unmix``, the unmixing alone
+        (:func:`~defectnet.unmix.unmix`); ``merge``, on a host the plain network was trained
+        on its answer merged with the unmixing (:func:`~defectnet.unmix.combine`; better than
+        either alone there, worse on hosts it never saw, where the unmixing alone is kept).
+        ``None``: ``conditioned`` when a conditioned model is given, or none is given and the
+        shipped one can read the basis; else ``merge``, with a note when a conditioned model
+        is shipped but cannot read the basis or ``refine`` / ``stretch`` asks for an unmixing.
     refine : int
-        With a basis: correct the unmixed concentrations by this many syntheses of the mix
-        (:func:`~defectnet.unmix.refine`, ~1–4 s each; mixes of several dopants at 10–30 %
-        are read low without). 0 = unmixing alone.
+        With ``method`` unmix or merge: correct the unmixed concentrations by this many
+        syntheses of the mix (:func:`~defectnet.unmix.refine`, ~1–4 s each; mixes of several
+        dopants at 10–30 % are read low without). 0 = unmixing alone.
     combine : bool
-        With a basis, on a host the model was trained on: merge the model's answer with the
-        unmixing (:func:`~defectnet.unmix.combine`; better than either alone there, worse on
-        hosts the model never saw, where the unmixing alone is kept).
+        The older spelling of ``method``: ``False`` is ``method='unmix'``.
     stretch : float
         With a basis: each candidate's local modes (its signature above the host's band edge)
         may sit at energies scaled by up to ±``stretch`` from where the basis' potential put
@@ -96,6 +106,7 @@ class PredictConfig:
     potential: str = "sevennet"
     fwhm_mev: float | None = None
     resolution: str | None = None
+    method: str | None = None
     refine: int = 0
     combine: bool = True
     stretch: float = 0.0
@@ -113,6 +124,13 @@ class PredictConfig:
             raise DefectnetError(f"refine must be ≥ 0 syntheses, got {self.refine}")
         if not (np.isfinite(self.stretch) and 0 <= self.stretch <= 0.5):
             raise DefectnetError(f"stretch must be a fraction in [0, 0.5], got {self.stretch!r}")
+        if self.method is not None and self.method not in METHODS:
+            raise DefectnetError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if not self.combine:  # --basis-only, from before there were methods
+            if self.method not in (None, "unmix"):
+                raise DefectnetError(f"--basis-only is --method unmix, which contradicts --method {self.method}; "
+                                     "give one of them")
+            object.__setattr__(self, "method", "unmix")
         for c in self.candidates:
             split_candidate(c)
 
@@ -133,16 +151,17 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
         Candidates, units, energy scale ...; keyword arguments build one if not given
         (``candidates=["Si", "Zn"]``, ``n_recommend=5`` ...).
     model : SpectralModel, str or Path, optional
-        A trained model or checkpoint path; default: the model shipped with defectnet.
+        A trained model or checkpoint path; default: the model shipped with defectnet (with
+        ``basis``, the shipped conditioned model). A conditioned model needs ``basis``.
     truth : dict or str or Path, optional
         Known concentrations {element: atomic fraction}, or a ``meta.json`` written by
         ``defectnet simulate``; shown beside the prediction.
     basis : SignatureBasis, str or Path, optional
-        Answer by analysis by synthesis instead of the model: unmix the signature against
-        this host's simulated candidate signatures (:mod:`defectnet.unmix`; ``defectnet
-        basis`` makes one). The candidates must be in the basis; a missing pristine is the
-        basis' own simulated pristine supercell. On a training host of ``model`` the model's
-        answer is merged in (``config.combine``).
+        This host's simulated candidate signatures (``defectnet basis`` makes one), read as
+        ``config.method`` says: by the conditioned network (default), by unmixing the
+        signature against them (:mod:`defectnet.unmix`), or by unmixing merged with the plain
+        network on its training hosts. The candidates must be in the basis; a missing
+        pristine is the basis' own simulated pristine supercell.
 
     Returns
     -------
@@ -151,8 +170,19 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     config = config or PredictConfig(**kw)
     with warnings.catch_warnings(record=True) as caught:  # the user reads warnings in the notes, not on stderr
         if basis is not None:
-            pred = _predict_by_unmixing(host, doped, pristine, config, basis, truth, model)
+            basis, path = _read_basis(basis)
+            method, model, chosen = _basis_method(config, model, basis, path or f"the basis of {basis.host}")
+            if method == "conditioned":
+                pred = _predict_conditioned(host, doped, pristine, config, basis, path, truth, model)
+            else:
+                pred = _predict_by_unmixing(host, doped, pristine, config, basis, path, truth,
+                                            model if method == "merge" else None, merge=method == "merge")
+            if chosen:
+                pred.notes.insert(0, chosen)
         else:
+            if config.method:
+                raise DefectnetError(f"method {config.method!r} (--method, --basis-only) chooses how a basis is read: "
+                                     "it needs a basis (--basis)")
             pred = _predict_with_model(host, doped, pristine, config, model, truth, progress)
     _warnings_to_notes(caught, pred.notes)
     return _vetted(pred)
@@ -198,6 +228,10 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
     from defectnet.model.network import host_calibration
 
     model, model_label = _loaded(model)
+    if model.config.arch == "conditioned":
+        raise DefectnetError(f"{model_label} is a conditioned model: it reads each candidate through its signature in "
+                             "the host, so it needs a basis (defectnet basis HOST --candidates ... --out basis.npz, "
+                             "then --basis basis.npz)")
     grid = _model_grid(model)
     mode = model.meta.get("spectrum_mode", "total")
     kind = config.kind or mode
@@ -246,13 +280,140 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
                       checks=checks)
 
 
-def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, truth, model=None) -> Prediction:
-    """:func:`predict_defects` with a signature basis, merged with the model on its training hosts."""
-    from defectnet.unmix import SignatureBasis, unmix
+def _basis_method(config: PredictConfig, model, basis, source: str) -> tuple[str, object, str | None]:
+    """(the method that reads ``basis``, the model it needs: loaded, or None for a shipped one, and a
+    note when the method was chosen for the user).
 
-    path = None
-    if not isinstance(basis, SignatureBasis):
-        path, basis = str(basis), SignatureBasis.load(basis)
+    ``config.method`` when it names one. Else ``conditioned`` when the model given is a
+    conditioned one, or none is given and the shipped conditioned model can read this basis;
+    ``merge`` (what ``--basis`` did before there was a conditioned model) when the model given
+    is a plain one, none is shipped, an unmixing option (refine, stretch) is asked for, or the
+    shipped conditioned model cannot read the basis; the last two are said in the note."""
+    from defectnet.model.checkpoint import load_model, pretrained_path
+
+    method, note = config.method, None
+    if model is not None and not hasattr(model, "predict"):
+        if method == "unmix":  # the unmixing reads no model
+            model = None
+        else:
+            model, label = _loaded(model)
+            model.meta["path"] = label  # named so in the notes and the output
+    arch = model.config.arch if model is not None else None
+    if method is None and arch is None and pretrained_path("conditioned").is_file():
+        method = "merge"
+        if asked := "--refine" if config.refine else "--stretch" if config.stretch else None:
+            note = f"{asked} refines an unmixing: answered as --method merge, not by the conditioned network"
+        else:
+            shipped = load_model(arch="conditioned")
+            shipped.meta["path"] = "shipped"
+            try:
+                _conditioned_reads(shipped, basis, config, source)
+            except DefectnetError as exc:  # a basis made for unmixing alone still answers, as it did
+                note = f"not answered by the conditioned network, which cannot read this: {exc}; answered as --method merge"
+            else:
+                method, model = "conditioned", shipped
+    elif method is None:
+        method = "conditioned" if arch == "conditioned" else "merge"
+    if method == "conditioned" and arch not in (None, "conditioned"):
+        raise DefectnetError(f"--method conditioned needs a conditioned model; {_label_of(model)} is a {arch} model "
+                             "(without --model the shipped conditioned model answers)")
+    if method == "merge" and arch == "conditioned":
+        raise DefectnetError(f"--method merge merges the unmixing with the plain network; {_label_of(model)} is a "
+                             "conditioned model (--method conditioned reads the basis with it)")
+    if method == "conditioned" and (config.refine or config.stretch):
+        what = "--refine corrects" if config.refine else "--stretch moves the local modes of"
+        raise DefectnetError(f"{what} an unmixing, and here the conditioned network answers; add --method unmix "
+                             "(or merge)")
+    return method, model, note
+
+
+def _conditioned_reads(model, basis, config: PredictConfig, source: str) -> list[str]:
+    """Raise unless the conditioned ``model`` reads ``basis`` and spectra of ``config.kind``; notes on what differs."""
+    from defectnet.model.checkpoint import check_basis
+
+    mode = model.meta.get("spectrum_mode", "gpdos")
+    if (config.kind or mode) != mode:
+        raise DefectnetError(f"the conditioned model reads {mode} spectra but the input is {config.kind}; "
+                             "use --method unmix for other spectra")
+    return check_basis(model.meta.get("basis") or {}, basis, source)
+
+
+def _label_of(model) -> str:
+    return str(model.meta.get("path") or "the model given")
+
+
+def _read_basis(basis) -> tuple:
+    """(the basis, its file or None when given as an object)."""
+    from defectnet.unmix import SignatureBasis
+
+    if isinstance(basis, SignatureBasis):
+        return basis, None
+    return SignatureBasis.load(basis), str(basis)
+
+
+def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, path, truth, model) -> Prediction:
+    """:func:`predict_defects` by the conditioned network, each candidate read through its signature in ``basis``
+    (read from ``path``, None for an object)."""
+    from defectnet.model.checkpoint import load_model
+    from defectnet.model.conditioned_train import predict_with_basis
+    from defectnet.model.network import host_calibration
+
+    model, label = (model, _label_of(model)) if model is not None else (load_model(arch="conditioned"), "shipped")
+    differs = _conditioned_reads(model, basis, config, path or f"the basis of {basis.host}")
+    mode = kind = model.meta.get("spectrum_mode", "gpdos")
+    _, name, composition = _resolve_host(host)
+    unknown = [e for e in composition if e not in model.host_elements]
+    if unknown:
+        raise DefectnetError(f"host {name} contains {unknown}, which the model does not know as host elements")
+    sim = basis.config.get("simulation", {})
+    notes = [f"answered by the conditioned network ({label}), which reads each candidate through its signature "
+             f"simulated in {basis.host} ({sim.get('potential')}, tier {sim.get('tier')})"]
+    notes += differs
+    if basis.host != name:
+        notes.append(f"the basis was simulated for {basis.host}, the host given is {name}")
+    cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
+    missing = [c for c in cands if c not in basis.elements and c not in basis.failed]
+    if missing:
+        raise DefectnetError(f"candidates {missing} are not in the basis of {basis.host} ({', '.join(basis.elements)})",
+                             source=path)
+    outside = [c for c in cands if c not in model.vocabulary]
+    if outside:
+        raise DefectnetError(f"candidates {outside} are not in the conditioned model's dopant vocabulary")
+    read = [c for c in cands if c not in basis.failed]
+    bkind = "gpdos" if kind == "gpdos" else "pdos"
+    computed = Spectrum.on_grid(basis.grid, basis.pristine[bkind], kind=kind,
+                                meta={"source": f"{basis.host} pristine supercell of the basis"})
+    if pristine is None:
+        notes.append("pristine spectrum: the basis' simulated pristine supercell")
+    p, d, config, checks, warned = _inputs(doped, pristine, config, kind, composition, name, computed, "the basis'",
+                                           basis.grid, notes, modes=basis_modes(basis, bkind, read))
+    seen = host_in_training(model, name, composition)
+    notes.append(_calibration_note(model, name, seen))
+    res = {}
+    if read:
+        with host_calibration(model, seen=seen is not False):
+            res = predict_with_basis(model, p.values, d.values, composition, read, basis)
+    if unstable := [c for c in cands if c in basis.failed]:
+        notes.append("no stable position in the basis' simulations, reported absent: "
+                     + "; ".join(basis.failed[c] for c in unstable))
+        res |= {c: {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} for c in unstable}
+    rows = _rows({el: ("user" if config.candidates else "basis", res[el]["concentration"], res[el]["uncertainty"],
+                       res[el]["presence"]) for el in cands})
+    info = {"path": label, "arch": "conditioned", "method": "conditioned", "spectrum_mode": mode,
+            "code_version": model.meta.get("code_version"), "host_in_training": seen, "basis_host": basis.host,
+            "basis_file": path or "in memory", "basis": basis.config,
+            "trained_on": (model.meta.get("data") or {}).get("source"),
+            "test_metrics": _headline(model.meta.get("metrics") or {})}
+    return Prediction(name, composition, kind, rows, p, d, notes, info, _truth(truth), config, warnings=warned,
+                      checks=checks)
+
+
+def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, path, truth, model=None, *,
+                         merge: bool = True) -> Prediction:
+    """:func:`predict_defects` with a signature basis (read from ``path``, None for an object); with ``merge``,
+    merged with the plain model on its training hosts."""
+    from defectnet.unmix import unmix
+
     kind = config.kind or "gpdos"  # what INS measures
     _, name, composition = _resolve_host(host)
     sim = basis.config.get("simulation", {})
@@ -280,7 +441,8 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     fit = out.pop("_fit")
     notes += [f"{el}: local mode found at {m['fitted_mev']:.1f} meV, the basis had {m['basis_mev']:.1f} meV "
               f"(×{m['scale']:.2f})" for el, m in fit.get("modes", {}).items() if m["basis_mev"] is not None]
-    info = {"path": path or "in memory", "arch": "unmix", "spectrum_mode": kind, "basis_host": basis.host,
+    info = {"path": path or "in memory", "arch": "unmix", "method": "merge" if merge else "unmix",
+            "spectrum_mode": kind, "basis_host": basis.host,
             "basis": basis.config, "residual_fraction": fit["residual_fraction"], "modes": fit.get("modes", {})}
     if fit["unstable"]:
         notes.append("no stable position in the basis' simulations, reported absent: "
@@ -288,7 +450,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, tr
     what = "the synthesis" if config.refine else "the basis"
     notes.append(f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
     merged = _merge_with_model(model, name, composition, kind, basis.grid, p, d, cands, out, notes) \
-        if config.combine else None
+        if merge else None
     if merged is not None:
         out, model, model_label = merged
         info |= {"arch": f"unmix+{model.config.arch}", "model": model_label,
@@ -364,7 +526,7 @@ def _merge_with_model(model, name, composition, kind, grid, p, d, cands, unmixed
     with host_calibration(model, seen=True):
         res = model.predict(p.values, d.values, composition, list(cands))
     notes.append(f"{name} is a training host of the model: its answer and the unmixing's are merged "
-                 "(1/σ² weights; --basis-only for the unmixing alone)")
+                 "(1/σ² weights; --method unmix for the unmixing alone)")
     return combine(res, unmixed), model, label
 
 

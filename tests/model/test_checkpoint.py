@@ -103,7 +103,7 @@ def test_tampered_checkpoints_are_refused(tmp_path):
 
 
 def test_missing_shipped_model_gives_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(ck, "pretrained_path", lambda: tmp_path / "nothing.pt")
+    monkeypatch.setattr(ck, "pretrained_path", lambda arch="defectnet": tmp_path / "nothing.pt")
     with pytest.raises(DefectnetError, match="no model is shipped"):
         ck.load_model()
 

@@ -6,7 +6,11 @@ A checkpoint is a dict of plain data and tensors that rebuilds a model alone::
     grid (EnergyGrid.to_dict()), grid_id, vocabulary, host_elements, spectrum_mode,
     normalisation, metrics, train_config, data, code_version, torch_version, created
 
-``load_model()`` without a path loads the model shipped in ``defectnet/pretrained/``.
+and, for ``arch`` 'conditioned', ``basis``: what a signature basis must match for the model to
+read it (:func:`basis_requirements`, checked by :func:`check_basis`).
+
+``load_model()`` without a path loads the model shipped in ``defectnet/pretrained/``
+(``load_model(arch="conditioned")`` the conditioned one).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from defectnet.grid import EnergyGrid
 FORMAT = "defectnet-model"
 FORMAT_VERSION = 1
 PRETRAINED_FILE = "defectnet.pt"
+#: The shipped file of each architecture that has one, in ``defectnet/pretrained/``.
+PRETRAINED = {"defectnet": PRETRAINED_FILE, "conditioned": "conditioned.pt"}
+#: What a conditioned checkpoint's ``basis`` record holds.
+BASIS_KEYS = ("kind", "grid_id", "n_knots", "simulation")
 _REQUIRED = ("format", "format_version", "arch", "model_config", "state_dict", "grid", "grid_id", "vocabulary",
              "host_elements", "spectrum_mode")
 
@@ -42,12 +50,16 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
     meta = model.meta
     if "grid" not in meta or "spectrum_mode" not in meta:
         raise DefectnetError("model.meta needs 'grid' and 'spectrum_mode' before it can be saved")
+    arch = model.config.arch
+    if arch == "conditioned" and not set(BASIS_KEYS) <= set(meta.get("basis") or {}):
+        raise DefectnetError("a conditioned model needs model.meta['basis'] (what a basis must match: "
+                             "checkpoint.basis_requirements) before it can be saved")
     sigma_scale = float(model.sigma_scale) if hasattr(model, "sigma_scale") else None
     logit_scale = float(model.logit_scale) if hasattr(model, "logit_scale") else None
-    return {
+    payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "arch": model.config.arch,
+        "arch": arch,
         "model_config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "grid": _plain(meta["grid"]),
@@ -57,8 +69,8 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
         "spectrum_mode": meta["spectrum_mode"],
         "normalisation": {
             "inputs": "per-bin probability (values × bin widths, unit sum) × G",
-            "target": ("ln c standardised: (ln c − center) / scale" if model.config.arch == "defectnet"
-                       else f"c × {model.config.paper_target_scale}"),
+            "target": (f"c × {model.config.paper_target_scale}" if arch == "paper"
+                       else "ln c standardised: (ln c − center) / scale"),
             "log_c_center": LOG_C_CENTER, "log_c_scale": LOG_C_SCALE, "sigma_scale": sigma_scale,
             "presence_logit_scale": logit_scale,
             # σ factor for hosts never seen in training (calibrated on held-out hosts), or None
@@ -71,6 +83,78 @@ def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> 
         "torch_version": str(torch.__version__),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if arch == "conditioned":
+        payload["basis"] = _plain(meta["basis"])
+    return payload
+
+
+def basis_requirements(bases, grid, kind: str = "gpdos", n_knots: int = 3) -> dict:
+    """What a signature basis must match for a conditioned model trained with ``bases`` to read it.
+
+    Parameters
+    ----------
+    bases : iterable of SignatureBasis
+        The bases of the training hosts.
+    grid : EnergyGrid
+        The model's grid (every basis is on it).
+    kind : {'pdos', 'gpdos'}
+        Which of a basis' curves the model reads.
+    n_knots : int
+        Curves per candidate (basis concentrations).
+
+    Returns
+    -------
+    dict
+        ``kind``, ``grid_id``, ``n_knots`` and ``simulation``: the distinct settings the bases were
+        simulated with, each ``{"potential", "model", "tier"}`` (None where a basis does not say).
+    """
+    settings = {json.dumps(_simulation(b), sort_keys=True) for b in bases}
+    return {"kind": kind, "grid_id": grid.grid_id, "n_knots": int(n_knots),
+            "simulation": [json.loads(s) for s in sorted(settings)]}
+
+
+def _simulation(basis) -> dict:
+    """{potential (canonical name), model, tier} of the simulations behind ``basis``."""
+    from defectnet.phonons.potentials import canonical_name, potential_info
+
+    sim = (basis.config or {}).get("simulation") or {}
+    name, model = sim.get("potential"), None
+    if name:
+        try:  # aliases (7net-0, sevennet-0) name one potential
+            name, model = canonical_name(name), potential_info(name).model
+        except DefectnetError:
+            pass  # a potential this defectnet does not know: compared by its name as written
+    return {"potential": name, "model": model, "tier": sim.get("tier")}
+
+
+def check_basis(requirements: dict, basis, source: str = "the basis") -> list[str]:
+    """Raise if a conditioned model with ``requirements`` cannot read ``basis``; notes on what differs but reads.
+
+    Another grid, no curves of the kind the model reads, or another number of concentrations
+    are refused; a basis simulated with another potential or tier than the training bases is
+    read, with a note (its signatures differ by what separates the two simulations).
+    """
+    req = requirements
+    if basis.grid.grid_id != req["grid_id"]:
+        raise DefectnetError(f"{source} is on energy grid {basis.grid.grid_id}, the conditioned model reads "
+                             f"{req['grid_id']}; make the basis on the model's grid (defectnet basis, default grid)")
+    if req["kind"] not in (basis.curves or {}):
+        raise DefectnetError(f"{source} holds no {req['kind']} curves, which the conditioned model reads "
+                             f"(it has {', '.join(sorted(basis.curves)) or 'none'})")
+    n = int(basis.realised.shape[1])
+    if n != req["n_knots"]:
+        raise DefectnetError(f"{source} has curves at {n} concentrations, the conditioned model reads "
+                             f"{req['n_knots']} (defectnet basis --concentrations with {req['n_knots']} values)")
+    got = _simulation(basis)
+    known = req.get("simulation") or []
+    same = [s for s in known if all(s.get(k) == got[k] for k in ("potential", "tier"))]
+    if known and not same:
+        def text(s):
+            return f"{s.get('potential')} ({s.get('model')}), tier {s.get('tier')}"
+        return [f"{source} was simulated with {text(got)}, the conditioned model's training bases with "
+                f"{'; '.join(text(s) for s in known)}: its signatures differ by what separates the two, "
+                "and so may the answer"]
+    return []
 
 
 def save_checkpoint(model, path, **kw) -> Path:
@@ -104,6 +188,9 @@ def read_checkpoint(path) -> dict:
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
         raise DefectnetError(f"{path}: checkpoint lacks {missing}")
+    if ckpt["arch"] == "conditioned" and not set(BASIS_KEYS) <= set(ckpt.get("basis") or {}):
+        raise DefectnetError(f"{path}: a conditioned checkpoint without what a basis must match ('basis': "
+                             f"{', '.join(BASIS_KEYS)}); re-export it with benchmarks/conditioned.py")
     return ckpt
 
 
@@ -138,28 +225,45 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint"):
     model = build_model(config, grid, ckpt["vocabulary"], ckpt["host_elements"])
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise DefectnetError(f"{source}: weights do not fit the {config.arch} architecture "
-                             f"({str(exc).splitlines()[0]})") from None
+    except RuntimeError as exc:  # torch's message starts with a line that names no key: say which ones
+        misfit = _misfit(model.state_dict(), ckpt["state_dict"]) or str(exc).strip().splitlines()[-1].strip()
+        raise DefectnetError(f"{source}: weights do not fit the {config.arch} architecture of this defectnet "
+                             f"({misfit}); saved by defectnet {ckpt.get('code_version', '?')}: re-export or retrain "
+                             "it with this one") from None
     model.meta = {k: ckpt.get(k) for k in ("grid", "grid_id", "spectrum_mode", "metrics", "train_config", "data",
-                                           "normalisation", "code_version", "created")}
+                                           "normalisation", "code_version", "created", "basis")}
     model.sigma_scale_unseen = (ckpt.get("normalisation") or {}).get("sigma_scale_unseen")
     return model.eval()
 
 
-def pretrained_path() -> Path:
-    """Where the shipped model lives (``defectnet/pretrained/defectnet.pt``), whether or not it exists."""
-    return Path(str(resources.files("defectnet"))) / "pretrained" / PRETRAINED_FILE
+def _misfit(expected: dict, saved: dict) -> str:
+    """What keeps ``saved`` weights from loading into a model with state dict ``expected`` ('' if nothing)."""
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    shapes = [k for k in expected if k in saved and tuple(expected[k].shape) != tuple(saved[k].shape)]
+    parts = [f"{what} {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}" for what, keys in
+             (("missing", missing), ("unexpected", unexpected), ("other shapes for", shapes)) if keys]
+    return "; ".join(parts)
 
 
-def load_model(path=None, *, grid=None, vocabulary=None):
+def pretrained_path(arch: str = "defectnet") -> Path:
+    """Where the shipped model of ``arch`` lives (``defectnet/pretrained/``), whether or not it exists."""
+    if arch not in PRETRAINED:
+        raise DefectnetError(f"no {arch} model is shipped with defectnet; shipped are {', '.join(PRETRAINED)}")
+    return Path(str(resources.files("defectnet"))) / "pretrained" / PRETRAINED[arch]
+
+
+def load_model(path=None, *, arch: str | None = None, grid=None, vocabulary=None):
     """Load a trained model.
 
     Parameters
     ----------
     path : str or Path, optional
-        A checkpoint written by ``defectnet train``; ``None`` loads the model shipped with
-        the package.
+        A checkpoint written by ``defectnet train`` or ``benchmarks/conditioned.py``; ``None``
+        loads the model of ``arch`` shipped with the package.
+    arch : {'defectnet', 'conditioned'}, optional
+        Which shipped model (default 'defectnet'); with ``path``, the file must hold this
+        architecture.
     grid : EnergyGrid or dict, optional
         The grid your spectra are on; refused unless it is the model's grid.
     vocabulary : sequence of str, optional
@@ -169,14 +273,20 @@ def load_model(path=None, *, grid=None, vocabulary=None):
     -------
     SpectralModel
         In eval mode; ``model.predict(pristine, doped, composition, candidates)`` gives
-        concentration, uncertainty and presence probability per candidate; ``model.meta``
+        concentration, uncertainty and presence probability per candidate (a conditioned
+        model: :func:`~defectnet.model.conditioned_train.predict_with_basis`); ``model.meta``
         holds the grid, spectrum mode, metrics and provenance.
     """
     if path is None:
-        path = pretrained_path()
+        path = pretrained_path(arch or "defectnet")
         if not path.is_file():
-            raise DefectnetError("no model is shipped with this defectnet yet (defectnet/pretrained/defectnet.pt "
-                                 "is missing); train one with `defectnet train` and pass its model.pt path")
+            how = ("`python benchmarks/conditioned.py` and pass its --model-out path" if arch == "conditioned" else
+                   "`defectnet train` and pass its model.pt path")
+            what = "conditioned model" if arch == "conditioned" else "model"
+            raise DefectnetError(f"no {what} is shipped with this defectnet yet (defectnet/pretrained/{path.name} "
+                                 f"is missing); train one with {how}")
     ckpt = read_checkpoint(path)
+    if arch is not None and ckpt["arch"] != arch:
+        raise DefectnetError(f"{path} holds a {ckpt['arch']} model; a {arch} one is needed here")
     check_compatible(ckpt, grid=grid, vocabulary=vocabulary, source=str(path))
     return model_from_checkpoint(ckpt, source=str(path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -127,6 +127,9 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     -------
     (ConditionedNet, dict)
         The model (eval mode, calibrated) and its history: per-epoch validation MAE (at.%), seconds.
+        ``model.meta`` holds the grid, spectrum mode and this config; before it can be saved
+        (:func:`~defectnet.model.checkpoint.save_checkpoint`) it needs ``meta['basis']``, what a
+        basis must match (:func:`~defectnet.model.checkpoint.basis_requirements` of the bases).
     """
     from defectnet.model.network import build_model
     from defectnet.model.train import _tensors, _validate, calibrate_presence, calibrate_sigma
@@ -171,6 +174,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
         if time.perf_counter() - t0 > 60 * config.max_minutes:
             break
     model.load_state_dict(best[1])
+    model.meta = {"grid": data.grid.to_dict(), "spectrum_mode": config.spectrum_mode, "train_config": asdict(config)}
     history |= {"best_val_mae_at_pct": best[0], "epochs_run": len(history["val_mae_at_pct"]),
                 "seconds": time.perf_counter() - t0,
                 "logit_scale": calibrate_presence(model, tensors, val_idx, extra=inputs),
@@ -190,3 +194,57 @@ def predict_conditioned(model, data, table, idx, spectrum_mode: str = "gpdos") -
         inputs = _Inputs(table, table.rows_of(data), data.candidates, P, data.grid)
         extra = lambda sl: inputs(idx[sl])  # noqa: E731
     return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx], extra=extra)
+
+
+def predict_with_basis(model, pristine, doped, composition, candidates, basis) -> dict:
+    """The conditioned ``model``'s answer for one spectrum pair, each candidate read through its signature in ``basis``.
+
+    Parameters
+    ----------
+    model : ConditionedNet
+        With ``meta['basis']`` (as loaded from a checkpoint), which ``basis`` must match
+        (:func:`~defectnet.model.checkpoint.check_basis`).
+    pristine, doped : array, shape (G,)
+        Spectra on the model's grid, of its ``meta['spectrum_mode']``, per meV.
+    composition : dict
+        Host atomic fractions {element: fraction}.
+    candidates : list of str
+        Candidate dopants, each in ``basis.elements`` and the model's vocabulary.
+    basis : SignatureBasis
+        The host's simulated signatures.
+
+    Returns
+    -------
+    dict
+        ``{element: {"concentration": atomic fraction, "uncertainty": 1σ (atomic fraction),
+        "presence": probability}}`` per candidate; every other element is 0 by construction.
+    """
+    from defectnet.grid import EnergyGrid
+    from defectnet.model.checkpoint import check_basis
+    from defectnet.model.conditioned import BasisTable
+    from defectnet.model.dataset import composition_vector
+    from defectnet.model.evaluate import predict_arrays
+
+    req = (model.meta or {}).get("basis")
+    if not req:
+        raise DefectnetError("the model does not record what a basis must match (meta['basis']); load it from a "
+                             "conditioned checkpoint")
+    check_basis(req, basis)
+    outside = [c for c in candidates if c not in model.vocabulary]
+    if outside:
+        raise DefectnetError(f"candidates {outside} are not in the model's dopant vocabulary")
+    grid = EnergyGrid.from_dict(model.meta["grid"])
+    table = BasisTable({basis.host: basis}, model.vocabulary, grid, kind=req["kind"], n_knots=req["n_knots"])
+    mask = np.zeros((1, len(model.vocabulary)), bool)
+    mask[0, [model.vocabulary.index(c) for c in candidates]] = True
+    curves, knots = table.lookup([0], mask)  # raises for a candidate without curves
+    p, d = (np.asarray(a, np.float32)[None] for a in (pristine, doped))
+    if p.shape != (1, grid.n_bins) or d.shape != p.shape:
+        raise DefectnetError(f"spectra have shapes {p.shape[1:]} and {d.shape[1:]}; the model needs ({grid.n_bins},) "
+                             f"on grid {grid.grid_id}")
+    comp = composition_vector(composition, model.host_elements)[None]
+    out = predict_arrays(model, p, d, comp, mask, extra=lambda sl: (torch.from_numpy(curves), torch.from_numpy(knots)))
+    index = {el: i for i, el in enumerate(model.vocabulary)}
+    return {el: {"concentration": float(out["concentration"][0, index[el]]),
+                 "uncertainty": float(out["sigma"][0, index[el]]),
+                 "presence": float(out["presence"][0, index[el]])} for el in candidates}

@@ -131,6 +131,9 @@ class SpectralModel(nn.Module):
         """
         from defectnet.model.dataset import composition_vector
 
+        if self.config.arch == "conditioned":  # its forward needs each candidate's signature curves
+            raise DefectnetError("a conditioned model reads each candidate through its signature in the host: use "
+                                 "defectnet.model.conditioned_train.predict_with_basis(model, ..., basis)")
         if grid is not None and "grid_id" in self.meta and grid.grid_id != self.meta["grid_id"]:
             raise DefectnetError(f"the spectra are on grid {grid.grid_id}, the model on {self.meta['grid_id']}; "
                                  "resample them onto the model's grid first")
