@@ -284,3 +284,44 @@ def test_basis_files_leave_out_the_checkpoints_of_bases_being_built(tmp_path):
     for name in ("GaAs.npz", ".InAs.cells.npz", "Si.npz", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in basis_files(tmp_path)] == ["GaAs.npz", "Si.npz"]
+
+
+def test_a_measured_local_mode_moves_the_basis_and_the_mix_reads_right(gaas):
+    """Si's mode where a second potential puts it (×1.17): given that energy (--lvm), the moved
+    basis reads the amounts as the basis did on its own potential's spectrum, and says what it moved."""
+    from defectnet.unmix import calibrated
+
+    b, p, d, edge = gaas
+    plain = unmix(p, d, b, kind="gpdos")
+    shifted = p + stretched(d - p, b.grid, edge, 1.17)
+    peak = b.grid.centers[np.argmax(np.where(b.grid.centers > band_edge_mev(b.pristine["pdos"], b.grid),
+                                             b.signatures["pdos"][b.elements.index("Si")], 0))]
+    moved, notes = calibrated(b, {"Si": 1.17 * peak})
+    read = unmix(p, shifted, moved, kind="gpdos")
+    rigid = unmix(p, shifted, b, kind="gpdos")
+    assert read["Si"]["concentration"] == pytest.approx(plain["Si"]["concentration"], rel=0.1)
+    assert read["_fit"]["residual_fraction"] < 0.5 * rigid["_fit"]["residual_fraction"]
+    assert moved.config["calibrated_modes"]["Si"]["scale"] == pytest.approx(1.17, rel=1e-6)
+    assert "Si: local mode moved from" in notes[0]
+    np.testing.assert_array_equal(moved.curves["gpdos"][b.elements.index("Zn")], b.curves["gpdos"][b.elements.index("Zn")])
+    with pytest.raises(DefectnetError, match="no local mode above the band edge"):
+        calibrated(b, {"Zn": 40.0})  # Zn's signature lies inside GaAs's bands
+    with pytest.raises(DefectnetError, match="does not hold"):
+        calibrated(b, {"Ge": 40.0})
+    with pytest.raises(DefectnetError, match="is the unit right"):
+        calibrated(b, {"Si": 384.0})  # cm⁻¹ given as meV
+
+
+def test_predict_lvm_option_converts_units_and_needs_a_basis(capsys):
+    from defectnet.cli import _local_modes, main
+
+    assert _local_modes("Si=384cm-1, C=48")["Si"] == pytest.approx(47.61, abs=0.01)
+    assert _local_modes("C=48")["C"] == 48.0
+    files = ["--host", "GaAs", "--pristine", str(EXAMPLE / "pristine.csv"), "--doped", str(EXAMPLE / "doped.csv"),
+             "--candidates", "Si,Zn"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", *files, "--lvm", "Si:47"])
+    assert exit_.value.code == 2 and "ELEMENT=ENERGY" in capsys.readouterr().err
+    assert main(["predict", *files, "--lvm", "Si=47.6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "need a basis" in err[0]

@@ -206,6 +206,24 @@ def _energy_scale(text: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _local_modes(text: str) -> dict:
+    """``Si=47.6,C=582cm-1`` -> {element: meV}; a bare number is meV."""
+    import re
+
+    from defectnet.units import to_mev
+
+    modes = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        m = re.fullmatch(r"([A-Z][a-z]?)\s*=\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z^⁻¹\-0-9/]*)", item)
+        if not m:
+            raise argparse.ArgumentTypeError(f"expected ELEMENT=ENERGY[unit], e.g. Si=47.6 or Si=384cm-1, got {item!r}")
+        try:
+            modes[m[1]] = float(to_mev(float(m[2]), m[3] or "meV"))
+        except DefectnetError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return modes
+
+
 class Predict(Command):
     name = "predict"
     help = "predict dopants and their concentrations from a doped (and pristine) spectrum"
@@ -242,6 +260,10 @@ class Predict(Command):
                        help="with --basis: let each candidate's local modes (above the host's bands) sit up to this "
                             "fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential puts them "
                             "5-25 %% off, benchmarks/lvm.py); default 0 = as simulated")
+        p.add_argument("--lvm", type=_local_modes, default={}, metavar="EL=ENERGY,...",
+                       help="with --basis: measured local-mode energies of candidates (meV, or with a unit: "
+                            "Si=384cm-1, C=18.2THz); each one's signature above the host's bands is moved there "
+                            "before the basis is read")
         p.add_argument("--basis-only", action="store_true", help="the same as --method unmix (its older name)")
         p.add_argument("--potential", default="sevennet", help="MLIP for a computed pristine spectrum")
         p.add_argument("--fwhm", type=float, default=None, help="broadening of a computed pristine, meV FWHM")
@@ -261,7 +283,8 @@ class Predict(Command):
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
                                resolution=args.resolution, method=args.method, refine=args.refine,
-                               combine=not args.basis_only, stretch=args.stretch, force=args.force)
+                               combine=not args.basis_only, stretch=args.stretch, modes_mev=args.lvm,
+                               force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=True, basis=args.basis)
         print(pred.table())

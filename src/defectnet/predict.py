@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,10 @@ class PredictConfig:
         With a basis: each candidate's local modes (its signature above the host's band edge)
         may sit at energies scaled by up to ±``stretch`` from where the basis' potential put
         them, fitted per candidate (:func:`~defectnet.unmix.unmix`). 0 = as simulated.
+    modes_mev : dict element -> float
+        With a basis: measured local-mode energies (meV) of candidates; each one's signature above
+        the host's bands is moved there before anything reads the basis
+        (:func:`~defectnet.unmix.calibrated`), for every method.
     force : bool
         Answer even when the input is unlike the host (a measured pristine unlike the host's
         simulated one, a doped spectrum unlike its pristine): the refusal becomes a warning and
@@ -110,6 +114,7 @@ class PredictConfig:
     refine: int = 0
     combine: bool = True
     stretch: float = 0.0
+    modes_mev: dict = field(default_factory=dict)
     force: bool = False
 
     def __post_init__(self):
@@ -124,6 +129,9 @@ class PredictConfig:
             raise DefectnetError(f"refine must be ≥ 0 syntheses, got {self.refine}")
         if not (np.isfinite(self.stretch) and 0 <= self.stretch <= 0.5):
             raise DefectnetError(f"stretch must be a fraction in [0, 0.5], got {self.stretch!r}")
+        for el, e in self.modes_mev.items():
+            if not (isinstance(e, (int, float)) and np.isfinite(e) and e > 0):
+                raise DefectnetError(f"the local mode of {el} must be a positive energy in meV, got {e!r}")
         if self.method is not None and self.method not in METHODS:
             raise DefectnetError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
         if not self.combine:  # --basis-only, from before there were methods
@@ -169,8 +177,13 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     """
     config = config or PredictConfig(**kw)
     with warnings.catch_warnings(record=True) as caught:  # the user reads warnings in the notes, not on stderr
+        moved = []
         if basis is not None:
             basis, path = _read_basis(basis)
+            if config.modes_mev:
+                from defectnet.unmix import calibrated
+
+                basis, moved = calibrated(basis, config.modes_mev)
             method, model, chosen = _basis_method(config, model, basis, path or f"the basis of {basis.host}")
             if method == "conditioned":
                 pred = _predict_conditioned(host, doped, pristine, config, basis, path, truth, model)
@@ -179,7 +192,10 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
                                             model if method == "merge" else None, merge=method == "merge")
             if chosen:
                 pred.notes.insert(0, chosen)
+            pred.notes += moved
         else:
+            if config.modes_mev:
+                raise DefectnetError("measured local modes (--lvm) move signatures in a basis: they need a basis (--basis)")
             if config.method:
                 raise DefectnetError(f"method {config.method!r} (--method, --basis-only) chooses how a basis is read: "
                                      "it needs a basis (--basis)")

@@ -208,6 +208,59 @@ def stretched(delta, grid: EnergyGrid, edge_mev: float, scale: float) -> np.ndar
     return delta - above + moved
 
 
+def calibrated(basis: SignatureBasis, modes_mev: dict) -> tuple[SignatureBasis, list[str]]:
+    """``basis`` with candidates' local modes moved to where they were measured.
+
+    A potential puts a dopant's local mode 5–25 % from its measured frequency
+    (``benchmarks/lvm.py``). A user who knows it (an IR line, a published LVM) gives it here, and
+    that candidate's signature above the host's band edge — its local modes — is moved by
+    s = measured / simulated (:func:`stretched`: area kept, every peak above the edge × s), in
+    both spectrum kinds and at every concentration. The simulated mode is the highest-weight
+    peak of the candidate's ``pdos`` signature above the edge.
+
+    Parameters
+    ----------
+    basis : SignatureBasis
+    modes_mev : dict element -> float
+        Measured local-mode energy of each candidate to move, meV.
+
+    Returns
+    -------
+    (SignatureBasis, list of str)
+        The moved basis (its ``config['calibrated_modes']`` records every move) and one note per move.
+    """
+    from dataclasses import replace
+
+    signatures = {k: np.array(v, float) for k, v in basis.signatures.items()}
+    curves = {k: np.array(v, float) for k, v in basis.curves.items()}
+    edges = {k: band_edge_mev(basis.pristine[k], basis.grid) for k in signatures}
+    moves, notes = {}, []
+    for el, measured in modes_mev.items():
+        if el not in basis.elements:
+            raise DefectnetError(f"a local mode is given for {el}, which the basis of {basis.host} does not hold "
+                                 f"({', '.join(basis.elements)})")
+        if not (np.isfinite(measured) and measured > 0):
+            raise DefectnetError(f"the local mode of {el} must be a positive energy, got {measured!r}")
+        k = basis.elements.index(el)
+        sig, edge = signatures["pdos"][k], edges["pdos"]
+        if _share_above(sig, basis.grid, edge) < MODE_SHARE:
+            raise DefectnetError(f"{el} has no local mode above the band edge of {basis.host} ({edge:.1f} meV) in the "
+                                 f"basis: nothing to move to {measured:.1f} meV")
+        simulated = _moved_mode(sig, basis.grid, edge, 1.0)["basis_mev"]
+        scale = measured / simulated
+        if not 0.5 <= scale <= 2.0:
+            raise DefectnetError(f"the local mode of {el} given at {measured:.1f} meV is ×{scale:.2f} the basis' "
+                                 f"{simulated:.1f} meV; a potential errs by 5-25 %, expected ×0.5-2 (is the unit right?)")
+        for kind in signatures:
+            signatures[kind][k] = stretched(signatures[kind][k], basis.grid, edges[kind], scale)
+            curves[kind][k] = stretched(curves[kind][k], basis.grid, edges[kind], scale)
+        moves[el] = {"basis_mev": simulated, "measured_mev": float(measured), "scale": scale}
+        notes.append(f"{el}: local mode moved from {simulated:.1f} meV (the basis') to {measured:.1f} meV as given "
+                     f"(×{scale:.2f})")
+    config = dict(basis.config, calibrated_modes={**basis.config.get("calibrated_modes", {}), **moves})
+    return replace(basis, signatures=signatures, curves=curves, config=config), notes
+
+
 def _search_scales(basis, kind, cols, y, edge, stretch) -> np.ndarray:
     """Per-candidate energy scales that minimise the linear (NNLS) residual: each searched on a
     grid of step :data:`STRETCH_STEP` over [1 − stretch, 1 + stretch] with the others held, twice."""
