@@ -39,6 +39,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--max-minutes", type=float, default=8.0, help="per model")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine: 2 contend badly)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curve")
     args = ap.parse_args(argv)
 
@@ -63,7 +64,8 @@ def main(argv=None):
         tr = np.flatnonzero(np.isin(names, hosts))
         for arch in ARCHS:
             config = ConditionedTrainConfig(model=ModelConfig(arch=arch), epochs=args.epochs,
-                                            max_minutes=args.max_minutes, seed=args.seed)
+                                            max_minutes=args.max_minutes, seed=args.seed,
+                                            threads=args.threads)
             model, history = train_conditioned(data, table, tr, va, config, progress=False)
             out = predict_conditioned(model, data, table, te)
             row = {"arch": arch, "n_hosts": len(hosts), "n_spectra": int(len(tr)), "epochs_run": history["epochs_run"],
