@@ -32,13 +32,11 @@ from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WI
                               signal_against_noise, split_candidate)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
-from defectnet.prediction import Prediction, extent_mev
+from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT, Prediction, extent_mev
 from defectnet.spectrum import Spectrum
 
 #: Share of the pristine spectrum's area that the input range must cover (the rest may be cut).
 COVERAGE = 0.995
-#: A candidate is reported as detected at or above this concentration (at.%) with presence > ½.
-DETECTION_THRESHOLD_AT_PCT = 0.1
 KINDS = ("total", "gpdos")
 #: Who answers with a basis: the conditioned network, the unmixing alone, or the unmixing merged with the plain network.
 METHODS = ("conditioned", "unmix", "merge")

@@ -12,6 +12,9 @@ import numpy as np
 from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum, area_quantile_mev
 
+#: A candidate is reported as detected at or above this concentration (at.%) with presence > ½.
+DETECTION_THRESHOLD_AT_PCT = 0.1
+
 
 @dataclass
 class Prediction:

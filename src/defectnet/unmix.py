@@ -29,7 +29,7 @@ import numpy as np
 from defectnet.basis import KINDS, BasisConfig, SignatureBasis, basis_files  # noqa: F401
 from defectnet.errors import DefectnetError
 from defectnet.grid import EnergyGrid
-from defectnet.predict import DETECTION_THRESHOLD_AT_PCT
+from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT
 from defectnet.spectrum import BAND_EDGE_QUANTILE, area_quantile_mev
 
 #: Fitted concentrations below this atomic fraction (0.001 at.%) are reported as 0 (absent).
