@@ -17,7 +17,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +166,18 @@ def train_compositions(data: TrainingData, idx) -> list[dict]:
     return [{data.host_elements[j]: float(r[j]) for j in np.flatnonzero(r)} for r in rows]
 
 
+@dataclass
+class _Run:
+    """Where a run stands: what resuming restores and every epoch updates."""
+
+    start: int = 0  # epochs done before this call
+    best: float = float("inf")  # the monitored score of the best epoch
+    best_epoch: int = -1
+    bad: int = 0  # epochs since the best
+    history: list = field(default_factory=list)
+    stopped: str = ""
+
+
 def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = True,
           log=None) -> TrainResult:
     """Train ``config.arch`` on ``data``; writes the run directory ``out_dir`` (see module docstring).
@@ -187,10 +199,6 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     TrainResult
         The best model (calibrated), its val / in-distribution / OOD metrics, the epoch history.
     """
-    from tqdm.auto import tqdm
-
-    from defectnet.model.checkpoint import save_checkpoint
-
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,16 +207,44 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     rng = np.random.default_rng(config.seed)
 
     data = with_candidates(data, config.distractors, config.seed + 1)
-    pools = host_pools(data)
     split = split_by_host(data, config.split)
     if len(split.train) == 0 or len(split.val) == 0:
         raise DefectnetError(f"the split leaves {len(split.train)} training and {len(split.val)} validation samples; "
                              "give more data or smaller val/test fractions")
     if config.monitor_split == "val_ood" and len(split.val_ood) == 0:
         raise DefectnetError("monitor_split: val_ood needs calibration hosts (split.calib_hosts or calib_host_fraction)")
-    epoch_index = _oversampled(data, split, config.oversample)  # the training samples of one epoch
+    epoch_index = _oversampled(data, split, config.oversample)  # the training samples of one epoch (checked first)
     tensors = _tensors(data, config.spectrum_mode)
-    P, D, C, M, T = tensors
+    model = _new_model(data, config, split)
+    trainable = _apply_freeze(model, config.freeze)
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    run = _resumed(out, model, opt, config, rng, log) if resume else _started(out, model, config, split, log)
+
+    t0 = time.perf_counter()
+    elapsed0 = run.history[-1]["elapsed_s"] if run.history else 0.0
+    pools = host_pools(data)
+    for epoch in range(run.start, config.epochs if not run.stopped else run.start):
+        train_loss = _train_epoch(model, opt, data, tensors, epoch_index, pools, config, rng, epoch, progress)
+        val = _validate(model, tensors, split.val)
+        held = _validate(model, tensors, split.val_ood) if len(split.val_ood) else {}
+        elapsed = elapsed0 + time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+                  **{f"val_{k}": v for k, v in val.items()}, **{f"val_ood_{k}": v for k, v in held.items()},
+                  "elapsed_s": elapsed}
+        improved = _end_epoch(run, record, val, held, model, opt, config, rng, out, epoch)
+        log(f"epoch {epoch + 1:3d}  train {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
+            f"MAE {val['mae_at_pct']:.4f} at.%  F1 {val['f1']:.3f}"
+            + (f"  held-out hosts loss {held['loss']:.4f} MAE {held['mae_at_pct']:.4f}" if held else "")
+            + f"  {elapsed:6.0f} s" + ("  *" if improved else ""))
+        if run.stopped:
+            log(run.stopped)
+            break
+    return _finished(out, config, split, tensors, run)
+
+
+def _new_model(data: TrainingData, config: TrainConfig, split):
+    """The untrained (or ``init_from``) model of ``config`` for ``data``, its ``meta`` set (grid, config, data record)."""
     mcfg = ModelConfig.from_dict({**config.model, "arch": config.arch, "n_bins": data.grid.n_bins,
                                   "n_elements": len(data.vocabulary), "n_host_elements": len(data.host_elements)})
     model = build_model(mcfg, data.grid, data.vocabulary, data.host_elements)
@@ -224,102 +260,111 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                   "train_config": config.to_dict(), "data": data_info}
     if config.init_from:
         _init_from(model, config, data)
-    trainable = _apply_freeze(model, config.freeze)
-    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    return model
 
-    start, best, best_epoch, bad, history, stopped = 0, float("inf"), -1, 0, [], ""
+
+def _started(out: Path, model, config: TrainConfig, split, log) -> _Run:
+    """A fresh run: writes its config, split and an empty metrics log."""
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (out / "split.json").write_text(json.dumps(split.to_dict()))
+    (out / "metrics.jsonl").write_text("")
+    log(f"{config.arch}: {n_parameters(model):,} parameters; {len(split.train)} train / {len(split.val)} val / "
+        f"{len(split.test_id)} test-id / {len(split.test_ood)} test-ood samples; OOD hosts {list(split.ood_hosts)}")
+    return _Run()
+
+
+def _resumed(out: Path, model, opt, config: TrainConfig, rng, log) -> _Run:
+    """An interrupted run from ``out/last.pt``: weights, optimiser, RNG states and progress restored."""
     last = out / "last.pt"
-    if resume:
-        if not last.is_file():
-            raise DefectnetError(f"cannot resume: {last} does not exist")
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if state["config"] != json.loads(json.dumps(config.to_dict())) or state["fingerprint"] != data_info["fingerprint"]:
-            raise DefectnetError(f"cannot resume {out}: the config or the data differ from the interrupted run")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, best, best_epoch, bad = state["epoch"], state["best"], state["best_epoch"], state["bad"]
-        history, stopped = state["history"], state["stopped"]
-        torch.set_rng_state(state["torch_rng"])
-        rng.bit_generator.state = state["numpy_rng"]
-        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-        log(f"resuming at epoch {start + 1} (best val {config.monitor} {best:.4f} at epoch {best_epoch + 1})")
-    else:
-        import yaml
+    if not last.is_file():
+        raise DefectnetError(f"cannot resume: {last} does not exist")
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    if (state["config"] != json.loads(json.dumps(config.to_dict()))
+            or state["fingerprint"] != model.meta["data"]["fingerprint"]):
+        raise DefectnetError(f"cannot resume {out}: the config or the data differ from the interrupted run")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    run = _Run(state["epoch"], state["best"], state["best_epoch"], state["bad"], state["history"], state["stopped"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in run.history))
+    log(f"resuming at epoch {run.start + 1} (best val {config.monitor} {run.best:.4f} at epoch {run.best_epoch + 1})")
+    return run
 
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        (out / "split.json").write_text(json.dumps(split.to_dict()))
-        (out / "metrics.jsonl").write_text("")
-        log(f"{config.arch}: {n_parameters(model):,} parameters; {len(split.train)} train / {len(split.val)} val / "
-            f"{len(split.test_id)} test-id / {len(split.test_ood)} test-ood samples; OOD hosts {list(split.ood_hosts)}")
 
-    t0 = time.perf_counter()
-    elapsed0 = history[-1]["elapsed_s"] if history else 0.0
+def _train_epoch(model, opt, data, tensors, epoch_index, pools, config: TrainConfig, rng, epoch: int,
+                 progress: bool) -> float:
+    """One pass over ``epoch_index`` in a fresh permutation; returns the mean training loss."""
+    from tqdm.auto import tqdm
+
+    P, D, C, M, T = tensors
+    model.train()
+    perm = rng.permutation(epoch_index)
     n_batches = math.ceil(len(epoch_index) / config.batch_size)
-    for epoch in range(start, config.epochs if not stopped else start):
-        model.train()
-        perm = rng.permutation(epoch_index)
-        running, seen = 0.0, 0
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
-                   file=sys.stderr)
-        for i in bar:
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(config, epoch + i / n_batches)
-            bi = perm[i * config.batch_size:(i + 1) * config.batch_size]
-            b = torch.as_tensor(bi)
-            p, d = P[b], D[b]
-            mask = M[b] if config.distractors == "stored" else torch.from_numpy(
-                draw_candidates(data, rng, idx=bi, pools=pools))
-            if config.augment.active:
-                p, d = config.augment(p, d, data.grid, rng)
-            loss, _ = model.loss(model(p, d, C[b], mask), T[b], mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            running += loss.item() * len(b)
-            seen += len(b)
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-        bar.close()
-        val = _validate(model, tensors, split.val)
-        held = _validate(model, tensors, split.val_ood) if len(split.val_ood) else {}
-        elapsed = elapsed0 + time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": running / max(seen, 1),
-                  **{f"val_{k}": v for k, v in val.items()}, **{f"val_ood_{k}": v for k, v in held.items()},
-                  "elapsed_s": elapsed}
-        history.append(record)
-        watched = held if config.monitor_split == "val_ood" else val
-        score = watched["loss"] if config.monitor == "loss" else watched["mae_at_pct"]
-        improved = score < best - 1e-6
-        if improved:
-            best, best_epoch, bad = score, epoch, 0
-            save_checkpoint(model, out / "model.pt", metrics={"val": val, "epoch": epoch + 1})
-        else:
-            bad += 1
-        if bad >= config.patience:
-            stopped = f"early stop: no improvement for {config.patience} epochs"
-        elif elapsed > 60 * config.max_minutes:
-            stopped = f"time budget of {config.max_minutes} min reached"
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "best": best,
-                    "best_epoch": best_epoch, "bad": bad, "history": history, "stopped": stopped,
-                    "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
-                    "config": json.loads(json.dumps(config.to_dict())), "fingerprint": data_info["fingerprint"]},
-                   last.with_suffix(".tmp"))
-        last.with_suffix(".tmp").replace(last)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        log(f"epoch {epoch + 1:3d}  train {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
-            f"MAE {val['mae_at_pct']:.4f} at.%  F1 {val['f1']:.3f}"
-            + (f"  held-out hosts loss {held['loss']:.4f} MAE {held['mae_at_pct']:.4f}" if held else "")
-            + f"  {elapsed:6.0f} s" + ("  *" if improved else ""))
-        if stopped:
-            log(stopped)
-            break
+    running, seen = 0.0, 0
+    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress,
+               file=sys.stderr)
+    for i in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(config, epoch + i / n_batches)
+        bi = perm[i * config.batch_size:(i + 1) * config.batch_size]
+        b = torch.as_tensor(bi)
+        p, d = P[b], D[b]
+        mask = M[b] if config.distractors == "stored" else torch.from_numpy(
+            draw_candidates(data, rng, idx=bi, pools=pools))
+        if config.augment.active:
+            p, d = config.augment(p, d, data.grid, rng)
+        loss, _ = model.loss(model(p, d, C[b], mask), T[b], mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        running += loss.item() * len(b)
+        seen += len(b)
+        bar.set_postfix(loss=f"{running / seen:.4f}")
+    bar.close()
+    return running / max(seen, 1)
 
-    # Best weights, calibrated uncertainty, metrics on every part, final checkpoint.
-    from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint
 
+def _end_epoch(run: _Run, record: dict, val: dict, held: dict, model, opt, config: TrainConfig, rng, out: Path,
+               epoch: int) -> bool:
+    """Book an epoch: best checkpoint, early stopping, the resume state and the metrics line; whether it improved."""
+    from defectnet.model.checkpoint import save_checkpoint
+
+    run.history.append(record)
+    watched = held if config.monitor_split == "val_ood" else val
+    score = watched["loss"] if config.monitor == "loss" else watched["mae_at_pct"]
+    improved = score < run.best - 1e-6
+    if improved:
+        run.best, run.best_epoch, run.bad = score, epoch, 0
+        save_checkpoint(model, out / "model.pt", metrics={"val": val, "epoch": epoch + 1})
+    else:
+        run.bad += 1
+    if run.bad >= config.patience:
+        run.stopped = f"early stop: no improvement for {config.patience} epochs"
+    elif record["elapsed_s"] > 60 * config.max_minutes:
+        run.stopped = f"time budget of {config.max_minutes} min reached"
+    last = out / "last.pt"
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "best": run.best,
+                "best_epoch": run.best_epoch, "bad": run.bad, "history": run.history, "stopped": run.stopped,
+                "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
+                "config": json.loads(json.dumps(config.to_dict())), "fingerprint": model.meta["data"]["fingerprint"]},
+               last.with_suffix(".tmp"))
+    last.with_suffix(".tmp").replace(last)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return improved
+
+
+def _finished(out: Path, config: TrainConfig, split, tensors, run: _Run) -> TrainResult:
+    """Best weights, calibrated presence and uncertainty, metrics on every part of the split, final checkpoint."""
+    from defectnet.model.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+
+    P, D, C, M, T = tensors
+    history = run.history
     model = model_from_checkpoint(read_checkpoint(out / "model.pt"))
     logit_scale = calibrate_presence(model, tensors, split.val) if config.calibrate else float("nan")
     unseen = float("nan")
@@ -331,7 +376,7 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
                  if config.calibrate and config.init_from and not np.isfinite(unseen) else None)
     if inherited is not None:  # no held-out hosts here: keep the base model's widening for unseen hosts
         unseen = model.sigma_scale_unseen = inherited
-    metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history), "stopped": stopped or "epochs done",
+    metrics = {"best_epoch": run.best_epoch + 1, "epochs_run": len(history), "stopped": run.stopped or "epochs done",
                "train_seconds": history[-1]["elapsed_s"] if history else 0.0, "sigma_scale": sigma_scale,
                "sigma_scale_unseen": unseen, "logit_scale": logit_scale,
                "n_parameters": n_parameters(model)}
