@@ -121,6 +121,21 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
     pred, true, cand = np.asarray(pred, float), np.asarray(true, float), np.asarray(candidates, bool)
     is_true = (true > 0) & cand
     is_distractor = cand & ~is_true
+    detected = pred >= threshold
+    m = _headline_metrics(pred, true, cand, is_true, is_distractor, detected, threshold)
+    nd = np.asarray(n_dopants) if n_dopants is not None else is_true.sum(1)
+    m |= _group_breakdowns(pred, true, cand, is_true, is_distractor, detected,
+                           {"n_dopants": nd.astype(int), **(groups or {})})
+    if vocabulary is not None:
+        m |= _element_breakdowns(pred, true, cand, is_true, is_distractor, detected, vocabulary)
+    calibration = _calibration(pred, true, cand, is_true, sigma, presence)
+    if calibration:
+        m["calibration"] = calibration
+    return m
+
+
+def _headline_metrics(pred, true, cand, is_true, is_distractor, detected, threshold: float) -> dict:
+    """Errors over all candidate entries, detection, the know-nothing references and the error by decade."""
     p, t = pred[cand], true[cand]
     ss_tot = np.sum((t - t.mean()) ** 2) if t.size else 0.0
     m = {"n_samples": len(pred), "n_candidates": int(cand.sum()), "n_true": int(is_true.sum()),
@@ -134,52 +149,64 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
          "distractor_flagged_fraction": float(np.mean(pred[is_distractor] >= threshold))
          if is_distractor.any() else float("nan"),
          "min_prediction": float(p.min()) if p.size else float("nan")}
-    detected = pred >= threshold
     m["detection"] = _prf(detected, is_true, is_distractor) | {"auc": _auc(p, is_true[cand])}
     # What knowing nothing scores on the same candidates: every prediction 0 (MAE), every candidate present (F1).
     share = float(is_true[cand].mean()) if cand.any() else float("nan")
     m["reference"] = {"mae_zero_at_pct": _errors(np.zeros_like(t), t)["mae_at_pct"],
                       "f1_all_present": 2 * share / (1 + share) if share > 0 else 0.0}
     m["detection_ge1pct"] = _prf(detected, is_true & (true >= 0.01), is_distractor)
-
     m["by_decade"] = {}
     for lo, hi, name in DECADES:
         sel = is_true & (true >= lo) & (true < hi)
         m["by_decade"][name] = {**_errors(pred[sel], true[sel]),
                                 "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
-    nd = np.asarray(n_dopants) if n_dopants is not None else is_true.sum(1)
-    groups = {"n_dopants": nd.astype(int), **(groups or {})}
+    return m
+
+
+def _group_breakdowns(pred, true, cand, is_true, is_distractor, detected, groups: dict) -> dict:
+    """``by_<key>``: the errors, F1 and distractor mean of each group of samples, per labelling in ``groups``."""
+    out = {}
     for key, labels in groups.items():
         labels = np.asarray(labels, dtype=str)
-        m[f"by_{key}"] = {}
+        out[f"by_{key}"] = {}
         for g in np.unique(labels):
             rows = (labels == g)[:, None]
             dg = is_distractor & rows
-            m[f"by_{key}"][str(g)] = {
+            out[f"by_{key}"][str(g)] = {
                 **_errors(pred[cand & rows], true[cand & rows]), "n_samples": int(rows.sum()),
                 "f1": _prf(detected & rows, is_true & rows, dg)["f1"],
                 "f1_ge1pct": _prf(detected & rows, is_true & rows & (true >= 0.01), dg)["f1"],
                 "distractor_mean_at_pct": float(100 * pred[dg].mean()) if dg.any() else float("nan")}
-    if vocabulary is not None:
-        masses = np.array([mass_amu(el) for el in vocabulary])
-        m["per_element"] = {}
-        for j, el in enumerate(vocabulary):
-            if not cand[:, j].any():
-                continue
-            tj, dj = is_true[:, j], is_distractor[:, j]
-            m["per_element"][el] = {"n_true": int(tj.sum()), "n_distractor": int(dj.sum()),
-                                    "mae_true_at_pct": _errors(pred[tj, j], true[tj, j])["mae_at_pct"],
-                                    "recall": float(np.mean(detected[tj, j])) if tj.any() else float("nan"),
-                                    "distractor_mean_at_pct": float(100 * pred[dj, j].mean()) if dj.any() else float("nan")}
-        m["by_dopant_mass"] = {}
-        for lo, hi, name in MASS_BINS:
-            sel = is_true & ((masses >= lo) & (masses < hi))[None, :]
-            m["by_dopant_mass"][name] = {**_errors(pred[sel], true[sel]),
-                                         "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
+    return out
+
+
+def _element_breakdowns(pred, true, cand, is_true, is_distractor, detected, vocabulary) -> dict:
+    """``per_element`` (each candidate element's error, recall, distractor mean) and ``by_dopant_mass``."""
+    masses = np.array([mass_amu(el) for el in vocabulary])
+    per_element = {}
+    for j, el in enumerate(vocabulary):
+        if not cand[:, j].any():
+            continue
+        tj, dj = is_true[:, j], is_distractor[:, j]
+        per_element[el] = {"n_true": int(tj.sum()), "n_distractor": int(dj.sum()),
+                           "mae_true_at_pct": _errors(pred[tj, j], true[tj, j])["mae_at_pct"],
+                           "recall": float(np.mean(detected[tj, j])) if tj.any() else float("nan"),
+                           "distractor_mean_at_pct": float(100 * pred[dj, j].mean()) if dj.any() else float("nan")}
+    by_mass = {}
+    for lo, hi, name in MASS_BINS:
+        sel = is_true & ((masses >= lo) & (masses < hi))[None, :]
+        by_mass[name] = {**_errors(pred[sel], true[sel]),
+                         "recall": float(np.mean(detected[sel])) if sel.any() else float("nan")}
+    return {"per_element": per_element, "by_dopant_mass": by_mass}
+
+
+def _calibration(pred, true, cand, is_true, sigma, presence) -> dict:
+    """±1σ/2σ coverage (when ``sigma`` is given and not all 0) and presence Brier/ECE (when not all 0/1)."""
+    out = {}
     if sigma is not None and np.any(np.asarray(sigma)[cand] > 0):
         s = np.asarray(sigma, float)
         err = np.abs(pred - true)
-        m["calibration"] = {
+        out = {
             "coverage_1sigma_true": float(np.mean(err[is_true] <= s[is_true])) if is_true.any() else float("nan"),
             "coverage_2sigma_true": float(np.mean(err[is_true] <= 2 * s[is_true])) if is_true.any() else float("nan"),
             "coverage_1sigma_all": float(np.mean(err[cand] <= s[cand])),
@@ -193,9 +220,8 @@ def compute_metrics(pred, true, candidates, *, sigma=None, presence=None, n_dopa
             bins = np.minimum((pr * 10).astype(int), 9)
             ece = sum(abs(pr[bins == b].mean() - y[bins == b].mean()) * np.mean(bins == b)
                       for b in range(10) if np.any(bins == b))
-            m.setdefault("calibration", {}).update({"presence_brier": float(np.mean((pr - y) ** 2)),
-                                                    "presence_ece": float(ece)})
-    return m
+            out.update({"presence_brier": float(np.mean((pr - y) ** 2)), "presence_ece": float(ece)})
+    return out
 
 
 def per_sample_mse(pred, true, candidates) -> np.ndarray:
