@@ -237,7 +237,7 @@ def run_accuracy(args) -> dict:
 
 def run_speed(args) -> dict:
     """Training time per epoch on 16,000 synthetic spectra (same shapes as real data) and inference throughput."""
-    from defectnet.model.dataset import make_synthetic
+    from defectnet.model.synthetic import make_synthetic
     from defectnet.model.train import TrainConfig, train
 
     data = make_synthetic(200, 80, seed=0)  # 16,000 spectra
@@ -262,7 +262,7 @@ def run_inference(args) -> dict:
     import torch
 
     from defectnet.model.checkpoint import load_model
-    from defectnet.model.dataset import make_synthetic
+    from defectnet.model.synthetic import make_synthetic
 
     data = make_synthetic(200, 80, seed=0)
     model = load_model()

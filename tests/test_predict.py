@@ -13,7 +13,7 @@ from defectnet.cli import main
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID
 from defectnet.io import write_spectrum
-from defectnet.model.dataset import make_synthetic
+from defectnet.model.synthetic import make_synthetic
 from defectnet.model.train import TrainConfig, train
 from defectnet.predict import PredictConfig, predict_defects
 from defectnet.spectrum import Spectrum

@@ -15,7 +15,7 @@ from defectnet.model.augment import Augment
 from defectnet.model.conditioned import BasisTable
 from defectnet.model.conditioned_train import ConditionedTrainConfig, predict_conditioned, predict_with_basis, \
     train_conditioned
-from defectnet.model.dataset import make_synthetic
+from defectnet.model.synthetic import make_synthetic
 from defectnet.model.network import ModelConfig
 from defectnet.unmix import SignatureBasis
 

@@ -7,7 +7,7 @@ import pytest
 
 from defectnet.grid import DEFAULT_GRID
 from defectnet.model.baselines import BASELINES
-from defectnet.model.dataset import make_synthetic
+from defectnet.model.synthetic import make_synthetic
 from defectnet.model.evaluate import compute_metrics, per_sample_mse
 
 # Two samples, four vocabulary columns. Sample 0: dopants col 0 (5 at.%) and col 1 (0.5 at.%),

@@ -9,7 +9,7 @@ import torch
 from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
-from defectnet.model.dataset import make_synthetic
+from defectnet.model.synthetic import make_synthetic
 from defectnet.model.network import (
     ARCHITECTURES,
     ModelConfig,

@@ -18,11 +18,11 @@ from defectnet.model.baselines import MeanBaseline
 from defectnet.model.dataset import (
     SplitConfig,
     load_training_file,
-    make_synthetic,
     split_by_host,
     write_training_file,
 )
 from defectnet.model.evaluate import compute_metrics
+from defectnet.model.synthetic import make_synthetic
 from defectnet.model.train import TrainConfig, train
 
 BABY = Path(__file__).resolve().parents[2] / "configs" / "baby.yaml"

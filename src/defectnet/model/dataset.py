@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import periodictable
 
-from defectnet.elements import DOPANTS, mass_amu
+from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError, dataclass_from_dict
 from defectnet.data.export import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
@@ -286,113 +286,6 @@ def composition_vector(composition, host_elements=HOST_ELEMENTS) -> np.ndarray:
     if np.any(v < 0) or v.sum() <= 0:
         raise DefectnetError("composition must be non-negative with a positive sum")
     return v / v.sum()
-
-
-# ------------------------------------------------------------------------ synthetic data
-_SYNTH_HOST_POOL = ("B", "C", "N", "O", "F", "Mg", "Al", "Si", "P", "S", "Cl", "Zn", "Ga", "Ge", "As",
-                    "Se", "Cd", "In", "Sn", "Sb", "Te", "Li", "Na", "K", "Ca", "Ti", "Cu", "Ag", "Ba")
-
-
-def make_synthetic(n_hosts: int = 12, samples_per_host: int = 40, *, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
-                   fwhm_mev: float = 1.0, max_dopants: int = 4, n_distractors: tuple = (1, 3)) -> TrainingData:
-    """A cheap toy dataset with the physics' main structure, for tests and debugging.
-
-    Each host is 1–3 elements from a pool; its PDoS is an acoustic Debye band plus one
-    optical Gaussian per element at ``E ∝ 1/sqrt(mass)``. A dopant at concentration c
-    replacing a host element of mass m_s moves a weight 3c of that element's band into a
-    mode at ``E_s sqrt(m_s / m_d)`` (a local mode above the band if lighter, a resonance
-    inside it if heavier) and shifts the host peaks by ∝ c (m_s − m_d) / m_s. Candidates are
-    the true dopants plus distractors drawn among elements of similar mass.
-
-    Parameters
-    ----------
-    n_hosts, samples_per_host : int
-    seed : int
-        All randomness comes from ``numpy.random.default_rng(seed)``.
-    grid : EnergyGrid
-    fwhm_mev : float
-        Gaussian width of every mode, meV.
-    max_dopants : int
-        Up to this many dopant species per sample (1–6).
-    n_distractors : (int, int)
-        Inclusive range of distractors per sample.
-
-    Returns
-    -------
-    TrainingData
-        With ``pristine_gpdos``/``doped_gpdos`` equal to the total spectra.
-    """
-    rng = np.random.default_rng(seed)
-    e, w = grid.centers, grid.widths
-    vocab_index = {el: i for i, el in enumerate(DOPANTS)}
-    host_index = {el: i for i, el in enumerate(HOST_ELEMENTS)}
-    vocab_mass = np.array([mass_amu(el) for el in DOPANTS])
-    sigma = fwhm_mev / 2.3548
-
-    def peaks(centres, weights, widths):
-        """Sum of unit-area Gaussians, as bin-mean densities on the grid, shape (G,)."""
-        c, a, s = (np.asarray(x, float)[:, None] for x in (centres, weights, widths))
-        dens = (a * np.exp(-0.5 * ((e[None] - c) / s) ** 2) / (s * np.sqrt(2 * np.pi))).sum(0)
-        return dens / np.sum(dens * w)
-
-    rows = {k: [] for k in _ARRAYS}
-    names = []
-    for h in range(n_hosts):
-        k = int(rng.integers(1, 4))
-        els = list(rng.choice(_SYNTH_HOST_POOL, size=k, replace=False))
-        counts = rng.integers(1, 4, size=k)
-        frac = counts / counts.sum()
-        masses = np.array([mass_amu(el) for el in els])
-        stiffness = rng.uniform(2.0e4, 6.0e4)  # meV² amu: E_i = sqrt(stiffness / m_i)
-        e_opt = np.sqrt(stiffness / masses)
-        e_debye = 0.55 * e_opt.min()
-        names.append(f"synth{h:03d}-" + "".join(f"{el}{c}" for el, c in zip(els, counts)))
-        comp = np.zeros(len(HOST_ELEMENTS), np.float32)
-        for el, f in zip(els, frac):
-            comp[host_index[el]] = f
-        acoustic_c = np.linspace(0.1, 1.0, 12) * e_debye
-        acoustic_w = acoustic_c**2 / np.sum(acoustic_c**2) * 0.3
-        base_c = np.concatenate([acoustic_c, e_opt])
-        base_w = np.concatenate([acoustic_w, 0.7 * frac])
-        base_s = np.concatenate([np.full(12, 0.15 * e_debye), 0.06 * e_opt]) + sigma
-        pristine = peaks(base_c, base_w, base_s)
-        # Plausible dopants: vocabulary elements within a factor ~3 in mass of a host element.
-        pool = [i for i, el in enumerate(DOPANTS) if el not in els
-                and np.min(np.abs(np.log(vocab_mass[i] / masses))) < 1.1]
-        for _ in range(samples_per_host):
-            n_d = int(rng.integers(1, min(max_dopants, len(pool) - 1) + 1))
-            chosen = rng.choice(pool, size=n_d, replace=False)
-            conc = np.exp(rng.uniform(np.log(0.002), np.log(0.25), size=n_d))
-            conc *= min(1.0, 0.3 / conc.sum())
-            c_w, c_c, c_s = list(base_w), list(base_c), list(base_s)
-            for d, c in zip(chosen, conc):
-                site = int(np.argmin(np.abs(np.log(vocab_mass[d] / masses))))
-                ratio = masses[site] / vocab_mass[d]
-                c_w[12 + site] = max(c_w[12 + site] - 0.7 * c, 0.0)
-                c_c.append(e_opt[site] * np.sqrt(ratio) * (1.15 if ratio > 1 else 0.9))
-                c_w.append(0.7 * c)
-                c_s.append(0.015 * e_opt[site] + sigma)
-                c_c[12:12 + k] = list(np.array(c_c[12:12 + k]) * (1 + 0.3 * c * (1 - 1 / ratio)))
-            doped = peaks(c_c, c_w, c_s)
-            n_x = int(rng.integers(n_distractors[0], n_distractors[1] + 1))
-            others = [i for i in pool if i not in set(chosen.tolist())]
-            distract = rng.choice(others, size=min(n_x, len(others)), replace=False)
-            t = np.zeros(len(DOPANTS), np.float32)
-            t[chosen] = conc
-            cand = np.zeros(len(DOPANTS), bool)
-            cand[chosen] = True
-            cand[distract] = True
-            for key, val in (("pristine", pristine), ("doped", doped), ("pristine_gpdos", pristine),
-                             ("doped_gpdos", doped), ("targets", t), ("candidates", cand), ("composition", comp),
-                             ("host_id", h), ("n_dopants", n_d), ("sample_id", len(rows["sample_id"])),
-                             ("supercell_atoms", 480)):
-                rows[key].append(val)
-    arrays = {k: np.stack(v) if np.ndim(v[0]) else np.array(v) for k, v in rows.items()}
-    attrs = {"potential": "synthetic", "tier": "synthetic", "broadening": json.dumps({"fwhm_mev": fwhm_mev}),
-             "config": json.dumps({"generator": "make_synthetic", "n_hosts": n_hosts,
-                                   "samples_per_host": samples_per_host, "seed": seed})}
-    assert set(vocab_index) == set(DOPANTS)
-    return TrainingData(**arrays, host_names=np.array(names, dtype=object), grid=grid, attrs=attrs)
 
 
 # ------------------------------------------------------------------------ splits
