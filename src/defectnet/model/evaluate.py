@@ -243,17 +243,28 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cand = np.asarray(candidates, bool)
-    is_true = (true > 0) & cand
-    is_dis = cand & ~is_true
     m = compute_metrics(pred, true, cand, sigma=sigma, presence=presence, n_dopants=n_dopants,
                         vocabulary=vocabulary or None)
-    paths = []
+    figures = {"parity.png": _parity_figure(pred, true, cand, sigma, m, title),
+               "fig4_quartiles.png": _quartile_figure(pred, true, cand, sigma, vocabulary, seed),
+               "per_element.png": _per_element_figure(m, title),
+               "breakdown.png": _breakdown_figure(m),
+               "distractors.png": _distractor_figure(pred, true, cand, m)}
+    if "calibration" in m and sigma is not None and np.any(sigma[cand] > 0):
+        figures["calibration.png"] = _calibration_figure(pred, true, cand, sigma, presence)
+    return [_save(fig, out / name) for name, fig in figures.items()]
 
+
+def _parity_figure(pred, true, cand, sigma, m: dict, title: str):
+    """Predicted vs true on linear and log axes, distractors at 0."""
+    import matplotlib.pyplot as plt
+
+    is_true = (true > 0) & cand
+    is_dis = cand & ~is_true
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, log in zip(axes, (False, True)):
         x, y = 100 * true[is_true], 100 * pred[is_true]
@@ -272,7 +283,12 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
         ax.set_xlabel("true (at.%)"), ax.set_ylabel("predicted (at.%)")
     axes[0].set_title(f"{title} MAE {m['mae_at_pct']:.3f} at.%, R² {m['r2']:.3f}")
     axes[1].legend(loc="lower right", fontsize=8)
-    paths.append(_save(fig, out / "parity.png"))
+    return fig
+
+
+def _quartile_figure(pred, true, cand, sigma, vocabulary, seed: int):
+    """The paper's Fig. 4: up to 8 samples per quartile of per-sample MSE, every candidate predicted vs true."""
+    import matplotlib.pyplot as plt
 
     mse = per_sample_mse(pred, true, cand)
     rng = np.random.default_rng(seed)
@@ -305,7 +321,11 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
                      fontsize=9)
         if q == 0:
             ax.legend(fontsize=8, loc="upper right")
-    paths.append(_save(fig, out / "fig4_quartiles.png"))
+    return fig
+
+
+def _per_element_figure(m: dict, title: str):
+    import matplotlib.pyplot as plt
 
     els = [el for el in m.get("per_element", {}) if m["per_element"][el]["n_true"]]
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(els)), 4))
@@ -313,7 +333,12 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
     ax.set_xticks(range(len(els)), els, fontsize=8)
     ax.set_ylabel("MAE on true dopants (at.%)")
     ax.set_title(f"{title} per-element error")
-    paths.append(_save(fig, out / "per_element.png"))
+    return fig
+
+
+def _breakdown_figure(m: dict):
+    """MAE by true-concentration decade and by number of dopants."""
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     d = m["by_decade"]
@@ -322,8 +347,13 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
     nd = m["by_n_dopants"]
     axes[1].bar(list(nd), [nd[k]["mae_at_pct"] for k in nd])
     axes[1].set_xlabel("number of dopants"), axes[1].set_ylabel("MAE over candidates (at.%)")
-    paths.append(_save(fig, out / "breakdown.png"))
+    return fig
 
+
+def _distractor_figure(pred, true, cand, m: dict):
+    import matplotlib.pyplot as plt
+
+    is_dis = cand & ~((true > 0) & cand)
     fig, ax = plt.subplots(figsize=(6, 4))
     v = 100 * pred[is_dis]
     ax.hist(np.clip(v, -0.5, 5), bins=60, color="C3")
@@ -332,27 +362,31 @@ def make_plots(out_dir, pred, true, candidates, *, sigma=None, presence=None, n_
     ax.set_title(f"distractors: mean {m['distractor_mean_at_pct']:.3f} at.%, "
                  f"{100 * m['distractor_flagged_fraction']:.1f} % flagged")
     ax.legend()
-    paths.append(_save(fig, out / "distractors.png"))
+    return fig
 
-    if "calibration" in m and sigma is not None and np.any(sigma[cand] > 0):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        z = np.abs(pred - true)[is_true] / np.maximum(sigma[is_true], 1e-12)
-        ks = np.linspace(0, 3, 31)
-        from scipy.special import erf
 
-        axes[0].plot(ks, erf(ks / np.sqrt(2)), "k--", label="ideal (Gaussian)")
-        axes[0].plot(ks, [np.mean(z <= k) for k in ks], label="observed (true dopants)")
-        axes[0].set_xlabel("k (interval ±kσ)"), axes[0].set_ylabel("coverage"), axes[0].legend()
-        if presence is not None:
-            pr, y = presence[cand], is_true[cand]
-            edges = np.linspace(0, 1, 11)
-            idx = np.minimum(np.digitize(pr, edges) - 1, 9)
-            xs = [pr[idx == b].mean() for b in range(10) if np.any(idx == b)]
-            ys = [y[idx == b].mean() for b in range(10) if np.any(idx == b)]
-            axes[1].plot([0, 1], [0, 1], "k--"), axes[1].plot(xs, ys, "o-")
-            axes[1].set_xlabel("predicted presence probability"), axes[1].set_ylabel("observed frequency")
-        paths.append(_save(fig, out / "calibration.png"))
-    return paths
+def _calibration_figure(pred, true, cand, sigma, presence):
+    """Coverage of ±kσ against the Gaussian ideal, and presence reliability."""
+    import matplotlib.pyplot as plt
+
+    is_true = (true > 0) & cand
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    z = np.abs(pred - true)[is_true] / np.maximum(sigma[is_true], 1e-12)
+    ks = np.linspace(0, 3, 31)
+    from scipy.special import erf
+
+    axes[0].plot(ks, erf(ks / np.sqrt(2)), "k--", label="ideal (Gaussian)")
+    axes[0].plot(ks, [np.mean(z <= k) for k in ks], label="observed (true dopants)")
+    axes[0].set_xlabel("k (interval ±kσ)"), axes[0].set_ylabel("coverage"), axes[0].legend()
+    if presence is not None:
+        pr, y = presence[cand], is_true[cand]
+        edges = np.linspace(0, 1, 11)
+        idx = np.minimum(np.digitize(pr, edges) - 1, 9)
+        xs = [pr[idx == b].mean() for b in range(10) if np.any(idx == b)]
+        ys = [y[idx == b].mean() for b in range(10) if np.any(idx == b)]
+        axes[1].plot([0, 1], [0, 1], "k--"), axes[1].plot(xs, ys, "o-")
+        axes[1].set_xlabel("predicted presence probability"), axes[1].set_ylabel("observed frequency")
+    return fig
 
 
 def _save(fig, path: Path) -> Path:
