@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,32 @@ def test_readme_basis_example_is_answered_by_the_conditioned_network(tmp_path):
     for el, r in found.items():
         assert r["concentration"] == pytest.approx(by_hand[el]["concentration"], abs=1e-7)
         assert r["presence"] == pytest.approx(by_hand[el]["presence"], abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["conditioned", "unmix"])
+def test_a_dopant_left_off_the_list_leaves_its_signature_unexplained_and_is_said(method):
+    """Si withheld from the README example: its local mode (35 meV) is left in the residual, the answer is
+    not trusted and the warning names the energies; with Si listed, no such warning."""
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    kw = dict(pristine=ex / "pristine.csv", basis=ex / "basis.npz", method=method)
+    full = predict_defects("GaAs", ex / "doped.csv", candidates=["Si", "Zn", "Be", "C"], **kw)
+    assert not [w for w in full.warnings if "unexplained" in w]
+    short = predict_defects("GaAs", ex / "doped.csv", candidates=["Zn", "Be", "C"], **kw)
+    (warning,) = [w for w in short.warnings if "unexplained" in w]
+    assert not short.trusted
+    share, lo, hi = map(float, re.search(r"leave (\d+) % .* at ([\d.]+)–([\d.]+) meV", warning).groups())
+    assert share > 30 and lo <= 35.0 <= hi + 1.0  # Si's local mode, 35 meV with 7net-0
+
+
+def test_residual_range_is_where_the_residual_lies():
+    from defectnet.grid import EnergyGrid
+    from defectnet.unmix import residual_range_mev
+
+    grid = EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=100.0, n_bins=100)
+    r = np.exp(-0.5 * ((grid.centers - 40.0) / 2.0) ** 2)
+    lo, hi = residual_range_mev(r, grid)
+    assert 37 < lo < 40 < hi < 43
+    assert np.isnan(residual_range_mev(np.zeros(100), grid)[0])
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import numpy as np
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WINDOW, band_edge, basis_candidates, choose_unit,
                               coverage_warnings, doped_consistency, doped_problem, host_consistency, host_problem, is_cut,
                               model_candidates, no_signature_warning, plausibility_warnings, roughness, scaled_distance,
-                              signal_against_noise, split_candidate)
+                              signal_against_noise, split_candidate, unexplained_warning)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT, Prediction, extent_mev
@@ -405,8 +405,13 @@ def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, pa
     notes.append(_calibration_note(model, name, seen))
     res = {}
     if read:
+        from defectnet.unmix import unmix
+
         with host_calibration(model, seen=seen is not False):
             res = predict_with_basis(model, p.values, d.values, composition, read, basis)
+        # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
+        if warning := unexplained_warning(unmix(p.values, d.values, basis, kind=bkind, candidates=read)["_fit"]):
+            warned.append(warning)
     if unstable := [c for c in cands if c in basis.failed]:
         notes.append("no stable position in the basis' simulations, reported absent: "
                      + "; ".join(basis.failed[c] for c in unstable))
@@ -463,6 +468,8 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, pa
                      + "; ".join(fit["unstable"].values()))
     what = "the synthesis" if config.refine else "the basis"
     notes.append(f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % of the signature's variance")
+    if warning := unexplained_warning(fit):
+        warned.append(warning)
     merged = _merge_with_model(model, name, composition, kind, basis.grid, p, d, cands, out, notes) \
         if merge else None
     if merged is not None:

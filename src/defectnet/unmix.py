@@ -152,7 +152,8 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     knots, curves = basis.realised[cols], np.array(moved) * sw  # (K, n), (K, n, B)
     slopes = np.array([stretched(basis.signatures[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)])
     c, fitted, J, name = _fit_concentrations(knots, curves, slopes.T * sw[:, None], y, method)
-    fit = {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}}
+    fit = {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
+           "residual_range_mev": residual_range_mev(y - fitted, basis.grid)}
     if stretch > 0:
         fit["modes"] = {el: _moved_mode(basis.signatures[kind][k], basis.grid, edge, s)
                         for el, k, s, ci in zip(cands, cols, scales, c)
@@ -181,6 +182,15 @@ def _fit_concentrations(knots, curves, A, y, method: str):
     c[c < MIN_FRACTION] = 0.0
     fitted, J = models[name](c)
     return c, fitted, J, name
+
+
+def residual_range_mev(r, grid: EnergyGrid) -> tuple[float, float]:
+    """Energies (meV) between which the middle half of a residual's squared norm lies (r (B,), any weights)."""
+    w2 = np.asarray(r, float) ** 2
+    if not np.any(w2 > 0):
+        return float("nan"), float("nan")
+    cum = np.cumsum(w2) / w2.sum()
+    return float(grid.centers[np.searchsorted(cum, 0.25)]), float(grid.centers[min(np.searchsorted(cum, 0.75), len(cum) - 1)])
 
 
 def band_edge_mev(pdos, grid: EnergyGrid, quantile: float = BAND_EDGE_QUANTILE) -> float:
