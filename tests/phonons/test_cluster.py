@@ -210,3 +210,17 @@ def test_a_cluster_above_max_dopants_falls_back_to_single_patches_with_a_reason(
     assert res.info["n_clusters"] == 0
     assert res.info["fallbacks"] == ["2 dopants, more than max_dopants=1"]
     assert np.array_equal(res.fc, TIERS["patch"](au_pair, SETTINGS).fc)
+
+
+def test_cluster_statistics_count_dopants_in_clusters_and_repeated_keys(cu_host, cell256):
+    from defectnet.phonons.clusters import cluster_statistics
+
+    atoms, _ = cell256
+    lone, dense = cluster_statistics(cu_host.atoms, atoms, [("Au", "Cu", 1.0)], [1 / 256, 0.25], 2.6,
+                                     samples=4)
+    assert lone["n_dopants"] == 4 and lone["in_clusters"] == 0 and lone["hit_rate"] is None
+    # 64 Au among 256 fcc sites (12 neighbours each): almost every one has a neighbour
+    assert dense["in_clusters"] > 0.9 and dense["largest_cluster"] > 4
+    assert dense["in_patched_clusters"] <= dense["in_clusters"]
+    assert 0 < dense["distinct_keys"] < dense["lookups"]  # fcc nearest-neighbour pairs: one key, met often
+    assert dense["hit_rate"] == pytest.approx(1 - dense["distinct_keys"] / dense["lookups"])

@@ -249,3 +249,48 @@ def oriented(patch: ClusterPatch, rotation: np.ndarray) -> ClusterPatch:
     return replace(patch, members_rel_ang=patch.members_rel_ang @ R, rel_ang=patch.rel_ang @ R,
                    sphere_rel_ang=patch.sphere_rel_ang @ R, displacement_ang=patch.displacement_ang @ R,
                    delta=np.einsum("ai,csab,bj->csij", R, patch.delta, R))
+
+
+def cluster_statistics(primitive: Atoms, supercell: Atoms, dopants, fractions, cutoff_ang: float, *,
+                       samples: int = 10, seed: int = 0, max_dopants: int = ClusterSettings.max_dopants,
+                       symprec: float = 1e-4) -> list[dict]:
+    """How many dopants sit in clusters, and how often a cluster patch would be found in the cache.
+
+    For each total fraction in ``fractions``, ``samples`` placements (``default_rng([seed, k])``)
+    of the ``dopants`` — (element, site element, share of the total) — in the pristine
+    ``supercell`` built from ``primitive``; no force call. Returns one dict per fraction:
+    ``in_clusters`` (share of dopants with another within ``cutoff_ang`` Å), ``in_patched_clusters``
+    (of those, in clusters of at most ``max_dopants``), ``mean_cluster_size``, ``largest_cluster``,
+    ``lookups`` (clusters of 2…max_dopants met, each a cache lookup), ``distinct_keys`` and
+    ``hit_rate`` = 1 − distinct/lookups (a cache filled over the samples in turn, empty at the start).
+    """
+    from defectnet.doping import DopantSpec, substitute
+
+    symmetry = HostSymmetry(primitive, symprec)
+    out = []
+    for frac in fractions:
+        n_dop = in_cl = in_patched = lookups = 0
+        sizes, keys = [], set()
+        for k in range(samples):
+            specs = [DopantSpec(el, site, frac * share) for el, site, share in dopants]
+            doped, sub = substitute(supercell, specs, np.random.default_rng([seed, k]))
+            symbols = doped.get_chemical_symbols()
+            for g in dopant_clusters(doped, sub.dopant_indices, cutoff_ang):
+                size = len(g.indices)
+                n_dop += size
+                if size == 1:
+                    continue
+                in_cl += size
+                sizes.append(size)
+                if size <= max_dopants:
+                    in_patched += size
+                    lookups += 1
+                    keys.add(canonical_cluster(symmetry, g.positions_ang, [symbols[i] for i in g.indices]).key)
+        out.append({
+            "fraction": float(frac), "samples": samples, "n_dopants": n_dop,
+            "in_clusters": in_cl / n_dop, "in_patched_clusters": in_patched / n_dop,
+            "mean_cluster_size": float(np.mean(sizes)) if sizes else 0.0,
+            "largest_cluster": int(max(sizes, default=1)), "lookups": lookups, "distinct_keys": len(keys),
+            "hit_rate": 1 - len(keys) / lookups if lookups else None,
+        })
+    return out
