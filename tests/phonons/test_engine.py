@@ -271,8 +271,8 @@ def test_tiers_are_strategies_in_one_registry():
     from defectnet.errors import DefectnetError
     from defectnet.phonons.tiers import get_tier
 
-    assert set(TIERS) == {"full", "local", "patch", "mass"}
+    assert set(TIERS) == {"full", "local", "patch", "cluster", "mass"}
     assert [t.name for t in TIERS.values() if not t.needs_calculator] == ["mass"]
     assert [t.name for t in TIERS.values() if t.uses_patches] == ["patch"]
-    with pytest.raises(DefectnetError, match="unknown tier 'fast'; expected one of full, local, patch, mass"):
+    with pytest.raises(DefectnetError, match="unknown tier 'fast'; expected one of full, local, patch, cluster, mass"):
         get_tier("fast")

@@ -263,6 +263,9 @@ class GenerateConfig:
         from defectnet.phonons.potentials import canonical_name
 
         get_tier(self.tier)
+        if self.tier == "cluster":  # its patches are made inside each sample, not stored per host
+            raise DefectnetError("tier 'cluster' is not wired into generation yet (its patches are not stored); "
+                                 "use tier 'patch'")
         pot = canonical_name(self.potential)
         object.__setattr__(self, "potential", pot)
         if self.host.potential != pot:

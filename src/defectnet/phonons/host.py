@@ -50,6 +50,8 @@ class PristineHost:
     patch_cache: dict = field(default_factory=dict, repr=False)
     # (width, displacement, plusminus) -> (cell, force constants): wider cells patches are computed in
     patch_cells: dict = field(default_factory=dict, repr=False)
+    # (canonical cluster key, TierSettings, cell width step) -> ClusterPatch (defectnet.phonons.clusters); memory only
+    cluster_cache: dict = field(default_factory=dict, repr=False)
     disk_cache: object | None = field(default=None, repr=False)  # HostCache, where patches are kept on disk
 
     @property

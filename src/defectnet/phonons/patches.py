@@ -114,8 +114,6 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     if key in cache:
         return cache[key], 0
 
-    from defectnet.phonons.relax import relax
-
     small, fc0 = _small_cell(host, settings, calc)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
     doped = small.copy()
@@ -123,76 +121,15 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     symbols[d] = element
     doped.set_chemical_symbols(symbols)
     doped.set_masses([mass_amu(s) for s in symbols])
-    if settings.relax:
-        # An isolated dopant keeps its site symmetry; keeping it lets phonopy use it below.
-        with stage("relax"):
-            doped = relax(doped, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
-                          symmetry=True).atoms
-
     radius = 0.5 * min_width_ang(small.cell.array) - 1e-3  # images of the sphere are unique
     cutoff = min(settings.cutoff_ang, radius)
     cluster = neighbours_within(small, [d], cutoff)
     cluster = np.concatenate([[d], cluster[cluster != d]])
-    with stage("displace"):
-        cols, calls = _cheapest_columns(doped, cluster, calc, settings, progress)
-    tol = settings.soft_mode_tol_mev
-    mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol) if tol > 0 else None
-    follows = settings.soft_mode_follows if settings.relax else 0
-    while mode is not None and follows > 0:
-        # The site-symmetric relaxation stopped on a saddle point (an off-centre dopant: O on Sb
-        # in GaSb has a T2 mode at -4.5 meV with SevenNet-0). Transplanted many times, such a
-        # patch makes the doped cell unstable; follow the mode down, without symmetry. The soft
-        # mode is often degenerate and eigh picks any direction in its subspace (it differs
-        # between BLAS builds); one direction can lead to a lower-symmetry saddle, so follow again.
-        follows -= 1
-        nudged = doped.copy()
-        nudged.positions += SOFT_MODE_NUDGE_ANG * mode
-        with stage("relax"):
-            doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
-                          symmetry=False).atoms
-        with stage("displace"):
-            cols, more = _cheapest_columns(doped, cluster, calc, settings, progress)
-        calls += more
-        mode = _soft_mode(fc0, cols, cluster, doped.get_masses(), tol)
-    if mode is not None:
-        how = "after relaxation" if settings.relax else "unrelaxed"
-        raise UnstablePatch(f"{element} on site {site} of {host.atoms.get_chemical_formula()}: a mode below "
-                            f"-{tol:g} meV remains in its {len(small)}-atom cell {how} (try --tier local)")
-    delta = cols - fc0[:, cluster].transpose(1, 0, 2, 3)
-    relaxed = doped
-
-    inv = np.linalg.inv(small.cell.array)
-
-    def shortest(v):  # minimum-image vectors (exact below half the smallest width)
-        f = v @ inv
-        return (f - np.rint(f)) @ small.cell.array
-
-    n, nc = len(small), len(cluster)
-    rel_c = shortest(small.positions[cluster] - small.positions[d])  # (n_c, 3)
-    vec = (small.positions[None, :, :] - small.positions[cluster][:, None, :]).reshape(-1, 3)
-    image, pair_idx, weight = _shortest_images(vec, small.cell.array)
-    c_idx, s_idx = np.divmod(pair_idx, n)
-    target = rel_c[c_idx] + image  # position of s seen from c (each shortest image), relative to the dopant
-    keys = np.rint(target / 1e-3).astype(np.int64)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    rel = np.zeros((len(uniq), 3))
-    rel[inverse] = target
-    self_keys = {tuple(k): u for u, k in enumerate(uniq)}
-    cluster_u = np.array([self_keys[tuple(np.rint(r / 1e-3).astype(np.int64))] for r in rel_c])
-    # A pair of two displaced atoms comes from both columns. On the displaced copy of s its two
-    # estimates are averaged (insert_columns); any other image is placed once from each end
-    # (s seen from c, c seen from s), so each of those placements carries half the weight.
-    pos_in_cluster = np.full(n, -1)
-    pos_in_cluster[cluster] = np.arange(nc)
-    j = pos_in_cluster[s_idx]
-    weight = np.where((j >= 0) & (inverse != cluster_u[np.maximum(j, 0)]), 0.5 * weight, weight)
-    unfolded = np.zeros((nc, len(uniq), 3, 3))
-    np.add.at(unfolded, (c_idx, inverse), weight[:, None, None] * delta[c_idx, s_idx])
-
-    rel_all = shortest(small.positions - small.positions[d])
-    sphere = np.flatnonzero(np.linalg.norm(rel_all, axis=1) <= radius)
-    disp = shortest(relaxed.positions - small.positions)
+    # An isolated dopant keeps its site symmetry; keeping it lets phonopy use it below.
+    relaxed, delta, calls = _relaxed_delta(small, fc0, doped, cluster, calc, settings, progress, stage,
+                                           what=f"{element} on site {site} of {host.atoms.get_chemical_formula()}")
+    rel, cluster_u, unfolded = _unfold(small, cluster, small.positions[d], delta)
+    rel_all, sphere, disp = _relaxation_field(small, relaxed, small.positions[d], radius)
     patch = Patch(
         site=site,
         element=element,
@@ -207,6 +144,106 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     if disk is not None:
         disk.save_patch(patch, settings)
     return patch, calls
+
+
+def _relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc, settings, progress, stage, *,
+                   what: str) -> tuple[Atoms, np.ndarray, int]:
+    """Relax ``doped`` (symmetry kept), displace ``displaced`` and follow any soft mode down.
+
+    Returns the relaxed cell, δΦ (n_c, N, 3, 3) = Φ_doped[s, c] − Φ_pristine[s, c] in eV/Å² of the
+    ``displaced`` columns against the perfect cell's ``fc0`` (N, N, 3, 3), and the force calls spent.
+    ``what`` names the defect in the error raised when a soft mode remains.
+    """
+    from defectnet.phonons.relax import relax
+
+    if settings.relax:
+        with stage("relax"):
+            doped = relax(doped, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
+                          symmetry=True).atoms
+    with stage("displace"):
+        cols, calls = _cheapest_columns(doped, displaced, calc, settings, progress)
+    tol = settings.soft_mode_tol_mev
+    mode = _soft_mode(fc0, cols, displaced, doped.get_masses(), tol) if tol > 0 else None
+    follows = settings.soft_mode_follows if settings.relax else 0
+    while mode is not None and follows > 0:
+        # The site-symmetric relaxation stopped on a saddle point (an off-centre dopant: O on Sb
+        # in GaSb has a T2 mode at -4.5 meV with SevenNet-0). Transplanted many times, such a
+        # patch makes the doped cell unstable; follow the mode down, without symmetry. The soft
+        # mode is often degenerate and eigh picks any direction in its subspace (it differs
+        # between BLAS builds); one direction can lead to a lower-symmetry saddle, so follow again.
+        follows -= 1
+        nudged = doped.copy()
+        nudged.positions += SOFT_MODE_NUDGE_ANG * mode
+        with stage("relax"):
+            doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
+                          symmetry=False).atoms
+        with stage("displace"):
+            cols, more = _cheapest_columns(doped, displaced, calc, settings, progress)
+        calls += more
+        mode = _soft_mode(fc0, cols, displaced, doped.get_masses(), tol)
+    if mode is not None:
+        how = "after relaxation" if settings.relax else "unrelaxed"
+        raise UnstablePatch(f"{what}: a mode below -{tol:g} meV remains in its {len(small)}-atom cell {how} "
+                            "(try --tier local)")
+    return doped, cols - fc0[:, displaced].transpose(1, 0, 2, 3), calls
+
+
+def _shortest(small: Atoms, v: np.ndarray) -> np.ndarray:
+    """Minimum-image vectors (..., 3) in ``small`` (exact below half its smallest width), Å."""
+    f = v @ np.linalg.inv(small.cell.array)
+    return (f - np.rint(f)) @ small.cell.array
+
+
+def _unfold(small: Atoms, displaced: np.ndarray, origin_ang: np.ndarray, delta: np.ndarray,
+            centre_ang: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """δΦ of the ``displaced`` columns (n_c, N, 3, 3) unfolded out of the periodic ``small`` cell.
+
+    Each pair (s, c) goes onto the shortest image(s) of the pair vector, shared equally among
+    equally short ones. Positions are relative to ``origin_ang`` (3,) Å; the displaced atoms are
+    found by minimum image from ``centre_ang`` (default: the origin), which must hold them all
+    within half the cell's width. Returns ``rel_ang`` (n_s, 3) Å, the displaced atoms' indices
+    (n_c,) into it and the unfolded δΦ (n_c, n_s, 3, 3) eV/Å².
+    """
+    n, nc = len(small), len(displaced)
+    if centre_ang is None:
+        rel_c = _shortest(small, small.positions[displaced] - origin_ang)  # (n_c, 3)
+    else:
+        rel_c = _shortest(small, small.positions[displaced] - centre_ang) + (centre_ang - origin_ang)
+    vec = (small.positions[None, :, :] - small.positions[displaced][:, None, :]).reshape(-1, 3)
+    image, pair_idx, weight = _shortest_images(vec, small.cell.array)
+    c_idx, s_idx = np.divmod(pair_idx, n)
+    target = rel_c[c_idx] + image  # position of s seen from c (each shortest image), relative to the origin
+    keys = np.rint(target / 1e-3).astype(np.int64)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    rel = np.zeros((len(uniq), 3))
+    rel[inverse] = target
+    self_keys = {tuple(k): u for u, k in enumerate(uniq)}
+    displaced_u = np.array([self_keys[tuple(np.rint(r / 1e-3).astype(np.int64))] for r in rel_c])
+    # A pair of two displaced atoms comes from both columns. On the displaced copy of s its two
+    # estimates are averaged (insert_columns); any other image is placed once from each end
+    # (s seen from c, c seen from s), so each of those placements carries half the weight.
+    pos_in_cluster = np.full(n, -1)
+    pos_in_cluster[displaced] = np.arange(nc)
+    j = pos_in_cluster[s_idx]
+    weight = np.where((j >= 0) & (inverse != displaced_u[np.maximum(j, 0)]), 0.5 * weight, weight)
+    unfolded = np.zeros((nc, len(uniq), 3, 3))
+    np.add.at(unfolded, (c_idx, inverse), weight[:, None, None] * delta[c_idx, s_idx])
+    return rel, displaced_u, unfolded
+
+
+def _relaxation_field(small: Atoms, relaxed: Atoms, origin_ang: np.ndarray, radius_ang: float,
+                      centre_ang: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions relative to ``origin_ang`` (N, 3) Å, the indices within ``radius_ang`` of the centre
+    (default: the origin) and every atom's relaxation displacement (N, 3) Å."""
+    if centre_ang is None:
+        rel_all = _shortest(small, small.positions - origin_ang)
+        sphere = np.flatnonzero(np.linalg.norm(rel_all, axis=1) <= radius_ang)
+    else:
+        around = _shortest(small, small.positions - centre_ang)
+        sphere = np.flatnonzero(np.linalg.norm(around, axis=1) <= radius_ang)
+        rel_all = around + (centre_ang - origin_ang)
+    return rel_all, sphere, _shortest(small, relaxed.positions - small.positions)
 
 
 def _soft_mode(fc0: np.ndarray, cols: np.ndarray, cluster, masses, tol_mev: float) -> np.ndarray | None:
@@ -321,6 +358,31 @@ class LatticeIndex:
         return idx
 
 
+def _prepared(p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A patch's columns δΦ[s, c] (n_s, n_c, 3, 3) with the displaced block symmetrised, the mask (n_s,)
+    of the atoms not displaced, their rows δΦ[c, s] (n_c, n_s_other, 3, 3), eV/Å², and the displaced
+    atoms' indices (n_c,) into the patch's atoms."""
+    cols = p.delta.transpose(1, 0, 2, 3).copy()  # (n_s, n_c, 3, 3): δΦ[s, c]
+    cc = cols[p.cluster]
+    cols[p.cluster] = 0.5 * (cc + cc.transpose(1, 0, 3, 2))  # both estimates of a cluster pair
+    other = np.ones(len(cols), bool)
+    other[p.cluster] = False
+    return cols, other, np.ascontiguousarray(cols[other].transpose(1, 0, 3, 2)), p.cluster
+
+
+def _add_prepared(fc: np.ndarray, J: np.ndarray, prepared) -> None:
+    """Add a prepared patch (:func:`_prepared`) whose atoms sit at supercell indices ``J`` (n_s,) to ``fc``."""
+    cols, other, rows, cluster = prepared
+    Jc = J[cluster]
+    # only the displaced atoms' columns and rows change: add them, not a dense n_s × n_s block
+    if len(np.unique(J)) == len(J):
+        fc[np.ix_(J, Jc)] += cols
+        fc[np.ix_(Jc, J[other])] += rows
+    else:  # the cell is smaller than the patch: images of one atom fold onto it, accumulate
+        np.add.at(fc, (J[:, None], Jc[None, :]), cols)
+        np.add.at(fc, (Jc[:, None], J[other][None, :]), rows)
+
+
 def apply_patches(fc: np.ndarray, atoms: Atoms, dopants, site_of, patches: dict) -> np.ndarray:
     """Add every dopant's patch to ``fc`` (N, N, 3, 3) in place; return the atoms whose rows changed."""
     lookup = LatticeIndex(atoms)
@@ -331,22 +393,9 @@ def apply_patches(fc: np.ndarray, atoms: Atoms, dopants, site_of, patches: dict)
         key = (int(site_of[d]), symbols[d])
         p = patches[key]
         if key not in prepared:
-            cols = p.delta.transpose(1, 0, 2, 3).copy()  # (n_s, n_c, 3, 3): δΦ[s, c]
-            cc = cols[p.cluster]
-            cols[p.cluster] = 0.5 * (cc + cc.transpose(1, 0, 3, 2))  # both estimates of a cluster pair
-            other = np.ones(len(cols), bool)
-            other[p.cluster] = False
-            prepared[key] = cols, other, np.ascontiguousarray(cols[other].transpose(1, 0, 3, 2))
-        cols, other, rows = prepared[key]
+            prepared[key] = _prepared(p)
         J = lookup(atoms.positions[d] + p.rel_ang)
-        Jc = J[p.cluster]
-        # only the displaced atoms' columns and rows change: add them, not a dense n_s × n_s block
-        if len(np.unique(J)) == len(J):
-            fc[np.ix_(J, Jc)] += cols
-            fc[np.ix_(Jc, J[other])] += rows
-        else:  # the cell is smaller than the patch: images of one atom fold onto it, accumulate
-            np.add.at(fc, (J[:, None], Jc[None, :]), cols)
-            np.add.at(fc, (Jc[:, None], J[other][None, :]), rows)
+        _add_prepared(fc, J, prepared[key])
         touched.append(J)
     return np.unique(np.concatenate(touched)) if touched else np.array([], dtype=int)
 

@@ -10,6 +10,9 @@ so that callers ask the strategy instead of testing tier names:
 - ``patch`` : like ``local`` but the rows around a dopant are computed once per (host site, dopant
   element) in the small force-constant supercell and transplanted onto every dopant of the large
   cell as a change δΦ from the pristine; no calculation in the large cell at all.
+- ``cluster``: ``patch``, except that dopants within the cutoff of each other are patched together:
+  one patch per cluster, computed with the whole cluster relaxed and its neighbourhood displaced,
+  cached by its geometry up to the host's space group (:mod:`defectnet.phonons.clusters`).
 - ``mass``  : pristine force constants, dopant masses only (the isotope-disorder limit).
 """
 
@@ -23,6 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from defectnet.errors import DefectnetError
+from defectnet.phonons.clusters import ClusterSettings
 from defectnet.phonons.forceconstants import (
     DopedSystem,
     TierResult,
@@ -109,11 +113,83 @@ def tier_patch(system: DopedSystem, s: TierSettings) -> TierResult:
     return TierResult(fc=fc, atoms=system.atoms, info=info)
 
 
+def tier_cluster(system: DopedSystem, s: TierSettings, cluster: ClusterSettings = ClusterSettings()) -> TierResult:
+    """Single patches for isolated dopants, one patch per cluster of dopants within ``s.cutoff_ang``.
+
+    A cluster of more than ``cluster.max_dopants`` members, or one that fits in no patch cell,
+    falls back to single patches; ``info["fallbacks"]`` records each with its reason. With no
+    two dopants within the cutoff the result is the ``patch`` tier's, bit for bit.
+    """
+    from defectnet.phonons.clusters import (
+        ClusterDoesNotFit,
+        HostSymmetry,
+        canonical_cluster,
+        dopant_clusters,
+        get_cluster_patch,
+        oriented,
+    )
+    from defectnet.phonons.patches import LatticeIndex, _add_prepared, _prepared
+
+    t0 = time.perf_counter()
+    host = system.host
+    symbols = system.atoms.get_chemical_symbols()
+    site_of = primitive_site_indices(host, system.atoms)
+    groups = dopant_clusters(system.atoms, system.dopant_indices, s.cutoff_ang)
+    symmetry = HostSymmetry(host.atoms, host.settings.symprec) if any(len(g.indices) > 1 for g in groups) else None
+    single, joint, fallbacks, calls = set(), [], [], 0
+    for g in groups:
+        if len(g.indices) == 1:
+            single.add(int(g.indices[0]))
+            continue
+        if len(g.indices) > cluster.max_dopants:
+            fallbacks.append(f"{len(g.indices)} dopants, more than max_dopants={cluster.max_dopants}")
+            single.update(int(i) for i in g.indices)
+            continue
+        canon = canonical_cluster(symmetry, g.positions_ang, [symbols[i] for i in g.indices])
+        try:
+            patch, n = get_cluster_patch(host, canon, system.calc, s, cluster, progress=system.progress)
+        except ClusterDoesNotFit as err:
+            fallbacks.append(str(err))
+            single.update(int(i) for i in g.indices)
+            continue
+        calls += n
+        joint.append((g, canon, patch))
+    dopants = [int(d) for d in system.dopant_indices if int(d) in single]  # the patch tier's order
+    patches = {}
+    for d in dopants:
+        key = (int(site_of[d]), symbols[d])
+        if key not in patches:
+            patches[key], n = get_patch(host, key[0], key[1], system.calc, s, progress=system.progress)
+            calls += n
+    fc = system.pristine_fc.copy()
+    touched = [apply_patches(fc, system.atoms, dopants, site_of, patches)]
+    lookup = LatticeIndex(system.atoms) if joint else None
+    for g, canon, patch in joint:
+        p = oriented(patch, canon.rotation)
+        anchor = g.positions_ang[canon.anchor]
+        members = lookup(anchor + p.members_rel_ang)
+        if sorted(members.tolist()) != sorted(g.indices.tolist()) or \
+                [symbols[i] for i in members] != list(p.elements):
+            raise DefectnetError(f"cluster patch {'-'.join(p.elements)} does not land on its cluster's dopants")
+        J = lookup(anchor + p.rel_ang)
+        _add_prepared(fc, J, _prepared(p))
+        touched.append(J)
+    touched = np.unique(np.concatenate(touched))
+    restore_sum_rules(fc, rows=touched)
+    info = {"force_calls": calls, "n_patches": len(patches), "n_clusters": len(joint),
+            "cluster_sizes": [len(g.indices) for g, _, _ in joint],
+            "n_cluster_patches": len({c.key for _, c, _ in joint}), "fallbacks": fallbacks,
+            "seconds": time.perf_counter() - t0}
+    return TierResult(fc=fc, atoms=system.atoms, info=info)
+
+
 #: Tier registry: name -> strategy.
 TIERS: dict[str, Tier] = {t.name: t for t in (
     Tier("full", tier_full),
     Tier("local", tier_local),
     Tier("patch", tier_patch, uses_patches=True),
+    # not uses_patches: generation does not compute or store cluster patches yet (they are made in the tier)
+    Tier("cluster", tier_cluster),
     Tier("mass", tier_mass, needs_calculator=False),
 )}
 
