@@ -12,6 +12,7 @@ import json
 import sys
 
 from defectnet.errors import DefectnetError
+from defectnet.output import STDOUT, add_json_option, emit_json
 
 
 class Command:
@@ -179,7 +180,7 @@ class Recommend(Command):
     def add_arguments(self, p):
         p.add_argument("host", help="library name, CIF/POSCAR path or mp-id")
         p.add_argument("--n", type=int, default=10, help="number of dopants (default 10)")
-        p.add_argument("--json", action="store_true", help="print JSON records")
+        add_json_option(p, "the recommendations")
 
     def run(self, args):
         from defectnet.recommend import DopantRecommender
@@ -188,8 +189,9 @@ class Recommend(Command):
         atoms, name = resolve_host(args.host)
         records = DopantRecommender(n_max=args.n).fit().recommend(atoms, n=args.n)
         if args.json:
-            print(json.dumps([r.to_dict() for r in records], indent=2))
-            return 0
+            emit_json([r.to_dict() for r in records], args.json)
+            if args.json == STDOUT:
+                return 0
         print(f"dopants for {name} ({atoms.get_chemical_formula(mode='metal')}):")
         print(f"{'rank':>4s}  {'dopant':6s} {'site':5s} {'score':>6s}  source")
         for k, r in enumerate(records, 1):
@@ -275,6 +277,7 @@ class Predict(Command):
                             "reason is kept as a warning and the answer is not trusted")
         p.add_argument("--json", default=None, help="write the prediction as JSON here")
         p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def run(self, args):
         from defectnet.predict import PredictConfig, predict_defects
@@ -286,7 +289,7 @@ class Predict(Command):
                                combine=not args.basis_only, stretch=args.stretch, modes_mev=args.lvm,
                                force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
-                               truth=args.truth, progress=True, basis=args.basis)
+                               truth=args.truth, progress=not args.quiet, basis=args.basis)
         print(pred.table())
         if args.json:
             print(f"wrote {pred.write_json(args.json)}")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from defectnet.errors import DefectnetError
+from defectnet.output import STDOUT, add_json_option, emit_json
 
 
 def _cli_command_class():
@@ -93,7 +94,7 @@ class DatasetCommand(Command):
         info = sub.add_parser("info", help="counts, failures by reason, hosts, timings", description="counts, failures "
                               "by reason, hosts and timings of a store")
         info.add_argument("store")
-        info.add_argument("--json", action="store_true", help="machine-readable output")
+        add_json_option(info, "the summary")
         info.add_argument("--check", action="store_true", help="also run the integrity check")
         check = sub.add_parser("check", help="integrity check (exit status 1 on problems)",
                                description="integrity check of a store (exit status 1 on problems)")
@@ -147,8 +148,9 @@ def _info(args) -> int:
     if args.json:
         if report is not None:
             s["integrity"] = {"ok": report.ok, "problems": report.problems}
-        print(json.dumps(s, indent=2, default=str))
-        return 0 if report is None or report.ok else 1
+        emit_json(s, args.json)
+        if args.json == STDOUT:
+            return 0 if report is None or report.ok else 1
     print(format_info(s))
     if report is not None:
         print(report)

@@ -1,0 +1,34 @@
+"""Machine-readable output of the CLI commands: one ``--json [PATH]`` option, one writer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from defectnet.errors import DefectnetError
+
+STDOUT = "-"
+
+
+def add_json_option(parser, what: str) -> None:
+    """``--json [PATH]``: write ``what`` as JSON to PATH, or to stdout when no PATH (or ``-``) is given."""
+    parser.add_argument("--json", nargs="?", const=STDOUT, default=None, metavar="PATH",
+                        help=f"write {what} as JSON to PATH (stdout without PATH)")
+
+
+def emit_json(obj, dest: str) -> None:
+    """Write ``obj`` as indented JSON to ``dest`` (a path, or ``-`` for stdout); a one-line error if it cannot."""
+    text = json.dumps(obj, indent=2, default=str)
+    if dest == STDOUT:
+        print(text)
+        return
+    path = Path(dest)
+    if path.is_dir():
+        raise DefectnetError(f"--json {dest}: is a directory; expected a file path")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise DefectnetError(f"--json {dest}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {path}")
