@@ -322,6 +322,9 @@ class Limits(Command):
         p.add_argument("--scan", action="store_true", help="test every concentration (default: bisection)")
         p.add_argument("--background", type=_mix, default=(), metavar="El:fraction,...",
                        help="dopants present in every sample, e.g. Zn:0.005 (elements of the basis)")
+        p.add_argument("--basis-as-given", action="store_true",
+                       help="the predictor reads against the basis as given, not broadened to the instrument's "
+                            "resolution as a basis simulated with --resolution would be")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--json", default=None, help="write the limits, settings and how they were computed as JSON here")
         p.add_argument("--plot", default=None, help="write detection rate against concentration as a PNG here")
@@ -334,7 +337,8 @@ class Limits(Command):
                               resolution=args.resolution, noise=args.noise, kind=args.kind, engine=args.engine,
                               predictor=args.predictor, c_min=args.range[0], c_max=args.range[1],
                               n_concentrations=args.points, measurements=args.measurements,
-                              search="scan" if args.scan else "bisect", background=args.background, seed=args.seed)
+                              search="scan" if args.scan else "bisect", background=args.background, seed=args.seed,
+                              match_basis=not args.basis_as_given)
         result = detection_limits(args.basis, config, host=args.host, progress=not args.quiet)
         return _show(result, args)
 

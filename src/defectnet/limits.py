@@ -95,6 +95,10 @@ class LimitsConfig:
         The limit is the least concentration detected in at least this share of measurements.
     search : {'bisect', 'scan'}
         Visit the grid by bisection (assumes the rate grows with c) or every point.
+    match_basis : bool
+        The predictor reads against the basis broadened to the instrument's resolution, as a
+        basis simulated with that resolution (``defectnet basis --resolution``) is; False: the
+        basis as given (a basis at another resolution than the measurement's).
     placements : int
         Synthesis engine: seeded placements per concentration, cycled over the measurements.
     background : tuple of (str, float)
@@ -117,6 +121,7 @@ class LimitsConfig:
     min_presence: float = 0.95
     min_rate: float = 0.9
     search: str = "bisect"
+    match_basis: bool = True
     placements: int = 3
     background: tuple = ()
     seed: int = 0
@@ -507,7 +512,7 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
     -------
     DetectionLimits
     """
-    from defectnet.provenance import provenance
+    from defectnet.provenance import LIBRARIES, provenance
     from defectnet.resolution import get_resolution
     from defectnet.unmix import SignatureBasis
 
@@ -525,13 +530,14 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
     kernel = _broadening_kernel(basis, resolution)
     widths, n_bins = basis.grid.widths, basis.grid.n_bins
     pristine = _broaden(basis.pristine[config.kind], kernel, widths)
+    reading = _broadened_basis(basis, kernel, config.resolution) if config.match_basis else basis
     grid = config.concentrations
 
     def measure(mix: dict, z_pristine, z_doped) -> dict:
         doped = np.array([_broaden(basis.pristine[config.kind] + engine.signature(mix, i), kernel, widths)
                           for i in range(config.measurements)])
         return predictor(counting_noise(pristine, basis.grid, config.noise, z_pristine),
-                         counting_noise(doped, basis.grid, config.noise, z_doped), basis, told, kind=config.kind)
+                         counting_noise(doped, basis.grid, config.noise, z_doped), reading, told, kind=config.kind)
 
     bar = None
     if progress:
@@ -568,7 +574,7 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
         bar.close()
     method = _method(basis, config, engine, resolution, pristine) | {
         "predictor": {"name": config.predictor, "text": PREDICTOR_TEXT.get(config.predictor) or _first_line(predictor)}}
-    return DetectionLimits(basis.host, config, tuple(limits), method, provenance())
+    return DetectionLimits(basis.host, config, tuple(limits), method, provenance(packages=(*LIBRARIES, "resins")))
 
 
 def _candidates(basis, config: LimitsConfig) -> tuple[list[str], list[str]]:
@@ -667,8 +673,21 @@ def _own_fwhm(basis, get_resolution):
 
 
 def _broaden(values, kernel, widths) -> np.ndarray:
-    """``values`` (B,) per meV through the broadening ``kernel``."""
+    """``values`` (..., B) per meV through the broadening ``kernel``."""
     return (np.asarray(values, float) * widths) @ kernel / widths
+
+
+def _broadened_basis(basis, kernel, resolution: str):
+    """``basis`` as if simulated at the instrument's resolution (``defectnet basis --resolution``): its pristine,
+    signatures and curves through ``kernel``."""
+    from dataclasses import replace
+
+    widths = basis.grid.widths
+    sim = {**(basis.config.get("simulation") or {}), "resolution": resolution}
+    return replace(basis, pristine={k: _broaden(v, kernel, widths) for k, v in basis.pristine.items()},
+                   signatures={k: _broaden(v, kernel, widths) for k, v in basis.signatures.items()},
+                   curves={k: _broaden(v, kernel, widths) for k, v in basis.curves.items()},
+                   config={**basis.config, "simulation": sim})
 
 
 def _first_line(fn) -> str:
@@ -695,7 +714,9 @@ def _method(basis, config: LimitsConfig, engine, resolution, pristine) -> dict:
             f"{DETECTION_THRESHOLD_AT_PCT:g} at.%, so the limit lies above that")},
         "resolution": {"model": resolution.to_dict(), "fwhm_mev": dict(zip(map(str, e), resolution.fwhm_mev(e).tolist())),
                        "basis_broadening": own,
-                       "text": f"instrument resolution on top of the basis' own broadening ({own}), in quadrature"},
+                       "text": f"the instrument's on top of the basis' own broadening ({own}), in quadrature; the predictor reads "
+                               + ("against the basis broadened alike (as a basis simulated at the instrument's resolution)"
+                                  if config.match_basis else f"against the basis as given ({own})")},
         "noise": {"relative": config.noise, "counts": n_bins / config.noise ** 2,
                   "peak_relative": config.noise / math.sqrt(n_bins * peak), "bins": n_bins,
                   "text": "each bin's share q of pristine and doped (independently) gets noise·√(q/B)·N(0,1), "
