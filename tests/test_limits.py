@@ -135,6 +135,16 @@ def test_a_predictor_plugs_in_by_name(gaas, monkeypatch):
     assert "≤ 0.1" in res.table()
 
 
+def test_predict_itself_as_predictor_agrees_with_unmixing_on_a_clear_local_mode(gaas):
+    """``predictor="predict"`` runs predict_defects per measurement (GaAs is a training host of the shipped model:
+    the model's answer is merged in); C's local mode is found at the same concentration as by unmixing alone."""
+    common = dict(candidates=("C",), noise=0.05, n_concentrations=3, measurements=3)
+    by = {name: detection_limits(gaas, LimitsConfig(predictor=name, **common)) for name in ("unmix", "predict")}
+    assert by["predict"]["C"].limit == by["unmix"]["C"].limit < 0.02
+    assert by["predict"]["C"].false_alarm == 0.0
+    assert "predict_defects" in by["predict"].method["predictor"]["text"]
+
+
 def test_bad_input_is_a_one_line_error(gaas):
     for kw, fragment in [
         (dict(resolution="hubble"), "unknown resolution"),
