@@ -212,13 +212,21 @@ def test_cli_writes_table_json_and_plot(tmp_path, capsys):
     assert (tmp_path / "l.png").stat().st_size > 10_000
 
 
-def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    from defectnet.cli import main
+
+    no_synthesis = BASIS.parents[2] / "datasets" / "reference" / "bases" / "AgCl-zincblende.npz"
     for args, fragment in [
-        (["--resolution", "nowhere"], "unknown resolution"),
-        (["--candidates", "B"], "not in the basis"),
-        (["--noise", "0"], "noise must be a positive"),
-        (["--noise", "-1"], "noise must be a positive"),
+        (["GaAs", "--basis", str(BASIS), "--candidates", "B"], "not in the basis"),
+        (["GaAs", "--basis", str(BASIS), "--noise", "-1"], "noise must be a positive"),
+        (["Si", "--basis", str(BASIS)], "the basis is of GaAs, not of Si"),
+        (["GaAs", "--basis", str(tmp_path)], "is a directory"),
+        (["AgCl-zincblende", "--basis", str(no_synthesis), "--engine", "synthesis"], "holds no host and patches"),
     ]:
+        assert main(["limits", *args, "--quiet"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and fragment in lines[0], lines
+    for args, fragment in [(["--resolution", "nowhere"], "unknown resolution"), (["--noise", "0"], "noise must be a")]:
         proc = subprocess.run([sys.executable, "-m", "defectnet.cli", "limits", "GaAs", "--basis", str(BASIS), *args,
                                "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 2, proc.stderr
