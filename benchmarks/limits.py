@@ -122,6 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-heldout", action="store_true")
     ap.add_argument("--no-predict", action="store_true", help="skip the predict_defects predictor on the GaAs example")
     ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out's JSON")
+    ap.add_argument("--md-only", action="store_true", help="write <stem>.md again from <stem>.json; run nothing")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "limits" / "limits"),
                     help="path stem: writes <stem>.json and <stem>.md")
     args = ap.parse_args(argv)
@@ -130,8 +131,11 @@ def main(argv=None) -> int:
     from defectnet.provenance import LIBRARIES, provenance
     from defectnet.unmix import SignatureBasis
 
-    prov, t0 = provenance(packages=(*LIBRARIES, "resins")), time.perf_counter()
     out = Path(args.out)
+    if args.md_only:
+        out.with_suffix(".md").write_text(table_md(json.loads(out.with_suffix(".json").read_text())))
+        return 0
+    prov, t0 = provenance(packages=(*LIBRARIES, "resins")), time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = [(r, float(n)) for r in args.resolutions.split(",") for n in args.noise.split(",")]
     base = LimitsConfig(measurements=args.measurements, n_concentrations=args.points, placements=args.placements)
@@ -198,6 +202,20 @@ def heldout_pairs(result: dict) -> list[dict]:
     return rows
 
 
+def _label(setting: str) -> str:
+    """``tosca|0.02`` as a table cell: ``tosca, noise 0.02``."""
+    resolution, _, noise = setting.partition("|")
+    return f"{resolution}, noise {noise}"
+
+
+def _pairs_line(pairs: list[dict]) -> str:
+    by = {}
+    for p in pairs:
+        by.setdefault((p["host"], p["element"]), []).append(p["within"])
+    ok = sum(all(w is True for w in ws) for ws in by.values())
+    return f"{ok} of {len(by)} ({100 * ok / max(len(by), 1):.0f} %)"
+
+
 def table_md(r: dict) -> str:
     cfg, settings = r["config"], [f"{res}|{float(n):g}" for res, n in r["settings"]]
     first = next((run for runs in r["planner"].values() for run in runs.values()), None)
@@ -206,14 +224,14 @@ def table_md(r: dict) -> str:
              f"{cfg['measurements']} simulated measurements detect with presence ≥ {cfg['min_presence']:g}; "
              f"{cfg['n_concentrations']} concentrations {100 * cfg['c_min']:g}–{100 * cfg['c_max']:g} at.% "
              "(log grid, bisection); `> 25`: not reached; `≤ 0.1`: the lowest tested already. Each candidate alone in its "
-             "host, the predictor given every candidate of the basis. Columns: instrument resolution | relative counting "
+             "host, the predictor given every candidate of the basis. Columns: instrument resolution, relative counting "
              f"noise (0.02 ≈ 1.6 × 10⁶ counts over the 640-bin grid, 0.1 ≈ 6.4 × 10⁴). VISION is not in the table: "
              "`defectnet.resolution` has no VISION model (ResINS 0.1.0's cannot be evaluated); MARI at Ei = 500 meV "
              "(ResINS/PyChop) stands for a direct-geometry instrument instead.", ""]
     if first:
         lines += [f"- **{k}**: {first['method'][k]['text']}" for k in ("engine", "predictor", "resolution", "noise")
                   if k in first["method"]] + [""]
-    lines += ["| host | candidate | " + " | ".join(settings) + " |", "|---|---|" + "---|" * len(settings)]
+    lines += ["| host | candidate | " + " | ".join(map(_label, settings)) + " |", "|---|---|" + "---|" * len(settings)]
     for rel, runs in r["planner"].items():
         host = next(iter(runs.values()))["host"]
         label = f"{host} (example)" if "examples/" in rel else host
@@ -238,16 +256,17 @@ def table_md(r: dict) -> str:
                   f"**{ok} of {len(told)} host × dopant × setting cases within a factor {FACTOR:g}** "
                   f"({100 * ok / max(len(told), 1):.0f} %; target ≥ 80 %)"
                   + (f"; {len(pairs) - len(told)} cannot be told (one beyond the range)" if len(told) < len(pairs) else "")
-                  + (f"; observed/planned median {np.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}."
-                     if ratios else "."), "",
+                  + (f"; observed/planned median {np.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f}"
+                     if ratios else "") + f". Host × dopant pairs within ×{FACTOR:g} at every setting: "
+                  + _pairs_line(pairs) + ".", "",
                   "| host | candidate | setting | planned at.% | observed at.% | ratio | within ×2 |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {p['host']} | {p['element']} | {p['setting']} | {_pct(p['planned'])} | {_pct(p['observed'])} | "
+        lines += [f"| {p['host']} | {p['element']} | {_label(p['setting'])} | {_pct(p['planned'])} | {_pct(p['observed'])} | "
                   f"{'' if p['ratio'] is None else format(p['ratio'], '.2f')} | "
                   f"{ {True: 'yes', False: 'no', None: '?'}[p['within']]} |" for p in pairs]
     for rel, runs in r["predict"].items():
         for key, run_ in runs.items():
             unmixed = {lim["element"]: lim["limit"] for lim in r["planner"][rel][key]["limits"]}
-            lines += ["", f"## Predictor: `predict_defects` against unmixing alone ({run_['host']}, {key})", "",
+            lines += ["", f"## Predictor: `predict_defects` against unmixing alone ({run_['host']}, {_label(key)})", "",
                       f"{run_['method']['predictor']['text']}. {run_['seconds']:.0f} s.", "",
                       "| candidate | unmix at.% | predict at.% |", "|---|---|---|"]
             lines += [f"| {lim['element']} | {_pct(unmixed[lim['element']])} | {_pct(lim['limit'])} |"
