@@ -24,6 +24,7 @@ settings, how, provenance) and ``limits.md``; a rerun with ``--resume`` keeps fi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import asdict, replace
@@ -202,6 +203,20 @@ def heldout_pairs(result: dict) -> list[dict]:
     return rows
 
 
+@functools.lru_cache(maxsize=None)
+def twinned(rel: str, resolution: str) -> frozenset:
+    """Candidates of the basis at ``rel`` with a twin among its candidates at ``resolution`` (signatures as the
+    predictor reads them, cosine > TWIN_COSINE): the predictor splits their sum."""
+    from defectnet.limits import TWIN_COSINE, _broadened_basis, _broadening_kernel
+    from defectnet.resolution import get_resolution
+    from defectnet.unmix import SignatureBasis
+
+    path = ROOT / rel if not Path(rel).is_absolute() else Path(rel)
+    basis = SignatureBasis.load(path)
+    reading = _broadened_basis(basis, _broadening_kernel(basis, get_resolution(resolution)), resolution)
+    return frozenset(el for a, b, cos in reading.alike("gpdos") if cos > TWIN_COSINE for el in (a, b))
+
+
 def _label(setting: str) -> str:
     """``tosca|0.02`` as a table cell: ``tosca, noise 0.02``."""
     resolution, _, noise = setting.partition("|")
@@ -227,7 +242,10 @@ def table_md(r: dict) -> str:
              "host, the predictor given every candidate of the basis. Columns: instrument resolution, relative counting "
              f"noise (0.02 ≈ 1.6 × 10⁶ counts over the 640-bin grid, 0.1 ≈ 6.4 × 10⁴). VISION is not in the table: "
              "`defectnet.resolution` has no VISION model (ResINS 0.1.0's cannot be evaluated); MARI at Ei = 500 meV "
-             "(ResINS/PyChop) stands for a direct-geometry instrument instead.", ""]
+             "(ResINS/PyChop) stands for a direct-geometry instrument instead. †: the candidate's signature has a twin "
+             "among the basis' candidates at that resolution (cosine > 0.95): the predictor splits their sum between "
+             "them, so a twin can stay `> 25` although its signature is plain (dropping the twin from the candidates, "
+             "where chemistry rules it out, helps).", ""]
     if first:
         lines += [f"- **{k}**: {first['method'][k]['text']}" for k in ("engine", "predictor", "resolution", "noise")
                   if k in first["method"]] + [""]
@@ -240,7 +258,8 @@ def table_md(r: dict) -> str:
             for key in settings:
                 x = runs[key]["limits"][j] if key in runs else None
                 cells.append("" if x is None else ("≤ " if x["limit"] is not None and x["limit"] <= cfg["c_min"] * 1.000001
-                                                    else "") + _pct(x["limit"]))
+                                                    else "") + _pct(x["limit"])
+                             + (" †" if x and x["element"] in twinned(rel, key.partition("|")[0]) else ""))
             lines.append(f"| {label} | {lim['element']} | " + " | ".join(cells) + " |")
     pairs = heldout_pairs(r)
     if pairs:

@@ -57,6 +57,9 @@ from defectnet.errors import DefectnetError, dataclass_from_dict
 SEARCHES = ("bisect", "scan")
 #: Placement seeds of the synthesis engine start here (the basis' own are its ``seed`` + 0, 1 ...).
 PLACEMENT_SEED = 10_000
+#: Candidates whose signatures (as the predictor reads them) have a cosine above this are twins: no spectrum
+#: tells them apart, and the predictor splits their sum between them (predict notes them at the same value).
+TWIN_COSINE = 0.95
 #: The spectra a basis holds, as the predictor calls them.
 PREDICT_KINDS = {"gpdos": "gpdos", "pdos": "total"}
 
@@ -378,6 +381,8 @@ class DetectionLimits:
         relative error at the pristine's peak bin), ``grid`` (step factor), ``basis``.
     provenance : dict
         :func:`defectnet.provenance.provenance` of the run.
+    notes : list of str
+        What to know beside the numbers (candidates too alike to tell apart).
     """
 
     host: str
@@ -385,6 +390,7 @@ class DetectionLimits:
     limits: tuple
     method: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def __getitem__(self, element: str) -> CandidateLimit:
         for lim in self.limits:
@@ -416,20 +422,21 @@ class DetectionLimits:
                          f"{lim.false_alarm:12.2f}  {len(lim.concentrations)}")
         lines += [f"{HOW[k]}: {self.method[k]['text']}" for k in HOW
                   if isinstance(self.method.get(k), dict) and "text" in self.method[k]]
-        return "\n".join(lines)
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
     def to_dict(self) -> dict:
         return {"host": self.host, "config": self.config.to_dict(), "method": self.method,
                 "units": {"limit": "atomic fraction", "concentrations": "atomic fraction", "read": "atomic fraction"},
                 "limits": [asdict(lim) | {"below_range": lim.below_range} for lim in self.limits],
-                "provenance": self.provenance}
+                "notes": self.notes, "provenance": self.provenance}
 
     @classmethod
     def from_dict(cls, d: dict) -> DetectionLimits:
         names = {f.name for f in fields(CandidateLimit)}
         lims = tuple(CandidateLimit(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in row.items() if k in names})
                      for row in d["limits"])
-        return cls(d["host"], LimitsConfig.from_dict(d["config"]), lims, d.get("method", {}), d.get("provenance", {}))
+        return cls(d["host"], LimitsConfig.from_dict(d["config"]), lims, d.get("method", {}), d.get("provenance", {}),
+                   list(d.get("notes", [])))
 
     def write_json(self, path) -> Path:
         """Write :meth:`to_dict` (settings, how, numbers, provenance) as JSON; returns the path."""
@@ -574,7 +581,10 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
         bar.close()
     method = _method(basis, config, engine, resolution, pristine) | {
         "predictor": {"name": config.predictor, "text": PREDICTOR_TEXT.get(config.predictor) or _first_line(predictor)}}
-    return DetectionLimits(basis.host, config, tuple(limits), method, provenance(packages=(*LIBRARIES, "resins")))
+    twins = [f"{a}/{b}: signatures too alike to tell apart (cosine {cos:.3f} at this resolution); the predictor "
+             "splits their sum between them, so either may stay below the presence asked"
+             for a, b, cos in reading.alike(config.kind, among=told) if cos > TWIN_COSINE]
+    return DetectionLimits(basis.host, config, tuple(limits), method, provenance(packages=(*LIBRARIES, "resins")), twins)
 
 
 def _candidates(basis, config: LimitsConfig) -> tuple[list[str], list[str]]:
