@@ -226,6 +226,16 @@ def _local_modes(text: str) -> dict:
     return modes
 
 
+def _show(result, args) -> int:
+    """Print a result's table, then write its JSON (``--json``) and PNG (``--plot``) where asked."""
+    print(result.table())
+    if args.json:
+        print(f"wrote {result.write_json(args.json)}")
+    if args.plot:
+        print(f"wrote {result.plot(args.plot)}")
+    return 0
+
+
 class Predict(Command):
     name = "predict"
     help = "predict dopants and their concentrations from a doped (and pristine) spectrum"
@@ -290,12 +300,77 @@ class Predict(Command):
                                force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=not args.quiet, basis=args.basis)
-        print(pred.table())
-        if args.json:
-            print(f"wrote {pred.write_json(args.json)}")
-        if args.plot:
-            print(f"wrote {pred.plot(args.plot)}")
-        return 0
+        return _show(pred, args)
+
+
+def _mix(text: str) -> tuple[tuple[str, float], ...]:
+    """``El:fraction,...`` (e.g. ``Zn:0.005,Si:0.001``) as (element, atomic fraction) pairs."""
+    pairs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        el, _, value = part.partition(":")
+        try:
+            pairs.append((el.strip(), float(value)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected El:fraction,... e.g. Zn:0.005, got {part!r}") from None
+    return tuple(pairs)
+
+
+def _range(text: str) -> tuple[float, float]:
+    parts = _fractions(text)
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected two atomic fractions MIN,MAX, e.g. 0.001,0.25, got {text!r}")
+    return parts
+
+
+class Limits(Command):
+    name = "limits"
+    help = "detection limits: the least concentration of each candidate that simulated measurements detect"
+
+    def add_arguments(self, p):
+        from defectnet.limits import ENGINES, PREDICTORS, LimitsConfig
+
+        d = LimitsConfig()
+        p.add_argument("host", help="the host planned for (must be the basis' host, e.g. GaAs)")
+        p.add_argument("--basis", required=True, help="the host's signature basis (.npz from defectnet basis)")
+        p.add_argument("--candidates", default="", help="candidates to find limits of, e.g. Si,Be (default: all of "
+                                                        "the basis'); the predictor is given all of them each time")
+        p.add_argument("--resolution", default=d.resolution,
+                       help=f"instrument: tosca | <instrument>:<Ei meV> (mari, maps, merlin ...) | direct:<Ei meV> | "
+                            f"gaussian:<FWHM meV> (default {d.resolution})")
+        p.add_argument("--noise", type=float, default=d.noise,
+                       help="relative counting noise of a bin with the mean share of the spectrum: Poisson statistics "
+                            f"of 640/noise^2 counts on the 640-bin grid (default {d.noise}: 1.6e6 counts)")
+        p.add_argument("--kind", default=d.kind, choices=("gpdos", "pdos"), help="spectra measured (default gpdos)")
+        p.add_argument("--engine", default=d.engine, choices=tuple(ENGINES),
+                       help="forward model: the basis' curves (fast) or fresh placements of its patches (~2 s each)")
+        p.add_argument("--predictor", default=d.predictor, choices=tuple(PREDICTORS),
+                       help="unmix (default) or predict (predict_defects itself, ~5x slower)")
+        p.add_argument("--range", type=_range, default=(d.c_min, d.c_max), metavar="MIN,MAX",
+                       help=f"concentrations tested, atomic fractions (default {d.c_min},{d.c_max})")
+        p.add_argument("--points", type=int, default=d.n_concentrations, help="log-spaced concentrations in the range")
+        p.add_argument("--measurements", type=int, default=d.measurements, help="simulated measurements per concentration")
+        p.add_argument("--scan", action="store_true", help="test every concentration (default: bisection)")
+        p.add_argument("--background", type=_mix, default=(), metavar="El:fraction,...",
+                       help="dopants present in every sample, e.g. Zn:0.005 (elements of the basis)")
+        p.add_argument("--basis-as-given", action="store_true",
+                       help="the predictor reads against the basis as given, not broadened to the instrument's "
+                            "resolution as a basis simulated with --resolution would be")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", default=None, help="write the limits, settings and how they were computed as JSON here")
+        p.add_argument("--plot", default=None, help="write detection rate against concentration as a PNG here")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args):
+        from defectnet.limits import LimitsConfig, detection_limits
+
+        config = LimitsConfig(candidates=tuple(c for c in args.candidates.split(",") if c.strip()),
+                              resolution=args.resolution, noise=args.noise, kind=args.kind, engine=args.engine,
+                              predictor=args.predictor, c_min=args.range[0], c_max=args.range[1],
+                              n_concentrations=args.points, measurements=args.measurements,
+                              search="scan" if args.scan else "bisect", background=args.background, seed=args.seed,
+                              match_basis=not args.basis_as_given)
+        result = detection_limits(args.basis, config, host=args.host, progress=not args.quiet)
+        return _show(result, args)
 
 
 def _lazy_commands() -> list[Command]:
@@ -315,7 +390,7 @@ def _lazy_commands() -> list[Command]:
 
 
 #: Subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [Predict(), Simulate(), Basis(), Recommend(), Hosts(), *_lazy_commands()]
+COMMANDS: list[Command] = [Predict(), Simulate(), Basis(), Limits(), Recommend(), Hosts(), *_lazy_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:
