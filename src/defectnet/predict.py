@@ -29,7 +29,7 @@ import numpy as np
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WINDOW, band_edge, basis_candidates, choose_unit,
                               coverage_warnings, doped_consistency, doped_problem, host_consistency, host_problem, is_cut,
                               model_candidates, no_signature_warning, plausibility_warnings, roughness, scaled_distance,
-                              signal_against_noise, split_candidate)
+                              signal_against_noise, split_candidate, swap_consistency, swap_problem)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import Prediction, extent_mev
@@ -490,7 +490,9 @@ def _inputs(doped, pristine, config, kind, composition, host: str, reference, ag
     if reference is not None:
         if pristine is not None:
             checks["host"] = host_consistency(p, reference)
-            problems.insert(0, host_problem(checks["host"], labels["pristine"], host, against))
+            checks["swap"] = swap_consistency(p, d, reference, checks["host"])
+            problems[:0] = [swap_problem(checks["swap"], labels["pristine"], labels["doped"], host, against),
+                            host_problem(checks["host"], labels["pristine"], host, against)]
         warned += coverage_warnings({labels[k]: s.edges_mev[-1] for k, s in (("pristine", p), ("doped", d))},
                                     band_edge(reference), host, modes)
     p, d = _common_range(p, d, grid, notes)
