@@ -17,9 +17,10 @@ thresholds must separate:
   simulates);
 * **other hosts** — the bundled GaAs pristine measured against every other host's pristine
   as the simulated one (``--host X`` given GaAs files), and every host's pristine against GaAs;
-* **stretched doped spectra** — ``doped_consistency`` (its stretch criterion, ``MIN_STRETCH``,
-  ``MAX_STRETCH_RESIDUAL``) and the doped band-edge window of every committed doped spectrum with
-  its energies × 1.2, 1.4, 1.6 (and ÷): how many ``predict`` refuses, by total concentration;
+* **stretched or shifted doped spectra** — ``doped_consistency`` (its stretch and shift criteria,
+  ``MIN_STRETCH``, ``MAX_STRETCH_RESIDUAL``, ``MIN_SHIFT``, ``MAX_SHIFT_RESIDUAL``) and the doped
+  band-edge window of every committed doped spectrum with its energies × 1.2, 1.4, 1.6 (and ÷), and
+  + 0.05, 0.1, 0.15 of the band edge: how many ``predict`` refuses, by total concentration;
 * **swapped files** — ``swap_consistency`` (``MAX_CLOSER``, ``CLOSER_NOISE_SIGMAS``,
   ``MAX_TAIL_EXCESS``) of every committed pair the right way round and swapped, against the
   host's q-mesh PDoS (total PDoS: what ``predict`` without a basis compares with) and against the
@@ -48,6 +49,7 @@ EXAMPLE = ROOT / "examples" / "gaas-si-zn"
 BINS = (0.0, 0.01, 0.03, 0.10, 0.20, 0.31)
 OUT = ROOT / "benchmarks" / "results" / "consistency"
 STRETCHES = (1.2, 1.4, 1.6, 1 / 1.2, 1 / 1.4)
+SHIFTS = (0.05, 0.1, 0.15)  # offsets of the doped energies, shares of the pristine's band edge
 NOISE_LEVELS = (0.1, 0.3)
 
 
@@ -167,44 +169,59 @@ def by_total(flags, totals) -> dict:
     return out
 
 
+def _shifted(spectrum, shift_mev: float):
+    """``spectrum`` with its energies + ``shift_mev`` ≥ 0 (an offset of the energy zero: the file starts there)."""
+    from defectnet.spectrum import Spectrum
+
+    return Spectrum(spectrum.edges_mev + shift_mev, spectrum.values)
+
+
 def stretched(data) -> dict:
-    """Every committed doped GPDoS against its pristine as given, and with its energies × each of STRETCHES:
-    what doped_consistency and the doped band-edge window say."""
-    from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_STRETCH_RESIDUAL, MIN_STRETCH, band_edge,
-                                  doped_consistency)
+    """Every committed doped GPDoS against its pristine as given, with its energies × each of STRETCHES and + each
+    of SHIFTS (shares of the pristine's band edge): what doped_consistency and the doped band-edge window say."""
+    from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_SHIFT_RESIDUAL, MAX_STRETCH_RESIDUAL, MIN_SHIFT, MIN_STRETCH,
+                                  band_edge, doped_consistency)
     from defectnet.spectrum import Spectrum
 
     edges, n = data["edges"], len(data["host"])
-    rows, refused = [], {f: np.zeros(n, bool) for f in STRETCHES}
+    moves = [(f"x{f:.3g}", f, 0.0) for f in STRETCHES] + [(f"+{d:g} of the band edge", 1.0, d) for d in SHIFTS]
+    rows, refused = [], {label: np.zeros(n, bool) for label, _, _ in moves}
     for i in range(n):
         p, d = Spectrum(edges, data["p"][i]), Spectrum(edges, data["d"][i])
         c = doped_consistency(p, d)
-        rows.append((c["consistent"], c["stretch"], c["stretch_residual"], c["stretched"]))
-        for f in STRETCHES:
-            moved = d.scale_energy(f)
+        rows.append((c["consistent"], c["stretch"], c["stretch_residual"], c["stretched"], c["shift_mev"] / c["band_edge_mev"],
+                     c["shift_residual"], c["shifted"]))
+        for label, f, shift in moves:
+            moved = _shifted(d.scale_energy(f), shift * c["band_edge_mev"])
             ratio = band_edge(moved) / band_edge(p)
             outside = not DOPED_EDGE_WINDOW[0] <= ratio <= DOPED_EDGE_WINDOW[1]
-            refused[f][i] = outside or doped_consistency(p, moved)["consistent"] is False
-    consistent, stretch, residual, flagged = (np.array(x) for x in zip(*rows))
-    far = np.abs(np.log(stretch)) >= np.log(MIN_STRETCH)
-    k = residual[far] / np.abs(np.log(stretch[far]))
-    least = np.argsort(k)[:5]
-    idx = np.flatnonzero(far)[least]
+            refused[label][i] = outside or doped_consistency(p, moved)["consistent"] is False
+    consistent, stretch, residual, flagged, shift, shift_residual, shifted = (np.array(x) for x in zip(*rows))
+
+    def least(size, best, res, far, threshold):
+        """The pairs whose best match is ``far`` from as given, with the least residual per unit of ``size``."""
+        k = res[far] / size[far]
+        idx = np.flatnonzero(far)[np.argsort(k)[:5]]
+        return {"beyond": int(far.sum()), "least_residual_per_unit": round(float(k.min()), 4) if k.size else None,
+                "threshold": threshold,
+                "least": [{"host": data["host"][i], "total_at_pct": round(100 * float(data["total"][i]), 1),
+                           "best": round(float(best[i]), 3), "residual": round(float(res[i]), 5)} for i in idx]}
+
+    log_s = np.abs(np.log(stretch))
     out = {"pairs": n, "refused_as_given": int(np.sum(~consistent)), "stretched_as_given": int(flagged.sum()),
+           "shifted_as_given": int(shifted.sum()),
            "best_stretch_quantiles": {q: round(float(np.quantile(stretch, q)), 4) for q in (0, 0.001, 0.5, 0.999, 1)},
-           "beyond_min_stretch": int(far.sum()),
-           "least_residual_per_log_stretch": round(float(k.min()), 4) if k.size else None,
-           "least": [{"host": data["host"][i], "total_at_pct": round(100 * float(data["total"][i]), 1),
-                      "stretch": round(float(stretch[i]), 3), "residual": round(float(residual[i]), 5)} for i in idx],
-           "threshold": MAX_STRETCH_RESIDUAL,
-           "refused_when_stretched": {f"x{f:.3g}": by_total(refused[f], data["total"]) for f in STRETCHES}}
-    print(f"\n## stretched doped spectra ({n} committed pairs; refused as given: {out['refused_as_given']})")
-    print(f"best stretch of the doped against its pristine: {out['best_stretch_quantiles']}; {far.sum()} beyond "
-          f"×{MIN_STRETCH:g}, least residual / |ln stretch| {out['least_residual_per_log_stretch']} "
-          f"(threshold {MAX_STRETCH_RESIDUAL}): " + ", ".join(f"{r['host']} {r['total_at_pct']} at.% ×{r['stretch']}"
-                                                             for r in out["least"]))
-    for f, rates in out["refused_when_stretched"].items():
-        print(f"doped energies {f}: refused {rates}")
+           "stretch": least(log_s, stretch, residual, log_s >= np.log(MIN_STRETCH), MAX_STRETCH_RESIDUAL),
+           "shift": least(np.abs(shift), shift, shift_residual, np.abs(shift) >= MIN_SHIFT, MAX_SHIFT_RESIDUAL),
+           "refused_when_moved": {label: by_total(refused[label], data["total"]) for label, _, _ in moves}}
+    print(f"\n## stretched or shifted doped spectra ({n} committed pairs; refused as given: {out['refused_as_given']})")
+    for what in ("stretch", "shift"):
+        r = out[what]
+        print(f"{what}: {r['beyond']} best beyond the minimum, least residual per |ln s| or |δ| "
+              f"{r['least_residual_per_unit']} (threshold {r['threshold']}): "
+              + ", ".join(f"{x['host']} {x['total_at_pct']} at.% at {x['best']}" for x in r["least"]))
+    for label, rates in out["refused_when_moved"].items():
+        print(f"doped energies {label}: refused {rates}")
     return out
 
 
@@ -269,14 +286,17 @@ def write_results(result: dict, out: Path) -> None:
     lines = ["# Stretched and swapped spectra against the checks of `predict` (issue 34)", "",
              f"{st['pairs']} committed pairs (datasets/reference, datasets/textbook), {result['minutes']} min. "
              f"Commit {prov['commit']}, `{prov['command']}`, {prov['date']}.", "",
-             "## Doped energies stretched", "",
-             f"As given: {st['refused_as_given']} refused, {st['stretched_as_given']} taken for stretched. "
-             f"{st['beyond_min_stretch']} have their best match beyond ×1.1; the least residual / |ln stretch| among them "
-             f"is {st['least_residual_per_log_stretch']} (threshold {st['threshold']}): "
-             + ", ".join(f"{r['host']} {r['total_at_pct']} at.% ×{r['stretch']}" for r in st["least"]) + ".", "",
-             "| doped energies | " + " | ".join(next(iter(st["refused_when_stretched"].values()))) + " |",
-             "| --- |" + " --- |" * len(next(iter(st["refused_when_stretched"].values())))]
-    for f, rates in st["refused_when_stretched"].items():
+             "## Doped energies stretched or shifted", "",
+             f"As given: {st['refused_as_given']} refused ({st['stretched_as_given']} taken for stretched, "
+             f"{st['shifted_as_given']} for shifted)."]
+    for what, unit in (("stretch", "|ln stretch|"), ("shift", "|shift| (share of the band edge)")):
+        r = st[what]
+        lines.append(f"- {what}: {r['beyond']} pairs have their best match beyond the minimum; the least in-band "
+                     f"residual per {unit} among them is {r['least_residual_per_unit']} (threshold {r['threshold']}): "
+                     + ", ".join(f"{x['host']} {x['total_at_pct']} at.% at {x['best']}" for x in r["least"]) + ".")
+    bins = next(iter(st["refused_when_moved"].values()))
+    lines += ["", "| doped energies | " + " | ".join(bins) + " |", "| --- |" + " --- |" * len(bins)]
+    for f, rates in st["refused_when_moved"].items():
         lines.append(f"| {f} | " + " | ".join(f"{100 * v:.1f} %" for v in rates.values()) + " |")
     lines += ["", "Share refused (by the stretch criterion, the in-band distance or the band-edge window), by the "
               "sample's total dopant concentration.", "", "## Pristine and doped swapped", ""]
