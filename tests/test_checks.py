@@ -7,7 +7,8 @@ import pytest
 
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION, PRISTINE_EDGE_WINDOW, band_edge,
                               choose_unit, coverage_warnings, doped_consistency, doped_problem, host_consistency, is_cut,
-                              plausibility_warnings, roughness, scaled_w1, signal_against_noise, swap_consistency,
+                              plausibility_warnings, roughness, scale_warning, scaled_w1, signal_against_noise,
+                              swap_consistency,
                               swap_problem, w1_noise)
 from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
@@ -162,6 +163,24 @@ def test_a_doped_spectrum_on_a_stretched_axis_is_refused_and_a_doping_is_not(fac
     assert f"with its energies × {check['stretch']:.2f}" in doped_problem(check, "d.csv", "p.csv")
     softened = np.interp(E / 0.97, E, band) + _local_mode(0.05)  # a heavy alloy's 3 % softening is a doping
     assert doped_consistency(_spec(band), _spec(softened))["consistent"]
+
+
+@pytest.mark.parametrize("shift", [5.0, 8.0, -6.0])  # 0.09-0.14 of the band edge (~58 meV)
+def test_a_doped_spectrum_with_its_energy_zero_shifted_is_refused(shift):
+    band = _band() + _local_mode(0.05)
+    check = doped_consistency(_spec(_band()), Spectrum.from_points(E + shift, band))
+    assert check["shifted"] and check["consistent"] is False
+    assert check["shift_mev"] == pytest.approx(shift, abs=0.3)
+    assert f"with its energies shifted by {check['shift_mev']:+.2f} meV" in doped_problem(check, "d.csv", "p.csv")
+    assert doped_consistency(_spec(_band()), _spec(band))["shifted"] is False
+
+
+def test_a_pristine_read_at_another_energy_scale_than_the_hosts_is_warned():
+    band = _spec(_band())
+    assert scale_warning(host_consistency(band.scale_energy(1.02), band), "p.csv", "H", "the", 1.0) is None
+    warning = scale_warning(host_consistency(band.scale_energy(1.25), band), "p.csv", "H", "the", 1.0)
+    assert warning.startswith("p.csv matches the pristine of H best with its energies × 0.800 more")
+    assert "pass --energy-scale auto to fit it (here 0.8)" in warning
 
 
 def test_swapped_files_are_told_by_the_local_modes_and_the_distance_to_the_host():
