@@ -679,6 +679,10 @@ WEAK_MESSAGE_CASES = [
         write_text(t / "d.csv", _decimal_commas(g, g.d, ";", "energy_meV;gpdos")))), Answer(readme_answer)),
     Case("integers-with-commas-are-not-decimal-commas", _pristine_and_doped(lambda t, g: (
         _integer_csv(t, g, "p"), _integer_csv(t, g, "d"))), Answer(no_signature)),
+    Case("csv-files-separated-by-tabs", _pristine_and_doped(lambda t, g: (
+        write_text(t / "p.csv", "".join(f"{a!r}\t{b!r}\n" for a, b in zip(map(float, g.e), map(float, g.p)))),
+        write_text(t / "d.csv", "".join(f"{a!r}\t{b!r}\n" for a, b in zip(map(float, g.e), map(float, g.d)))))),
+         Answer(readme_answer)),
     Case("latin1-micro-sign-in-a-comment", _pristine_and_doped(lambda t, g: (
         _latin1(t, g, "p", "sample mass 250 µg"), _latin1(t, g, "d", "sample mass 250 µg"))), Answer(readme_answer)),
     Case("latin1-degree-sign-in-a-comment", _doped(lambda t, g: _latin1(t, g, "d", "T = 5 °K")), Answer(readme_answer)),
