@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION, PRISTINE_EDGE_WINDOW, band_edge,
-                              choose_unit, coverage_warnings, doped_consistency, host_consistency, is_cut,
-                              plausibility_warnings, roughness, signal_against_noise)
+                              choose_unit, coverage_warnings, doped_consistency, doped_problem, host_consistency, is_cut,
+                              plausibility_warnings, roughness, scale_warning, scaled_w1, signal_against_noise,
+                              swap_consistency,
+                              swap_problem, w1_noise)
 from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
 
@@ -134,6 +136,66 @@ def test_a_doped_spectrum_keeps_its_bands_and_random_numbers_are_no_spectrum():
     noise = _spec(np.random.default_rng(0).uniform(size=E.size))
     assert roughness(noise) > 0.2 and roughness(_spec(band)) < 0.01
     assert doped_consistency(_spec(band), noise)["consistent"] is False
+
+
+def test_the_scaled_distance_is_the_w1_of_the_rescaled_and_resampled_spectrum():
+    """scaled_w1 (all scales at once) against the definition: measured × s, resampled onto the reference's bins."""
+    band = _spec(_band())
+    measured = Spectrum.from_points(np.arange(0.2, 90.0, 0.4), np.interp(np.arange(0.2, 90.0, 0.4), E, _band() + 0.01))
+    for s in (0.8, 1.0, 1.17):
+        moved = measured.scale_energy(s).resample(band.edges_mev)
+        assert scaled_w1(measured, band, [s])[0] == pytest.approx(moved.wasserstein1_mev(band), rel=1e-9)
+    cut = Spectrum.from_points(E[E < 45], _band()[E < 45])
+    mine = band.edges_mev[band.edges_mev <= cut.edges_mev[-1] * 1.1]
+    expected = cut.scale_energy(1.1).resample(mine).wasserstein1_mev(band.resample(mine))
+    assert scaled_w1(cut, band, [1.1], cut=True)[0] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("factor", [1.2, 1.4, 1.6, 1 / 1.3])
+def test_a_doped_spectrum_on_a_stretched_axis_is_refused_and_a_doping_is_not(factor):
+    """A dopant adds local modes and moves the bands a little; it does not stretch the energy axis."""
+    band = _band()
+    doped = band + _local_mode(0.05)
+    assert doped_consistency(_spec(band), _spec(doped))["stretched"] is False
+    check = doped_consistency(_spec(band), _spec(doped).scale_energy(factor))
+    assert check["stretched"] and check["consistent"] is False
+    assert check["stretch"] == pytest.approx(factor, rel=0.02)
+    assert f"with its energies × {check['stretch']:.2f}" in doped_problem(check, "d.csv", "p.csv")
+    softened = np.interp(E / 0.97, E, band) + _local_mode(0.05)  # a heavy alloy's 3 % softening is a doping
+    assert doped_consistency(_spec(band), _spec(softened))["consistent"]
+
+
+@pytest.mark.parametrize("shift", [5.0, 8.0, -6.0])  # 0.09-0.14 of the band edge (~58 meV)
+def test_a_doped_spectrum_with_its_energy_zero_shifted_is_refused(shift):
+    band = _band() + _local_mode(0.05)
+    check = doped_consistency(_spec(_band()), Spectrum.from_points(E + shift, band))
+    assert check["shifted"] and check["consistent"] is False
+    assert check["shift_mev"] == pytest.approx(shift, abs=0.3)
+    assert f"with its energies shifted by {check['shift_mev']:+.2f} meV" in doped_problem(check, "d.csv", "p.csv")
+    assert doped_consistency(_spec(_band()), _spec(band))["shifted"] is False
+
+
+def test_a_pristine_read_at_another_energy_scale_than_the_hosts_is_warned():
+    band = _spec(_band())
+    assert scale_warning(host_consistency(band.scale_energy(1.02), band), "p.csv", "H", "the", 1.0) is None
+    warning = scale_warning(host_consistency(band.scale_energy(1.25), band), "p.csv", "H", "the", 1.0)
+    assert warning.startswith("p.csv matches the pristine of H best with its energies × 0.800 more")
+    assert "pass --energy-scale auto to fit it (here 0.8)" in warning
+
+
+def test_swapped_files_are_told_by_the_local_modes_and_the_distance_to_the_host():
+    rng = np.random.default_rng(3)
+    band = _band()
+    host, pristine, doped = _spec(band), _spec(band), _spec(band + _local_mode(0.05))
+    right = swap_consistency(pristine, doped, host, host_consistency(pristine, host))
+    assert right["swapped"] is False and swap_problem(right, "p.csv", "d.csv", "H", "the") is None
+    swapped = swap_consistency(doped, pristine, host, host_consistency(doped, host))
+    assert swapped["by_tail"] and swapped["by_distance"] and swapped["tail_excess"] > 0.04
+    assert "d.csv (--pristine) and p.csv (--doped) look swapped" in swap_problem(swapped, "d.csv", "p.csv", "H", "the")
+    # the same pair with 30 % counting noise on both: the right way round still passes
+    noisy = [_spec(v * np.clip(1 + 0.3 * rng.standard_normal(E.size), 0, None)) for v in (band, band + _local_mode(0.05))]
+    assert w1_noise(noisy[0]) > 4 * w1_noise(pristine)  # (the clean band has a step at 40 meV: some "noise")
+    assert swap_consistency(*noisy, host, host_consistency(noisy[0], host))["swapped"] is False
 
 
 def test_the_unit_is_the_one_that_puts_the_band_edge_at_the_hosts():

@@ -9,11 +9,8 @@ names) or the answer.
 
 from __future__ import annotations
 
-import io
 import json
-import traceback
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from defectnet.cli import main
+from defectnet.cli import run_captured
 from defectnet.io import read_spectrum
 from defectnet.model.checkpoint import pretrained_path
 
@@ -40,20 +37,11 @@ class Run:
 
 def run_predict(args: list[str], json_path: Path | None) -> Run:
     """``defectnet predict ARGS`` in-process; an exception escaping ``main`` is recorded as a traceback on stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, redirect_stdout(out), redirect_stderr(err):
-        warnings.simplefilter("always")
-        try:
-            code = main(["predict", *args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-        except BaseException:  # noqa: BLE001 - what the user would see as a traceback
-            err.write(traceback.format_exc())
-            code = 1
+    code, out, err, raw = run_captured(["predict", *args])
     result = None
     if code == 0 and json_path is not None and json_path.is_file():
         result = json.loads(json_path.read_text())
-    return Run(code, out.getvalue(), err.getvalue(), [str(w.message) for w in caught], result)
+    return Run(code, out, err, raw, result)
 
 
 @dataclass
@@ -319,7 +307,8 @@ ARGUMENTS = [
     Case("refine-where-the-conditioned-network-answers",
          _with("--basis", str(EX / "basis.npz"), "--method", "conditioned", "--refine", "2"),
          Error("--refine corrects an unmixing, and here the conditioned network answers; add --method unmix")),
-    Case("kind-the-model-does-not-read", _with("--kind", "total"), Error("the model reads gpdos spectra")),
+    Case("kind-the-model-does-not-read", _with("--kind", "total"),
+         Error("the model reads gpdos spectra but the input is total; expected --kind gpdos")),
 ]
 
 
@@ -357,6 +346,8 @@ def _basis_answer(*elements):
 
 CANDIDATE_CASES = [
     Case("candidate-host-element", _cands("Ga"), Error("candidate Ga is an element of the host GaAs")),
+    Case("candidate-host-element-says-what-is-expected", _cands("Si,As"),
+         Error("; expected candidates that are not elements of GaAs")),
     Case("candidate-host-element-among-others", _cands("Si,Zn,As"), Error("candidate As is an element of the host GaAs")),
     Case("candidate-antisite-without-basis", _cands("Ga@As"), Error("site-qualified candidate 'Ga@As'")),
     Case("candidate-site-qualified-without-basis", _cands("Si@Ga"), Error("site-qualified candidate 'Si@Ga'")),
@@ -484,12 +475,18 @@ def _stretched(factor, candidates=CANDIDATES, extra=()):
 
 
 PLAUSIBILITY_CASES = [
-    Case("implausible-total-doped-stretched-x1.6", _stretched(1.6), Answer(implausible("add up to"))),
+    Case("doped-stretched-x1.6-refused", _stretched(1.6), Error("with its energies × 1.59: below the pristine's band edge")),
+    Case("doped-stretched-x1.4-refused", _stretched(1.4), Error("with its energies × 1.39")),
+    Case("doped-stretched-x1.2-refused", _stretched(1.2), Error("with its energies × 1.19")),
+    Case("doped-stretched-x1.2-with-basis-refused", _stretched(1.2, extra=("--basis", str(EX / "basis.npz"))),
+         Error("with its energies × 1.19")),
+    Case("implausible-total-doped-stretched-x1.6-forced", _stretched(1.6, extra=("--force",)),
+         Answer(implausible("add up to", "with its energies × 1.59"))),
     Case("implausible-total-doped-shrunk-x0.6", _stretched(0.6, MANY, ("--force",)),
-         Answer(implausible("add up to", "is not a dilute doping of"))),
-    Case("doped-shrunk-x0.6-refused", _stretched(0.6, MANY), Error("is not a dilute doping of")),
-    Case("implausible-both-doped-stretched-x1.9", _stretched(1.9, MANY),
-         Answer(implausible("add up to", "dopants detected"))),
+         Answer(implausible("add up to", "with its energies × 0.6"))),
+    Case("doped-shrunk-x0.6-refused", _stretched(0.6, MANY), Error("with its energies × 0.6")),
+    Case("implausible-both-doped-stretched-x1.9-forced", _stretched(1.9, MANY, ("--force",)),
+         Answer(implausible("add up to", "dopants detected", "with its energies × 1.89"))),
     Case("implausible-count-noise-as-doped", lambda t, g: (_args(t, doped=write_csv(
         t / "d.csv", g.e, np.random.default_rng(0).uniform(size=g.e.size)), candidates=MANY, extra=("--force",)), None),
          Answer(implausible("dopants detected", "does not look like a phonon spectrum"))),
@@ -570,6 +567,35 @@ CONSISTENCY_CASES = [
     Case("both-files-of-another-host-forced", lambda t, g: (_args(
         t, pristine=write_csv(t / "p.csv", g.e, _other_host("InP")), doped=write_csv(t / "d.csv", g.e, _other_host("InP")),
         extra=("--force",)), None), Answer(untrusted("is not a pristine spectrum of GaAs"))),
+    Case("swapped", _pristine_and_doped(lambda t, g: (EX / "doped.csv", EX / "pristine.csv")),
+         Error(f"{EX / 'doped.csv'} (--pristine) and {EX / 'pristine.csv'} (--doped) look swapped: ")),
+    Case("swapped-with-basis", lambda t, g: (_args(t, pristine=EX / "doped.csv", doped=EX / "pristine.csv",
+                                                   extra=("--basis", str(EX / "basis.npz"))), str(EX / "doped.csv")),
+         Error("look swapped: ")),
+    Case("swapped-with-basis-unmix", lambda t, g: (_args(t, pristine=EX / "doped.csv", doped=EX / "pristine.csv",
+                                                         extra=("--basis", str(EX / "basis.npz"), "--method", "unmix")),
+                                                   str(EX / "doped.csv")),
+         Error("holds 2.0 % of its area above the host's band edge 29.1 meV")),
+    Case("swapped-forced", lambda t, g: (_args(t, pristine=EX / "doped.csv", doped=EX / "pristine.csv",
+                                               extra=("--force",)), None), Answer(untrusted("look swapped"))),
+    Case("swapped-noisy", _pristine_and_doped(lambda t, g: (write_csv(t / "p.csv", g.e, _noisy(g, g.d, 0.05, 12)),
+                                                            write_csv(t / "d.csv", g.e, _noisy(g, g.p, 0.05, 13)))),
+         Error("look swapped")),
+    Case("right-way-both-noisy-10pc", _pristine_and_doped(lambda t, g: (write_csv(t / "p.csv", g.e, _noisy(g, g.p, 0.1, 14)),
+                                                                        write_csv(t / "d.csv", g.e, _noisy(g, g.d, 0.1, 15)))),
+         Answer(lambda r, out: answered(r, out) or not r["checks"]["swap"]["swapped"] or None)),
+    Case("doped-energies-offset-3-mev", _doped(lambda t, g: write_csv(t / "d.csv", g.e + 3.0, g.d)),
+         Error("with its energies shifted by +2.9")),
+    Case("doped-one-value-near-the-float-limit", _doped(lambda t, g: write_csv(
+        t / "d.csv", g.e, np.where(np.arange(g.e.size) == 200, 1e308, g.d))), Error("does not look like a phonon spectrum")),
+    Case("both-stretched-x1.3-read-at-scale-1", _pristine_and_doped(lambda t, g: (
+        write_csv(t / "p.csv", g.e * 1.3, g.p / 1.3), write_csv(t / "d.csv", g.e * 1.3, g.d / 1.3))),
+         Answer(untrusted("best with its energies × 0.769 more"))),
+    Case("energy-scale-1.35-on-files-at-scale-1", _with("--energy-scale", "1.35"),
+         Answer(untrusted("pass --energy-scale auto to fit it (here 1)"))),
+    Case("basis-of-another-host", lambda t, g: (
+        _args(t, host="Si", candidates="B,As", extra=("--basis", str(EX / "basis.npz"))), str(EX / "basis.npz")),
+         Error("the host given is Si: expected a basis of Si (defectnet basis Si --candidates B,As")),
     Case("gaas-files-as-host-si", lambda t, g: (_args(t, host="Si", candidates="Ge,C"), str(EX / "pristine.csv")),
          Error("is far from Si's simulated band edge")),
     Case("gaas-files-as-host-cdte", lambda t, g: (_args(t, host="CdTe", candidates="Zn,Se"), str(EX / "pristine.csv")),
@@ -653,6 +679,10 @@ WEAK_MESSAGE_CASES = [
         write_text(t / "d.csv", _decimal_commas(g, g.d, ";", "energy_meV;gpdos")))), Answer(readme_answer)),
     Case("integers-with-commas-are-not-decimal-commas", _pristine_and_doped(lambda t, g: (
         _integer_csv(t, g, "p"), _integer_csv(t, g, "d"))), Answer(no_signature)),
+    Case("csv-files-separated-by-tabs", _pristine_and_doped(lambda t, g: (
+        write_text(t / "p.csv", "".join(f"{a!r}\t{b!r}\n" for a, b in zip(map(float, g.e), map(float, g.p)))),
+        write_text(t / "d.csv", "".join(f"{a!r}\t{b!r}\n" for a, b in zip(map(float, g.e), map(float, g.d)))))),
+         Answer(readme_answer)),
     Case("latin1-micro-sign-in-a-comment", _pristine_and_doped(lambda t, g: (
         _latin1(t, g, "p", "sample mass 250 µg"), _latin1(t, g, "d", "sample mass 250 µg"))), Answer(readme_answer)),
     Case("latin1-degree-sign-in-a-comment", _doped(lambda t, g: _latin1(t, g, "d", "T = 5 °K")), Answer(readme_answer)),

@@ -8,6 +8,10 @@
   reported, whatever the network or the unmixing says (:func:`no_signature_warning`).
 * **Plausibility** (:func:`plausibility_warnings`): a total concentration or a number of
   detected dopants beyond what the model was trained on.
+* **Consistency with the host** (:func:`host_consistency`, :func:`doped_consistency`,
+  :func:`swap_consistency`, :func:`scale_warning`): a measured pristine unlike the host's
+  simulated one; a doped spectrum unlike its pristine, on a stretched or shifted energy axis,
+  or not a phonon spectrum; the two files swapped; spectra read at another energy scale.
 
 User errors raise :class:`~defectnet.errors.DefectnetError` (one line); doubts about an
 answer are returned as warning texts, which the prediction lists and which make it
@@ -48,6 +52,38 @@ MAX_HOST_DISTANCE = 0.05
 #: 30 at.% of dopants) are ≤ 0.20 from their pristine; the bundled GaAs pristine against the 235 other hosts'
 #: is above 0.25 for 76 of them (the softer ones: their bands crowd below GaAs's).
 MAX_IN_BAND_DISTANCE = 0.25
+#: A doped spectrum that is its pristine's bands on a stretched energy axis is an energy-scale or unit error: the
+#: in-band distance of doped (energies × s) and pristine is searched over these s (steps of 0.2 %) ...
+STRETCH_SEARCH = np.exp(np.arange(np.log(0.5), np.log(2.0) + 1e-9, 0.002))
+#: ... and the doped one is stretched when the best s is at least this factor from 1 ...
+MIN_STRETCH = 1.1
+#: ... and the in-band distance there (a share of the pristine's band edge) is below this × |ln s|.
+#: benchmarks/consistency.py: of the 18,747 committed doped spectra, those whose best s is ≥ 1.1 from 1 all have a
+#: distance ≥ 0.027 × |ln s| (the least: RbBr with 25 at.% of dopants, as if stretched ×1.17 with 0.0044 left);
+#: the bundled GaAs doped spectrum stretched ×1.2 has 0.0018 left at ×1.2.
+MAX_STRETCH_RESIDUAL = 0.025
+#: Nor does a dopant shift it: the same search over doped energies + δ, δ in SHIFT_SEARCH (shares of the pristine's
+#: band edge); shifted when |δ| ≥ MIN_SHIFT and the in-band distance there is below MAX_SHIFT_RESIDUAL × |δ|.
+#: benchmarks/consistency.py: committed doped spectra whose best δ is ≥ 0.05 from 0 all keep ≥ 0.088 × |δ| (the
+#: least: MgS with 18 at.% of dopants, best at δ = 0.105 with 0.0092 left).
+SHIFT_SEARCH = np.arange(-0.25, 0.25 + 1e-9, 0.0025)
+MIN_SHIFT = 0.05
+MAX_SHIFT_RESIDUAL = 0.08
+#: The measured pristine, read at the energy scale it is given at, must match the host's simulated spectrum best
+#: within this factor of that scale: a host's own supercell spectrum matches its q-mesh PDoS at ×0.998–1.007
+#: (238 committed hosts); beyond, the spectra are read on another energy scale than the model's simulations.
+SCALE_TOLERANCE = 1.05
+#: Swapped files: the doped spectrum nearer the host's simulated pristine than the pristine one by more than
+#: MAX_CLOSER + CLOSER_NOISE_SIGMAS × their noise (:func:`w1_noise`), as shares of the band edge ...
+#: benchmarks/consistency.py: committed pairs, the right way round against the host's q-mesh PDoS, are at most
+#: 0.0003 nearer (the doped one is further, as doping moves it away); with 10 % or 30 % counting noise none passes
+#: MAX_CLOSER + 2 × the noise estimate.
+MAX_CLOSER = 0.002
+CLOSER_NOISE_SIGMAS = 2.0
+#: ... or the pristine spectrum holding more of its area above the host's band edge than the doped one by more than
+#: this share (dopants add local modes there). Committed pairs the right way round: at most 0.006, 0.012 with 30 %
+#: counting noise.
+MAX_TAIL_EXCESS = 0.015
 #: A spectrum whose bin-to-bin scatter holds more than this share of its norm² is no phonon spectrum:
 #: committed spectra ≤ 0.014, the GaAs example with 30 % counting noise 0.06, uniform random numbers 0.25.
 MAX_ROUGHNESS = 0.1
@@ -77,7 +113,7 @@ def split_candidate(text: str) -> tuple[str, str | None]:
 
 def _host_element_error(element: str, host: str, how: str) -> DefectnetError:
     return DefectnetError(f"candidate {element} is an element of the host {host}: as a dopant on its own site it "
-                          f"changes nothing, and {how}")
+                          f"changes nothing, and {how}; expected candidates that are not elements of {host}")
 
 
 def model_candidates(candidates, composition: dict, host: str) -> list[str]:
@@ -122,6 +158,17 @@ def basis_candidates(candidates, basis, composition: dict, host: str) -> list[st
                                  f"({', '.join(basis.config.get('candidates') or basis.elements)})")
         out.append(element)
     return out
+
+
+def check_in_basis(candidates, basis, host: str, source: str | None = None) -> None:
+    """Raise unless every candidate (but those without a stable position) has a signature in ``basis``."""
+    missing = [c for c in candidates if c not in basis.elements and c not in basis.failed]
+    if not missing:
+        return
+    other = (f"; and the basis is of {basis.host}, the host given is {host}: expected a basis of {host} (defectnet "
+             f"basis {host} --candidates {','.join(missing)} --out basis.npz)" if basis.host != host else "")
+    raise DefectnetError(f"candidates {missing} are not in the basis of {basis.host} ({', '.join(basis.elements)}); "
+                         f"expected candidates it simulated{other}", source=source)
 
 
 # ----------------------------------------------------------------------------- signal against noise
@@ -264,22 +311,46 @@ def scaled_distance(measured, reference, *, bounds=SCALE_BOUNDS, step: float = 0
         ``scale``; ``w1_unscaled_mev`` (at s = 1) and ``w1_mev`` (at s), meV; ``at_bound``:
         True when the best s is a bound of the search (the two are then unlike at any scale).
     """
-    edges = reference.edges_mev
-    whole = reference.normalized()
-
-    def w1(f):
-        moved = measured.scale_energy(f)
-        mine = edges[edges <= moved.edges_mev[-1]] if cut else edges
-        if mine.size < 3:
-            return float("inf")
-        moved, ref = moved.resample(mine), (reference.resample(mine) if cut else whole)
-        return moved.normalized().wasserstein1_mev(ref.normalized()) if moved.area() > 0 else float("inf")
-
     grid = np.arange(bounds[0], bounds[1] + step / 2, step)
-    dist = np.array([w1(f) for f in grid])
+    dist = scaled_w1(measured, reference, grid, cut=cut)
     i = int(np.argmin(dist))
-    return {"scale": float(grid[i]), "w1_unscaled_mev": w1(1.0), "w1_mev": float(dist[i]),
-            "at_bound": i in (0, grid.size - 1)}
+    return {"scale": float(grid[i]), "w1_unscaled_mev": float(scaled_w1(measured, reference, [1.0], cut=cut)[0]),
+            "w1_mev": float(dist[i]), "at_bound": i in (0, grid.size - 1)}
+
+
+def cumulative(spectrum) -> np.ndarray:
+    """∫ values dE from the first edge to each edge, shape (bins + 1,): the unnormalised CDF, linear within a bin."""
+    return np.concatenate([[0.0], np.cumsum(spectrum.values * spectrum.widths_mev)])
+
+
+def w1_of_cdfs(x, a, b) -> np.ndarray:
+    """Wasserstein-1 distance ∫|a − b| dE (meV) of two CDFs ``a``, ``b`` (..., m) given at the points ``x`` (m,)
+    and linear between them (piecewise-constant densities): exact, as :meth:`Spectrum.wasserstein1_mev`."""
+    d = np.asarray(a) - np.asarray(b)
+    d0, d1 = d[..., :-1], d[..., 1:]
+    same = d0 * d1 >= 0  # |d| is linear in the bin, or crosses zero once
+    denom = np.where(same, 1.0, np.abs(d0) + np.abs(d1))
+    return np.sum(np.where(same, 0.5 * (np.abs(d0) + np.abs(d1)), 0.5 * (d0 ** 2 + d1 ** 2) / denom) * np.diff(x), axis=-1)
+
+
+def scaled_w1(measured, reference, factors, *, cut: bool = False) -> np.ndarray:
+    """W1 distance (meV) of ``measured`` with energies × each of ``factors`` from ``reference``, both unit area on
+    the reference's bins (the part of them the scaled measurement reaches when it is ``cut``); inf where fewer than
+    three edges, or no area, are left. Shape (len(factors),)."""
+    f = np.asarray(factors, dtype=float)
+    x, ref = reference.edges_mev, cumulative(reference)
+    moved = np.interp(x[None, :] / f[:, None], measured.edges_mev, cumulative(measured))  # CDF of measured × f at x
+    n = np.count_nonzero(x[None, :] <= measured.edges_mev[-1] * f[:, None], axis=1) if cut else np.full(f.size, x.size)
+    last = np.maximum(n, 1)[:, None] - 1
+    a = moved - moved[:, :1]
+    b = ref[None, :] - ref[0]
+    area_a, area_b = np.take_along_axis(a, last, 1), b[:, last[:, 0]].T
+    inside = np.arange(x.size)[None, :] < n[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = np.where(inside, a / area_a, 0.0), np.where(inside, b / area_b, 0.0)
+    out = w1_of_cdfs(x, a, b)
+    bad = (n < 3) | ~(area_a[:, 0] > 0) | ~(area_b[:, 0] > 0)
+    return np.where(bad, np.inf, out)
 
 
 def host_consistency(measured, simulated) -> dict:
@@ -298,6 +369,88 @@ def host_consistency(measured, simulated) -> dict:
                   "consistent": bool(distance <= MAX_HOST_DISTANCE)}
 
 
+def tail_share(spectrum, energy_mev: float) -> float:
+    """The share of ``spectrum``'s area (above its flat background, :func:`above_background`) above ``energy_mev``."""
+    s = above_background(spectrum)
+    c = cumulative(s)
+    return float(1 - np.interp(energy_mev, s.edges_mev, c) / c[-1]) if c[-1] > 0 else 0.0
+
+
+def w1_noise(spectrum) -> float:
+    """An estimate of how much the noise of ``spectrum`` moves its W1 distance (meV) from any other spectrum.
+
+    The variance of each bin's content is estimated from the bin-to-bin scatter, as in
+    :func:`signal_against_noise` (the second difference over :data:`NOISE_WINDOW` bins, / 6);
+    the normalised CDF's error at each edge is then a Brownian bridge (the total area is
+    fixed), of variance (1 − F)²·S + F²·(S_total − S) with S the summed variance below the
+    edge and F the CDF there, and E|error| = √(2/π)·σ is integrated over the energy axis.
+    A smooth spectrum gives almost 0; one with 30 % counting noise on 640 bins ~1 % of its band edge.
+    """
+    area = spectrum.area()
+    v, w = spectrum.values / area if area > 0 else spectrum.values, spectrum.widths_mev
+    if v.size < 5:
+        return 0.0
+    second = v[:-2] - 2 * v[1:-1] + v[2:]
+    local = np.convolve(second ** 2 / 6, np.ones(min(NOISE_WINDOW, second.size)) / min(NOISE_WINDOW, second.size),
+                        mode="same")
+    var = np.concatenate([[0.0], np.cumsum(np.r_[local[0], local, local[-1]] * w ** 2)])
+    cdf = np.concatenate([[0.0], np.cumsum(v * w)])
+    sd = np.sqrt(np.clip((1 - cdf) ** 2 * var + cdf ** 2 * (var[-1] - var), 0, None))
+    return float(np.sum(0.5 * (sd[:-1] + sd[1:]) * w) * np.sqrt(2 / np.pi))
+
+
+def swap_consistency(pristine, doped, reference, host: dict, doped_host: dict | None = None) -> dict:
+    """Whether the pristine and doped spectra were given the right way round.
+
+    Two signs that they were swapped, each set so that every committed pair (the right way
+    round, with and without 30 % counting noise) passes (``benchmarks/consistency.py``):
+
+    * the doped spectrum is nearer the host's simulated pristine ``reference`` than the
+      pristine one is: ``closer`` = the pristine's :func:`host_consistency` distance (``host``)
+      less the doped one's, above :data:`MAX_CLOSER` + :data:`CLOSER_NOISE_SIGMAS` × their
+      noise (:func:`w1_noise`, as a share of the band edge);
+    * the pristine spectrum holds modes above the host's band edge that the doped one lacks
+      (dopants add local modes there, they do not remove them): ``tail_excess`` = its share of
+      area above the reference's :func:`band_edge` (put on the measured axis by ``host``'s
+      scale) less the doped one's, above :data:`MAX_TAIL_EXCESS`. Not judged when either
+      spectrum stops below that edge.
+
+    ``swapped`` is True when either holds. ``doped_host``: the doped spectrum's
+    :func:`host_consistency`, if already computed.
+    """
+    edge = band_edge(reference) / host["scale"]
+    doped_host = doped_host or host_consistency(doped, reference)
+    noise = np.hypot(w1_noise(pristine), w1_noise(doped)) * host["scale"] / band_edge(reference)
+    closer = host["distance"] - doped_host["distance"]
+    covered = min(pristine.edges_mev[-1], doped.edges_mev[-1]) > edge
+    t_p, t_d = (tail_share(pristine, edge), tail_share(doped, edge)) if covered else (None, None)
+    by_distance = bool(closer > MAX_CLOSER + CLOSER_NOISE_SIGMAS * noise)
+    by_tail = bool(covered and t_p - t_d > MAX_TAIL_EXCESS)
+    return {"pristine_distance": host["distance"], "doped_distance": doped_host["distance"], "closer": closer,
+            "noise": float(noise), "threshold": MAX_CLOSER + CLOSER_NOISE_SIGMAS * float(noise),
+            "edge_mev": edge, "pristine_tail": t_p, "doped_tail": t_d,
+            "tail_excess": None if t_p is None else t_p - t_d, "tail_threshold": MAX_TAIL_EXCESS,
+            "swapped": by_distance or by_tail, "by_distance": by_distance, "by_tail": by_tail}
+
+
+def swap_problem(check: dict, pristine: str, doped: str, host: str, against: str) -> str | None:
+    """One line when ``pristine`` and ``doped`` look swapped (None if not)."""
+    if not check.get("swapped"):
+        return None
+    why = []
+    if check["by_distance"]:
+        why.append(f"{doped} is nearer {against} pristine of {host} ({check['doped_distance']:.4f} of its band edge, W1 "
+                   f"at the best energy scale) than {pristine} is ({check['pristine_distance']:.4f}), by more than "
+                   f"{check['threshold']:.4f} (their noise)")
+    if check["by_tail"]:
+        why.append(f"{pristine} holds {100 * check['pristine_tail']:.1f} % of its area above the host's band edge "
+                   f"{check['edge_mev']:.1f} meV (where dopants put their local modes) and {doped} only "
+                   f"{100 * check['doped_tail']:.1f} %")
+    return (f"{pristine} (--pristine) and {doped} (--doped) look swapped: " + "; and ".join(why)
+            + "; expected the pristine spectrum to be the nearer to the host and the doped one to hold at least as "
+            "much above its bands — swap --pristine and --doped, or pass --force to answer anyway")
+
+
 def roughness(spectrum) -> float:
     """The share of a spectrum's norm² that is bin-to-bin scatter: Σ (second difference)² / 6 over
     Σ values² (for noise independent from bin to bin the second difference has 6× its variance;
@@ -305,23 +458,39 @@ def roughness(spectrum) -> float:
     v = spectrum.values
     if v.size < 3 or not np.any(v[1:-1]):
         return 0.0
+    v = v / np.max(np.abs(v))  # (values near the float limit would overflow when squared)
     second = v[:-2] - 2 * v[1:-1] + v[2:]
     return float(np.sum(second ** 2) / 6 / np.sum(v[1:-1] ** 2))
 
 
 def doped_consistency(pristine, doped) -> dict:
-    """Whether the doped spectrum can be a dilute doping of its pristine (same energy axis, no scale fitted).
+    """Whether the doped spectrum can be a dilute doping of its pristine (same energy axis).
 
     A dopant moves some modes above the host's bands (its local modes, up to most of the
     area at 30 at.% of light dopants) but leaves the shape of the host's bands much as it was.
     So both are compared below the pristine's :func:`band_edge`, on the bins of the coarser
     one, each renormalised there: ``in_band`` is their W1 distance as a share of that band
     edge. ``roughness`` (:func:`roughness`) of each tells a spectrum from random numbers.
-    ``consistent`` is False when ``in_band`` > MAX_IN_BAND_DISTANCE or a roughness > MAX_ROUGHNESS.
+
+    A dopant does not stretch or shift the energy axis either: the same comparison is made with the
+    doped energies × s for s in :data:`STRETCH_SEARCH` (:func:`in_band_curve`), and a doped
+    spectrum that is its pristine's bands on a stretched axis — the best s at least
+    :data:`MIN_STRETCH` away from 1, and the in-band distance there below
+    :data:`MAX_STRETCH_RESIDUAL` × |ln s| — is ``stretched``: an energy-scale or unit error,
+    not a doping. ``stretch`` is 1 / the best s, the factor by which the doped energies
+    exceed the pristine's, ``stretch_residual`` the in-band distance there. Likewise with the
+    doped energies + δ (:data:`SHIFT_SEARCH`, :data:`MIN_SHIFT`, :data:`MAX_SHIFT_RESIDUAL`):
+    ``shifted`` — an offset of the energy zero; ``shift_mev`` is how far the doped energies
+    sit above the pristine's.
+
+    ``consistent`` is False when ``in_band`` > MAX_IN_BAND_DISTANCE, a roughness > MAX_ROUGHNESS,
+    ``stretched`` or ``shifted``.
     """
     edge = band_edge(pristine)
     rough = {"pristine": roughness(pristine), "doped": roughness(doped)}
     out = {"band_edge_mev": edge, "in_band_w1_mev": None, "in_band": None, "threshold": MAX_IN_BAND_DISTANCE,
+           "stretch": None, "stretch_residual": None, "stretched": None, "shift_mev": None, "shift_residual": None,
+           "shifted": None,
            "roughness": rough, "max_roughness": MAX_ROUGHNESS,
            "consistent": False if max(rough.values()) > MAX_ROUGHNESS else None}
     lo, top = max(pristine.edges_mev[0], doped.edges_mev[0]), min(edge, doped.edges_mev[-1])
@@ -333,8 +502,33 @@ def doped_consistency(pristine, doped) -> dict:
     if not (p.area() > 0 and d.area() > 0):
         return out
     w1 = p.wasserstein1_mev(d)
-    ok = out["consistent"] is not False and w1 / edge <= MAX_IN_BAND_DISTANCE
-    return out | {"in_band_w1_mev": w1, "in_band": w1 / edge, "consistent": bool(ok)}
+    curve = in_band_curve(pristine, doped, edges, factors=STRETCH_SEARCH) / edge
+    i = int(np.argmin(curve))
+    best, residual = float(STRETCH_SEARCH[i]), float(curve[i])
+    stretched = bool(abs(np.log(best)) >= np.log(MIN_STRETCH) and residual < MAX_STRETCH_RESIDUAL * abs(np.log(best)))
+    curve = in_band_curve(pristine, doped, edges, shifts=SHIFT_SEARCH * edge) / edge
+    j = int(np.argmin(curve))
+    shift, shift_residual = float(SHIFT_SEARCH[j]), float(curve[j])
+    shifted = bool(abs(shift) >= MIN_SHIFT and shift_residual < MAX_SHIFT_RESIDUAL * abs(shift))
+    ok = out["consistent"] is not False and w1 / edge <= MAX_IN_BAND_DISTANCE and not stretched and not shifted
+    return out | {"in_band_w1_mev": w1, "in_band": w1 / edge, "stretch": 1 / best, "stretch_residual": residual,
+                  "stretched": stretched, "shift_mev": -shift * edge, "shift_residual": shift_residual,
+                  "shifted": shifted, "consistent": bool(ok)}
+
+
+def in_band_curve(pristine, doped, points, *, factors=None, shifts=None) -> np.ndarray:
+    """W1 distance (meV) between ``pristine`` and ``doped`` with energies × each of ``factors`` (or + each of
+    ``shifts``, meV), both over the energies ``points`` (the first to the last) and renormalised there.
+    Shape (len(factors or shifts),)."""
+    x = np.asarray(points, dtype=float)
+    moved = (x[None, :] / np.asarray(factors, dtype=float)[:, None] if shifts is None
+             else x[None, :] - np.asarray(shifts, dtype=float)[:, None])
+    a = np.interp(x, pristine.edges_mev, cumulative(pristine))
+    b = np.interp(moved, doped.edges_mev, cumulative(doped))
+    a, b = a - a[0], b - b[:, :1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = w1_of_cdfs(x, a / a[-1], b / b[:, -1:])
+    return np.where(b[:, -1] > 0, out, np.inf)
 
 
 def host_problem(check: dict, label: str, host: str, against: str) -> str | None:
@@ -348,6 +542,18 @@ def host_problem(check: dict, label: str, host: str, against: str) -> str | None
             "0.011) — check --host, the file and its energy unit, or pass --force to answer anyway")
 
 
+def scale_warning(check: dict, label: str, host: str, against: str, applied: float) -> str | None:
+    """A warning when the measured pristine ``label``, read at the energy scale ``applied``, matches the host's
+    simulated one best at another scale (by more than :data:`SCALE_TOLERANCE`); None otherwise."""
+    if check.get("consistent") is not True or abs(np.log(check["scale"])) <= np.log(SCALE_TOLERANCE):
+        return None
+    return (f"{label} matches {against} pristine of {host} best with its energies × {check['scale']:.3f} more (W1 "
+            f"{check['w1_unscaled_mev']:.2f} → {check['w1_mev']:.2f} meV; a host's own spectra match within "
+            f"×{SCALE_TOLERANCE:g}): both spectra are read on another energy scale than the model's simulations, so "
+            f"dopant modes are read at the wrong energies — pass --energy-scale auto to fit it (here "
+            f"{applied * check['scale']:.3g})")
+
+
 def doped_problem(check: dict, doped: str, pristine: str) -> str | None:
     """One line when ``doped`` cannot be a dilute doping of ``pristine`` (None if it can)."""
     if check.get("consistent") is not False:
@@ -358,6 +564,20 @@ def doped_problem(check: dict, doped: str, pristine: str) -> str | None:
         return (f"{doped if what == 'doped' else pristine} does not look like a phonon spectrum: bin-to-bin scatter "
                 f"holds {100 * share:.0f} % of its norm² (expected ≤ {100 * MAX_ROUGHNESS:.0f} %; measured spectra "
                 "with 30 % counting noise hold ~6 %) — check the file, or pass --force to answer anyway")
+    if check.get("stretched"):
+        return (f"{doped} looks like {pristine} with its energies × {check['stretch']:.2f}: below the pristine's band "
+                f"edge {check['band_edge_mev']:.1f} meV the two are {check['stretch_residual']:.4f} of it apart (W1) at "
+                f"that stretch and {check['in_band']:.3f} as given; expected a doping to leave the host's bands where "
+                f"they are (committed doped spectra stretched ≥ ×{MIN_STRETCH:g} from their best match stay ≥ "
+                f"{MAX_STRETCH_RESIDUAL:g} × |ln stretch| apart) — check the energy unit and --energy-scale of both "
+                "files, or pass --force to answer anyway")
+    if check.get("shifted"):
+        return (f"{doped} looks like {pristine} with its energies shifted by {check['shift_mev']:+.2f} meV: below the "
+                f"pristine's band edge {check['band_edge_mev']:.1f} meV the two are {check['shift_residual']:.4f} of it "
+                f"apart (W1) at that shift and {check['in_band']:.3f} as given; expected a doping to leave the host's "
+                f"bands where they are (committed doped spectra shifted ≥ {MIN_SHIFT:g} of the band edge from their "
+                f"best match stay ≥ {MAX_SHIFT_RESIDUAL:g} × the shift apart) — check the energy zero of both files, or "
+                "pass --force to answer anyway")
     return (f"{doped} is not a dilute doping of {pristine}: below the pristine's band edge "
             f"{check['band_edge_mev']:.1f} meV the two are {check['in_band_w1_mev']:.2f} meV (W1) apart, "
             f"{check['in_band']:.3f} of it; expected ≤ {MAX_IN_BAND_DISTANCE:g} (doped spectra of up to 30 at.% are "

@@ -432,5 +432,27 @@ def main(argv=None) -> int:
         return 130
 
 
+def run_captured(argv) -> tuple[int, str, str, list[str]]:
+    """``main(argv)`` in this process, as a user would see it: (exit status, stdout, stderr, the texts of the
+    Python warnings raised). An exception escaping ``main`` is written to the captured stderr as the
+    traceback the user would get (status 1); argparse's exits keep their status. For tests and benchmarks."""
+    import io
+    import traceback
+    import warnings
+    from contextlib import redirect_stderr, redirect_stdout
+
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, redirect_stdout(out), redirect_stderr(err):
+        warnings.simplefilter("always")
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - what the user would see as a traceback
+            err.write(traceback.format_exc())
+            code = 1
+    return code, out.getvalue(), err.getvalue(), [str(w.message) for w in caught]
+
+
 if __name__ == "__main__":
     sys.exit(main())

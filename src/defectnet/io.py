@@ -137,7 +137,7 @@ def _is_hdf5(p: Path) -> bool:
 def _read_text_spectrum(p, src, unit, energy_column, column, symbols, error_column) -> Spectrum:
     """:func:`read_spectrum` for text files."""
     lines = _read_lines(p, src)
-    comments, header, rows, linenos, spectrum_no = _split(lines, src, csv=p.suffix.lower() == ".csv")
+    comments, header, rows, linenos, spectrum_no = _split(lines, src)
     if not rows:
         raise DefectnetError("empty file: no data rows; expected columns of energy and intensity", source=src)
     ncols = len(rows[0])
@@ -336,7 +336,7 @@ def _read_lines(p: Path, src: str) -> list[str]:
     return text.splitlines()
 
 
-def _split(lines, src, *, csv):
+def _split(lines, src):
     """Sort lines into comments [(lineno, text)], a header row (or None), numeric rows, their line
     numbers and the spectrum number (or None): a lone integer line before the data, as Mantid's
     ``SaveAscii`` writes; another such line after data rows starts a second spectrum, an error."""
@@ -344,7 +344,8 @@ def _split(lines, src, *, csv):
     spectrum_no, spectrum_line = None, None
     data = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     semicolons = any(";" in ln for ln in data)  # ';' between columns, then ',' is the decimal mark
-    delim = ";" if semicolons else "," if csv or any("," in ln for ln in data) else None
+    # ',' between columns when there are commas; a .csv with none is tab- or space-separated (spreadsheet exports)
+    delim = ";" if semicolons else "," if any("," in ln for ln in data) else None
     if delim == ",":
         _refuse_decimal_commas(data, lines, src)
     for lineno, raw in enumerate(lines, start=1):

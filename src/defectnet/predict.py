@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WINDOW, band_edge, basis_candidates, choose_unit,
-                              coverage_warnings, doped_consistency, doped_problem, host_consistency, host_problem, is_cut,
-                              model_candidates, no_signature_warning, plausibility_warnings, roughness, scaled_distance,
-                              signal_against_noise, split_candidate, unexplained_warning)
+from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WINDOW, band_edge, basis_candidates,
+                              check_in_basis, choose_unit, coverage_warnings, doped_consistency, doped_problem,
+                              host_consistency, host_problem, is_cut, model_candidates, no_signature_warning,
+                              plausibility_warnings, roughness, scale_warning, scaled_distance, signal_against_noise,
+                              split_candidate, swap_consistency, swap_problem, unexplained_warning)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT, Prediction, extent_mev
@@ -250,8 +251,8 @@ def _predict_with_model(host, doped, pristine, config: PredictConfig, model, tru
     mode = model.meta.get("spectrum_mode", "total")
     kind = config.kind or mode
     if kind != mode:
-        raise DefectnetError(f"the model reads {mode} spectra but the input is {kind}; use a model trained on {kind} "
-                             f"(defectnet train ... --set spectrum_mode={kind})")
+        raise DefectnetError(f"the model reads {mode} spectra but the input is {kind}; expected --kind {mode}, or a "
+                             f"model trained on {kind} (defectnet train ... --set spectrum_mode={kind})")
     atoms, name, composition = _resolve_host(host)
     unknown = [e for e in composition if e not in model.host_elements]
     if unknown:
@@ -386,10 +387,7 @@ def _predict_conditioned(host, doped, pristine, config: PredictConfig, basis, pa
     if basis.host != name:
         notes.append(f"the basis was simulated for {basis.host}, the host given is {name}")
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
-    missing = [c for c in cands if c not in basis.elements and c not in basis.failed]
-    if missing:
-        raise DefectnetError(f"candidates {missing} are not in the basis of {basis.host} ({', '.join(basis.elements)})",
-                             source=path)
+    check_in_basis(cands, basis, name, path)
     outside = [c for c in cands if c not in model.vocabulary]
     if outside:
         raise DefectnetError(f"candidates {outside} are not in the conditioned model's dopant vocabulary")
@@ -444,6 +442,7 @@ def _predict_by_unmixing(host, doped, pristine, config: PredictConfig, basis, pa
     computed = Spectrum.on_grid(basis.grid, basis.pristine[bkind], kind=kind,
                                 meta={"source": f"{basis.host} pristine supercell of the basis"})
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
+    check_in_basis(cands, basis, name, path)
     if pristine is None:
         notes.append("pristine spectrum: the basis' simulated pristine supercell")
     p, d, config, checks, warned = _inputs(doped, pristine, config, kind, composition, name, computed, "the basis'",
@@ -511,7 +510,11 @@ def _inputs(doped, pristine, config, kind, composition, host: str, reference, ag
     if reference is not None:
         if pristine is not None:
             checks["host"] = host_consistency(p, reference)
-            problems.insert(0, host_problem(checks["host"], labels["pristine"], host, against))
+            checks["swap"] = swap_consistency(p, d, reference, checks["host"])
+            problems[:0] = [swap_problem(checks["swap"], labels["pristine"], labels["doped"], host, against),
+                            host_problem(checks["host"], labels["pristine"], host, against)]
+            warned += [w for w in [scale_warning(checks["host"], labels["pristine"], host, against,
+                                                 config.energy_scale or 1.0)] if w]
         warned += coverage_warnings({labels[k]: s.edges_mev[-1] for k, s in (("pristine", p), ("doped", d))},
                                     band_edge(reference), host, modes)
     p, d = _common_range(p, d, grid, notes)

@@ -217,3 +217,26 @@ def test_training_file_reader_refuses_broken_files(emt_store, tmp_path):
         f["targets"] = np.zeros((18, 50), np.float32)
     with pytest.raises(DefectnetError, match="targets"):
         load_training_file(path)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_dataset_check_of_a_training_file_finds_an_edited_concentration(emt_store, tmp_path, capsys, compact):
+    """A training file keeps no positions, but each concentration is whole atoms of its supercell: an edit by
+    less than an atom fails ``dataset check``, naming the sample."""
+    out, _, _ = emt_store
+    path = tmp_path / "train.h5"
+    export(out, path, compact=compact)
+    assert main(["dataset", "check", str(path)]) == 0
+    d = load_training_file(path)
+    i = int(np.flatnonzero(d["n_dopants"] == 1)[0])
+    j = int(np.flatnonzero(d["targets"][i])[0])
+    with h5py.File(path, "r+") as f:
+        t = f["targets"][i]
+        t[j] += 0.4 / d["supercell_atoms"][i]  # 0.4 of an atom more
+        f["targets"][i] = t
+    capsys.readouterr()
+    assert main(["dataset", "check", str(path)]) == 1
+    text = capsys.readouterr().out
+    name = d["host_names"][int(d["host_id"][i])]
+    assert f"sample {name} (id {int(d['sample_id'][i])}): concentration of {DOPANTS[j]} is" in text, text
+    assert f"atoms of its supercell of {int(d['supercell_atoms'][i])}; expected a whole number of atoms" in text

@@ -109,6 +109,35 @@ def test_dataset_info_counts_failures_by_reason(emt_store, capsys):
         ("host", "imaginary_modes"): 1, ("host", "potential_error"): 1}
 
 
+def test_dataset_check_fails_an_edited_concentration_naming_the_sample(emt_store, tmp_path, capsys):
+    """Labels are checked against the stored placement: a copy of the store with one concentration edited (or
+    with its atom count and total edited to match, which the stored dopant indices still contradict) fails, exit 1."""
+    out, _, _ = emt_store
+    assert main(["dataset", "check", str(out)]) == 0
+
+    def more(row):  # a concentration off by one atom
+        conc, n = json.loads(row["concentrations"]), row["supercell_atoms"]
+        return {"concentrations": {el: c + 1 / n for el, c in conc.items()}}
+
+    def consistently_more(row):  # ... and the atoms placed and the total said to be one more too
+        dopants = json.loads(row["dopants"])
+        dopants[0][3] += 1
+        return more(row) | {"dopants": dopants, "total_concentration": row["total_concentration"] + 1 / row["supercell_atoms"]}
+
+    for edit, why in ((more, "atoms of"), (consistently_more, "dopant indices for")):
+        copy = shutil.copy(out, tmp_path / f"{edit.__name__}.sqlite")
+        with sqlite3.connect(copy) as conn:  # the first ok sample with one dopant
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM samples WHERE status = 'ok' AND n_dopants = 1 ORDER BY id LIMIT 1").fetchone()
+            for column, value in edit(row).items():
+                conn.execute(f"UPDATE samples SET {column} = ? WHERE id = ?", (json.dumps(value), row["id"]))
+        capsys.readouterr()
+        assert main(["dataset", "check", str(copy)]) == 1
+        text = capsys.readouterr().out
+        assert f"sample {row['host']}#{row['sample_index']}: " in text and why in text, text
+        assert text.count("sample ") == 1, text
+
+
 def test_pipeline_sample_equals_simulate_spectra(emt, emt_store):
     """A stored sample is exactly what simulate_spectra gives for its dopants and placement seed."""
     from defectnet.doping import DopantSpec

@@ -145,6 +145,38 @@ def test_integrity_check_finds_bad_spectra_and_orphans(store):
     assert "area" in text and "missing or failed host" in text
 
 
+def test_labels_must_follow_from_the_placement_stored(store):
+    """A concentration is the dopant's atoms / the supercell's: an edited label fails the check, naming the sample."""
+    hid = store.add_host(_host())
+    store.add_samples([_sample(hid, i, supercell_atoms=32, total_concentration=0.0625) for i in range(3)])
+    assert store.check().ok
+    store.conn.execute("UPDATE samples SET concentrations = json_set(concentrations, '$.Ni', 0.07) WHERE sample_index = 1")
+    store.conn.execute("UPDATE samples SET total_concentration = 0.1 WHERE sample_index = 2")
+    problems = store.check(deep=False).problems
+    assert problems == ["sample Cu#1: concentration of Ni is 0.07, but 2 atoms of Ni were placed in its supercell of 32: "
+                        "expected 0.0625",
+                        "sample Cu#2: total_concentration is 0.1, the concentrations add up to 0.0625"]
+
+
+def test_a_dopants_partial_pdos_holds_its_share_of_the_modes(store):
+    """With the sample's arrays (deep), a concentration must also be the area of its dopant's partial PDoS."""
+    hid = store.add_host(_host())
+    sample = _sample(hid, 0, supercell_atoms=32)
+    doped = _unit(1)
+    partials = np.array([doped * (30 / 32), doped * (2 / 32)], np.float32)  # Cu 30 atoms, Ni 2: areas 30/32, 2/32
+    sample["arrays"] = pack_arrays(doped=doped, doped_gpdos=_unit(2), dopant_indices=np.array([3, 17]),
+                                   partial_elements=np.array(["Cu", "Ni"]), partials=partials)
+    store.add_samples([sample])
+    assert store.check().ok
+    partials[1] *= 1.5  # a Ni partial of 3 atoms' modes: the label of 2 is contradicted by the modes
+    store.conn.execute("UPDATE samples SET arrays = ?", (pack_arrays(
+        doped=doped, doped_gpdos=_unit(2), dopant_indices=np.array([3, 17]), partial_elements=np.array(["Cu", "Ni"]),
+        partials=partials),))
+    assert store.check(deep=False).ok
+    (problem,) = store.check().problems
+    assert problem.startswith("sample Cu#0: concentration of Ni is 0.0625, but its partial PDoS holds 0.09375")
+
+
 def test_unknown_columns_are_refused(store):
     with pytest.raises(DefectnetError, match="unknown hosts columns"):
         store.add_host(_host(colour="red"))

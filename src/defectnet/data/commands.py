@@ -97,8 +97,10 @@ class DatasetCommand(Command):
         add_json_option(info, "the summary")
         info.add_argument("--check", action="store_true", help="also run the integrity check")
         check = sub.add_parser("check", help="integrity check (exit status 1 on problems)",
-                               description="integrity check of a store (exit status 1 on problems)")
-        check.add_argument("store")
+                               description="integrity check of a store, labels checked against the placement it "
+                                           "stores; or of a training file (.h5, .npz), each concentration a whole "
+                                           "number of atoms of its supercell (exit status 1 on problems)")
+        check.add_argument("store", help="a generation store (.sqlite) or a training file (.h5, .npz)")
         check.add_argument("--quick", action="store_true", help="skip decoding every blob")
         exp = sub.add_parser("export", help="write the training file (HDF5 or NPZ)",
                              description="write the successful samples as a training file (HDF5 or NPZ)")
@@ -205,11 +207,22 @@ def format_info(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _check(args) -> int:
-    from defectnet.data.store import Store
+TRAINING_SUFFIXES = (".h5", ".hdf5", ".npz")
 
-    with Store(args.store, "r") as store:
-        report = store.check(deep=not args.quick)
+
+def _check(args) -> int:
+    from defectnet.data.store import IntegrityReport, Store
+
+    if Path(args.store).suffix.lower() in TRAINING_SUFFIXES:  # a training file: its labels against its supercells
+        from defectnet.data.export import load_training_file, training_label_problems
+
+        d = load_training_file(args.store)
+        problems = training_label_problems(d)
+        report = IntegrityReport(problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
+                                 {"samples": len(d["targets"]), "hosts": len(d["host_names"])})
+    else:
+        with Store(args.store, "r") as store:
+            report = store.check(deep=not args.quick)
     print(report)
     return 0 if report.ok else 1
 

@@ -469,6 +469,31 @@ def load_training_file(path) -> dict:
     return d
 
 
+def training_label_problems(d: dict) -> list[str]:
+    """Samples of a loaded training file (:func:`load_training_file`) whose labels cannot be a placement.
+
+    A training file keeps no dopant positions, but a concentration is a number of atoms over
+    the supercell's ``supercell_atoms``: each target × that must be a whole number (to float32
+    round-off, 1e-3 of an atom), and no more elements may be present than ``n_dopants`` placed.
+    An edited concentration fails unless it was moved by whole atoms (a store, which keeps the
+    placement, is checked in full: :meth:`~defectnet.data.store.Store.check`).
+    """
+    targets, atoms = np.asarray(d["targets"], float), np.asarray(d["supercell_atoms"], float)
+    out = []
+    for i in range(len(targets)):
+        name = f"sample {d['host_names'][int(d['host_id'][i])]} (id {int(d['sample_id'][i])})"
+        counts = targets[i] * atoms[i]
+        off = np.flatnonzero(np.abs(counts - np.round(counts)) > 1e-3)
+        if off.size:
+            el = d["vocabulary"][off[0]]
+            out.append(f"{name}: concentration of {el} is {targets[i, off[0]]:.6g}, {counts[off[0]]:.3f} atoms of its "
+                       f"supercell of {int(atoms[i])}; expected a whole number of atoms")
+        elif np.count_nonzero(targets[i]) > int(d["n_dopants"][i]):
+            out.append(f"{name}: {np.count_nonzero(targets[i])} elements have a concentration, but n_dopants is "
+                       f"{int(d['n_dopants'][i])}")
+    return out
+
+
 def _read_h5(path) -> dict:
     import h5py
 

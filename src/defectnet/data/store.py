@@ -497,8 +497,11 @@ class Store:
         Problems checked: SQLite ``integrity_check`` and ``foreign_key_check``; schema
         version; duplicated (host, sample_index) pairs; sample ids that are not
         :func:`sample_id` of their host and index; samples of a failed or missing host;
-        failed rows without a reason; ok rows without data; and, when ``deep``, blobs that
-        do not decode or spectra of the wrong shape, not finite or not of unit area.
+        failed rows without a reason; ok rows without data; labels that do not follow from
+        the stored placement (:func:`label_problem`: concentrations, total and number of
+        dopants against the atoms placed; when ``deep``, also against the dopant indices and
+        the dopants' partial PDoS); and, when ``deep``, blobs that do not decode or spectra of
+        the wrong shape, not finite or not of unit area.
         """
         rep = IntegrityReport()
         p = rep.problems
@@ -538,14 +541,20 @@ class Store:
 
             widths = EnergyGrid.from_dict(grid).widths
         bad_ids, bad_blobs = 0, []
-        for sid, host, idx, status, blob in self.conn.execute(
-                "SELECT id, host, sample_index, status, arrays FROM samples"):
-            if sid != sample_id(host, idx):
+        host_elements = {name: set(json.loads(comp or "{}")) for name, comp in
+                         self.conn.execute("SELECT name, composition FROM hosts")}
+        for r in self.conn.execute("SELECT id, host, sample_index, status, n_dopants, dopants, concentrations, "
+                                   "total_concentration, supercell_atoms, n_imaginary, arrays FROM samples"):
+            if r["id"] != sample_id(r["host"], r["sample_index"]):
                 bad_ids += 1
-            if deep and status == "ok":
-                problem = _check_sample_blob(blob, n_bins, widths)
-                if problem:
-                    bad_blobs.append(f"sample {host}#{idx}: {problem}")
+            if r["status"] != "ok":
+                continue
+            arrays, problem = None, None
+            if deep:
+                arrays, problem = _check_sample_blob(r["arrays"], n_bins, widths)
+            problem = problem or label_problem(_decode_row(r), host_elements.get(r["host"], set()), arrays, widths)
+            if problem:
+                bad_blobs.append(f"sample {r['host']}#{r['sample_index']}: {problem}")
         if bad_ids:
             p.append(f"{bad_ids} sample ids do not match sample_id(host, sample_index)")
         p += bad_blobs[:20] + ([f"... and {len(bad_blobs) - 20} more"] if len(bad_blobs) > 20 else [])
@@ -561,21 +570,71 @@ class Store:
         return rep
 
 
-def _check_sample_blob(blob, n_bins, widths) -> str | None:
+def _check_sample_blob(blob, n_bins, widths) -> tuple[dict | None, str | None]:
+    """(the sample's arrays, or None if they do not decode; what is wrong with them, or None)."""
     try:
         a = unpack_arrays(blob)
     except Exception as exc:  # any decoding error is a corrupt row
-        return f"arrays do not decode ({type(exc).__name__})"
+        return None, f"arrays do not decode ({type(exc).__name__})"
     for key in ("doped", "doped_gpdos"):
         v = a.get(key)
         if v is None:
-            return f"no {key!r} array"
+            return a, f"no {key!r} array"
         if n_bins is not None and v.shape != (n_bins,):
-            return f"{key} has shape {v.shape}, expected ({n_bins},)"
+            return a, f"{key} has shape {v.shape}, expected ({n_bins},)"
         if not np.all(np.isfinite(v)):
-            return f"{key} is not finite"
+            return a, f"{key} is not finite"
         if widths is not None and abs(float(np.sum(v * widths)) - 1.0) > 1e-3:
-            return f"{key} area {float(np.sum(v * widths)):.6f} != 1"
+            return a, f"{key} area {float(np.sum(v * widths)):.6f} != 1"
+    return a, None
+
+
+def label_problem(row: dict, host_elements: set, arrays: dict | None = None, widths=None) -> str | None:
+    """What is wrong with a sample's labels against what the store holds of its structure (None if nothing).
+
+    The labels are ``concentrations`` {element: atomic fraction}, ``total_concentration`` and
+    ``n_dopants``; the structure is what placement did: the atoms of each dopant (``dopants``
+    [[element, site, requested fraction, atoms], ...]) in a supercell of ``supercell_atoms``,
+    and, given the sample's ``arrays``, its ``dopant_indices`` and per-element partial PDoS
+    (each normalised to its element's share of the atoms, so a dopant that is not a host
+    element has a partial of area = its concentration). A concentration must be its atoms / the
+    supercell's atoms (to round-off), the total their sum, the dopant indices as many as the
+    atoms, and a dopant's partial area its concentration to within half an atom (and a third of
+    an atom per imaginary mode, which falls off the grid, ``n_imaginary``). Rows without
+    atom counts (written before they were stored) are not checked.
+    """
+    dopants, conc = row.get("dopants") or [], row.get("concentrations") or {}
+    counts: dict[str, int] = {}
+    for entry in dopants:
+        if len(entry) < 4 or entry[3] is None:
+            return None
+        counts[entry[0]] = counts.get(entry[0], 0) + int(entry[3])
+    if row.get("n_dopants") is not None and row["n_dopants"] != len(dopants):
+        return f"n_dopants is {row['n_dopants']} but {len(dopants)} dopants were placed"
+    if set(conc) != set(counts):
+        return f"concentrations name {sorted(conc)} but the dopants placed are {sorted(counts)}"
+    n = row.get("supercell_atoms")
+    for el, c in sorted(conc.items()):
+        if n and abs(c * n - counts[el]) > 1e-6:
+            return (f"concentration of {el} is {c:.6g}, but {counts[el]} atoms of {el} were placed in its supercell "
+                    f"of {n}: expected {counts[el] / n:.6g}")
+    total = row.get("total_concentration")
+    if total is not None and abs(total - sum(conc.values())) > 1e-9:
+        return f"total_concentration is {total:.6g}, the concentrations add up to {sum(conc.values()):.6g}"
+    if arrays is None:
+        return None
+    idx = arrays.get("dopant_indices")
+    if idx is not None and len(idx) != sum(counts.values()):
+        return f"{len(idx)} dopant indices for {sum(counts.values())} dopant atoms"
+    if n and widths is not None and "partials" in arrays:
+        area = {str(el): float(np.sum(p * widths)) for el, p in zip(arrays["partial_elements"], arrays["partials"])}
+        lost = int(row.get("n_imaginary") or 0)
+        tol = (0.5 + lost / 3) / n  # half an atom, and the modes off the grid (each 1/3 of an atom's)
+        for el, c in sorted(conc.items()):
+            if el not in host_elements and abs(area.get(el, 0.0) - c) > tol:
+                return (f"concentration of {el} is {c:.6g}, but its partial PDoS holds {area.get(el, 0.0):.6g} of the "
+                        f"modes: expected the same to within half an atom"
+                        + (f" and its {lost} imaginary modes" if lost else "") + f" ({tol:.2g})")
     return None
 
 
