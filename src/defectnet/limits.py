@@ -306,11 +306,10 @@ def predict_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
 #: each (n, K). A new estimator (e.g. predict's conditioned network) plugs in as one more entry.
 PREDICTORS = {"unmix": unmix_predictor, "predict": predict_predictor}
 PREDICTOR_TEXT = {
-    "unmix": "defectnet.unmix.unmix with every candidate (what predict --basis answers on a host the shipped model "
-             "did not train on; on its training hosts predict also merges the model's answer), presence zeroed "
+    "unmix": "defectnet.unmix.unmix with every candidate (predict --basis --method unmix), presence zeroed "
              "when Δ is within its noise as predict does",
-    "predict": "defectnet.predict_defects with the basis (its checks, and the model's answer merged on its training "
-               "hosts); a refused measurement detects nothing",
+    "predict": "defectnet.predict_defects with the basis (its checks, and the method it chooses: the shipped "
+               "conditioned network by default); a refused measurement detects nothing",
 }
 
 
