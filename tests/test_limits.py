@@ -82,6 +82,19 @@ def test_twin_signatures_are_noted():
     assert "note: Sb/Te" in res.table()
 
 
+def test_a_bisection_stops_measuring_once_the_verdict_is_certain_and_finds_the_same_limit(gaas, monkeypatch):
+    import defectnet.limits as limits
+
+    config = LimitsConfig(candidates=("Si",), noise=0.05, n_concentrations=9, measurements=20, seed=1)
+    quick = detection_limits(gaas, config)
+    monkeypatch.setattr(limits, "SEQUENTIAL_CHUNK", 10_000)  # every measurement at every concentration
+    full = detection_limits(gaas, config)
+    assert quick["Si"].limit == full["Si"].limit and quick["Si"].concentrations == full["Si"].concentrations
+    assert set(full["Si"].measured) == {20} and min(quick["Si"].measured) < 20
+    for rate, n in zip(quick["Si"].rates, quick["Si"].measured):
+        assert (rate >= 0.9) == (round(rate * n) >= 18)  # a pass is 18 of 20, whenever the measuring stopped
+
+
 def test_bisection_and_scan_find_the_same_point_of_a_rising_rate():
     for first in range(0, 10):
         seen = []

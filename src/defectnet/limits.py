@@ -31,7 +31,8 @@ candidate of a host's signature basis by simulated measurements:
 The limit of a candidate is the least concentration of a log grid (0.1–25 at.% by default)
 at which at least ``min_rate`` (90 %) of ``measurements`` simulated measurements detect it,
 and every grid concentration above it too (``scan``), or the same found by bisection over
-the grid, assuming the detection rate grows with c (``bisect``). Each candidate's
+the grid, assuming the detection rate grows with c (``bisect``; a concentration is then measured
+a few measurements at a time until its verdict is certain, which gives the verdict of all of them). Each candidate's
 measurements use the same noise draws at every concentration (common random numbers), so
 its rate is a smooth function of c and two noise levels are compared on the same draws.
 A blank measurement (no candidate) gives each candidate's false-alarm rate.
@@ -60,6 +61,8 @@ PLACEMENT_SEED = 10_000
 #: Candidates whose signatures (as the predictor reads them) have a cosine above this are twins: no spectrum
 #: tells them apart, and the predictor splits their sum between them (predict notes them at the same value).
 TWIN_COSINE = 0.95
+#: A bisection measures a concentration this many measurements at a time, and stops once the verdict is certain.
+SEQUENTIAL_CHUNK = 5
 #: The spectra a basis holds, as the predictor calls them.
 PREDICT_KINDS = {"gpdos": "gpdos", "pdos": "total"}
 
@@ -335,7 +338,11 @@ class CandidateLimit:
     false_alarm : float
         Share of blank measurements (no candidate) with presence ≥ ``min_presence``.
     measurements : int
-        Measurements per tested concentration.
+        Measurements per tested concentration asked for.
+    measured : tuple of int, length T
+        Measurements made at each: all of them in a scan; in a bisection, chunk by chunk until
+        the verdict was certain (a pass needs ⌈min_rate · measurements⌉ detections, so the
+        verdict, and the limit, are those of all the measurements; ``rates`` are over these).
     """
 
     element: str
@@ -346,6 +353,7 @@ class CandidateLimit:
     realised: tuple
     false_alarm: float
     measurements: int
+    measured: tuple = ()
 
     @property
     def below_range(self) -> bool:
@@ -539,11 +547,27 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
     reading = _broadened_basis(basis, kernel, config.resolution) if config.match_basis else basis
     grid = config.concentrations
 
-    def measure(mix: dict, z_pristine, z_doped) -> dict:
-        doped = np.array([_broaden(basis.pristine[config.kind] + engine.signature(mix, i), kernel, widths)
-                          for i in range(config.measurements)])
-        return predictor(counting_noise(pristine, basis.grid, config.noise, z_pristine),
-                         counting_noise(doped, basis.grid, config.noise, z_doped), reading, told, kind=config.kind)
+    def measure(mix: dict, z_pristine, z_doped, rows=None) -> dict:
+        rows = range(config.measurements) if rows is None else rows
+        doped = np.array([_broaden(basis.pristine[config.kind] + engine.signature(mix, i), kernel, widths) for i in rows])
+        return predictor(counting_noise(pristine, basis.grid, config.noise, z_pristine[rows]),
+                         counting_noise(doped, basis.grid, config.noise, z_doped[rows]), reading, told, kind=config.kind)
+
+    def detections(mix: dict, z, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(detected (m,), concentration read (m,)) of the candidate in column ``j`` over the measurements made:
+        all of them for a scan; in a bisection, chunk by chunk until the verdict on ``min_rate`` is certain."""
+        need = math.ceil(config.min_rate * config.measurements - 1e-9)  # detections for a pass
+        hits, read = [], []
+        chunks = [range(config.measurements)] if config.search == "scan" else [
+            range(a, min(a + SEQUENTIAL_CHUNK, config.measurements))
+            for a in range(0, config.measurements, SEQUENTIAL_CHUNK)]
+        for rows in chunks:
+            out = measure(mix, *z, rows=rows)
+            hits += list(out["presence"][:, j] >= config.min_presence)
+            read += list(out["concentration"][:, j])
+            if sum(hits) >= need or len(hits) - sum(hits) > config.measurements - need:
+                break
+        return np.array(hits), np.array(read)
 
     bar = None
     if progress:
@@ -558,13 +582,12 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
     limits = []
     for el in scanned:
         j, z = told.index(el), _draws(config, 1 + basis.elements.index(el), n_bins)
-        tested: dict[int, tuple[float, float]] = {}
+        tested: dict[int, tuple[float, float, int]] = {}
 
         def passes(i: int) -> bool:
             if i not in tested:
-                out = measure({el: grid[i], **fixed}, *z)
-                tested[i] = (float(np.mean(out["presence"][:, j] >= config.min_presence)),
-                             float(np.median(out["concentration"][:, j])))
+                hits, read = detections({el: grid[i], **fixed}, z, j)
+                tested[i] = (float(np.mean(hits)), float(np.median(read)), len(hits))
                 if bar is not None:
                     bar.update(1)
             return tested[i][0] >= config.min_rate
@@ -575,7 +598,8 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
             element=el, limit=None if found is None else float(grid[found]),
             concentrations=tuple(float(grid[i]) for i in idx), rates=tuple(tested[i][0] for i in idx),
             read=tuple(tested[i][1] for i in idx), realised=tuple(engine.realised(el, float(grid[i])) for i in idx),
-            false_alarm=float(np.mean(blank[:, j])), measurements=config.measurements))
+            false_alarm=float(np.mean(blank[:, j])), measurements=config.measurements,
+            measured=tuple(tested[i][2] for i in idx)))
     if bar is not None:
         bar.close()
     method = _method(basis, config, engine, resolution, pristine) | {
@@ -718,7 +742,7 @@ def _method(basis, config: LimitsConfig, engine, resolution, pristine) -> dict:
         "engine": {"name": engine.name, "text": engine.describe()},
         "grid": {"step_factor": step, "text": (
             f"concentrations {_pct(grid[0])}–{_pct(grid[-1])} at.% on a log grid of {len(grid)} (×{step:.2f} per "
-            f"step), {'bisection (the rate assumed to grow with c)' if config.search == 'bisect' else 'every point'}; "
+            f"step), {'bisection (the rate assumed to grow with c; a concentration measured ' + str(SEQUENTIAL_CHUNK) + ' at a time until its verdict is certain)' if config.search == 'bisect' else 'every point'}; "
             "the same noise draws at every concentration of a candidate; presence is the probability of ≥ "
             f"{DETECTION_THRESHOLD_AT_PCT:g} at.%, so the limit lies above that")},
         "resolution": {"model": resolution.to_dict(), "fwhm_mev": dict(zip(map(str, e), resolution.fwhm_mev(e).tolist())),
