@@ -114,6 +114,9 @@ def doped_vs_pristine(samples, hosts):
     for lo, hi in zip(BINS[:-1], BINS[1:]):
         sel = [r for r in rows if lo <= r[1] < hi]
         print(f"total {100 * lo:4.0f}-{100 * hi:2.0f} at.%: {quantiles([r[2]['in_band'] for r in sel])}")
+    per = sorted(((x["in_band"] / c, h, c) for h, c, x, _ in rows if c > 0), reverse=True)
+    print(f"in band / total concentration (MAX_IN_BAND_PER_FRACTION): {quantiles([r[0] for r in per])}; largest: "
+          + ", ".join(f"{h} {100 * c:.1f} at.% {r:.2f}" for r, h, c in per[:5]))
     worst = sorted(rows, key=lambda r: -r[2]["in_band"])[:5]
     print("largest:", ", ".join(f"{h} {100 * c:.1f} at.% {x['in_band']:.3f}" for h, c, x, _ in worst))
     print(f"band edge doped / pristine: {quantiles([r[3] for r in rows])}, min {min(r[3] for r in rows):.3f}")

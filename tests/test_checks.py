@@ -8,7 +8,7 @@ import pytest
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION, PRISTINE_EDGE_WINDOW, band_edge,
                               choose_unit, coverage_warnings, doped_consistency, doped_problem, host_consistency, is_cut,
                               plausibility_warnings, roughness, scale_warning, scaled_w1, signal_against_noise,
-                              swap_consistency,
+                              swap_consistency, change_unexplained_warning,
                               swap_problem, w1_noise)
 from defectnet.errors import DefectnetError
 from defectnet.spectrum import Spectrum
@@ -173,6 +173,20 @@ def test_a_doped_spectrum_with_its_energy_zero_shifted_is_refused(shift):
     assert check["shift_mev"] == pytest.approx(shift, abs=0.3)
     assert f"with its energies shifted by {check['shift_mev']:+.2f} meV" in doped_problem(check, "d.csv", "p.csv")
     assert doped_consistency(_spec(_band()), _spec(band))["shifted"] is False
+
+
+def test_an_answer_too_small_for_the_change_in_the_bands_is_warned():
+    """A doping of total x moves the spectrum below the band edge by at most 3x (W1 / band edge): an answer of
+    0.5 at.% cannot explain a doped spectrum that is another host's."""
+    band = _band()
+    other = doped_consistency(_spec(band), _spec(np.interp(E / 0.8, E, band)))  # in band ~0.2 of the edge
+    assert other["in_band"] > 0.1
+    (warning,) = [w for w in [change_unexplained_warning(other, _rows(0.005))] if w]
+    assert warning.startswith(f"the doped spectrum differs from its pristine below the band edge by {other['in_band']:.3f}")
+    assert "but the answer adds up to 0.50 at.%" in warning
+    assert change_unexplained_warning(other, _rows(0.1)) is None  # 10 at.% can
+    dilute = doped_consistency(_spec(band), _spec(band + _local_mode(0.02)))
+    assert change_unexplained_warning(dilute, _rows(0.005)) is None
 
 
 def test_a_pristine_read_at_another_energy_scale_than_the_hosts_is_warned():

@@ -558,6 +558,8 @@ CONSISTENCY_CASES = [
          Error("does not look like a phonon spectrum")),
     Case("doped-of-another-host-cdte", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _other_host("CdTe"))),
          Error("is not a dilute doping of")),
+    Case("doped-of-another-host-gap-answered-too-small", _doped(lambda t, g: write_csv(t / "d.csv", g.e, _other_host("GaP"))),
+         Answer(untrusted("it does not explain the change"))),
     Case("doped-of-another-host-with-basis", lambda t, g: (_args(t, doped=write_csv(t / "d.csv", g.e, _other_host("CdTe")),
                                                                  extra=("--basis", str(EX / "basis.npz"))), str(t / "d.csv")),
          Error("is not a dilute doping of")),

@@ -30,7 +30,8 @@ from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WI
                               check_in_basis, choose_unit, coverage_warnings, doped_consistency, doped_problem,
                               host_consistency, host_problem, is_cut, model_candidates, no_signature_warning,
                               plausibility_warnings, roughness, scale_warning, scaled_distance, signal_against_noise,
-                              split_candidate, swap_consistency, swap_problem, unexplained_warning)
+                              split_candidate, swap_consistency, swap_problem, change_unexplained_warning,
+                              unexplained_warning)
 from defectnet.elements import DOPANTS, atomic_fractions
 from defectnet.errors import DefectnetError
 from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT, Prediction, extent_mev
@@ -205,9 +206,11 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
 
 def _vetted(pred: Prediction) -> Prediction:
     """``pred`` after the checks of its answer (:mod:`defectnet.checks`): nothing reported without a
-    signature above noise; an implausible answer warned about."""
+    signature above noise; an answer too small for the change in the spectrum, or implausible, warned about."""
     if warning := no_signature_warning(pred.checks.get("signal") or {}, pred.rows):
         pred.rows = [dict(r, concentration=0.0, presence=0.0, detected=False) for r in pred.rows]
+        pred.warnings.append(warning)
+    elif warning := change_unexplained_warning(pred.checks.get("doped"), pred.rows):
         pred.warnings.append(warning)
     pred.warnings += plausibility_warnings(pred.rows)
     return pred
