@@ -28,7 +28,7 @@ thresholds must separate:
   pair for; and on ``--noise-pairs`` seeded pairs with 10 % and 30 % counting noise.
 
     python benchmarks/consistency.py            # the tables, ~2 min on one core
-    python benchmarks/consistency.py --swaps    # + stretched and swapped pairs, ~1 h on one core;
+    python benchmarks/consistency.py --swaps    # + stretched and swapped pairs, ~40 min on one core;
                                                 #   writes benchmarks/results/consistency/consistency.{json,md}
 
 The thresholds and their reasons are in ``src/defectnet/checks.py`` and ``docs/predict-checks.md``.
@@ -179,22 +179,24 @@ def _shifted(spectrum, shift_mev: float):
     return Spectrum(spectrum.edges_mev + shift_mev, spectrum.values)
 
 
-def stretched(data) -> dict:
-    """Every committed doped GPDoS against its pristine as given, with its energies × each of STRETCHES and + each
-    of SHIFTS (shares of the pristine's band edge): what doped_consistency and the doped band-edge window say."""
+def stretched(data, moved_pairs: int, seed: int = 0) -> dict:
+    """Every committed doped GPDoS against its pristine as given, and ``moved_pairs`` seeded ones with their energies
+    × each of STRETCHES and + each of SHIFTS (shares of the pristine's band edge): what doped_consistency and the
+    doped band-edge window say."""
     from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_SHIFT_RESIDUAL, MAX_STRETCH_RESIDUAL, MIN_SHIFT, MIN_STRETCH,
                                   band_edge, doped_consistency)
     from defectnet.spectrum import Spectrum
 
     edges, n = data["edges"], len(data["host"])
     moves = [(f"x{f:.3g}", f, 0.0) for f in STRETCHES] + [(f"+{d:g} of the band edge", 1.0, d) for d in SHIFTS]
+    pick = set(np.random.default_rng(seed).choice(n, size=min(moved_pairs, n), replace=False).tolist())
     rows, refused = [], {label: np.zeros(n, bool) for label, _, _ in moves}
     for i in range(n):
         p, d = Spectrum(edges, data["p"][i]), Spectrum(edges, data["d"][i])
         c = doped_consistency(p, d)
         rows.append((c["consistent"], c["stretch"], c["stretch_residual"], c["stretched"], c["shift_mev"] / c["band_edge_mev"],
                      c["shift_residual"], c["shifted"]))
-        for label, f, shift in moves:
+        for label, f, shift in moves if i in pick else ():
             moved = _shifted(d.scale_energy(f), shift * c["band_edge_mev"])
             ratio = band_edge(moved) / band_edge(p)
             outside = not DOPED_EDGE_WINDOW[0] <= ratio <= DOPED_EDGE_WINDOW[1]
@@ -216,7 +218,9 @@ def stretched(data) -> dict:
            "best_stretch_quantiles": {q: round(float(np.quantile(stretch, q)), 4) for q in (0, 0.001, 0.5, 0.999, 1)},
            "stretch": least(log_s, stretch, residual, log_s >= np.log(MIN_STRETCH), MAX_STRETCH_RESIDUAL),
            "shift": least(np.abs(shift), shift, shift_residual, np.abs(shift) >= MIN_SHIFT, MAX_SHIFT_RESIDUAL),
-           "refused_when_moved": {label: by_total(refused[label], data["total"]) for label, _, _ in moves}}
+           "moved_pairs": len(pick),
+           "refused_when_moved": {label: by_total(refused[label][sorted(pick)], data["total"][sorted(pick)])
+                                  for label, _, _ in moves}}
     print(f"\n## stretched or shifted doped spectra ({n} committed pairs; refused as given: {out['refused_as_given']})")
     for what in ("stretch", "shift"):
         r = out[what]
@@ -233,11 +237,12 @@ def _noisy(v, level, rng):
 
 
 def swapped(data, *, noise_pairs: int = 1000, seed: int = 0) -> dict:
-    """swap_consistency of every committed pair the right way round and swapped, and what else refuses a swapped pair.
+    """swap_consistency of committed pairs the right way round and swapped, and what else refuses a swapped pair.
 
-    ``no basis``: total PDoS against the host's q-mesh PDoS (what predict computes with the MLIP);
-    ``basis``: GPDoS against the pristine supercell's GPDoS (what a basis holds). Then ``noise_pairs``
-    seeded pairs with counting noise (NOISE_LEVELS) on both spectra, the right way round."""
+    ``no basis``: every pair's total PDoS against the host's q-mesh PDoS (what predict computes with the
+    MLIP); ``basis``: ``noise_pairs`` seeded pairs' GPDoS against the pristine supercell's GPDoS (what a
+    basis holds; the right way round the pristine is the reference itself). Then the same pairs with
+    counting noise (NOISE_LEVELS) on both spectra, the right way round."""
     from defectnet.checks import doped_consistency, host_consistency, swap_consistency
     from defectnet.spectrum import Spectrum
 
@@ -251,23 +256,25 @@ def swapped(data, *, noise_pairs: int = 1000, seed: int = 0) -> dict:
         return right, swap, refused
 
     out = {}
-    for label, keys in (("no basis: total PDoS vs the q-mesh PDoS", ("pt", "dt", "q")),
-                        ("basis: GPDoS vs the pristine supercell", ("p", "d", "p"))):
-        rows = [one(*(data[k][i] for k in keys)) for i in range(n)]
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(noise_pairs, n), replace=False))
+    for label, keys, which in (("no basis: total PDoS vs the q-mesh PDoS", ("pt", "dt", "q"), np.arange(n)),
+                               ("basis: GPDoS vs the pristine supercell", ("p", "d", "p"), sample)):
+        rows = [one(*(data[k][i] for k in keys)) for i in which]
         right, swap, refused = zip(*rows)
         closer = np.array([r["closer"] for r in right])
         tails = np.array([r["tail_excess"] if r["tail_excess"] is not None else -1.0 for r in right])
         caught = np.array([s["swapped"] for s in swap])
+        totals = data["total"][which]
         out[label] = {
-            "pairs": n, "right_way_flagged": int(sum(r["swapped"] for r in right)),
+            "pairs": int(which.size), "right_way_flagged": int(sum(r["swapped"] for r in right)),
             "right_way_closer_max": round(float(closer.max()), 5), "right_way_tail_excess_max": round(float(tails.max()), 5),
-            "swapped_flagged": by_total(caught, data["total"]),
+            "swapped_flagged": by_total(caught, totals),
             "swapped_flagged_by_distance": round(float(np.mean([s["by_distance"] for s in swap])), 4),
             "swapped_flagged_by_tail": round(float(np.mean([s["by_tail"] for s in swap])), 4),
-            "swapped_refused_at_all": by_total(refused, data["total"])}
+            "swapped_refused_at_all": by_total(refused, totals)}
         print(f"\n## swapped files, {label}: {out[label]}")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(n, size=min(noise_pairs, n), replace=False)
+    pick = sample
     for level in NOISE_LEVELS:
         for label, keys in (("no basis", ("pt", "dt", "q")), ("basis", ("p", "d", "p"))):
             rows = [one(_noisy(data[keys[0]][i], level, rng), _noisy(data[keys[1]][i], level, rng), data[keys[2]][i])
@@ -287,7 +294,7 @@ def write_results(result: dict, out: Path) -> None:
     (out / "consistency.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     prov, st = result["provenance"], result["stretched"]
     lines = ["# Stretched and swapped spectra against the checks of `predict` (issue 34)", "",
-             f"{st['pairs']} committed pairs (datasets/reference, datasets/textbook), {result['minutes']} min. "
+             f"{st['pairs']} committed pairs ({result['data']}), {result['minutes']} min. "
              f"Commit {prov['commit']}, `{prov['command']}`, {prov['date']}.", "",
              "## Doped energies stretched or shifted", "",
              f"As given: {st['refused_as_given']} refused ({st['stretched_as_given']} taken for stretched, "
@@ -301,8 +308,9 @@ def write_results(result: dict, out: Path) -> None:
     lines += ["", "| doped energies | " + " | ".join(bins) + " |", "| --- |" + " --- |" * len(bins)]
     for f, rates in st["refused_when_moved"].items():
         lines.append(f"| {f} | " + " | ".join(f"{100 * v:.1f} %" for v in rates.values()) + " |")
-    lines += ["", "Share refused (by the stretch criterion, the in-band distance or the band-edge window), by the "
-              "sample's total dopant concentration.", "", "## Pristine and doped swapped", ""]
+    lines += ["", f"Share of {st['moved_pairs']} seeded pairs refused (by the stretch or shift criterion, the in-band "
+              "distance or the band-edge window), by the sample's total dopant concentration.", "",
+              "## Pristine and doped swapped", ""]
     for key, r in result["swapped"].items():
         lines.append(f"- **{key}**: " + "; ".join(f"{k} {v}" for k, v in r.items()))
     (out / "consistency.md").write_text("\n".join(lines) + "\n")
@@ -312,7 +320,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="datasets/reference,datasets/textbook", help="folders of committed chunks")
     ap.add_argument("--swaps", action="store_true", help="also measure stretched and swapped pairs and write the results")
-    ap.add_argument("--noise-pairs", type=int, default=1000, help="pairs given counting noise for the swap check")
+    ap.add_argument("--noise-pairs", type=int, default=1000,
+                    help="seeded pairs for the swap check against a basis' pristine and with counting noise")
+    ap.add_argument("--moved-pairs", type=int, default=2000, help="seeded pairs stretched and shifted")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for consistency.{json,md}")
     args = ap.parse_args(argv)
     paths = sorted(p for folder in args.data.split(",") for p in (ROOT / folder).glob("*.h5"))
@@ -322,8 +332,8 @@ def main(argv=None) -> int:
         t0, prov = time.perf_counter(), provenance()
         data = load_arrays(paths)
         print(f"{len(data['host'])} spectra of {len(set(data['host']))} hosts from {len(paths)} files")
-        result = {"stretched": stretched(data), "swapped": swapped(data, noise_pairs=args.noise_pairs)}
-        result |= {"minutes": round((time.perf_counter() - t0) / 60, 1), "provenance": prov}
+        result = {"stretched": stretched(data, args.moved_pairs), "swapped": swapped(data, noise_pairs=args.noise_pairs)}
+        result |= {"data": args.data, "minutes": round((time.perf_counter() - t0) / 60, 1), "provenance": prov}
         write_results(result, args.out)
         return 0
     samples, hosts = load(paths)
