@@ -198,7 +198,9 @@ def test_an_equivalent_pair_reuses_the_patch_rotated(cu_host, cell256, au_pair):
     assert reused.info["force_calls"] == 0
     f1, _ = gamma_modes(first.fc, first.atoms.get_masses())
     f2, _ = gamma_modes(reused.fc, reused.atoms.get_masses())
-    np.testing.assert_allclose(np.sort(f2), np.sort(f1), atol=1e-6)
+    # the three acoustic modes are sqrt of round-off (~1e-12) in the eigenvalues, so they agree only
+    # to ~1e-5 meV; every optical mode must agree to far below a spectrum bin
+    np.testing.assert_allclose(np.sort(f2), np.sort(f1), atol=1e-4)
     cu_host.cluster_cache.clear()
     fresh = TIERS["cluster"](other, SETTINGS)
     assert fresh.info["force_calls"] > 0
