@@ -12,6 +12,8 @@ Besides MAE, F1 and distractors: the share of the signature's variance each unmi
 
     python benchmarks/cross_potential.py --data data/xpot.sqlite                     # the store as it stands
     python benchmarks/cross_potential.py --data datasets/cross-potential --noise 0.02 --fwhm 2
+    python benchmarks/cross_potential.py --data datasets/validation --label "full tier" --same '' \
+        --model src/defectnet/pretrained/conditioned.pt --out benchmarks/results/validation-bases
 
 Writes ``benchmarks/results/cross_potential/cross_potential.json`` and ``.md``.
 """
@@ -53,7 +55,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="the second potential's spectra: a store or training file(s)")
     ap.add_argument("--same", default="datasets/reference,datasets/textbook",
-                    help="the default potential's spectra of the same hosts")
+                    help="the default potential's spectra of the same hosts ('' for none)")
+    ap.add_argument("--label", default="second potential", help="what --data holds, for the table")
     ap.add_argument("--bases", default="datasets/reference/bases")
     ap.add_argument("--model", default=None, help="a conditioned model from benchmarks/conditioned.py")
     ap.add_argument("--fwhm", type=float, default=0.0, help="extra Gaussian broadening of both spectra, meV")
@@ -72,11 +75,12 @@ def main(argv=None):
 
     bases = {b.host: b for b in (SignatureBasis.load(f) for f in basis_files(args.bases))}
     sets = {}
-    for label, path in (("second potential", args.data), ("same potential", args.same)):
+    for label, path in ((args.label, args.data), ("same potential", args.same)):
+        if not path:
+            continue
         d = with_candidates(load_training_file(path), "pool", seed=args.seed)
         sets[label] = d
-    hosts = sorted(set(np.asarray(sets["second potential"].host_names, str)[sets["second potential"].host_id])
-                   & set(bases))
+    hosts = sorted(set(np.asarray(sets[args.label].host_names, str)[sets[args.label].host_id]) & set(bases))
     model = None
     result = {"hosts": hosts, "fwhm_mev": args.fwhm, "noise": args.noise, "rows": {}, "explained": {}}
     for label, d in sets.items():
@@ -121,19 +125,24 @@ def registered_bases(d, bases) -> dict:
 
 
 def explained_variance(d, bases) -> dict:
-    """Median share of the signature's variance the unmixing explains (1 − residual²), rigid and with stretch 0.2."""
+    """Median share of the signature's variance the unmixing explains (1 − residual²), rigid and with
+    stretch 0.2, and the share of spectra whose answer ``predict`` would flag as leaving the
+    signature unexplained (:func:`defectnet.checks.unexplained_warning`)."""
+    from defectnet.checks import unexplained_warning
     from defectnet.unmix import unmix
 
     vocab = np.array(d.vocabulary)
     names = np.asarray(d.host_names, str)[d.host_id]
     out = {"rigid": [], "stretch 0.2": []}
+    warned = {k: [] for k in out}
     for i in range(len(d)):
-        cands = list(vocab[d.candidates[i]])
+        cands = [c for c in vocab[d.candidates[i]] if c in bases[names[i]].elements]
         for key, s in (("rigid", 0.0), ("stretch 0.2", 0.2)):
             fit = unmix(d.pristine_gpdos[i], d.doped_gpdos[i], bases[names[i]], kind="gpdos", candidates=cands,
                         stretch=s)["_fit"]
             out[key].append(1 - fit["residual_fraction"] ** 2)
-    return {k: float(np.median(v)) for k, v in out.items()}
+            warned[key].append(unexplained_warning(fit) is not None)
+    return {k: float(np.median(v)) for k, v in out.items()} | {f"warned, {k}": float(np.mean(v)) for k, v in warned.items()}
 
 
 def table_md(r: dict) -> str:
@@ -145,7 +154,8 @@ def table_md(r: dict) -> str:
         spectra, method = key.split(" | ")
         lines.append(f"| {spectra} | {method} | {m['n']} | {m['mae_at_pct']:.3f} | {m['f1_ge1pct']:.3f} | "
                      f"{m['distractor_mean_at_pct']:.3f} | {m.get('coverage_1sigma', float('nan')):.2f} |")
-    lines += ["", "Median share of the signature's variance explained by the unmixing:", ""]
+    lines += ["", "Median share of the signature's variance explained by the unmixing, and the share of spectra "
+              "whose answer predict flags as leaving the signature unexplained (warned):", ""]
     lines += [f"- {label}: " + ", ".join(f"{k} {x:.2f}" for k, x in v.items()) for label, v in r["explained"].items()]
     p = r["provenance"]
     lines += ["", f"Commit {p['commit']}, `{p['command']}`, {p['date']}."]
