@@ -8,9 +8,10 @@ import pytest
 from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION, PRISTINE_EDGE_WINDOW, band_edge,
                               choose_unit, coverage_warnings, doped_consistency, doped_problem, host_consistency, is_cut,
                               plausibility_warnings, roughness, scale_warning, scaled_w1, signal_against_noise,
-                              swap_consistency, change_unexplained_warning,
+                              swap_consistency, change_unexplained_warning, low_energy_text, sharpening_text,
                               swap_problem, w1_noise)
 from defectnet.errors import DefectnetError
+from defectnet.io import onto_grid
 from defectnet.spectrum import Spectrum
 
 E = np.arange(0.125, 100.0, 0.25)  # uniform points, meV
@@ -187,6 +188,59 @@ def test_an_answer_too_small_for_the_change_in_the_bands_is_warned():
     assert change_unexplained_warning(other, _rows(0.1)) is None  # 10 at.% can
     dilute = doped_consistency(_spec(band), _spec(band + _local_mode(0.02)))
     assert change_unexplained_warning(dilute, _rows(0.005)) is None
+
+
+def _broadened(v, fwhm_mev):
+    """``v`` (on E) convolved with a Gaussian of ``fwhm_mev``: what the disorder of a doping does to a host's bands."""
+    k = np.exp(-0.5 * (np.arange(-40, 41) * 0.25 / (fwhm_mev / 2.355)) ** 2)
+    return np.convolve(v, k / k.sum(), mode="same")
+
+
+def test_bands_sharper_than_the_pristines_are_more_than_the_answer_can_explain():
+    """A doping broadens a host's bands: squared intensities (sharper peaks) are warned about unless the answer's
+    total is large enough for its own modes to be that peaked; a broadened or noisy doped spectrum is not."""
+    band = _band()
+    squared = doped_consistency(_spec(band), _spec(band ** 2))
+    assert squared["sharpening"] > 1.3
+    warning = change_unexplained_warning(squared, _rows(0.02))
+    assert warning and f"bands are {squared['sharpening']:.2f}× as peaked as its pristine's" in warning
+    assert "2.00 at.% in all (the answer's) sharpens them at most to 1.15×" in warning
+    assert sharpening_text(squared, 1.0) is None  # an answer of 100 at.% could (the plausibility check says the rest)
+    disordered = doped_consistency(_spec(band), _spec(_broadened(band, 3.0) + _local_mode(0.05)))
+    assert disordered["sharpening"] < 1 and sharpening_text(disordered, 0.0) is None
+    noisy = doped_consistency(_spec(band), _spec(band * (1 + 0.2 * np.random.default_rng(1).standard_normal(E.size))))
+    assert sharpening_text(noisy, 0.0) is None  # counting noise is not a sharper band (its part of ∫g² is taken off)
+
+
+def test_weight_at_the_lowest_energies_beyond_a_dopings_is_warned():
+    """A crystal's spectrum starts as E²: a flat box from 0 puts its first 5 % of area far lower than any doping of the
+    answer's total can; a doping that softens the bands by 10 % does not."""
+    band = _band()
+    flat = doped_consistency(_spec(band), _spec(np.where(E < 90, 1.0, 0.0)))
+    assert flat["low_quantile_ratio"] < 0.3
+    warning = change_unexplained_warning(flat, _rows(0.1))
+    assert warning and f"first 5 % of in-band area by {flat['low_quantile_ratio']:.2f}× the energy" in warning
+    assert "10.00 at.% in all (the answer's) lowers to at most 0.45×" in warning
+    softer = doped_consistency(_spec(band), _spec(np.interp(E / 0.9, E, band) + _local_mode(0.05)))
+    assert 0.85 < softer["low_quantile_ratio"] < 0.95 and low_energy_text(softer, 0.0) is None
+    assert low_energy_text(doped_consistency(_spec(band), _spec(band + _local_mode(0.05))), 0.0) is None
+
+
+def test_a_file_coarser_than_the_grid_is_interpolated_not_stepped():
+    """Points 0.5 meV apart read onto bins of 0.125 meV: the density between them is interpolated (a density of states
+    is continuous), not a staircase of flat steps; a file as fine as the grid is averaged into it as before."""
+    grid = np.arange(0.0, 80.0 + 1e-9, 0.125)
+    centres = 0.5 * (grid[1:] + grid[:-1])
+    true = np.exp(-0.5 * ((centres - 30) / 1.5) ** 2)
+    e = np.arange(0.25, 80.0, 0.5)
+    coarse = Spectrum.from_points(e, np.exp(-0.5 * ((e - 30) / 1.5) ** 2))
+    smooth, stepped = onto_grid(coarse, grid).values, coarse.resample(grid).values
+    assert np.max(np.abs(smooth - true)) < 0.3 * np.max(np.abs(stepped - true))
+    assert np.sum(smooth * np.diff(grid)) == pytest.approx(np.sum(true * np.diff(grid)), rel=1e-3)
+    fine = Spectrum.from_points(centres, true)
+    assert np.array_equal(onto_grid(fine, grid).values, fine.resample(grid).values)
+    on = Spectrum(grid, true)
+    assert np.allclose(onto_grid(on, grid).values, true, rtol=1e-12, atol=1e-12)
 
 
 def test_a_pristine_read_at_another_energy_scale_than_the_hosts_is_warned():

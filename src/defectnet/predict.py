@@ -766,11 +766,13 @@ def _common_range(p: Spectrum, d: Spectrum, grid, notes: list) -> tuple[Spectrum
         if lost:
             raise DefectnetError(f"{lost[0].meta.get('source', 'a spectrum')} extends past {grid.edges[-1]:.0f} meV, "
                                  "the end of the model's grid")
+    from defectnet.io import onto_grid
+
     out = []
     centres = grid.centers
     keep = (centres >= lo) & (centres <= hi)
     for s in (p, d):
-        v = s.resample(grid).values
+        v = onto_grid(s, grid).values  # a coarser file interpolated, not stepped (defectnet.io.onto_grid)
         v = np.where(keep, np.clip(v, 0.0, None), 0.0)
         area = float(np.sum(v * grid.widths))
         out.append(Spectrum.on_grid(grid, v / area, kind=s.kind, meta={"source": s.meta.get("source")}))
