@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     from defectnet.model.dataset import HOST_ELEMENTS, SplitConfig, TrainingData, composition_vector, write_training_file
     from defectnet.model.train import finetune
     from defectnet.phonons.potentials import get_calculator
-    from defectnet.predict import _model_grid, _training_broadening
+    from defectnet.predict import model_grid, training_broadening
 
     out = Path(args.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
     if model.meta.get("spectrum_mode") != "gpdos":
         print("the model must read GPDoS spectra (spectrum_mode: gpdos)", file=sys.stderr)
         return 2
-    grid = _model_grid(model)
-    fwhm = _training_broadening(model).get("fwhm_mev") or 1.0
+    grid = model_grid(model)
+    fwhm = training_broadening(model).get("fwhm_mev") or 1.0
     calc = get_calculator(args.potential)
 
     a = _relaxed_a(calc)

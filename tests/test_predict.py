@@ -75,7 +75,7 @@ def test_cli_predict_writes_table_json_and_plot(model_path, spectra, tmp_path, c
 def test_training_hosts_are_recognised_by_name_or_composition():
     from types import SimpleNamespace
 
-    from defectnet.predict import _calibration_note, host_in_training
+    from defectnet.predict import calibration_note, host_in_training
 
     gaas = {"Ga": 0.5, "As": 0.5}
     m = SimpleNamespace(meta={"data": {"train_hosts": ["GaAs"], "train_compositions": [gaas]}},
@@ -84,10 +84,10 @@ def test_training_hosts_are_recognised_by_name_or_composition():
     assert host_in_training(m, "my_crystal.cif", {"As": 0.5, "Ga": 0.5004}) is True
     assert host_in_training(m, "GaP", {"Ga": 0.5, "P": 0.5}) is False
     assert host_in_training(m, "GaAs-like", {"Ga": 0.6, "As": 0.4}) is False
-    assert "held out of training" in _calibration_note(m, "GaP", False)
+    assert "held out of training" in calibration_note(m, "GaP", False)
     old = SimpleNamespace(meta={"data": {"train_hosts": ["GaAs"]}}, sigma_scale_unseen=None)
     assert host_in_training(old, "GaP", {"Ga": 0.5, "P": 0.5}) is None
-    assert "likely too small" in _calibration_note(old, "GaP", None)
+    assert "likely too small" in calibration_note(old, "GaP", None)
 
 
 def test_a_host_of_a_family_with_no_training_host_is_flagged():

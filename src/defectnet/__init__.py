@@ -21,6 +21,7 @@ _LAZY = {
     "load_model": "defectnet.model.checkpoint",
     "predict_defects": "defectnet.predict",
     "PredictConfig": "defectnet.predict",
+    "Prediction": "defectnet.analysis.result",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

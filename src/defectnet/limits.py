@@ -447,10 +447,10 @@ class DetectionLimits:
 
     def write_json(self, path) -> Path:
         """Write :meth:`to_dict` (settings, how, numbers, provenance) as JSON; returns the path."""
-        from defectnet.prediction import _writing
+        from defectnet.prediction import writing
 
         p = Path(path)
-        with _writing(p, "the detection limits as JSON"):
+        with writing(p, "the detection limits as JSON"):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         return p
@@ -462,7 +462,7 @@ class DetectionLimits:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from defectnet.prediction import _writing
+        from defectnet.prediction import writing
 
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for i, lim in enumerate(self.limits):
@@ -483,7 +483,7 @@ class DetectionLimits:
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         p = Path(path)
         try:
-            with _writing(p, "the plot"):
+            with writing(p, "the plot"):
                 p.parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(p, dpi=120, format=None if p.suffix else "png")
         finally:

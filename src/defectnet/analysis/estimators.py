@@ -1,0 +1,418 @@
+"""Estimators: who reads the aligned spectra as concentrations of candidate dopants.
+
+Every estimator answers the one :class:`Estimator` protocol, ``estimate(spectra, candidates) ->
+DopantEstimate``, and is found by name in :data:`ESTIMATORS` (:func:`make_estimator`):
+
+``network``
+    The plain network (:meth:`~defectnet.model.network.SpectralModel.predict`), its ±1σ
+    calibrated for seen or unseen hosts.
+``conditioned``
+    The conditioned network, which reads each candidate through its simulated signature in a
+    basis (:func:`~defectnet.model.conditioned_train.predict_with_basis`).
+``unmix``
+    Non-negative unmixing of Δ = doped − pristine against a basis (:func:`~defectnet.unmix.unmix`).
+``refine``
+    The unmixing corrected by syntheses of the mix (:func:`~defectnet.synthesis.refine`).
+``merge``
+    An unmixing (or refinement) merged with the plain network's answer on its training hosts
+    (:func:`~defectnet.unmix.combine`); elsewhere the unmixing alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from defectnet.analysis.result import Message
+from defectnet.analysis.spectra import AlignedSpectra
+from defectnet.checks import unexplained_warning
+from defectnet.errors import DefectnetError
+
+
+@dataclass(frozen=True)
+class CandidateEstimate:
+    """One candidate's answer: ``concentration`` (atomic fraction of the crystal), ``uncertainty`` (1σ, atomic
+    fraction) and ``presence`` (probability that it is there at or above the detection threshold)."""
+
+    concentration: float
+    uncertainty: float
+    presence: float
+
+
+@dataclass(frozen=True)
+class DopantEstimate:
+    """What an :class:`Estimator` returns.
+
+    Attributes
+    ----------
+    estimator : str
+        Its name in :data:`ESTIMATORS`.
+    candidates : dict
+        {element: :class:`CandidateEstimate`}, in the order the candidates were asked.
+    model : dict
+        Who answered (path, arch, method, code version, basis …): ``Prediction.model``.
+    messages : tuple of Message
+        Notes and warnings on the answer (its ±1σ calibration, what the fit leaves unexplained …).
+    fit : dict or None
+        The unmixing's fit of Δ (``residual_fraction``, ``residual_range_mev``, ``modes``,
+        ``unstable`` …, :func:`~defectnet.unmix.unmix`); None for the networks.
+    """
+
+    estimator: str
+    candidates: dict
+    model: dict = field(default_factory=dict)
+    messages: tuple = ()
+    fit: dict | None = None
+
+    @classmethod
+    def of(cls, estimator: str, results: dict, candidates: Sequence[str], model: dict, messages=(),
+           fit: dict | None = None) -> "DopantEstimate":
+        """From ``{element: {"concentration", "uncertainty", "presence"}}`` (what the networks and
+        :func:`~defectnet.unmix.unmix` return), for ``candidates`` in their order."""
+        return cls(estimator, {el: CandidateEstimate(float(results[el]["concentration"]),
+                                                     float(results[el]["uncertainty"]),
+                                                     float(results[el]["presence"])) for el in candidates},
+                   model, tuple(messages), fit)
+
+    def as_dicts(self) -> dict:
+        """{element: {"concentration", "uncertainty", "presence"}}: the layout :func:`~defectnet.unmix.combine` reads."""
+        return {el: {"concentration": c.concentration, "uncertainty": c.uncertainty, "presence": c.presence}
+                for el, c in self.candidates.items()}
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """Reads a doped spectrum against its pristine as concentrations of candidates."""
+
+    name: ClassVar[str]
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The answer for ``candidates`` (element symbols) from ``spectra`` (on the estimator's grid)."""
+        ...
+
+
+# ----------------------------------------------------------------------------- the networks
+def loaded(model) -> tuple:
+    """(the model, what to call it in the output): a model object, a checkpoint path, or None (shipped)."""
+    from defectnet.model.checkpoint import load_model
+
+    if hasattr(model, "predict"):
+        return model, str(model.meta.get("path") or "shipped")
+    return load_model(model), str(model) if model else "shipped"
+
+
+def label_of(model) -> str:
+    """What a model given by the user is called in the output: its path, or ``the model given``."""
+    return str(model.meta.get("path") or "the model given")
+
+
+def host_in_training(model, name: str, composition: dict) -> bool | None:
+    """Whether a host of this name or composition (±0.001 per element) was a training host; None if unknown."""
+    data = model.meta.get("data") or {}
+    if name in (data.get("train_hosts") or ()):
+        return True
+    comps = data.get("train_compositions")
+    if comps is None:
+        return None
+    els = set(composition)
+    return any(set(c) == els and all(abs(c[e] - composition[e]) <= 1e-3 for e in els) for c in comps)
+
+
+def family_note(model, name: str) -> str | None:
+    """A warning when host ``name``'s structure family (library prototype) has no training host.
+
+    Errors grow and ±1σ under-covers on such hosts (the model card's per-family table);
+    None when the family is shared or either side is unknown (a host outside the library)."""
+    from defectnet.model.evaluate import host_families
+
+    train = list((model.meta.get("data") or {}).get("train_hosts") or ())
+    if not train:
+        return None
+    family, *train_families = host_families([name, *train])
+    known = set(train_families) - {"?"}
+    if family == "?" or not known or family in known:
+        return None
+    return (f"{name} is a {family}, a structure family with no training host ({', '.join(sorted(known))}): "
+            f"expect larger errors than the model card's test rows, and a ±1σ that covers less than 68 %")
+
+
+def calibration_note(model, name: str, seen: bool | None) -> str:
+    """Which ±1σ calibration of ``model`` applies to host ``name`` (``seen``: :func:`host_in_training`)."""
+    if seen:
+        return f"{name} is a training host: ±1σ calibrated on unseen configurations of training hosts"
+    unseen = getattr(model, "sigma_scale_unseen", None)
+    what = "was not a training host" if seen is False else "may not be a training host (the model does not list them)"
+    if seen is False and unseen is not None and np.isfinite(unseen):
+        return f"{name} {what}: ±1σ calibrated on hosts held out of training"
+    return f"{name} {what}: ±1σ is calibrated on training hosts only and is likely too small"
+
+
+def headline(metrics: dict) -> dict:
+    """The test metrics of a model's card worth showing beside an answer."""
+    out = {}
+    for part in ("test_ood", "test_id"):
+        m = metrics.get(part)
+        if isinstance(m, dict):
+            out[part] = {k: m[k] for k in ("mae_at_pct", "r2", "f1", "distractor_mean_at_pct") if k in m}
+    return out
+
+
+@dataclass(frozen=True)
+class NetworkEstimator:
+    """The plain network.
+
+    Parameters
+    ----------
+    model : SpectralModel, str, Path or None
+        A trained model, a checkpoint path, or None for the shipped one.
+    label : str, optional
+        What the output calls it (default: its path, or ``shipped``).
+    """
+
+    model: object = None
+    label: str | None = None
+    name: ClassVar[str] = "network"
+
+    def __post_init__(self):
+        model, label = loaded(self.model)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "label", self.label or label)
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The network's answer, its ±1σ calibrated for a seen or unseen host (said in a note)."""
+        from defectnet.model.network import host_calibration
+
+        model, name = self.model, spectra.host
+        seen = host_in_training(model, name, spectra.composition)
+        messages = [Message.note("calibration", calibration_note(model, name, seen))]
+        if seen is not True and (note := family_note(model, name)):
+            messages.append(Message.note("family", note))
+        if seen is not True:  # the way out, for a new host
+            messages.append(Message.note(
+                "basis-suggested", f"on hosts it did not train on the model errs most; `defectnet basis {name} "
+                f"--candidates {','.join(candidates)} --out basis.npz` then `predict --basis basis.npz` unmixes "
+                "against this host's own simulated signatures instead (README, analysis by synthesis)"))
+        with host_calibration(model, seen=seen is not False):
+            res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
+        info = {"path": self.label, "arch": model.config.arch, "spectrum_mode": model.meta.get("spectrum_mode", "total"),
+                "code_version": model.meta.get("code_version"), "host_in_training": seen,
+                "trained_on": (model.meta.get("data") or {}).get("path"),
+                "test_metrics": headline(model.meta.get("metrics") or {})}
+        return DopantEstimate.of(self.name, res, candidates, info, messages)
+
+
+@dataclass(frozen=True)
+class ConditionedEstimator:
+    """The conditioned network, each candidate read through its signature in ``basis``.
+
+    Parameters
+    ----------
+    basis : SignatureBasis
+    model : ConditionedNet or None
+        None: the shipped conditioned model.
+    source : str, optional
+        The basis' file (None: given as an object), for the output.
+    """
+
+    basis: object
+    model: object = None
+    source: str | None = None
+    name: ClassVar[str] = "conditioned"
+
+    def __post_init__(self):
+        if self.model is None:
+            from defectnet.model.checkpoint import load_model
+
+            model = load_model(arch="conditioned")
+            model.meta["path"] = "shipped"
+            object.__setattr__(self, "model", model)
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The network's answer for the candidates with a stable position in the basis (the rest: absent,
+        said in a note), and a warning when their signatures leave Δ unexplained."""
+        from defectnet.model.conditioned_train import predict_with_basis
+        from defectnet.model.network import host_calibration
+
+        model, basis = self.model, self.basis
+        seen = host_in_training(model, spectra.host, spectra.composition)
+        messages = [Message.note("calibration", calibration_note(model, spectra.host, seen))]
+        read = [c for c in candidates if c not in basis.failed]
+        res = {}
+        if read:
+            with host_calibration(model, seen=seen is not False):
+                res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
+                                         read, basis)
+            # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
+            if warning := unexplained_warning(unmixed(spectra, basis, read)[1]):
+                messages.append(Message.warning("unexplained", warning))
+        if unstable := [c for c in candidates if c in basis.failed]:
+            messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
+                                         + "; ".join(basis.failed[c] for c in unstable)))
+            res |= {c: {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} for c in unstable}
+        info = {"path": label_of(model), "arch": "conditioned", "method": "conditioned",
+                "spectrum_mode": model.meta.get("spectrum_mode", "gpdos"), "code_version": model.meta.get("code_version"),
+                "host_in_training": seen, "basis_host": basis.host, "basis_file": self.source or "in memory",
+                "basis": basis.config, "trained_on": (model.meta.get("data") or {}).get("source"),
+                "test_metrics": headline(model.meta.get("metrics") or {})}
+        return DopantEstimate.of(self.name, res, candidates, info, messages)
+
+
+# ----------------------------------------------------------------------------- the unmixing
+def basis_kind(kind: str) -> str:
+    """The basis' name of a spectrum kind: ``gpdos``, or ``pdos`` for the total."""
+    return "gpdos" if kind == "gpdos" else "pdos"
+
+
+def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0) -> tuple[dict, dict]:
+    """(:func:`~defectnet.unmix.unmix`'s {element: {"concentration", "uncertainty", "presence"}}, its fit)."""
+    from defectnet.unmix import unmix
+
+    out = unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
+                candidates=list(candidates), stretch=stretch)
+    fit = out.pop("_fit")
+    return out, fit
+
+
+def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpectra, basis, candidates,
+                      source: str | None, *, what: str, messages=()) -> DopantEstimate:
+    """An unmixing's (or refinement's) :class:`DopantEstimate`: its fitted local modes, unstable candidates
+    and the share of Δ it explains, in notes; a warning when it leaves too much unexplained."""
+    messages = list(messages)
+    messages += [Message.note("local-mode", f"{el}: local mode found at {m['fitted_mev']:.1f} meV, the basis had "
+                                            f"{m['basis_mev']:.1f} meV (×{m['scale']:.2f})")
+                 for el, m in fit.get("modes", {}).items() if m["basis_mev"] is not None]
+    if fit["unstable"]:
+        messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
+                                     + "; ".join(fit["unstable"].values())))
+    messages.append(Message.note("explained", f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % "
+                                              "of the signature's variance"))
+    if warning := unexplained_warning(fit):
+        messages.append(Message.warning("unexplained", warning))
+    info = {"path": source or "in memory", "arch": "unmix", "method": "unmix", "spectrum_mode": spectra.kind,
+            "basis_host": basis.host, "basis": basis.config, "residual_fraction": fit["residual_fraction"],
+            "modes": fit.get("modes", {})}
+    return DopantEstimate.of(name, results, candidates, info, messages, fit)
+
+
+@dataclass(frozen=True)
+class UnmixEstimator:
+    """Unmixing of Δ against a basis' signatures.
+
+    Parameters
+    ----------
+    basis : SignatureBasis
+    stretch : float
+        Each candidate's local modes may sit at energies scaled by up to ±``stretch`` (fraction).
+    source : str, optional
+        The basis' file (None: given as an object), for the output.
+    """
+
+    basis: object
+    stretch: float = 0.0
+    source: str | None = None
+    name: ClassVar[str] = "unmix"
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The unmixed concentrations of ``candidates``."""
+        out, fit = unmixed(spectra, self.basis, candidates, stretch=self.stretch)
+        return unmixing_estimate(self.name, out, fit, spectra, self.basis, candidates, self.source, what="the basis")
+
+
+@dataclass(frozen=True)
+class RefineEstimator(UnmixEstimator):
+    """The unmixing, corrected by ``iterations`` syntheses of the mix (~1–4 s each; the syntheses place
+    the local modes, so ``stretch`` is not used).
+
+    Parameters
+    ----------
+    iterations : int
+        Syntheses after the unmixing (0 = the unmixing's concentrations); the rest as :class:`UnmixEstimator`.
+    """
+
+    iterations: int = 1
+    name: ClassVar[str] = "refine"
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The refined concentrations of ``candidates``, with the synthesis kept said in a note."""
+        from defectnet.synthesis import Synthesizer, refine
+
+        basis = self.basis
+        out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
+                     kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations)
+        fit = out.pop("_fit")
+        refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
+                                          f"{fit['iteration']} (0 = the unmixed concentrations)")
+        return unmixing_estimate(self.name, out, fit, spectra, basis, candidates, self.source, what="the synthesis",
+                                 messages=[refined])
+
+
+@dataclass(frozen=True)
+class MergeEstimator:
+    """An unmixing merged with the plain network's answer where the network knows the host.
+
+    Merged (1/σ² weights, :func:`~defectnet.unmix.combine`) only on a training host of the
+    network: elsewhere its error is not in its σ and merging would be worse than the unmixing.
+
+    Parameters
+    ----------
+    inner : UnmixEstimator or RefineEstimator
+    network : NetworkEstimator, SpectralModel, str, Path or None
+        The plain network: as an estimator, a model, a checkpoint path, or None for the shipped one.
+    """
+
+    inner: object
+    network: object = None
+    name: ClassVar[str] = "merge"
+
+    def __post_init__(self):
+        if not isinstance(self.network, NetworkEstimator):
+            object.__setattr__(self, "network", NetworkEstimator(self.network))
+
+    def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
+        """The inner estimate, merged with the network's when it can be (a note says which)."""
+        from defectnet.model.network import host_calibration
+        from defectnet.unmix import combine
+
+        est = self.inner.estimate(spectra, candidates)
+        model, name = self.network.model, spectra.host
+        alone = replace(est, estimator=self.name, model={**est.model, "method": "merge"})
+        if host_in_training(model, name, spectra.composition) is not True:
+            return alone  # the model's error on a host it never saw is not in its σ: merging would be worse
+        if why := self._cannot(spectra, candidates):
+            note = f"{name} is a training host of the model, but {why}: the unmixing alone is reported"
+            return replace(alone, messages=alone.messages + (Message.note("not-merged", note),))
+        with host_calibration(model, seen=True):
+            res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
+        note = Message.note("merged", f"{name} is a training host of the model: its answer and the unmixing's are "
+                                      "merged (1/σ² weights; --method unmix for the unmixing alone)")
+        info = alone.model | {"arch": f"unmix+{model.config.arch}", "model": self.network.label,
+                              "code_version": model.meta.get("code_version")}
+        return DopantEstimate.of(self.name, combine(res, est.as_dicts()), candidates, info,
+                                 alone.messages + (note,), est.fit)
+
+    def _cannot(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> str | None:
+        """Why the network cannot answer what the unmixing did (None when it can)."""
+        model, composition = self.network.model, spectra.composition
+        grid_id = self.inner.basis.grid.grid_id
+        return ("it gives no uncertainty to weigh its answer by" if model.config.arch == "paper" else
+                "it reads other spectra" if model.meta.get("spectrum_mode", "total") != spectra.kind else
+                "it is on another energy grid" if model.meta.get("grid_id") not in (None, grid_id) else
+                "a candidate is outside its vocabulary" if any(c not in model.vocabulary for c in candidates) else
+                "a candidate is a host element (an antisite), which it cannot tell from the host's own atoms"
+                if any(c in composition for c in candidates) else
+                "a host element is unknown to it" if any(e not in model.host_elements for e in composition) else None)
+
+
+#: Estimators by name (:func:`make_estimator`); a new one plugs in as one more entry.
+ESTIMATORS: dict[str, type] = {cls.name: cls for cls in (NetworkEstimator, ConditionedEstimator, UnmixEstimator,
+                                                          RefineEstimator, MergeEstimator)}
+
+
+def make_estimator(name: str, **kw) -> Estimator:
+    """The estimator registered as ``name`` in :data:`ESTIMATORS`, made with ``kw``; an unknown name is a
+    one-line :class:`DefectnetError`."""
+    if name not in ESTIMATORS:
+        raise DefectnetError(f"unknown estimator {name!r}; expected one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](**kw)
