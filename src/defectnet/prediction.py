@@ -78,7 +78,7 @@ class Prediction:
     def write_json(self, path) -> Path:
         p = Path(path)
         text = json.dumps(self.to_dict(), indent=1) + "\n"
-        with _writing(p, "the prediction as JSON"):
+        with writing_file(p, "the prediction as JSON"):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
         return p
@@ -133,7 +133,7 @@ class Prediction:
         fig.tight_layout()
         p = Path(path)
         try:
-            with _writing(p, "the plot"):
+            with writing_file(p, "the plot"):
                 p.parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(p, dpi=120, format=None if p.suffix else "png")  # a bare name: PNG, not <name>.png
         finally:
@@ -142,7 +142,7 @@ class Prediction:
 
 
 @contextmanager
-def _writing(path: Path, what: str):
+def writing_file(path: Path, what: str):
     """Turn an OS or format error while writing ``path`` into a one-line :class:`DefectnetError` naming it."""
     if path.is_dir():  # matplotlib would write <path>.png beside it instead
         raise DefectnetError(f"cannot write {what} (it is a directory); expected a file path", source=str(path))
