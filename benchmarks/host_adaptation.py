@@ -32,7 +32,7 @@ import defectnet
 from defectnet.model.checkpoint import model_from_checkpoint, pretrained_path, read_checkpoint
 from defectnet.model.dataset import SplitConfig, load_training_file, with_candidates
 from defectnet.model.evaluate import compute_metrics, predict_arrays
-from defectnet.model.train import _headline, finetune_config, train
+from defectnet.model.train import checkpoint_metrics, finetune_config, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "host_adaptation.json"
 DATA = "datasets/reference,datasets/textbook"
@@ -54,7 +54,7 @@ def metrics(outs, data, idx):
     sig = np.concatenate([o["sigma"] for o in outs])
     pres = np.concatenate([o["presence"] for o in outs])
     m = compute_metrics(conc, data.targets[idx], data.candidates[idx], sigma=sig, presence=pres)
-    h = _headline(m)
+    h = checkpoint_metrics(m)
     return {k: h.get(k) for k in KEYS if k in h} | {"n": int(len(idx))}
 
 

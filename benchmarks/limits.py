@@ -207,13 +207,13 @@ def heldout_pairs(result: dict) -> list[dict]:
 def twinned(rel: str, resolution: str) -> frozenset:
     """Candidates of the basis at ``rel`` with a twin among its candidates at ``resolution`` (signatures as the
     predictor reads them, cosine > TWIN_COSINE): the predictor splits their sum."""
-    from defectnet.limits import TWIN_COSINE, _broadened_basis, _broadening_kernel
+    from defectnet.limits import TWIN_COSINE, broadened_basis, broadening_kernel
     from defectnet.resolution import get_resolution
     from defectnet.unmix import SignatureBasis
 
     path = ROOT / rel if not Path(rel).is_absolute() else Path(rel)
     basis = SignatureBasis.load(path)
-    reading = _broadened_basis(basis, _broadening_kernel(basis, get_resolution(resolution)), resolution)
+    reading = broadened_basis(basis, broadening_kernel(basis, get_resolution(resolution)), resolution)
     return frozenset(el for a, b, cos in reading.alike("gpdos") if cos > TWIN_COSINE for el in (a, b))
 
 

@@ -9,7 +9,7 @@ structure is unstable. In the patch tier only, it is a superposition artefact.
     python benchmarks/pair_coupling.py                       # SrO: Mg-Mg (1st shell), Ca-Ca (2nd, Ca-O-Ca)
     python benchmarks/pair_coupling.py --case GaAs:Zn,Zn:0
 
-Writes ``benchmarks/results/pair_coupling.json``.
+Writes ``benchmarks/results/pair_coupling.json`` (the cases and their provenance).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from defectnet.phonons.forceconstants import DopedSystem, TierSettings
 from defectnet.phonons.host import HostSettings, compute_pristine, to_ase_atoms
 from defectnet.phonons.potentials import get_calculator
 from defectnet.phonons.tiers import get_tier
+from defectnet.provenance import provenance
 
 CASES = ("SrO:Mg,Mg:0", "SrO:Ca,Ca:1")
 
@@ -72,7 +73,7 @@ def main():
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pair_coupling.json")
     ap.add_argument("--report", action="store_true", help="print the table of an existing --out JSON")
     args = ap.parse_args()
-    results = (json.loads(args.out.read_text()) if args.report
+    results = (json.loads(args.out.read_text())["cases"] if args.report
                else [run_case(c, args.potential) for c in (args.case or CASES)])
     print("| case | separation | lowest non-acoustic mode, patch (meV) | full (meV) | verdict |\n|---|---|---|---|---|")
     for r in results:
@@ -83,7 +84,7 @@ def main():
         print(f"| {r['case']} | {r['separation_ang']:.2f} Å | {p:.2f} | {f:.2f} | {verdict} |")
     if not args.report:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1))
+        args.out.write_text(json.dumps({"cases": results, "provenance": provenance()}, indent=1))
         print(f"wrote {args.out}")
 
 

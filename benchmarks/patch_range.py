@@ -62,9 +62,9 @@ WIDE = TierSettings(cutoff_ang=8.0, patch_cell_width_ang=16.0)
 
 def symmetric_fc(atoms, calc):
     """Force constants (N, N, 3, 3) of a whole cell from phonopy's symmetry-reduced ± displacements."""
-    from defectnet.phonons.patches import _cheapest_columns
+    from defectnet.phonons.patches import cheapest_columns
 
-    cols, calls = _cheapest_columns(atoms, np.arange(len(atoms)), calc, TierSettings(), progress=False)
+    cols, calls = cheapest_columns(atoms, np.arange(len(atoms)), calc, TierSettings(), progress=False)
     return cols.transpose(1, 0, 2, 3), calls  # every atom displaced: phonopy's route is the cheaper one
 
 

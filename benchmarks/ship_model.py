@@ -33,9 +33,9 @@ def family_section(metrics: dict, label: str) -> list[str]:
     fam = metrics.get("by_family") or {}
     if not fam:
         return []
-    from defectnet.model.train import _headline
+    from defectnet.model.train import checkpoint_metrics
 
-    hosts, head = metrics.get("by_host") or {}, _headline(metrics)
+    hosts, head = metrics.get("by_host") or {}, checkpoint_metrics(metrics)
     lines = ["", f"## Hosts never seen in training, by family ({label})", "",
              f"{metrics.get('n_samples')} samples of {len(hosts)} hosts: MAE {_fmt(head, 'mae_at_pct')} at.%, "
              f"F1 {_fmt(head, 'f1', digits=2)}, distractor mean {_fmt(head, 'distractor_mean_at_pct')} at.%, "
@@ -101,10 +101,10 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "| distractor mean | 1σ / 2σ coverage |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    from defectnet.model.train import _headline
+    from defectnet.model.train import checkpoint_metrics
 
     rows = [(part, metrics.get(part)) for part in ("test_id", "test_ood")]
-    rows += [(label, _headline(m)) for label, m in (extra or {}).items()]  # `defectnet evaluate` metrics.json
+    rows += [(label, checkpoint_metrics(m)) for label, m in (extra or {}).items()]  # `defectnet evaluate` metrics.json
     for part, m in rows:
         if m:
             lines.append(f"| {part} | {_fmt(m, 'mae_at_pct')} | {_fmt(m, 'mae_zero_at_pct')} | {_fmt(m, 'rmse_at_pct')} | "

@@ -82,9 +82,9 @@ def paired(source_store, target_store, work: Path):
 
 def mixed(a, idx_a, b, idx_b):
     """Samples ``idx_a`` of ``a`` and ``idx_b`` of ``b`` (paired data: one host and sample numbering)."""
-    from defectnet.model.dataset import _ARRAYS, TrainingData
+    from defectnet.model.dataset import TRAINING_ARRAYS, TrainingData
 
-    kw = {k: np.concatenate([getattr(a, k)[idx_a], getattr(b, k)[idx_b]]) for k in _ARRAYS}
+    kw = {k: np.concatenate([getattr(a, k)[idx_a], getattr(b, k)[idx_b]]) for k in TRAINING_ARRAYS}
     return TrainingData(**kw, host_names=a.host_names, grid=a.grid, vocabulary=a.vocabulary,
                         host_elements=a.host_elements, attrs=dict(a.attrs))
 

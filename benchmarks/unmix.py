@@ -53,13 +53,13 @@ def scores(pred, true, cand, score=None, sigma=None) -> dict:
     ``score`` (n, V) ranks the candidates for the AUC (default: ``pred``). With ``sigma``
     (n, V), the share of true dopants within ±1σ of their prediction (68 % if calibrated).
     """
-    from defectnet.model.evaluate import _auc, compute_metrics  # the model's own definitions, for the issue's targets
+    from defectnet.model.evaluate import roc_auc, compute_metrics  # the model's own definitions, for the issue's targets
 
     m = compute_metrics(pred, true, cand, sigma=sigma)
     p, t = pred[cand], true[cand]
     big = (t > 0) & (t >= 0.03)
     out = {"mae_at_pct": m["mae_at_pct"], "f1": m["detection"]["f1"],
-           "auc": _auc(p if score is None else score[cand], t > 0),
+           "auc": roc_auc(p if score is None else score[cand], t > 0),
            "median_ratio_ge3pct": float(np.median(p[big] / t[big])) if big.any() else None,
            "distractor_mean_at_pct": m["distractor_mean_at_pct"], "f1_ge1pct": m["detection_ge1pct"]["f1"]}
     if "calibration" in m:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from defectnet.errors import DefectnetError
-from defectnet.limits import (PREDICTORS, DetectionLimits, LimitsConfig, _broadening_kernel, _search, counting_noise,
+from defectnet.limits import (PREDICTORS, DetectionLimits, LimitsConfig, broadening_kernel, _search, counting_noise,
                               detection_limits)
 from defectnet.resolution import get_resolution
 from defectnet.unmix import SignatureBasis
@@ -127,14 +127,14 @@ def test_counting_noise_is_poisson_statistics_of_bins_over_noise_squared_counts(
 def test_broadening_adds_what_the_instrument_has_beyond_the_basis_own_width(gaas):
     """The basis is broadened 1 meV FWHM; for a 5 meV instrument the kernel adds √(5² − 1²) meV."""
     e = gaas.grid.centers
-    kernel = _broadening_kernel(gaas, get_resolution("gaussian:5"))
+    kernel = broadening_kernel(gaas, get_resolution("gaussian:5"))
     np.testing.assert_allclose(kernel.sum(axis=1), 1.0, atol=1e-12)  # area kept
     i = int(np.argmin(np.abs(e - 100.0)))
     row = kernel[i]
     mean = row @ e
     fwhm = np.sqrt(row @ (e - mean) ** 2) * 2.3548
     assert fwhm == pytest.approx(np.sqrt(5 ** 2 - 1 ** 2), rel=0.05)
-    finer = _broadening_kernel(gaas, get_resolution("gaussian:0.5"))  # finer than the basis: nothing added
+    finer = broadening_kernel(gaas, get_resolution("gaussian:0.5"))  # finer than the basis: nothing added
     np.testing.assert_allclose(finer, np.eye(e.size), atol=1e-9)
 
 

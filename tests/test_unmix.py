@@ -178,16 +178,16 @@ def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, c
 
 
 def test_signature_curve_is_piecewise_linear_through_the_origin():
-    from defectnet.unmix import _curve
+    from defectnet.unmix import curve_and_slope
 
     x = np.array([0.01, 0.05, 0.15])
     curve = np.array([[1.0, 0.0], [3.0, 1.0], [4.0, 5.0]])  # (n, B): sublinear in bin 0, superlinear in bin 1
     for k, xk in enumerate(x):
-        np.testing.assert_allclose(_curve(x, curve, xk)[0], curve[k])
-    v, g = _curve(x, curve, 0.005)
+        np.testing.assert_allclose(curve_and_slope(x, curve, xk)[0], curve[k])
+    v, g = curve_and_slope(x, curve, 0.005)
     np.testing.assert_allclose(v, [0.5, 0.0]) and np.testing.assert_allclose(g, [100.0, 0.0])
-    np.testing.assert_allclose(_curve(x, curve, 0.03)[0], [2.0, 0.5])
-    v, g = _curve(x, curve, 0.25)  # beyond the last cell: the last segment goes on
+    np.testing.assert_allclose(curve_and_slope(x, curve, 0.03)[0], [2.0, 0.5])
+    v, g = curve_and_slope(x, curve, 0.25)  # beyond the last cell: the last segment goes on
     np.testing.assert_allclose(g, [10.0, 40.0]) and np.testing.assert_allclose(v, [5.0, 9.0])
 
 

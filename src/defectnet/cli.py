@@ -11,17 +11,10 @@ import argparse
 import json
 import sys
 
+from defectnet.data.commands import DatasetCommand, GenerateCommand
 from defectnet.errors import DefectnetError
-from defectnet.output import STDOUT, add_json_option, emit_json
-
-
-class Command:
-    name: str = ""
-    help: str = ""
-
-    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
+from defectnet.model.commands import Evaluate, Finetune, Train
+from defectnet.output import STDOUT, Command, add_json_option, emit_json
 
 
 def _supercell_atoms(text: str):
@@ -327,9 +320,13 @@ class Limits(Command):
     help = "detection limits: the least concentration of each candidate that simulated measurements detect"
 
     def add_arguments(self, p):
+        from dataclasses import fields
+        from types import SimpleNamespace
+
         from defectnet.limits import ENGINES, PREDICTORS, LimitsConfig
 
-        d = LimitsConfig()
+        # The defaults without LimitsConfig() checking them: its resolution check loads ResINS (~2.5 s of --help).
+        d = SimpleNamespace(**{f.name: f.default for f in fields(LimitsConfig)})
         p.add_argument("host", help="the host planned for (must be the basis' host, e.g. GaAs)")
         p.add_argument("--basis", required=True, help="the host's signature basis (.npz from defectnet basis)")
         p.add_argument("--candidates", default="", help="candidates to find limits of, e.g. Si,Be (default: all of "
@@ -373,24 +370,9 @@ class Limits(Command):
         return _show(result, args)
 
 
-def _lazy_commands() -> list[Command]:
-    """Subcommands of other subpackages (their command modules import nothing heavy)."""
-    import importlib
-
-    out = []
-    for path in ("defectnet.data.commands:GenerateCommand", "defectnet.data.commands:DatasetCommand",
-                 "defectnet.model.commands:Train", "defectnet.model.commands:Evaluate",
-                 "defectnet.model.commands:Finetune"):
-        module, cls = path.split(":")
-        try:
-            out.append(getattr(importlib.import_module(module), cls)())
-        except (ImportError, AttributeError):
-            continue  # that subpackage is not in this checkout yet
-    return out
-
-
 #: Subcommands, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [Predict(), Simulate(), Basis(), Limits(), Recommend(), Hosts(), *_lazy_commands()]
+COMMANDS: list[Command] = [Predict(), Simulate(), Basis(), Limits(), Recommend(), Hosts(), GenerateCommand(),
+                           DatasetCommand(), Train(), Evaluate(), Finetune()]
 
 
 def build_parser() -> argparse.ArgumentParser:

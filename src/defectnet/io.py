@@ -17,7 +17,7 @@ import numpy as np
 from defectnet.elements import check_element
 from defectnet.errors import DefectnetError, exception_reason
 from defectnet.spectrum import Spectrum
-from defectnet.units import ENERGY_UNIT_TO_MEV, _canonical_unit, to_mev
+from defectnet.units import ENERGY_UNIT_TO_MEV, canonical_unit, to_mev
 
 MIN_POINTS = 5
 NEGATIVE_NOISE = 1e-6  # negatives down to -NEGATIVE_NOISE × max are numerical noise: clipped to 0
@@ -216,7 +216,7 @@ def _pick_unit(unit, ename, tagged, comments, phonopy, energy, meta, src) -> str
     Every unit the file or the caller states is kept in ``meta["unit_sources"]`` ({source:
     unit}, first the one that won here), so that a reader who knows the host can tell when
     they disagree (:func:`defectnet.checks.choose_unit`)."""
-    stated = {"--unit": _canonical_unit(unit) if unit is not None else None,
+    stated = {"--unit": canonical_unit(unit) if unit is not None else None,
               "header": _unit_from_name(ename) if ename else None,
               "tag": tagged.get("unit") if tagged else None,
               "comment": _unit_from_comments(comments), "phonopy": "THz" if phonopy else None}
@@ -502,7 +502,7 @@ def write_spectrum(spectrum: Spectrum, path, *, unit=None, fmt=None, extra_colum
     if fmt not in ("csv", "text", "phonopy"):
         raise DefectnetError(f"cannot tell the format from {p.suffix!r}; use .csv, .dat or .txt, "
                              "or fmt='csv' | 'text' | 'phonopy'", source=str(path))
-    unit = _canonical_unit(unit or ("THz" if fmt == "phonopy" else "meV"))
+    unit = canonical_unit(unit or ("THz" if fmt == "phonopy" else "meV"))
     if fmt == "phonopy" and unit != "THz":
         raise DefectnetError(f"phonopy files are in THz, not {unit}", source=str(path))
     energy, density = spectrum.in_units(unit)

@@ -198,13 +198,13 @@ class CurvesEngine:
 
     def signature(self, mix: dict, index: int) -> np.ndarray:
         """Δ (B,) per meV of ``mix`` {element: atomic fraction} (``index``: the measurement, unused)."""
-        from defectnet.unmix import _curve
+        from defectnet.unmix import curve_and_slope
 
         b = self.basis
         out = np.zeros(b.grid.n_bins)
         for el, c in mix.items():
             k = b.elements.index(el)
-            out += _curve(b.realised[k], b.curves[self.kind][k], c)[0]
+            out += curve_and_slope(b.realised[k], b.curves[self.kind][k], c)[0]
         return out
 
     def realised(self, element: str, c: float) -> float:
@@ -538,76 +538,93 @@ def detection_limits(basis, config: LimitsConfig | None = None, *, host: str | N
     scanned, background = _candidates(basis, config)
     told = list(dict.fromkeys([*scanned, *background]))  # what the predictor is given
     fixed = {el: c for el, (_, c) in zip(background, config.background)}  # in every doped sample
-    engine = ENGINES[config.engine](basis, config, synthesizer)
-    predictor = PREDICTORS[config.predictor]
     resolution = get_resolution(config.resolution)
-    kernel = _broadening_kernel(basis, resolution)
-    widths, n_bins = basis.grid.widths, basis.grid.n_bins
-    pristine = _broaden(basis.pristine[config.kind], kernel, widths)
-    reading = _broadened_basis(basis, kernel, config.resolution) if config.match_basis else basis
-    grid = config.concentrations
+    sim = _Measurements(basis, config, ENGINES[config.engine](basis, config, synthesizer), resolution, told)
+    bar = _progress_bar(basis, config, len(scanned)) if progress else None
+    blank = sim.measure(fixed, *_draws(config, 0, basis.grid.n_bins))["presence"] >= config.min_presence  # (n, K)
+    if bar is not None:
+        bar.update(1)
+    limits = [_candidate_limit(sim, el, fixed, blank, bar) for el in scanned]
+    if bar is not None:
+        bar.close()
+    method = _method(basis, config, sim.engine, resolution, sim.pristine) | {
+        "predictor": {"name": config.predictor, "text": PREDICTOR_TEXT.get(config.predictor) or _first_line(sim.predictor)}}
+    twins = [f"{a}/{b}: signatures too alike to tell apart (cosine {cos:.3f} at this resolution); the predictor "
+             "splits their sum between them, so either may stay below the presence asked"
+             for a, b, cos in sim.reading.alike(config.kind, among=told) if cos > TWIN_COSINE]
+    return DetectionLimits(basis.host, config, tuple(limits), method, provenance(packages=(*LIBRARIES, "resins")), twins)
 
-    def measure(mix: dict, z_pristine, z_doped, rows=None) -> dict:
+
+class _Measurements:
+    """Simulated measurements of one basis' host under one :class:`LimitsConfig`, read by its predictor.
+
+    ``told`` are the candidates the predictor is given; ``reading`` the basis it reads against
+    (broadened to the instrument's resolution unless ``config.match_basis`` is False).
+    """
+
+    def __init__(self, basis, config: LimitsConfig, engine, resolution, told: list[str]):
+        self.basis, self.config, self.engine, self.told = basis, config, engine, told
+        self.predictor = PREDICTORS[config.predictor]
+        self.kernel = broadening_kernel(basis, resolution)
+        self.pristine = _broaden(basis.pristine[config.kind], self.kernel, basis.grid.widths)
+        self.reading = broadened_basis(basis, self.kernel, config.resolution) if config.match_basis else basis
+
+    def measure(self, mix: dict, z_pristine, z_doped, rows=None) -> dict:
+        config, basis, widths = self.config, self.basis, self.basis.grid.widths
         rows = range(config.measurements) if rows is None else rows
-        doped = np.array([_broaden(basis.pristine[config.kind] + engine.signature(mix, i), kernel, widths) for i in rows])
-        return predictor(counting_noise(pristine, basis.grid, config.noise, z_pristine[rows]),
-                         counting_noise(doped, basis.grid, config.noise, z_doped[rows]), reading, told, kind=config.kind)
+        doped = np.array([_broaden(basis.pristine[config.kind] + self.engine.signature(mix, i), self.kernel, widths)
+                          for i in rows])
+        return self.predictor(counting_noise(self.pristine, basis.grid, config.noise, z_pristine[rows]),
+                              counting_noise(doped, basis.grid, config.noise, z_doped[rows]), self.reading, self.told,
+                              kind=config.kind)
 
-    def detections(mix: dict, z, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def detections(self, mix: dict, z, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(detected (m,), concentration read (m,)) of the candidate in column ``j`` over the measurements made:
         all of them for a scan; in a bisection, chunk by chunk until the verdict on ``min_rate`` is certain."""
+        config = self.config
         need = math.ceil(config.min_rate * config.measurements - 1e-9)  # detections for a pass
         hits, read = [], []
         chunks = [range(config.measurements)] if config.search == "scan" else [
             range(a, min(a + SEQUENTIAL_CHUNK, config.measurements))
             for a in range(0, config.measurements, SEQUENTIAL_CHUNK)]
         for rows in chunks:
-            out = measure(mix, *z, rows=rows)
+            out = self.measure(mix, *z, rows=rows)
             hits += list(out["presence"][:, j] >= config.min_presence)
             read += list(out["concentration"][:, j])
             if sum(hits) >= need or len(hits) - sum(hits) > config.measurements - need:
                 break
         return np.array(hits), np.array(read)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        steps = config.n_concentrations if config.search == "scan" else math.ceil(math.log2(config.n_concentrations)) + 2
-        bar = tqdm(total=1 + steps * len(scanned), desc=f"detection limits in {basis.host}", unit="concentration")
-    z_blank = _draws(config, 0, n_bins)
-    blank = measure(fixed, *z_blank)["presence"] >= config.min_presence  # (n, K)
-    if bar is not None:
-        bar.update(1)
-    limits = []
-    for el in scanned:
-        j, z = told.index(el), _draws(config, 1 + basis.elements.index(el), n_bins)
-        tested: dict[int, tuple[float, float, int]] = {}
+def _progress_bar(basis, config: LimitsConfig, n_candidates: int):
+    from tqdm.auto import tqdm
 
-        def passes(i: int) -> bool:
-            if i not in tested:
-                hits, read = detections({el: grid[i], **fixed}, z, j)
-                tested[i] = (float(np.mean(hits)), float(np.median(read)), len(hits))
-                if bar is not None:
-                    bar.update(1)
-            return tested[i][0] >= config.min_rate
+    steps = config.n_concentrations if config.search == "scan" else math.ceil(math.log2(config.n_concentrations)) + 2
+    return tqdm(total=1 + steps * n_candidates, desc=f"detection limits in {basis.host}", unit="concentration")
 
-        found = _search(passes, len(grid), config.search)
-        idx = sorted(tested)
-        limits.append(CandidateLimit(
-            element=el, limit=None if found is None else float(grid[found]),
-            concentrations=tuple(float(grid[i]) for i in idx), rates=tuple(tested[i][0] for i in idx),
-            read=tuple(tested[i][1] for i in idx), realised=tuple(engine.realised(el, float(grid[i])) for i in idx),
-            false_alarm=float(np.mean(blank[:, j])), measurements=config.measurements,
-            measured=tuple(tested[i][2] for i in idx)))
-    if bar is not None:
-        bar.close()
-    method = _method(basis, config, engine, resolution, pristine) | {
-        "predictor": {"name": config.predictor, "text": PREDICTOR_TEXT.get(config.predictor) or _first_line(predictor)}}
-    twins = [f"{a}/{b}: signatures too alike to tell apart (cosine {cos:.3f} at this resolution); the predictor "
-             "splits their sum between them, so either may stay below the presence asked"
-             for a, b, cos in reading.alike(config.kind, among=told) if cos > TWIN_COSINE]
-    return DetectionLimits(basis.host, config, tuple(limits), method, provenance(packages=(*LIBRARIES, "resins")), twins)
+
+def _candidate_limit(sim: _Measurements, el: str, fixed: dict, blank: np.ndarray, bar) -> CandidateLimit:
+    """The limit of candidate ``el`` alone (with the ``fixed`` background) over the concentration grid."""
+    config, basis, grid = sim.config, sim.basis, sim.config.concentrations
+    j, z = sim.told.index(el), _draws(config, 1 + basis.elements.index(el), basis.grid.n_bins)
+    tested: dict[int, tuple[float, float, int]] = {}
+
+    def passes(i: int) -> bool:
+        if i not in tested:
+            hits, read = sim.detections({el: grid[i], **fixed}, z, j)
+            tested[i] = (float(np.mean(hits)), float(np.median(read)), len(hits))
+            if bar is not None:
+                bar.update(1)
+        return tested[i][0] >= config.min_rate
+
+    found = _search(passes, len(grid), config.search)
+    idx = sorted(tested)
+    return CandidateLimit(
+        element=el, limit=None if found is None else float(grid[found]),
+        concentrations=tuple(float(grid[i]) for i in idx), rates=tuple(tested[i][0] for i in idx),
+        read=tuple(tested[i][1] for i in idx), realised=tuple(sim.engine.realised(el, float(grid[i])) for i in idx),
+        false_alarm=float(np.mean(blank[:, j])), measurements=config.measurements,
+        measured=tuple(tested[i][2] for i in idx))
 
 
 def _candidates(basis, config: LimitsConfig) -> tuple[list[str], list[str]]:
@@ -688,15 +705,15 @@ def counting_noise(values, grid, noise: float, z) -> np.ndarray:
     return q / q.sum(axis=-1, keepdims=True) / w
 
 
-def _broadening_kernel(basis, resolution) -> np.ndarray:
+def broadening_kernel(basis, resolution) -> np.ndarray:
     """(B, B) K with shares_new = shares @ K: the Gaussian that takes the basis' own broadening b(E) to the
     instrument's R(E) (FWHM √(R² − b²), none where R ≤ b), each row's area kept on the grid."""
     from defectnet.resolution import FWHM_PER_SIGMA, get_resolution
-    from defectnet.spectrum import _spread
+    from defectnet.spectrum import gaussian_shares
 
     e, edges = basis.grid.centers, basis.grid.edges
     extra = np.sqrt(np.clip(resolution.fwhm_mev(e) ** 2 - _own_fwhm(basis, get_resolution)(e) ** 2, 0.0, None))
-    return _spread(edges, e, np.maximum(extra / FWHM_PER_SIGMA, 1e-6), np.eye(e.size), "both")
+    return gaussian_shares(edges, e, np.maximum(extra / FWHM_PER_SIGMA, 1e-6), np.eye(e.size), "both")
 
 
 def _own_fwhm(basis, get_resolution):
@@ -710,7 +727,7 @@ def _broaden(values, kernel, widths) -> np.ndarray:
     return (np.asarray(values, float) * widths) @ kernel / widths
 
 
-def _broadened_basis(basis, kernel, resolution: str):
+def broadened_basis(basis, kernel, resolution: str):
     """``basis`` as if simulated at the instrument's resolution (``defectnet basis --resolution``): its pristine,
     signatures and curves through ``kernel``."""
     from dataclasses import replace

@@ -1,13 +1,29 @@
-"""Machine-readable output of the CLI commands: one ``--json [PATH]`` option, one writer."""
+"""What the CLI's subcommands share: the :class:`Command` interface, one ``--json [PATH]`` option, one writer.
+
+The subcommand modules of other subpackages import :class:`Command` from here rather than
+from :mod:`defectnet.cli`, which imports them: no cycle.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from defectnet.errors import DefectnetError
 
 STDOUT = "-"
+
+
+class Command:
+    """A subcommand: its name and help, its arguments, and what it runs."""
+
+    name: str = ""
+    help: str = ""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
 
 
 def add_json_option(parser, what: str) -> None:

@@ -82,7 +82,7 @@ def _rebin_errors(old_edges, errors, new_edges) -> np.ndarray:
     return np.sqrt(out) / np.diff(new_edges)
 
 
-def _spread(edges, centres, sigmas, weights, renormalise):
+def gaussian_shares(edges, centres, sigmas, weights, renormalise):
     """Σ_m weights[:, m] × (share of the Gaussian N(centres[m], sigmas[m]) in each bin), (k, n_bins).
 
     Shares are exact CDF differences at the edges. ``renormalise='below'`` divides each
@@ -256,7 +256,7 @@ class Spectrum:
 
         # Row 0 the total, then one row per element; the spill below e_min (e.g. half of an
         # acoustic line at 0) is put back on the grid.
-        spread = _spread(edges, f, sigma, np.vstack([w[None, :], pw * w]), "below")
+        spread = gaussian_shares(edges, f, sigma, np.vstack([w[None, :], pw * w]), "below")
         total, parts = spread[0], spread[1:]
         kept_weight, on_grid = float(w.sum()), float(total.sum())
         if not on_grid > 0:
@@ -295,7 +295,7 @@ class Spectrum:
         c, widths = self.centers_mev, self.widths_mev
         sigma = sigma_of(c)
         stack = np.vstack([self.values] + [self.partials[el] for el in self.partials]) * widths  # (1 + n_el, n)
-        out = _spread(self.edges_mev, c, sigma, stack, "both")
+        out = gaussian_shares(self.edges_mev, c, sigma, stack, "both")
         out /= widths
         return self._new(values=out[0], partials=dict(zip(self.partials, out[1:])), errors=None,
                          broadening=list(self.meta.get("broadening", [])) + [res_dict],

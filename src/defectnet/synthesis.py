@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, _own_curves, _report, unmix
+from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, own_curves, unmix_result, unmix
 
 
 @dataclass
@@ -116,7 +116,7 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     best, history = (r @ r, 0, c, r), []
     for it in range(iterations + 1):
         if it:
-            _, J = _own_curves(knots, curves, c)
+            _, J = own_curves(knots, curves, c)
             c = np.clip(c + lsq_linear(J, r, bounds=(-c, 1.0 - c)).x, 0.0, 1.0)
             c[c < MIN_FRACTION] = 0.0
             r = residual(c)
@@ -125,7 +125,7 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
         if r @ r < best[0]:
             best = (r @ r, it, c, r)
     _, it, c, r = best
-    _, J = _own_curves(knots, curves, c)
-    return _report(asked, cands, c, J, r, y, curves,
+    _, J = own_curves(knots, curves, c)
+    return unmix_result(asked, cands, c, J, r, y, curves,
                    {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
                     "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})

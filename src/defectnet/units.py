@@ -41,7 +41,7 @@ ENERGY_UNIT_TO_MEV: dict[str, float] = {
 def to_mev(values, unit: str) -> np.ndarray:
     """Convert energies from ``unit`` ('meV', 'THz', 'cm-1' or 'eV') to meV."""
     try:
-        factor = ENERGY_UNIT_TO_MEV[_canonical_unit(unit)]
+        factor = ENERGY_UNIT_TO_MEV[canonical_unit(unit)]
     except KeyError:
         from defectnet.errors import DefectnetError
 
@@ -56,7 +56,7 @@ def from_mev(values, unit: str) -> np.ndarray:
     return np.asarray(values, dtype=float) / to_mev(1.0, unit)
 
 
-def _canonical_unit(unit: str) -> str:
+def canonical_unit(unit: str) -> str:
     u = unit.strip().lower().replace("^", "").replace("⁻¹", "-1").replace(" ", "")
     aliases = {"mev": "meV", "thz": "THz", "cm-1": "cm-1", "1/cm": "cm-1", "cm**-1": "cm-1", "invcm": "cm-1", "ev": "eV"}
     return aliases.get(u, unit)

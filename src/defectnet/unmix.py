@@ -158,7 +158,7 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         fit["modes"] = {el: _moved_mode(basis.signatures[kind][k], basis.grid, edge, s)
                         for el, k, s, ci in zip(cands, cols, scales, c)
                         if ci > 0 and _share_above(basis.signatures[kind][k], basis.grid, edge) >= MODE_SHARE}
-    return _report(asked, cands, c, J, y - fitted, y, curves, fit)
+    return unmix_result(asked, cands, c, J, y - fitted, y, curves, fit)
 
 
 def _fit_concentrations(knots, curves, A, y, method: str):
@@ -167,7 +167,7 @@ def _fit_concentrations(knots, curves, A, y, method: str):
     curves (K, n, B) at ``knots`` (K, n) under each reading :data:`METHODS` names; the best kept."""
     from scipy.optimize import least_squares, nnls
 
-    models = {"curve": lambda c: _own_curves(knots, curves, c), "total": lambda c: _at_total(knots, curves, c),
+    models = {"curve": lambda c: own_curves(knots, curves, c), "total": lambda c: _at_total(knots, curves, c),
               "linear": lambda c: (A @ c, A)}
     c, _ = nnls(A, y)
     name = "linear"
@@ -304,7 +304,7 @@ def _moved_mode(signature, grid: EnergyGrid, edge: float, scale: float) -> dict:
     return {"scale": float(scale), "basis_mev": peak, "fitted_mev": peak * float(scale)}
 
 
-def _report(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
+def unmix_result(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
     """:func:`unmix`'s result from the concentrations ``c`` (K,), the Jacobian ``J`` (B, K) and
     residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B)."""
     from scipy.stats import norm
@@ -401,7 +401,7 @@ def combine(first: dict, second: dict, *, floor: float = DETECTION_FRACTION) -> 
     return out
 
 
-def _curve(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+def curve_and_slope(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     """Δ(c) and dΔ/dc of one candidate, piecewise linear in c through the origin and ``curve``
     (n, B) at ``x`` (n,) atomic fractions; the last segment goes on beyond the largest."""
     xs = np.concatenate([[0.0], x])
@@ -411,9 +411,9 @@ def _curve(x: np.ndarray, curve: np.ndarray, c: float) -> tuple[np.ndarray, np.n
     return lo + slope * (c - xs[j]), slope
 
 
-def _own_curves(knots, curves, c) -> tuple[np.ndarray, np.ndarray]:
+def own_curves(knots, curves, c) -> tuple[np.ndarray, np.ndarray]:
     """Σ_k Δ_k(c_k) (B,) and its Jacobian (B, K): each candidate on its own curve."""
-    parts = [_curve(knots[k], curves[k], c[k]) for k in range(len(c))]
+    parts = [curve_and_slope(knots[k], curves[k], c[k]) for k in range(len(c))]
     return sum(v for v, _ in parts), np.stack([g for _, g in parts], axis=1)
 
 

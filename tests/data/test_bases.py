@@ -22,7 +22,7 @@ def bases(emt_store, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("bases")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(patches, "_cheapest_columns", no_patch)
+        mp.setattr(patches, "cheapest_columns", no_patch)
         return d, store_bases(out, d, concentrations=CONC, progress=False)
 
 

@@ -31,7 +31,7 @@ def test_every_prototype_is_charge_balanced_and_small():
         assert len(t.slots) <= C.MAX_PRIMITIVE_ATOMS, key
         counts = Counter(t.slots)
         for pat in proto.patterns:
-            specs = P._parse_pattern(pat)
+            specs = P.parse_pattern(pat)
             assert sum(sp.charge * counts[s] for sp, s in zip(specs, proto.slots)) == 0, (key, pat)
 
 

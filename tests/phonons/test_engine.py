@@ -163,11 +163,11 @@ def test_patch_is_reused_across_dopants(cu_host, cu_supercell):
 def test_patch_in_a_wider_cell_reaches_beyond_the_host_cell(cu_host):
     """patch_cell_width_ang: the patch comes from a wider perfect cell and still equals `local` there."""
     from defectnet.doping import min_width_ang
-    from defectnet.phonons.patches import _small_cell, get_patch
+    from defectnet.phonons.patches import small_cell, get_patch
 
     calc = get_calculator("emt")
     wide = TierSettings(cutoff_ang=4.5, patch_cell_width_ang=10.0)
-    cell, fc0 = _small_cell(cu_host, wide, calc)
+    cell, fc0 = small_cell(cu_host, wide, calc)
     assert min_width_ang(cell.cell.array) >= 10.0 > min_width_ang(cu_host.phonon.supercell.cell)
     np.testing.assert_allclose(fc0.sum(axis=1), 0.0, atol=1e-3)  # computed directly: sum rule holds
     freqs, _ = gamma_modes(fc0, cell.get_masses())

@@ -1,6 +1,6 @@
 """``defectnet generate`` and ``defectnet dataset {info,check,export,bases,umap}``.
 
-Both are :class:`defectnet.cli.Command` subclasses; each imports its heavy modules inside
+Both are :class:`defectnet.output.Command` subclasses; each imports its heavy modules inside
 ``run`` so ``defectnet --help`` stays instant, and calls the same library functions the
 tests call.
 """
@@ -14,27 +14,7 @@ import time
 from pathlib import Path
 
 from defectnet.errors import DefectnetError
-from defectnet.output import STDOUT, add_json_option, emit_json
-
-
-def _cli_command_class():
-    """``defectnet.cli.Command``, without re-importing the CLI when it is the running script.
-
-    Under ``python -m defectnet.cli`` (and in the processes multiprocessing spawns from it,
-    where it is ``__mp_main__``) the CLI module is not ``defectnet.cli``; importing that
-    name from here would run the CLI's COMMANDS list again, which imports this module while
-    it is half-initialised.
-    """
-    for name in ("__main__", "__mp_main__"):
-        mod = sys.modules.get(name)
-        if getattr(getattr(mod, "__spec__", None), "name", None) == "defectnet.cli" and hasattr(mod, "Command"):
-            return mod.Command
-    from defectnet.cli import Command
-
-    return Command
-
-
-Command = _cli_command_class()
+from defectnet.output import STDOUT, Command, add_json_option, emit_json
 
 
 def _positive_int(text: str) -> int:

@@ -412,7 +412,7 @@ def _parse_structures(key, v) -> dict:
             s = _atoms_to_dict(s)
         d = check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
         try:
-            _dict_to_atoms(d)
+            dict_to_atoms(d)
         except Exception as exc:  # numpy/ase raise several types for malformed input
             raise key_error(f"{key}.{name}", f"not a valid structure ({exc})") from None
         out[str(name)] = {"cell": np.asarray(d["cell"], float).tolist(), "species": list(d["species"]),
@@ -425,7 +425,7 @@ def _atoms_to_dict(atoms: Atoms) -> dict:
             "positions": atoms.get_scaled_positions(wrap=True).tolist()}
 
 
-def _dict_to_atoms(d: Mapping) -> Atoms:
+def dict_to_atoms(d: Mapping) -> Atoms:
     from defectnet.elements import check_element
 
     for s in d["species"]:

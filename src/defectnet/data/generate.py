@@ -60,7 +60,7 @@ from defectnet.data.config import EXTENT_KEYS, GenerateConfig
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
 from defectnet.data.store import stored_hosts
 from defectnet.data.summary import GenerateSummary
-from defectnet.data.tasks import DefectnetWorkerSetup, _code_version, _one_line, patch_task, pristine_task, samples_task
+from defectnet.data.tasks import DefectnetWorkerSetup, package_version, one_line, patch_task, pristine_task, samples_task
 from defectnet.errors import DefectnetError
 from defectnet.phonons.tiers import get_tier
 
@@ -180,7 +180,7 @@ class _Pipeline:
             error = None
             if fut.status != "finished":  # the worker died (KilledWorker) or the task was cancelled
                 exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
-                result, error = None, ("worker_died", f"{type(exc).__name__}: {_one_line(exc)}")
+                result, error = None, ("worker_died", f"{type(exc).__name__}: {one_line(exc)}")
             getattr(self, f"_on_{kind}")(state, result, error, payload)
             fut.release()
             self._fill()
@@ -333,7 +333,7 @@ class _Pipeline:
             if state.patch_status.get(dkey) != "pending":
                 continue
             t0 = time.perf_counter()
-            base = {"site": dkey[0], "element": dkey[1], "worker": "client", "code_version": _code_version(),
+            base = {"site": dkey[0], "element": dkey[1], "worker": "client", "code_version": package_version(),
                     "created": time.time()}
             if row["status"] != "ok":
                 drow = {**base, "status": "failed", "reason": row["reason"],
@@ -394,7 +394,7 @@ class _Pipeline:
                 "n_dopants": len(job.dopants), "dopants": [[e, s, f, None] for e, s, f in job.dopants],
                 "candidates": list(job.candidates), "distractors": list(job.distractors), "tier": self.config.tier,
                 "potential": potential, "grid_id": self.config.grid.grid_id, "created": time.time(),
-                "code_version": _code_version()}
+                "code_version": package_version()}
 
     def _on_samples(self, state: _HostState, rows, error, jobs):
         if error:
@@ -576,7 +576,7 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
             cl.register_plugin(DefectnetWorkerSetup(config.potential, load=get_tier(config.tier).needs_calculator))
             summary.workers = label
             summary.startup_s = time.perf_counter() - t0
-            run_id = store.start_run(workers=label, code_version=_code_version(), config=config.to_dict())
+            run_id = store.start_run(workers=label, code_version=package_version(), config=config.to_dict())
             status = "failed"
             try:
                 pipeline.run(cl)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from defectnet.data.config import GenerateConfig, HostSelection, SamplerSettings, _dict_to_atoms
+from defectnet.data.config import GenerateConfig, HostSelection, SamplerSettings, dict_to_atoms
 from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError
 
@@ -79,7 +79,7 @@ def resolve_hosts(sel: HostSelection, host_settings=None, keep=()) -> list[HostI
                 raise DefectnetError("host file not found", source=str(path))
             add(from_library(load_host(path)))
     for name, d in sel.structures.items():
-        atoms = _dict_to_atoms(d)
+        atoms = dict_to_atoms(d)
         add(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal"), "user", "inline"))
     done = {n.lower() for n in hosts_in_training_files(sel.exclude_from)} - {n.lower() for n in keep}
     excluded = {n.lower() for n in sel.exclude} | done

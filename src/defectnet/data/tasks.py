@@ -63,14 +63,14 @@ FAILURE_REASONS: tuple[tuple[type, str], ...] = (
 def failure_reason(exc: BaseException) -> tuple[str, str]:
     """(reason, one-line message) of an exception raised by a task."""
     if isinstance(exc, TaskFailure):
-        return exc.reason, _one_line(exc)
+        return exc.reason, one_line(exc)
     for kind, reason in FAILURE_REASONS:
         if isinstance(exc, kind):
-            return reason, _one_line(exc)
-    return "error", f"{type(exc).__name__}: {_one_line(exc)}"
+            return reason, one_line(exc)
+    return "error", f"{type(exc).__name__}: {one_line(exc)}"
 
 
-def _one_line(exc) -> str:
+def one_line(exc) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]
 
@@ -96,7 +96,7 @@ class _ForceProbe:
             except (TaskTimeout, PotentialError):
                 raise
             except Exception as exc:  # anything the model raises is the potential's failure
-                raise PotentialError(f"{type(exc).__name__}: {_one_line(exc)}") from exc
+                raise PotentialError(f"{type(exc).__name__}: {one_line(exc)}") from exc
             finally:
                 self.durations.append(time.perf_counter() - t0)
 
@@ -193,7 +193,7 @@ _TASK_LOCK = threading.Lock()
 _WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _code_version() -> str:
+def package_version() -> str:
     import defectnet
 
     return defectnet.__version__
@@ -235,14 +235,14 @@ def pristine_task(host: HostInput, config: GenerateConfig) -> dict:
 
     with _TASK_LOCK:
         _, probe = _calculator(config.potential)  # compute_pristine gets the same cached calculator
-        row = {"name": host.name, "worker": _WORKER_NAME, "code_version": _code_version()}
+        row = {"name": host.name, "worker": _WORKER_NAME, "code_version": package_version()}
         with _task_row(row, probe, config.task_timeout_s) as timer:
             ph = None
             for source in PRISTINE_SOURCES:
                 try:
                     ph = source(host, config)
                 except Exception as exc:  # a broken cache must not fail the host: compute instead
-                    timer.t["source_error"] = f"{getattr(source, '__name__', source)}: {_one_line(exc)}"
+                    timer.t["source_error"] = f"{getattr(source, '__name__', source)}: {one_line(exc)}"
                 if ph is not None:
                     timer.t["source"] = getattr(source, "__name__", str(source))
                     break
@@ -336,7 +336,7 @@ def patch_task(name: str, pristine_blob: bytes, site: int, element: str, config:
 
     with _TASK_LOCK:
         calc, probe = _calculator(config.potential)
-        row = {"site": int(site), "element": element, "worker": _WORKER_NAME, "code_version": _code_version()}
+        row = {"site": int(site), "element": element, "worker": _WORKER_NAME, "code_version": package_version()}
         with _task_row(row, probe, config.task_timeout_s) as timer:
             with timer("context"):
                 ctx = _context(name, pristine_blob, config, supercell=False)
@@ -375,7 +375,7 @@ def samples_task(name: str, prototype: str, pristine_blob: bytes, patch_blobs: l
                 "host": name, "prototype": prototype, "sample_index": job.index, "seed": job.seed,
                 "n_dopants": len(job.dopants), "candidates": list(job.candidates),
                 "distractors": list(job.distractors), "tier": config.tier, "potential": potential.name,
-                "grid_id": config.grid.grid_id, "worker": _WORKER_NAME, "code_version": _code_version(),
+                "grid_id": config.grid.grid_id, "worker": _WORKER_NAME, "code_version": package_version(),
                 "dopants": [[el, site, float(frac), None] for el, site, frac in job.dopants],
             }
             timer = _Timer(probe)
@@ -443,7 +443,7 @@ def _worker_setup(potential: str, load: bool) -> dict:
         try:
             _calculator(potential)
         except Exception as exc:  # tasks will record the failure with its reason
-            error = _one_line(exc)
+            error = one_line(exc)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     return {"seconds": time.perf_counter() - t0, "error": error}

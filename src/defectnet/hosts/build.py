@@ -227,6 +227,23 @@ def build_library(
     store = BuildStore(directory)
     store.repair()
 
+    latest = store.latest()
+    todo = _todo(latest, candidates, seed=seed, limit=limit, retry_errors=retry_errors, smallest_first=smallest_first)
+    summary = BuildSummary(store=store.path)
+    n_passed = sum(r["status"] == "passed" for r in latest.values())
+    _evaluate_all(todo, cfg, store, summary, n_passed, n_target=n_target, workers=workers,
+                  scheduler_address=scheduler_address, progress=progress)
+    summary.seconds = time.perf_counter() - t_start
+    if summary.n_run:
+        summary.seconds_per_host = summary.seconds / summary.n_run
+    _summarise(store, summary)
+    if finalize_to is not None:
+        finalize(directory, finalize_to)
+    return summary
+
+
+def _todo(latest: dict, candidates, *, seed, limit, retry_errors, smallest_first) -> list[Host]:
+    """The candidates still to evaluate (not in the store's ``latest`` records), in the order they will be."""
     if candidates is None:
         from defectnet.hosts.candidates import all_candidates
 
@@ -235,13 +252,15 @@ def build_library(
     names = [h.name for h in work]
     if len(set(names)) != len(names):
         raise DefectnetError("the candidate list has duplicate names")
-    latest = store.latest()
     todo = [h for h in work if h.name not in latest or (retry_errors and latest[h.name]["status"] == "error")]
     if smallest_first:
         todo.sort(key=lambda h: h.n_atoms)
-    n_passed = sum(r["status"] == "passed" for r in latest.values())
-    summary = BuildSummary(store=store.path)
+    return todo
 
+
+def _evaluate_all(todo, cfg, store, summary, n_passed: int, *, n_target, workers, scheduler_address, progress) -> None:
+    """Evaluate ``todo`` into ``store`` (serially, or on Dask) until ``n_target`` hosts have passed,
+    ``n_passed`` of them already."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="hosts", unit="host", disable=not progress, dynamic_ncols=True)
@@ -268,13 +287,6 @@ def build_library(
             )
     finally:
         bar.close()
-    summary.seconds = time.perf_counter() - t_start
-    if summary.n_run:
-        summary.seconds_per_host = summary.seconds / summary.n_run
-    _summarise(store, summary)
-    if finalize_to is not None:
-        finalize(directory, finalize_to)
-    return summary
 
 
 def _run_dask(queue, config_dict, commit, done, workers, scheduler_address, potential) -> None:

@@ -74,7 +74,7 @@ from defectnet.hosts.chemistry import (
 )
 from defectnet.hosts.curated import curated_hosts
 from defectnet.hosts.library import Host, reduced_formula, spacegroup_of
-from defectnet.hosts.prototypes import PROTOTYPES, Prototype, SiteSpec, _parse_pattern
+from defectnet.hosts.prototypes import PROTOTYPES, Prototype, SiteSpec, parse_pattern
 
 NN_SHELL = 1.2  # neighbours within 1.2 × the shortest cation–anion distance form the first shell
 MIXED_SHELL = 1.4  # a second counter-ion species belongs to the shell if it comes this close
@@ -97,7 +97,7 @@ def _roles(proto: Prototype) -> dict[str, int]:
     """slot -> +1 (cation) / -1 (anion), the same in every pattern."""
     signs = None
     for pat in proto.patterns:
-        specs = _parse_pattern(pat)
+        specs = parse_pattern(pat)
         if len(specs) != len(proto.slots):
             raise ValueError(f"{proto.key}: pattern {pat!r} has {len(specs)} sites for {len(proto.slots)} slots")
         s = tuple(int(np.sign(sp.charge)) for sp in specs)
@@ -221,7 +221,7 @@ def decorate(key: str, *, max_mismatch: float | None = None) -> tuple[Decoration
     log_limit = math.log(limit)
     out: list[Decoration] = []
     for pat in proto.patterns:
-        specs = _parse_pattern(pat)
+        specs = parse_pattern(pat)
         total = sum(sp.charge * counts[s] for sp, s in zip(specs, proto.slots))
         if total != 0:
             raise ValueError(f"{key}: pattern {pat!r} leaves a charge of {total:+d} per cell")
@@ -268,37 +268,32 @@ def decorate(key: str, *, max_mismatch: float | None = None) -> tuple[Decoration
                     if (el, q[s]) in OXIDANT_STATES and not set(an_els) <= HARD_ANIONS:
                         continue
                 assigned[s] = cand
-                new_lo, new_hi, ok = lo, hi, True
-                for ci in ready[depth]:
-                    pairs, d0, _ = geo.constraints[ci]
-                    d = 0.0
-                    for cat, an in pairs:
-                        b = bond_length(
-                            assigned[cat][0],
-                            q[cat],
-                            geo.cn[cat],
-                            assigned[an][0],
-                            q[an],
-                            geo.cn[an],
-                            exact=assigned[cat][2],
-                        )
-                        if b is None:
-                            ok = False
-                            break
-                        d += b
-                    if not ok:
-                        break
-                    lg = math.log(d / d0)
-                    new_lo, new_hi = min(new_lo, lg), max(new_hi, lg)
-                    if new_hi - new_lo > log_limit:
-                        ok = False
-                        break
-                if ok:
-                    visit(depth + 1, new_lo, new_hi)
+                window = _bond_window(geo, ready[depth], assigned, q, lo, hi, log_limit)
+                if window is not None:
+                    visit(depth + 1, *window)
                 del assigned[s]
 
         visit(0, math.inf, -math.inf)
     return tuple(out)
+
+
+def _bond_window(geo, constraints, assigned: dict, q: dict, lo: float, hi: float, log_limit: float):
+    """(lo, hi) of log(d / d0) widened by the bond ``constraints`` (indices into ``geo.constraints``)
+    of the slots ``assigned`` so far; None when a bond length is unknown or the window exceeds ``log_limit``."""
+    for ci in constraints:
+        pairs, d0, _ = geo.constraints[ci]
+        d = 0.0
+        for cat, an in pairs:
+            b = bond_length(assigned[cat][0], q[cat], geo.cn[cat], assigned[an][0], q[an], geo.cn[an],
+                            exact=assigned[cat][2])
+            if b is None:
+                return None
+            d += b
+        lg = math.log(d / d0)
+        lo, hi = min(lo, lg), max(hi, lg)
+        if hi - lo > log_limit:
+            return None
+    return lo, hi
 
 
 @lru_cache(maxsize=None)

@@ -140,12 +140,7 @@ def evaluate_host(host_dict: dict, config_dict: dict) -> dict:
 
 def _evaluate(host: Host, cfg: BuildConfig) -> Host:
     from defectnet.hosts.candidates import min_distance_ok
-    from defectnet.phonons.host import (
-        HostSettings,
-        compute_pristine,
-        gamma_frequencies_mev,
-        standardize_primitive,
-    )
+    from defectnet.phonons.host import gamma_frequencies_mev, standardize_primitive
     from defectnet.phonons.potentials import get_calculator, potential_info
     from defectnet.phonons.relax import relax
 
@@ -206,30 +201,37 @@ def _evaluate(host: Host, cfg: BuildConfig) -> Host:
         and checks["dynamically_stable"] is None
         and (checks["mechanically_stable"] or not gated)
     ):
-        settings = HostSettings(
-            potential=cfg.potential,
-            relax=False,
-            displacement_ang=cfg.displacement_ang,
-            fc_min_width_ang=cfg.fc_min_width_ang,
-            fc_max_atoms=cfg.fc_max_atoms,
-            mesh_length_ang=cfg.mesh_length_ang,
-            imaginary_tol_mev=cfg.imaginary_tol_mev,
-        )
-        t0 = time.perf_counter()
-        pristine = compute_pristine(relaxed, settings)
-        timings["phonons_s"] = round(time.perf_counter() - t0, 2)
-        freqs = np.asarray(pristine.phonon.get_mesh_dict()["frequencies"])
-        from defectnet.units import UNITS
-
-        prov.update(
-            n_imaginary=int(pristine.n_imaginary),
-            min_frequency_mev=float(pristine.min_frequency_mev),
-            max_frequency_mev=float(freqs.max() * UNITS.mev_per_thz),
-            fc_supercell=pristine.fc_supercell_matrix.tolist(),
-            n_displacements=int(pristine.timings.get("n_displacements", 0)),
-        )
-        checks["dynamically_stable"] = bool(pristine.min_frequency_mev >= -cfg.max_imaginary_mev)
-        relaxed = pristine.atoms
+        relaxed = _phonons(relaxed, cfg, checks, prov, timings)
     prov["checks"] = checks
     prov["timings"] = timings
     return host.with_structure(relaxed, provenance={**host.provenance, **prov})
+
+
+def _phonons(relaxed, cfg: BuildConfig, checks: dict, prov: dict, timings: dict):
+    """The q-mesh phonons of ``relaxed``: ``checks["dynamically_stable"]``, their provenance and time
+    recorded in ``prov`` and ``timings``; returns the structure the phonons are of."""
+    from defectnet.phonons.host import HostSettings, compute_pristine
+    from defectnet.units import UNITS
+
+    settings = HostSettings(
+        potential=cfg.potential,
+        relax=False,
+        displacement_ang=cfg.displacement_ang,
+        fc_min_width_ang=cfg.fc_min_width_ang,
+        fc_max_atoms=cfg.fc_max_atoms,
+        mesh_length_ang=cfg.mesh_length_ang,
+        imaginary_tol_mev=cfg.imaginary_tol_mev,
+    )
+    t0 = time.perf_counter()
+    pristine = compute_pristine(relaxed, settings)
+    timings["phonons_s"] = round(time.perf_counter() - t0, 2)
+    freqs = np.asarray(pristine.phonon.get_mesh_dict()["frequencies"])
+    prov.update(
+        n_imaginary=int(pristine.n_imaginary),
+        min_frequency_mev=float(pristine.min_frequency_mev),
+        max_frequency_mev=float(freqs.max() * UNITS.mev_per_thz),
+        fc_supercell=pristine.fc_supercell_matrix.tolist(),
+        n_displacements=int(pristine.timings.get("n_displacements", 0)),
+    )
+    checks["dynamically_stable"] = bool(pristine.min_frequency_mev >= -cfg.max_imaginary_mev)
+    return pristine.atoms

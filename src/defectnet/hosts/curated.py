@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from defectnet.hosts.library import Host
-from defectnet.hosts.prototypes import _aflow, _crystal
+from defectnet.hosts.prototypes import aflow_template, crystal_template
 
 # ===================================================================== curated hosts
 R_SEMI = "Madelung, Semiconductors: Data Handbook, 3rd ed. (Springer, 2004), room temperature"
@@ -394,12 +394,12 @@ def _build_curated(spec: CuratedSpec) -> Host:
     s = spec.structure
     if s[0] == "aflow":
         _, label, tag, mapping, cellpar = s
-        t = _aflow(label, tag)
+        t = aflow_template(label, tag)
         atoms = _scaled_to(t.atoms(mapping), cellpar)
     else:
         symbols, basis, sg, cellpar, *setting = s
         labels = [f"{el}{i}" for i, el in enumerate(symbols)]
-        t = _crystal(labels, basis, sg, cellpar, setting[0] if setting else 1)
+        t = crystal_template(labels, basis, sg, cellpar, setting[0] if setting else 1)
         atoms = t.atoms({lab: el for lab, el in zip(labels, symbols)})
     ox = spec.oxidation_states
     return Host.from_atoms(

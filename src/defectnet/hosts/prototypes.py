@@ -1,8 +1,8 @@
 """Crystal prototypes: slot-labelled template cells and the registry of decoratable structure types.
 
 :class:`Template` is a primitive cell whose sites carry slot labels; templates come from
-pymatgen's copy of the AFLOW prototype encyclopedia (:func:`_aflow`) or from Wyckoff
-positions (:func:`_crystal`). :class:`Prototype` is a structure type with its
+pymatgen's copy of the AFLOW prototype encyclopedia (:func:`aflow_template`) or from Wyckoff
+positions (:func:`crystal_template`). :class:`Prototype` is a structure type with its
 oxidation-state patterns (one :class:`SiteSpec` per slot) and known members;
 :data:`PROTOTYPES` is the registry, in the interleaving order of the candidate list.
 """
@@ -57,7 +57,7 @@ def _primitive(cell, frac, labels) -> Template:
     )
 
 
-def _crystal(labels: list[str], basis: list, spacegroup: int, cellpar, setting: int = 1) -> Template:
+def crystal_template(labels: list[str], basis: list, spacegroup: int, cellpar, setting: int = 1) -> Template:
     """Template from Wyckoff positions (``ase.spacegroup.crystal``) with slot labels."""
     from ase.spacegroup import crystal
 
@@ -82,7 +82,7 @@ def _aflow_library() -> list:
     return AFLOW_PROTOTYPE_LIBRARY
 
 
-def _aflow(label: str, tag: str | None = None) -> Template:
+def aflow_template(label: str, tag: str | None = None) -> Template:
     """Template from pymatgen's AFLOW prototype entry (slots = the prototype's own elements)."""
     hits = [
         e
@@ -119,7 +119,7 @@ class SiteSpec:
     pool: tuple[str, ...] | None  # explicit elements, or None for the default pool of the charge
 
 
-def _parse_pattern(text: str) -> tuple[SiteSpec, ...]:
+def parse_pattern(text: str) -> tuple[SiteSpec, ...]:
     """``"3:Bi,Sb -2:S,Se,Te"`` → one SiteSpec per slot."""
     out = []
     for tok in text.split():
@@ -176,7 +176,7 @@ def _p(key, family, slots, patterns, template, source, **kw) -> Prototype:
 
 
 def _af(label, tag=None):
-    return lambda: _aflow(label, tag), f"aflow:{label}" + (f" ({tag})" if tag else "")
+    return lambda: aflow_template(label, tag), f"aflow:{label}" + (f" ({tag})" if tag else "")
 
 
 # registry: key -> Prototype (order = interleaving order of the candidate list)
@@ -230,7 +230,7 @@ _register(
        known=_k("Bi Se", "Sb Te")),
     # pymatgen's anatase entry has Ti 4-coordinated (O–O 2.05 Å): built from Wyckoff positions instead
     _p("anatase", "anatase AX2", ("Ti", "O"), ("4 -2",),
-       lambda: _crystal(["Ti", "O"], [(0, 0, 0), (0, 0, 0.2081)], 141, [3.7845, 3.7845, 9.5143, 90, 90, 90]),
+       lambda: crystal_template(["Ti", "O"], [(0, 0, 0), (0, 0, 0.2081)], 141, [3.7845, 3.7845, 9.5143, 90, 90, 90]),
        "ase.spacegroup.crystal I41/amd (TiO2 anatase; Wyckoff 1963)", known=_k("Ti O")),
     _p("baddeleyite", "baddeleyite AX2", ("Zr", "O"), ("4 -2",), *_af("A2B_mP12_14_2e_e"), known=_k("Hf O")),
     _p("cuprite", "cuprite A2X", ("Cu", "O"), ("1 -2",), *_af("A2B_cP6_224_b_a"), known=_k("Ag O")),
@@ -266,7 +266,7 @@ _register(
        known=_k("Zn Al O", "Zn Ga O", "Mg Ga O", "Mg Cr O", "Zn Cr O", "Mn Al O", "Fe Al O", "Co Al O", "Cd In S",
                 "Zn Cr S", "Cd Cr Se", "Zn Cr Se", "Hg Cr S", "Mg In S", "Zn Fe O", "Mo Na O", "W Na O", "Mo Ag O")),
     _p("delafossite", "delafossite", ("Cu", "Al", "O"), ("1:Cu,Ag 3 -2:O",),
-       lambda: _crystal(["Cu", "Al", "O"], [(0, 0, 0), (0, 0, 0.5), (0, 0, 0.1099)], 166,
+       lambda: crystal_template(["Cu", "Al", "O"], [(0, 0, 0), (0, 0, 0.5), (0, 0, 0.1099)], 166,
                         [2.857, 2.857, 16.94, 90, 90, 120]),
        "ase.spacegroup.crystal R-3m (CuAlO2; Ishiguro et al., J. Solid State Chem. 40, 170, 1981)",
        known=_k("Cu Al O", "Cu Ga O", "Cu In O", "Cu Cr O", "Cu Fe O", "Cu Sc O", "Cu Y O", "Cu La O", "Ag In O",
@@ -308,7 +308,7 @@ _register(
                 "Cu Mn Sn S", "Cu Co Sn S", "Ag Zn Sn S", "Ag Zn Sn Se", "Cu Zn Si S", "Cu Mg Sn S", "Li Zn Sn S")),
     _p("double-perovskite", "double perovskite", ("A", "B", "B'", "X"),
        ("2 2 6 -2:O", "2 3 5 -2:O", "3 2 4 -2:O", "1 1 3 -1"),
-       lambda: _crystal(["A", "B", "B'", "X"], [(0.25, 0.25, 0.25), (0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0, 0)],
+       lambda: crystal_template(["A", "B", "B'", "X"], [(0.25, 0.25, 0.25), (0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0, 0)],
                         225, 8.0),
        "ase.spacegroup.crystal Fm-3m (rock-salt ordered A2BB'X6, elpasolite)", max_mismatch=1.10,
        known=_k("Ba Mg W O", "Sr Mg W O", "Ba Mg Mo O", "Sr Mg Mo O", "Ba Zn W O", "Ba Ni W O", "Ba Co W O",
@@ -319,7 +319,7 @@ _register(
     # ZrCuSiAs type; the AFLOW entry is the intermetallic ZrCuSiAs, too far from the ionic LaOCuS geometry
     _p("ZrCuSiAs", "layered oxychalcogenide (1111)", ("La", "Cu", "O", "S"),
        ("3 1:Cu,Ag -2:O -2:S,Se,Te", "2 1:Cu,Ag -1:F -2:S,Se,Te"),
-       lambda: _crystal(["La", "O", "Cu", "S"], [(0.25, 0.25, 0.1486), (0.75, 0.25, 0), (0.75, 0.25, 0.5),
+       lambda: crystal_template(["La", "O", "Cu", "S"], [(0.25, 0.25, 0.1486), (0.75, 0.25, 0), (0.75, 0.25, 0.5),
                                                  (0.25, 0.25, 0.6667)], 129, [3.9942, 3.9942, 8.5312, 90, 90, 90], 2),
        "ase.spacegroup.crystal P4/nmm (LaOCuS, ZrCuSiAs type)",
        known=_k("La Cu O Se", "La Cu O Te", "Bi Cu O Se", "Bi Cu O S", "Nd Cu O S", "Pr Cu O S", "Ce Cu O S",
@@ -330,7 +330,7 @@ _register(
                 "Na Sc Si O", "Li Al Si O", "Li Fe Si O", "Li Sc Si O", "Na In Si O", "Li Cr Si O", "Na Ti Si O")),
     # --- quaternary and quinary: kesterite I(2a) I'(2c) II IV VI4 (I = I' is the quaternary kesterite)
     _p("kesterite", "kesterite", ("I1", "I2", "II", "IV", "VI"), ("1 1 2 4 -2",),
-       lambda: _crystal(["I1", "I2", "II", "IV", "VI"],
+       lambda: crystal_template(["I1", "I2", "II", "IV", "VI"],
                         [(0, 0, 0), (0, 0.5, 0.25), (0, 0.5, 0.75), (0, 0, 0.5), (0.756, 0.7566, 0.8722)],
                         82, [5.427, 5.427, 10.848, 90, 90, 90]),
        "ase.spacegroup.crystal I-4 (Cu2ZnSnS4; Schorr et al., Eur. J. Mineral. 19, 65, 2007)",

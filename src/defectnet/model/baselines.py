@@ -38,13 +38,13 @@ def difference_features(pristine, doped, composition, bin_widths, *, n_pool: int
         Host atomic fractions.
     """
     from defectnet.model.dataset import HOST_ELEMENTS
-    from defectnet.model.network import _feature_table
+    from defectnet.model.network import feature_table
 
     w = np.asarray(bin_widths)
     qp, qd = pristine * w, doped * w
     qp, qd = qp / qp.sum(1, keepdims=True), qd / qd.sum(1, keepdims=True)
     g = qp.shape[1]
-    table = _feature_table(tuple(host_elements or HOST_ELEMENTS))
+    table = feature_table(tuple(host_elements or HOST_ELEMENTS))
     comp = composition / composition.sum(1, keepdims=True)
     return np.hstack([_pool(g * (qd - qp), n_pool), _pool(qp, n_pool), comp @ table]).astype(np.float64)
 
@@ -118,11 +118,11 @@ class GBMBaseline(_Base):
 
     def _rows(self, pristine, doped, composition, candidates):
         from defectnet.model.dataset import HOST_ELEMENTS
-        from defectnet.model.network import _feature_table
+        from defectnet.model.network import feature_table
 
         x = self._x(pristine, doped, composition)
-        dop = _feature_table(self.vocabulary)  # (V, 8)
-        host_lnm = _feature_table(HOST_ELEMENTS)[:, 1]
+        dop = feature_table(self.vocabulary)  # (V, 8)
+        host_lnm = feature_table(HOST_ELEMENTS)[:, 1]
         present = composition > 0
         i, j = np.nonzero(candidates)
         dm = dop[j, 1][:, None] - host_lnm[None, :]  # (rows, H) ln-mass differences

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from defectnet.cli import Command
+from defectnet.output import Command
 
 
 def _override(text: str):

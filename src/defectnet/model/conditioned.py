@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectnet.errors import DefectnetError
-from defectnet.model.network import LOG_C_CENTER, LOG_C_SCALE, Y_MAX, DefectNet, ModelConfig, _Block, conv_stack
+from defectnet.model.network import LOG_C_CENTER, LOG_C_SCALE, Y_MAX, DefectNet, ModelConfig, CandidateBlock, conv_stack
 
 N_BASIS_FEATURES = 9
 PHYSICS_FLOOR = 1e-3  # atomic fraction the reading's ln c is floored at (an absent candidate's reads 0)
@@ -168,7 +168,7 @@ class ConditionedNet(DefectNet):
         n_query = self.query[0].in_features + N_BASIS_FEATURES + d
         self.query = nn.Sequential(nn.Linear(n_query, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.signature_bias = nn.Parameter(torch.full((c.n_heads,), 0.5))
-        self.blocks = nn.ModuleList(_Block(d, c.n_heads, c.dropout) for _ in range(c.n_layers))
+        self.blocks = nn.ModuleList(CandidateBlock(d, c.n_heads, c.dropout) for _ in range(c.n_layers))
 
     def signatures(self, curves, knots, valid):
         """Curves as per-bin probabilities × G (B, K, n, G) and their slopes through the origin (B, K, G)."""

@@ -132,7 +132,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
         basis must match (:func:`~defectnet.model.checkpoint.basis_requirements` of the bases).
     """
     from defectnet.model.network import build_model
-    from defectnet.model.train import _tensors, _validate, calibrate_presence, calibrate_sigma
+    from defectnet.model.train import training_tensors, validation_metrics, calibrate_presence, calibrate_sigma
 
     if config.model.arch not in ("conditioned", "defectnet"):
         raise DefectnetError(f"train_conditioned trains arch 'conditioned' (or 'defectnet', the same recipe without "
@@ -140,7 +140,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    tensors = _tensors(data, config.spectrum_mode)
+    tensors = training_tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
     rows = table.rows_of(data) if table is not None else None
     inputs = _Inputs(table, rows, data.candidates, P.numpy(), data.grid) if config.model.arch == "conditioned" else None
@@ -164,7 +164,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-        val = _validate(model, tensors, val_idx, extra=inputs)
+        val = validation_metrics(model, tensors, val_idx, extra=inputs)
         history["val_mae_at_pct"].append(val["mae_at_pct"])
         if progress:
             print(f"epoch {epoch + 1}/{config.epochs}: val MAE {val['mae_at_pct']:.3f} at.%, F1 {val['f1']:.3f}, "

@@ -31,7 +31,7 @@ HOST_ELEMENTS: tuple[str, ...] = tuple(periodictable.elements[z].symbol for z in
 #: Spectrum modes: which pair of arrays the model sees.
 SPECTRUM_MODES = {"total": ("pristine", "doped"), "gpdos": ("pristine_gpdos", "doped_gpdos")}
 
-_ARRAYS = {  # name -> (dtype, trailing shape key)
+TRAINING_ARRAYS = {  # name -> (dtype, trailing shape key)
     "pristine": (np.float32, "G"), "doped": (np.float32, "G"),
     "pristine_gpdos": (np.float32, "G"), "doped_gpdos": (np.float32, "G"),
     "targets": (np.float32, "V"), "candidates": (np.bool_, "V"), "composition": (np.float32, "H"),
@@ -77,7 +77,7 @@ class TrainingData:
     def __post_init__(self):
         n = len(self.targets)
         sizes = {"G": self.grid.n_bins, "V": len(self.vocabulary), "H": len(self.host_elements)}
-        for name, (dtype, key) in _ARRAYS.items():
+        for name, (dtype, key) in TRAINING_ARRAYS.items():
             a = np.asarray(getattr(self, name)).astype(dtype, copy=False)
             want = (n,) if key is None else (n, sizes[key])
             if a.shape != want:
@@ -103,7 +103,7 @@ class TrainingData:
     def subset(self, idx) -> TrainingData:
         """The samples ``idx`` (host_names kept whole, so host ids stay valid)."""
         idx = np.asarray(idx)
-        kw = {name: getattr(self, name)[idx] for name in _ARRAYS}
+        kw = {name: getattr(self, name)[idx] for name in TRAINING_ARRAYS}
         return TrainingData(**kw, host_names=self.host_names, grid=self.grid, vocabulary=self.vocabulary,
                             host_elements=self.host_elements, attrs=dict(self.attrs))
 
@@ -178,7 +178,7 @@ def concat_training_data(parts: list[TrainingData]) -> TrainingData:
                                      source=src)
     names = sorted({str(h) for d in parts for h in d.host_names})
     index = {h: i for i, h in enumerate(names)}
-    cols = {k: [] for k in _ARRAYS}
+    cols = {k: [] for k in TRAINING_ARRAYS}
     seen = set()
     for d in parts:
         hid = np.array([index[str(h)] for h in d.host_names], np.int32)[d.host_id]
@@ -186,7 +186,7 @@ def concat_training_data(parts: list[TrainingData]) -> TrainingData:
         keys = [(h, s, seed) for h, s in zip(hid, d.sample_id)]
         keep = np.array([k not in seen for k in keys], bool)
         seen.update(k for k, kept in zip(keys, keep) if kept)
-        for k in _ARRAYS:
+        for k in TRAINING_ARRAYS:
             cols[k].append(hid[keep] if k == "host_id" else getattr(d, k)[keep])
     attrs = dict(first.attrs)
     attrs["source"] = ",".join(str(d.attrs.get("source", "?")) for d in parts)
@@ -205,10 +205,10 @@ def _generation_seed(d: TrainingData):
 
 def _from_contract(d: dict, source: str) -> TrainingData:
     """TrainingData from the validated dict of :func:`defectnet.data.export.load_training_file`."""
-    skip = {*_ARRAYS, "host_names", "grid", "vocabulary", "host_elements"}
+    skip = {*TRAINING_ARRAYS, "host_names", "grid", "vocabulary", "host_elements"}
     attrs = {k: v for k, v in d.items() if k not in skip and not isinstance(v, np.ndarray)}
     attrs["source"] = source
-    return TrainingData(**{k: d[k] for k in _ARRAYS}, host_names=np.array(d["host_names"], dtype=object),
+    return TrainingData(**{k: d[k] for k in TRAINING_ARRAYS}, host_names=np.array(d["host_names"], dtype=object),
                         grid=EnergyGrid.from_dict(d["grid"]), vocabulary=tuple(d["vocabulary"]),
                         host_elements=tuple(d["host_elements"]), attrs=attrs)
 
@@ -252,7 +252,7 @@ def write_training_file(data: TrainingData, path) -> Path:
     for k, default in (("potential", ""), ("tier", ""), ("broadening", "{}"), ("config", "{}")):
         v = data.attrs.get(k, default)
         attrs[k] = v if isinstance(v, str) else json.dumps(v)
-    arrays = {name: getattr(data, name) for name in _ARRAYS}
+    arrays = {name: getattr(data, name) for name in TRAINING_ARRAYS}
     names = np.array([str(h) for h in data.host_names])
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py

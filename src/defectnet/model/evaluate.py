@@ -69,7 +69,7 @@ def _prf(detected, positive, negative) -> dict:
     return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-def _auc(score, positive) -> float:
+def roc_auc(score, positive) -> float:
     """ROC AUC of ``score`` for the boolean labels ``positive`` (Mann-Whitney; ties count one half)."""
     from scipy.stats import rankdata
 
@@ -149,7 +149,7 @@ def _headline_metrics(pred, true, cand, is_true, is_distractor, detected, thresh
          "distractor_flagged_fraction": float(np.mean(pred[is_distractor] >= threshold))
          if is_distractor.any() else float("nan"),
          "min_prediction": float(p.min()) if p.size else float("nan")}
-    m["detection"] = _prf(detected, is_true, is_distractor) | {"auc": _auc(p, is_true[cand])}
+    m["detection"] = _prf(detected, is_true, is_distractor) | {"auc": roc_auc(p, is_true[cand])}
     # What knowing nothing scores on the same candidates: every prediction 0 (MAE), every candidate present (F1).
     share = float(is_true[cand].mean()) if cand.any() else float("nan")
     m["reference"] = {"mae_zero_at_pct": _errors(np.zeros_like(t), t)["mae_at_pct"],

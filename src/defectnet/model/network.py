@@ -79,7 +79,7 @@ class ModelConfig:
 
 
 @cache
-def _feature_table(symbols: tuple) -> np.ndarray:
+def feature_table(symbols: tuple) -> np.ndarray:
     """Physical element descriptors, (len(symbols), 8): Z, ln m, radius, χ, group, period, ln(1+σ/m), block."""
     f = np.stack([element_features(s) for s in symbols]).astype(np.float64)
     f[:, 1], f[:, 6] = np.log(f[:, 1]), np.log1p(f[:, 6])
@@ -187,7 +187,7 @@ def conv_stack(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return h[:, :, 0]
 
 
-class _Block(nn.Module):
+class CandidateBlock(nn.Module):
     """Candidates read the spectrum (cross-attention), then each other (self-attention), then an MLP."""
 
     def __init__(self, d: int, heads: int, dropout: float):
@@ -239,13 +239,13 @@ class DefectNet(SpectralModel):
     def __init__(self, config: ModelConfig, grid, vocabulary=DOPANTS, host_elements=None):
         super().__init__(config, grid, vocabulary, host_elements)
         c, d = config, config.d_model
-        feats = _feature_table(self.host_elements)
+        feats = feature_table(self.host_elements)
         mean, std = feats.mean(0), feats.std(0) + 1e-6
         self.register_buffer("host_feats", torch.as_tensor((feats - mean) / std, dtype=torch.float32))  # (H, 8)
-        self.register_buffer("dopant_feats", torch.as_tensor((_feature_table(self.vocabulary) - mean) / std,
+        self.register_buffer("dopant_feats", torch.as_tensor((feature_table(self.vocabulary) - mean) / std,
                                                              dtype=torch.float32))  # (V, 8)
         self.register_buffer("host_mass", torch.as_tensor(np.exp(feats[:, 1]), dtype=torch.float32))  # (H,) amu
-        self.register_buffer("dopant_mass", torch.as_tensor(np.exp(_feature_table(self.vocabulary)[:, 1]),
+        self.register_buffer("dopant_mass", torch.as_tensor(np.exp(feature_table(self.vocabulary)[:, 1]),
                                                             dtype=torch.float32))  # (V,) amu
         self.register_buffer("sigma_scale", torch.ones(()))  # post-hoc calibration factor of σ
         self.register_buffer("logit_scale", torch.ones(()))  # post-hoc temperature of the presence logit
@@ -270,7 +270,7 @@ class DefectNet(SpectralModel):
         self.embed = nn.Embedding(c.n_elements, c.element_embedding) if c.element_embedding else None
         n_query = 8 + c.element_embedding + 13 + n_glob + d
         self.query = nn.Sequential(nn.Linear(n_query, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-        self.blocks = nn.ModuleList(_Block(d, c.n_heads, c.dropout) for _ in range(c.n_layers))
+        self.blocks = nn.ModuleList(CandidateBlock(d, c.n_heads, c.dropout) for _ in range(c.n_layers))
         self.ln_out = nn.LayerNorm(d)
         self.head = nn.Linear(d, 3)  # presence logit, mean of y, log σ of y
         if c.magnitude_anchor:

@@ -17,7 +17,7 @@ import numpy as np
 
 from defectnet.elements import DOPANTS, mass_amu
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
-from defectnet.model.dataset import _ARRAYS, HOST_ELEMENTS, TrainingData
+from defectnet.model.dataset import TRAINING_ARRAYS, HOST_ELEMENTS, TrainingData
 
 HOST_POOL = ("B", "C", "N", "O", "F", "Mg", "Al", "Si", "P", "S", "Cl", "Zn", "Ga", "Ge", "As",
              "Se", "Cd", "In", "Sn", "Sb", "Te", "Li", "Na", "K", "Ca", "Ti", "Cu", "Ag", "Ba")
@@ -122,7 +122,7 @@ def make_synthetic(n_hosts: int = 12, samples_per_host: int = 40, *, seed: int =
     """
     rng = np.random.default_rng(seed)
     sigma = fwhm_mev / 2.3548
-    rows = {k: [] for k in _ARRAYS}
+    rows = {k: [] for k in TRAINING_ARRAYS}
     names = []
     for h in range(n_hosts):
         host = _toy_host(h, rng, sigma)

@@ -66,7 +66,7 @@ def _oversampled(data, split, oversample: dict) -> np.ndarray:
     return np.concatenate([split.train, *extra])
 
 
-def _tensors(data: TrainingData, mode: str):
+def training_tensors(data: TrainingData, mode: str):
     pristine, doped = data.spectra(mode)
     return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in
                  (pristine, doped, data.composition, data.candidates, data.targets))
@@ -77,7 +77,7 @@ def _extra(extra, b) -> tuple:
     return tuple(extra(b)) if extra is not None else ()
 
 
-def _validate(model, tensors, idx, batch_size: int = 1024, extra=None) -> dict:
+def validation_metrics(model, tensors, idx, batch_size: int = 1024, extra=None) -> dict:
     """Loss and headline metrics of ``model`` on samples ``idx`` (no augmentation)."""
     P, D, C, M, T = tensors
     model.eval()
@@ -214,7 +214,7 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     if config.monitor_split == "val_ood" and len(split.val_ood) == 0:
         raise DefectnetError("monitor_split: val_ood needs calibration hosts (split.calib_hosts or calib_host_fraction)")
     epoch_index = _oversampled(data, split, config.oversample)  # the training samples of one epoch (checked first)
-    tensors = _tensors(data, config.spectrum_mode)
+    tensors = training_tensors(data, config.spectrum_mode)
     model = _new_model(data, config, split)
     trainable = _apply_freeze(model, config.freeze)
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -226,8 +226,8 @@ def train(data: TrainingData, config: TrainConfig, out_dir, *, resume: bool = Fa
     pools = host_pools(data)
     for epoch in range(run.start, config.epochs if not run.stopped else run.start):
         train_loss = _train_epoch(model, opt, data, tensors, epoch_index, pools, config, rng, epoch, progress)
-        val = _validate(model, tensors, split.val)
-        held = _validate(model, tensors, split.val_ood) if len(split.val_ood) else {}
+        val = validation_metrics(model, tensors, split.val)
+        held = validation_metrics(model, tensors, split.val_ood) if len(split.val_ood) else {}
         elapsed = elapsed0 + time.perf_counter() - t0
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                   **{f"val_{k}": v for k, v in val.items()}, **{f"val_ood_{k}": v for k, v in held.items()},
@@ -385,7 +385,7 @@ def _finished(out: Path, config: TrainConfig, split, tensors, run: _Run) -> Trai
         if len(idx):
             with host_calibration(model, seen=name in ("val", "test_id")):
                 o = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
-            metrics[name] = _headline(compute_metrics(o["concentration"], T[idx].numpy(), M[idx].numpy(),
+            metrics[name] = checkpoint_metrics(compute_metrics(o["concentration"], T[idx].numpy(), M[idx].numpy(),
                                                       sigma=o["sigma"], presence=o["presence"]
                                                       if config.arch != "paper" else None))
     save_checkpoint(model, out / "model.pt", metrics=metrics)
@@ -443,7 +443,7 @@ def _apply_freeze(model, prefixes) -> list:
     return out
 
 
-def _headline(m: dict) -> dict:
+def checkpoint_metrics(m: dict) -> dict:
     """The scalar metrics worth keeping in a checkpoint."""
     keep = {k: v for k, v in m.items() if not isinstance(v, dict)}
     keep["precision"], keep["recall"], keep["f1"] = (m["detection"][k] for k in ("precision", "recall", "f1"))
@@ -522,7 +522,7 @@ def finetune(checkpoint, data_path, out_dir, *, epochs: int = 40, lr: float = 3e
         entry = {"n": len(idx), "hosts": data.hosts_of(idx)}
         for name, model in (("before", original), ("after", result.model)):
             o = predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx])
-            entry[name] = _headline(compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx],
+            entry[name] = checkpoint_metrics(compute_metrics(o["concentration"], data.targets[idx], data.candidates[idx],
                                                     sigma=o["sigma"],
                                                     presence=o["presence"] if config.arch != "paper" else None))
         report["parts"][part] = entry

@@ -196,10 +196,10 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
     from defectnet.phonons.patches import (
         PATCH_CELL_MAX_ATOMS,
         LatticeIndex,
-        _relaxation_field,
-        _relaxed_delta,
-        _small_cell,
-        _unfold,
+        relaxation_field,
+        relaxed_delta,
+        small_cell,
+        unfold,
     )
 
     stage = stage or (lambda name: nullcontext())
@@ -210,11 +210,11 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
 
     centre = canon.vectors_ang.mean(axis=0)
     need = float(np.linalg.norm(canon.vectors_ang - centre, axis=1).max()) + settings.cutoff_ang
-    small, fc0 = _small_cell(host, settings, calc)
+    small, fc0 = small_cell(host, settings, calc)
     if 0.5 * min_width_ang(small.cell.array) - 1e-3 < need:
         step = cluster_settings.cell_width_step_ang
         width = float(np.ceil((2 * need + 2e-3) / step) * step)
-        small, fc0 = _small_cell(host, replace(settings, patch_cell_width_ang=max(width, settings.patch_cell_width_ang)),
+        small, fc0 = small_cell(host, replace(settings, patch_cell_width_ang=max(width, settings.patch_cell_width_ang)),
                                  calc)
     radius = 0.5 * min_width_ang(small.cell.array) - 1e-3
     what = f"{'-'.join(canon.elements)} cluster in {host.atoms.get_chemical_formula()}"
@@ -232,9 +232,9 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
     doped.set_masses([mass_amu(s) for s in symbols])
     displaced = neighbours_within(small, members, settings.cutoff_ang)
     displaced = np.concatenate([members, displaced[~np.isin(displaced, members)]])
-    relaxed, delta, calls = _relaxed_delta(small, fc0, doped, displaced, calc, settings, progress, stage, what=what)
-    rel, displaced_u, unfolded = _unfold(small, displaced, origin, delta, centre_ang=origin + centre)
-    rel_all, sphere, disp = _relaxation_field(small, relaxed, origin, radius, centre_ang=origin + centre)
+    relaxed, delta, calls = relaxed_delta(small, fc0, doped, displaced, calc, settings, progress, stage, what=what)
+    rel, displaced_u, unfolded = unfold(small, displaced, origin, delta, centre_ang=origin + centre)
+    rel_all, sphere, disp = relaxation_field(small, relaxed, origin, radius, centre_ang=origin + centre)
     patch = ClusterPatch(key=canon.key, elements=canon.elements, members_rel_ang=canon.vectors_ang, rel_ang=rel,
                          cluster=displaced_u, delta=unfolded, sphere_rel_ang=rel_all[sphere],
                          displacement_ang=disp[sphere], cell_atoms=len(small), force_calls=calls)

@@ -99,7 +99,7 @@ def standardize_primitive(atoms: Atoms, symprec: float = 1e-4) -> tuple[Atoms, n
     return primitive, M
 
 
-def _fc_supercell_matrix(primitive: Atoms, conv_matrix: np.ndarray, s: HostSettings) -> np.ndarray:
+def choose_fc_supercell(primitive: Atoms, conv_matrix: np.ndarray, s: HostSettings) -> np.ndarray:
     """Force-constant supercell: a diagonal multiple of the conventional cell, ≥ the width.
 
     It keeps the full point group, so phonopy needs the fewest displacements (1 for Si, a
@@ -128,7 +128,7 @@ def fc_cell_atoms(atoms: Atoms, settings: HostSettings = HostSettings()) -> int:
     generation run can take the cheapest hosts first.
     """
     primitive, conv_matrix = standardize_primitive(atoms, settings.symprec)
-    P = _fc_supercell_matrix(primitive, conv_matrix, settings)
+    P = choose_fc_supercell(primitive, conv_matrix, settings)
     return len(primitive) * round(abs(np.linalg.det(P)))
 
 
@@ -197,7 +197,7 @@ def compute_pristine(
         timings["relax_s"] = res.seconds
 
     t0 = time.perf_counter()
-    P = _fc_supercell_matrix(primitive, conv_matrix, settings)
+    P = choose_fc_supercell(primitive, conv_matrix, settings)
     phonon = displaced_force_constants(primitive, calc, P, displacement_ang=settings.displacement_ang,
                                        symprec=settings.symprec, progress="host displacements" if progress else None)
     phonon.symmetrize_force_constants()

@@ -55,7 +55,7 @@ class Patch:
 PATCH_CELL_MAX_ATOMS = 500
 
 
-def _small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
+def small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
     """The perfect cell a patch is computed in and its own force constants (N, N, 3, 3), eV/Å².
 
     The host's force-constant cell by default. When ``settings.patch_cell_width_ang`` is wider,
@@ -78,15 +78,15 @@ def _small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
 
         from ase.build import make_supercell
 
-        from defectnet.phonons.host import _fc_supercell_matrix, standardize_primitive
+        from defectnet.phonons.host import choose_fc_supercell, standardize_primitive
 
         prim, conv = standardize_primitive(host.atoms, host.settings.symprec)
         if not np.allclose(prim.cell.array, host.atoms.cell.array, atol=1e-4):
             conv = np.eye(3, dtype=int)  # host.atoms is not spglib's standard cell: no conventional multiple
-        P = _fc_supercell_matrix(host.atoms, conv, replace(host.settings, fc_min_width_ang=width,
+        P = choose_fc_supercell(host.atoms, conv, replace(host.settings, fc_min_width_ang=width,
                                                                    fc_max_atoms=PATCH_CELL_MAX_ATOMS))
         cell = make_supercell(host.atoms, P)  # its masses are the host's
-        cols, _ = _cheapest_columns(cell, np.arange(len(cell)), calc, settings, progress=False)
+        cols, _ = cheapest_columns(cell, np.arange(len(cell)), calc, settings, progress=False)
         cache[key] = cell, np.ascontiguousarray(cols.transpose(1, 0, 2, 3))
     return cache[key]
 
@@ -114,7 +114,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     if key in cache:
         return cache[key], 0
 
-    small, fc0 = _small_cell(host, settings, calc)
+    small, fc0 = small_cell(host, settings, calc)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
     doped = small.copy()
     symbols = doped.get_chemical_symbols()
@@ -126,10 +126,10 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     cluster = neighbours_within(small, [d], cutoff)
     cluster = np.concatenate([[d], cluster[cluster != d]])
     # An isolated dopant keeps its site symmetry; keeping it lets phonopy use it below.
-    relaxed, delta, calls = _relaxed_delta(small, fc0, doped, cluster, calc, settings, progress, stage,
+    relaxed, delta, calls = relaxed_delta(small, fc0, doped, cluster, calc, settings, progress, stage,
                                            what=f"{element} on site {site} of {host.atoms.get_chemical_formula()}")
-    rel, cluster_u, unfolded = _unfold(small, cluster, small.positions[d], delta)
-    rel_all, sphere, disp = _relaxation_field(small, relaxed, small.positions[d], radius)
+    rel, cluster_u, unfolded = unfold(small, cluster, small.positions[d], delta)
+    rel_all, sphere, disp = relaxation_field(small, relaxed, small.positions[d], radius)
     patch = Patch(
         site=site,
         element=element,
@@ -146,7 +146,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     return patch, calls
 
 
-def _relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc, settings, progress, stage, *,
+def relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc, settings, progress, stage, *,
                    what: str) -> tuple[Atoms, np.ndarray, int]:
     """Relax ``doped`` (symmetry kept), displace ``displaced`` and follow any soft mode down.
 
@@ -161,7 +161,7 @@ def _relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc,
             doped = relax(doped, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
                           symmetry=True).atoms
     with stage("displace"):
-        cols, calls = _cheapest_columns(doped, displaced, calc, settings, progress)
+        cols, calls = cheapest_columns(doped, displaced, calc, settings, progress)
     tol = settings.soft_mode_tol_mev
     mode = _soft_mode(fc0, cols, displaced, doped.get_masses(), tol) if tol > 0 else None
     follows = settings.soft_mode_follows if settings.relax else 0
@@ -178,7 +178,7 @@ def _relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc,
             doped = relax(nudged, calc, fmax=settings.fmax_ev_ang, steps=settings.relax_steps, cell=False,
                           symmetry=False).atoms
         with stage("displace"):
-            cols, more = _cheapest_columns(doped, displaced, calc, settings, progress)
+            cols, more = cheapest_columns(doped, displaced, calc, settings, progress)
         calls += more
         mode = _soft_mode(fc0, cols, displaced, doped.get_masses(), tol)
     if mode is not None:
@@ -194,7 +194,7 @@ def _shortest(small: Atoms, v: np.ndarray) -> np.ndarray:
     return (f - np.rint(f)) @ small.cell.array
 
 
-def _unfold(small: Atoms, displaced: np.ndarray, origin_ang: np.ndarray, delta: np.ndarray,
+def unfold(small: Atoms, displaced: np.ndarray, origin_ang: np.ndarray, delta: np.ndarray,
             centre_ang: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """δΦ of the ``displaced`` columns (n_c, N, 3, 3) unfolded out of the periodic ``small`` cell.
 
@@ -232,7 +232,7 @@ def _unfold(small: Atoms, displaced: np.ndarray, origin_ang: np.ndarray, delta: 
     return rel, displaced_u, unfolded
 
 
-def _relaxation_field(small: Atoms, relaxed: Atoms, origin_ang: np.ndarray, radius_ang: float,
+def relaxation_field(small: Atoms, relaxed: Atoms, origin_ang: np.ndarray, radius_ang: float,
                       centre_ang: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions relative to ``origin_ang`` (N, 3) Å, the indices within ``radius_ang`` of the centre
     (default: the origin) and every atom's relaxation displacement (N, 3) Å."""
@@ -296,7 +296,7 @@ def _shortest_images(vec: np.ndarray, cell: np.ndarray, tol: float = 1e-3):
     return cand[owner, k], owner, 1.0 / short.sum(axis=1)[owner]
 
 
-def _cheapest_columns(atoms: Atoms, cluster, calc, settings, progress):
+def cheapest_columns(atoms: Atoms, cluster, calc, settings, progress):
     """Force-constant columns of ``cluster`` by the cheaper of two routes.
 
     Displacing each cluster atom along x, y, z costs 3–6 force calls per atom; phonopy's
@@ -358,7 +358,7 @@ class LatticeIndex:
         return idx
 
 
-def _prepared(p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def prepared_patch(p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A patch's columns δΦ[s, c] (n_s, n_c, 3, 3) with the displaced block symmetrised, the mask (n_s,)
     of the atoms not displaced, their rows δΦ[c, s] (n_c, n_s_other, 3, 3), eV/Å², and the displaced
     atoms' indices (n_c,) into the patch's atoms."""
@@ -370,8 +370,8 @@ def _prepared(p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return cols, other, np.ascontiguousarray(cols[other].transpose(1, 0, 3, 2)), p.cluster
 
 
-def _add_prepared(fc: np.ndarray, J: np.ndarray, prepared) -> None:
-    """Add a prepared patch (:func:`_prepared`) whose atoms sit at supercell indices ``J`` (n_s,) to ``fc``."""
+def add_prepared_patch(fc: np.ndarray, J: np.ndarray, prepared) -> None:
+    """Add a prepared patch (:func:`prepared_patch`) whose atoms sit at supercell indices ``J`` (n_s,) to ``fc``."""
     cols, other, rows, cluster = prepared
     Jc = J[cluster]
     # only the displaced atoms' columns and rows change: add them, not a dense n_s × n_s block
@@ -393,9 +393,9 @@ def apply_patches(fc: np.ndarray, atoms: Atoms, dopants, site_of, patches: dict)
         key = (int(site_of[d]), symbols[d])
         p = patches[key]
         if key not in prepared:
-            prepared[key] = _prepared(p)
+            prepared[key] = prepared_patch(p)
         J = lookup(atoms.positions[d] + p.rel_ang)
-        _add_prepared(fc, J, prepared[key])
+        add_prepared_patch(fc, J, prepared[key])
         touched.append(J)
     return np.unique(np.concatenate(touched)) if touched else np.array([], dtype=int)
 

@@ -128,7 +128,7 @@ def tier_cluster(system: DopedSystem, s: TierSettings, cluster: ClusterSettings 
         get_cluster_patch,
         oriented,
     )
-    from defectnet.phonons.patches import LatticeIndex, _add_prepared, _prepared
+    from defectnet.phonons.patches import LatticeIndex, add_prepared_patch, prepared_patch
 
     t0 = time.perf_counter()
     host = system.host
@@ -172,7 +172,7 @@ def tier_cluster(system: DopedSystem, s: TierSettings, cluster: ClusterSettings 
                 [symbols[i] for i in members] != list(p.elements):
             raise DefectnetError(f"cluster patch {'-'.join(p.elements)} does not land on its cluster's dopants")
         J = lookup(anchor + p.rel_ang)
-        _add_prepared(fc, J, _prepared(p))
+        add_prepared_patch(fc, J, prepared_patch(p))
         touched.append(J)
     touched = np.unique(np.concatenate(touched))
     restore_sum_rules(fc, rows=touched)
