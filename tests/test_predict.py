@@ -418,3 +418,46 @@ def test_a_model_without_uncertainty_is_not_merged_with_the_basis():
     pred = predict_defects("GaAs", ex / "doped.csv", pristine=ex / "pristine.csv", basis=ex / "basis.npz",
                            candidates=["Si", "Zn"], model=paper)
     assert pred.model["arch"] == "unmix" and any("no uncertainty" in n for n in pred.notes)
+
+
+def test_candidates_auto_reads_the_whole_basis_ranked_and_needs_one(capsys, tmp_path):
+    """No list given: every candidate of the basis is read and ranked (detected first, then by
+    presence); without a basis it is a one-line error naming how to make one."""
+    from defectnet.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    files = ["--host", "GaAs", "--pristine", str(example / "pristine.csv"), "--doped", str(example / "doped.csv"),
+             "--quiet"]
+    assert main(["predict", *files, "--candidates", "auto", "--basis", str(example / "basis.npz"), "--json",
+                 str(tmp_path / "auto.json")]) == 0
+    out = json.loads((tmp_path / "auto.json").read_text())
+    rows = out["candidates"]
+    assert {r["element"] for r in rows} == {"Si", "Zn", "Be", "C"} and {r["source"] for r in rows} == {"basis"}
+    keys = [(-r["concentration"], -r["presence"]) for r in rows]
+    assert keys == sorted(keys) and rows[0]["element"] == "Si"
+    capsys.readouterr()
+    assert main(["predict", *files, "--candidates", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "defectnet basis GaAs --candidates auto" in err[0]
+
+
+def test_candidate_pool_is_the_recommenders_best_distinct_dopants_on_their_sites(capsys):
+    from ase.build import bulk
+
+    from defectnet.cli import _basis_candidates
+    from defectnet.errors import DefectnetError
+    from defectnet.recommend import DopantRecommender, candidate_pool
+
+    gaas = bulk("GaAs", "zincblende", a=5.65)
+    pool = candidate_pool(gaas, 8)
+    els = [c.split("@")[0] for c in pool]
+    assert len(pool) == 8 and len(set(els)) == 8 and not {"Ga", "As"} & set(els)
+    assert all(c.split("@")[1] in ("Ga", "As") for c in pool)
+    ranked = [r.dopant for r in DopantRecommender().fit().recommend(gaas)]
+    assert els == list(dict.fromkeys(ranked))[:8]  # the recommender's order, each dopant once
+    assert _basis_candidates("GaAs", "Si@Ga, Zn") == ["Si@Ga", "Zn"]
+    assert len(_basis_candidates("GaAs", "auto:5")) == 5 and "recommender's 5 best" in capsys.readouterr().out
+    with pytest.raises(DefectnetError, match="auto:N"):
+        _basis_candidates("GaAs", "auto:five")
+    with pytest.raises(DefectnetError, match="positive integer"):
+        candidate_pool(gaas, 0)

@@ -93,7 +93,9 @@ class Basis(Command):
 
     def add_arguments(self, p):
         p.add_argument("host", help="library name (GaAs), or a CIF/POSCAR file of the undoped host")
-        p.add_argument("--candidates", required=True, help="candidate dopants, e.g. Si@Ga,Zn@Ga,Be,C")
+        p.add_argument("--candidates", required=True,
+                       help="candidate dopants, e.g. Si@Ga,Zn@Ga,Be,C; 'auto' (or auto:N) for the recommender's 20 "
+                            "(N) best, each on its best site: a basis for predict --candidates auto")
         p.add_argument("--concentrations", type=_fractions, default=(0.01, 0.05, 0.15),
                        help="atomic fractions each candidate is simulated at, alone (default 0.01,0.05,0.15)")
         p.add_argument("--placements", type=int, default=1, help="seeded random placements per concentration")
@@ -105,7 +107,7 @@ class Basis(Command):
 
         from defectnet.unmix import BasisConfig, signature_basis
 
-        cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
+        cands = _basis_candidates(args.host, args.candidates)
         config = BasisConfig(concentrations=args.concentrations, placements=args.placements,
                              simulation=_simulation_config(args))
         cells = Path(f"{args.out}.cells.npz")  # finished cells: a rerun after a crash picks up from here
@@ -119,6 +121,22 @@ class Basis(Command):
             print(f"most alike: {a}/{b} (GPDoS cosine {c:.2f}; above 0.95 no spectrum tells them apart)")
         print(f"wrote {out}")
         return 0
+
+
+def _basis_candidates(host, text: str) -> list[str]:
+    """``--candidates`` of ``basis``: a list, or ``auto[:N]``, the recommender's N best (20) on their best sites."""
+    word, _, n = text.strip().partition(":")
+    if word.lower() != "auto":
+        return [c.strip() for c in text.split(",") if c.strip()]
+    from defectnet.recommend import AUTO_CANDIDATES, candidate_pool
+    from defectnet.simulate import resolve_host
+
+    if n and not n.isdigit():
+        raise DefectnetError(f"--candidates {text}: expected auto or auto:N with N a whole number")
+    atoms, _ = resolve_host(host)
+    cands = candidate_pool(atoms, int(n) if n else AUTO_CANDIDATES)
+    print(f"candidates (the recommender's {len(cands)} best): {','.join(cands)}")
+    return cands
 
 
 class Hosts(Command):
@@ -237,7 +255,8 @@ class Predict(Command):
         p.add_argument("--host", required=True, help="library name (GaAs), or a CIF/POSCAR file of the undoped host")
         p.add_argument("--doped", required=True, help="the doped spectrum: text/CSV/phonopy total_dos.dat")
         p.add_argument("--pristine", default=None, help="the undoped spectrum (default: computed with the MLIP, cached)")
-        p.add_argument("--candidates", default="", help="candidate dopants, e.g. Si,Zn,Be,C")
+        p.add_argument("--candidates", default="", help="candidate dopants, e.g. Si,Zn,Be,C; 'auto' with --basis: "
+                                                         "every candidate of the basis, ranked (default with --basis)")
         p.add_argument("--recommend", nargs="?", const=5, default=0, type=int, metavar="N",
                        help="add the recommender's N best dopants as candidates (default N=5)")
         p.add_argument("--unit", default=None, help="energy unit of the files: meV | THz | cm-1 | eV (default: from the "
@@ -283,9 +302,11 @@ class Predict(Command):
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def run(self, args):
+        from defectnet.analysis.config import AUTO
         from defectnet.predict import PredictConfig, predict_defects
 
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+        cands = AUTO if [c.lower() for c in cands] == ["auto"] else cands
         config = PredictConfig(candidates=cands, n_recommend=args.recommend, kind=args.kind, unit=args.unit,
                                energy_scale=args.energy_scale, potential=args.potential, fwhm_mev=args.fwhm,
                                resolution=args.resolution, method=args.method, refine=args.refine,

@@ -89,10 +89,11 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
 
 
 def answer_rows(plan: Plan, estimate: DopantEstimate) -> list[dict]:
-    """The rows of a :class:`Prediction`: each candidate of ``plan`` with its source, largest concentration first."""
+    """The rows of a :class:`Prediction`: each candidate of ``plan`` with its source, largest concentration
+    first, then (those read as absent) most likely present first: a ranking when no list was given."""
     rows = [answer_row(el, source, c.concentration, c.uncertainty, c.presence)
             for el, source in plan.candidates.items() for c in [estimate.candidates[el]]]
-    return sorted(rows, key=lambda r: -r["concentration"])
+    return sorted(rows, key=lambda r: (-r["concentration"], -r["presence"]))
 
 
 def vetted(pred: Prediction) -> Prediction:

@@ -494,3 +494,32 @@ def coverage(structures, min_candidates: int = 5, *, recommender: DopantRecommen
         len({r.dopant for r in recommender.recommend(s)}) >= min_candidates for s in structures
     )
     return hits / len(structures)
+
+
+#: Candidates of ``--candidates auto``: the recommender's best this many dopants (issue 38: the
+#: elements that can sit on the host's sites are typically 20–40; the first 20 hold the common ones).
+AUTO_CANDIDATES = 20
+
+
+def candidate_pool(structure, n: int = AUTO_CANDIDATES, *, vocabulary: Iterable[str] = DOPANTS) -> list[str]:
+    """``"El@Site"`` for the ``n`` best distinct dopants of ``structure``, each on its best site:
+    what ``defectnet basis HOST --candidates auto`` simulates.
+
+    Parameters
+    ----------
+    structure : ase.Atoms or pymatgen.core.Structure
+    n : int
+        How many distinct dopants.
+    vocabulary : iterable of str
+        Elements that may be proposed.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DefectnetError(f"the number of automatic candidates must be a positive integer, got {n!r}")
+    best: dict[str, str] = {}
+    for r in DopantRecommender(n_max=10 * n, vocabulary=vocabulary).fit().recommend(structure):
+        best.setdefault(r.dopant, r.site)  # records come best first: the first site is the dopant's best
+        if len(best) == n:
+            break
+    if not best:
+        raise DefectnetError("the recommender proposes no dopant for this host")
+    return [f"{el}@{site}" for el, site in best.items()]

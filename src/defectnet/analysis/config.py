@@ -13,6 +13,8 @@ from defectnet.errors import DefectnetError, dataclass_from_dict
 KINDS = ("total", "gpdos")
 #: Who answers with a basis: the conditioned network, the unmixing alone, or the unmixing merged with the plain network.
 METHODS = ("conditioned", "unmix", "merge")
+#: ``candidates`` meaning "no list": every candidate of the basis, ranked (``--candidates auto``)
+AUTO = ("auto",)
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,9 @@ class PredictConfig:
     Parameters
     ----------
     candidates : tuple of str
-        Candidate dopant elements given by the user.
+        Candidate dopant elements given by the user; :data:`AUTO` (``("auto",)``) for every
+        candidate of the basis (a basis of the recommender's pool: ``defectnet basis HOST
+        --candidates auto``), ranked by the answer.
     n_recommend : int
         Add this many candidates from :class:`~defectnet.recommend.DopantRecommender` (0 = none).
     kind : str or None
@@ -110,8 +114,9 @@ class PredictConfig:
                 raise DefectnetError(f"--basis-only is --method unmix, which contradicts --method {self.method}; "
                                      "give one of them")
             object.__setattr__(self, "method", "unmix")
-        for c in self.candidates:
-            split_candidate(c)
+        if self.candidates != AUTO:
+            for c in self.candidates:
+                split_candidate(c)
 
     def to_dict(self) -> dict:
         """JSON-safe fields (``candidates`` as a list)."""

@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from defectnet.analysis.config import PredictConfig
+from defectnet.analysis.config import AUTO, PredictConfig
 from defectnet.analysis.estimators import (ConditionedEstimator, Estimator, MergeEstimator, NetworkEstimator,
                                            RefineEstimator, UnmixEstimator, basis_kind, label_of, loaded)
 from defectnet.analysis.reference import broadening_text, computed_pristine, model_grid, resolve_host
@@ -129,6 +129,10 @@ def network_candidates(atoms, name: str, config: PredictConfig, vocabulary) -> d
     """{element: source}: the user's candidates, then the recommender's (``user``, ``recommender``, ``both``)."""
     if not config.candidates and not config.n_recommend:
         raise DefectnetError("no candidates: give candidate dopants (e.g. Si,Zn) and/or ask the recommender")
+    if config.candidates == AUTO:
+        raise DefectnetError("--candidates auto reads every candidate of a basis: make one of the host's possible "
+                             f"dopants (defectnet basis {name} --candidates auto --out basis.npz) and pass --basis; "
+                             "without one, --recommend N adds the recommender's N best for the network")
     host_els = set(atoms.get_chemical_symbols())
     out = {el: "user" for el in model_candidates(config.candidates, dict.fromkeys(host_els), name)}
     outside = [el for el in out if el not in vocabulary]
@@ -244,6 +248,8 @@ def _basis_notes(basis, name: str, first: str, pristine_given: bool) -> tuple[li
 
 
 def _basis_candidates(config: PredictConfig, basis, composition: dict, name: str, source) -> list[str]:
+    if config.candidates == AUTO:
+        return list(basis.elements)
     cands = basis_candidates(config.candidates, basis, composition, name) or list(basis.elements)
     check_in_basis(cands, basis, name, source)
     return cands
@@ -270,7 +276,7 @@ def conditioned_plan(host, config: PredictConfig, basis, source, model, *, prist
         raise DefectnetError(f"candidates {outside} are not in the conditioned model's dopant vocabulary")
     read = [c for c in cands if c not in basis.failed]
     frame = _basis_frame(basis, name, composition, kind, read)
-    return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates else "basis"),
+    return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates not in ((), AUTO) else "basis"),
                 tuple(opening + pristine))
 
 
@@ -292,7 +298,7 @@ def unmix_plan(host, config: PredictConfig, basis, source, model, *, pristine_gi
     twins = [f"{a}/{b}" for a, b, cos in basis.alike(basis_kind(kind), among=cands) if cos > 0.95]
     after = (Message.note("twins", "signatures too alike to tell apart (cosine > 0.95), their split is arbitrary: "
                           + ", ".join(twins)),) if twins else ()
-    return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates else "basis"),
+    return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates not in ((), AUTO) else "basis"),
                 tuple(opening + pristine), after)
 
 
