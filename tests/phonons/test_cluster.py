@@ -226,3 +226,29 @@ def test_cluster_statistics_count_dopants_in_clusters_and_repeated_keys(cu_host,
     assert dense["in_patched_clusters"] <= dense["in_clusters"]
     assert 0 < dense["distinct_keys"] < dense["lookups"]  # fcc nearest-neighbour pairs: one key, met often
     assert dense["hit_rate"] == pytest.approx(1 - dense["distinct_keys"] / dense["lookups"])
+
+
+def test_cluster_patches_are_kept_on_disk_for_the_next_run(cu_host, au_pair, tmp_path):
+    """A later command on the same host reads the cluster's patch from the disk cache: no force
+    call, the same force constants; an unreadable entry is computed again."""
+    from defectnet.phonons.cache import HostCache
+
+    disk = HostCache(tmp_path, "cu")
+    before = cu_host.disk_cache
+    try:
+        cu_host.disk_cache = disk
+        cu_host.cluster_cache.clear()
+        first = TIERS["cluster"](au_pair, SETTINGS)
+        assert first.info["force_calls"] > 0
+        files = list((tmp_path / "hosts" / "cu" / "clusters").glob("*.npz"))
+        assert len(files) == first.info["n_clusters"] == 1
+        cu_host.cluster_cache.clear()  # a new process: memory empty, disk kept
+        again = TIERS["cluster"](au_pair, SETTINGS)
+        assert again.info["force_calls"] == 0
+        np.testing.assert_array_equal(again.fc, first.fc)
+        files[0].write_bytes(b"not an npz")
+        cu_host.cluster_cache.clear()
+        assert TIERS["cluster"](au_pair, SETTINGS).info["force_calls"] > 0
+    finally:
+        cu_host.disk_cache = before
+        cu_host.cluster_cache.clear()

@@ -6,7 +6,9 @@ under ``$DEFECTNET_CACHE`` (default ``~/.cache/defectnet``; ``DEFECTNET_CACHE=of
 cache off) in one folder per host key: a hash of what determines them — the host's standard
 primitive cell as given (before relaxation), the :class:`~defectnet.phonons.host.HostSettings`,
 the potential's package and model version, and the patch algorithm. A patch file is further
-keyed by the primitive site, the dopant and the tier settings. Files are written atomically,
+keyed by the primitive site, the dopant and the tier settings; a cluster patch
+(:mod:`defectnet.phonons.clusters`) by the cluster's canonical key, the tier settings and the
+cell-width step, under ``clusters/``. Files are written atomically,
 so a killed run leaves whole entries or none; an unreadable entry is computed again.
 """
 
@@ -95,6 +97,42 @@ class HostCache:
         from defectnet.data.blobs import pack_patch
 
         _write(self._patch_path(patch.site, patch.element, tier_settings), pack_patch(patch))
+
+
+    def _cluster_path(self, key, tier_settings, step_ang: float) -> Path:
+        return self.path / "clusters" / f"{_digest([key, tier_settings.to_dict(), step_ang])}.npz"
+
+    def load_cluster(self, key, tier_settings, step_ang: float):
+        """The :class:`~defectnet.phonons.clusters.ClusterPatch` of canonical ``key``, or None."""
+        import io
+
+        from defectnet.phonons.clusters import ClusterPatch
+
+        blob = _read(self._cluster_path(key, tier_settings, step_ang))
+        if blob is None:
+            return None
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                if str(z["key"]) != json.dumps(key, default=str):  # a digest collision, or another format
+                    return None
+                return ClusterPatch(key=key, elements=tuple(str(e) for e in z["elements"]),
+                                    cell_atoms=int(z["cell_atoms"]), force_calls=int(z["force_calls"]),
+                                    **{f: z[f] for f in CLUSTER_ARRAYS})
+        except (KeyError, ValueError, OSError):
+            return None
+
+    def save_cluster(self, patch, tier_settings, step_ang: float) -> None:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, key=np.array(json.dumps(patch.key, default=str)), elements=np.array(patch.elements, dtype=str),
+                 cell_atoms=patch.cell_atoms, force_calls=patch.force_calls,
+                 **{f: getattr(patch, f) for f in CLUSTER_ARRAYS})
+        _write(self._cluster_path(patch.key, tier_settings, step_ang), buf.getvalue())
+
+
+#: The array fields of a cluster patch, as stored.
+CLUSTER_ARRAYS = ("members_rel_ang", "rel_ang", "cluster", "delta", "sphere_rel_ang", "displacement_ang")
 
 
 def cached_pristine(atoms, settings=None, *, grid=None, resolution=None, fwhm_mev: float = 1.0,

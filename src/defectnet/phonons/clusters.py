@@ -176,7 +176,8 @@ class ClusterPatch:
 
 def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_settings: ClusterSettings = ClusterSettings(),
                       *, progress: bool = False, stage=None) -> tuple[ClusterPatch, int]:
-    """The patch of the cluster ``canon`` in ``host`` (cached on the host by its canonical key).
+    """The patch of the cluster ``canon`` in ``host`` (cached on the host by its canonical key, and on
+    disk when the host has a :class:`~defectnet.phonons.cache.HostCache`).
 
     The cluster is substituted in the host's patch cell, or in a wider diagonal multiple of the
     conventional cell when its extent plus the cutoff does not fit within half the width;
@@ -203,8 +204,11 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
     )
 
     stage = stage or (lambda name: nullcontext())
-    cache = host.cluster_cache
-    key = (canon.key, settings, cluster_settings.cell_width_step_ang)
+    cache, disk = host.cluster_cache, host.disk_cache
+    step = cluster_settings.cell_width_step_ang
+    key = (canon.key, settings, step)
+    if key not in cache and disk is not None and (stored := disk.load_cluster(canon.key, settings, step)):
+        cache[key] = stored  # computed by an earlier command or run on this host
     if key in cache:
         return cache[key], 0
 
@@ -212,7 +216,6 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
     need = float(np.linalg.norm(canon.vectors_ang - centre, axis=1).max()) + settings.cutoff_ang
     small, fc0 = small_cell(host, settings, calc)
     if 0.5 * min_width_ang(small.cell.array) - 1e-3 < need:
-        step = cluster_settings.cell_width_step_ang
         width = float(np.ceil((2 * need + 2e-3) / step) * step)
         small, fc0 = small_cell(host, replace(settings, patch_cell_width_ang=max(width, settings.patch_cell_width_ang)),
                                  calc)
@@ -239,6 +242,8 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
                          cluster=displaced_u, delta=unfolded, sphere_rel_ang=rel_all[sphere],
                          displacement_ang=disp[sphere], cell_atoms=len(small), force_calls=calls)
     cache[key] = patch
+    if disk is not None:
+        disk.save_cluster(patch, settings, step)
     return patch, calls
 
 
