@@ -298,12 +298,20 @@ class Predict(Command):
                        help="answer even when a spectrum is unlike the host or the doped unlike the pristine; the "
                             "reason is kept as a warning and the answer is not trusted")
         p.add_argument("--json", default=None, help="write the prediction as JSON here")
-        p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars)")
+        p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars; with --basis also "
+                                                    "the fitted Δ against the measured one, each candidate's part and "
+                                                    "the residual)")
+        p.add_argument("--fit-csv", default=None, metavar="PATH",
+                       help="with --basis: write the fit as CSV here (energy_meV, measured_delta, fitted_delta, "
+                            "residual, one column per candidate; measured_delta_error when the files give errors)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def run(self, args):
         from defectnet.analysis.config import AUTO
         from defectnet.predict import PredictConfig, predict_defects
+
+        if args.fit_csv and not args.basis:
+            raise DefectnetError("--fit-csv writes the basis' fit of the signature: it needs a basis (--basis)")
 
         cands = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
         cands = AUTO if [c.lower() for c in cands] == ["auto"] else cands
@@ -314,7 +322,10 @@ class Predict(Command):
                                force=args.force)
         pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=not args.quiet, basis=args.basis)
-        return _show(pred, args)
+        _show(pred, args)
+        if args.fit_csv:
+            print(f"wrote {pred.write_fit_csv(args.fit_csv)}")
+        return 0
 
 
 def _mix(text: str) -> tuple[tuple[str, float], ...]:

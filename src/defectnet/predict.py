@@ -84,7 +84,7 @@ def predict_defects(host, doped, *, pristine=None, config: PredictConfig | None 
     spectra = aligned.spectra
     pred = Prediction(spectra.host, spectra.composition, spectra.kind, answer_rows(plan, estimate), spectra.pristine,
                       spectra.doped, messages + caught_messages(caught, messages), estimate.model, read_truth(truth),
-                      aligned.config, aligned.checks)
+                      aligned.config, aligned.checks, estimate.parts)
     return vetted(pred)
 
 

@@ -89,7 +89,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
 
 
 def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candidates=None,
-          method: str = "auto", stretch: float = 0.0) -> dict:
+          method: str = "auto", stretch: float = 0.0, errors=None) -> dict:
     """Concentrations of the basis' candidates in a measured signature.
 
     Parameters
@@ -114,6 +114,10 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         26 % low against IR, ``benchmarks/lvm.py``); each s_k is found by a search in steps of
         :data:`STRETCH_STEP` with the other scales held, twice over the candidates, then the
         concentrations are fitted on the moved curves. 0 = the basis as simulated.
+    errors : ndarray (B,), optional
+        The measured 1σ of Δ = doped − pristine in each bin, per meV (all > 0; independent bins):
+        residuals are weighted by 1/σ instead of √(bin width) (:func:`fit_weights`), and the 1σ
+        of the answer is the least-squares covariance with these errors, not the residual's scale.
 
     Returns
     -------
@@ -124,8 +128,9 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         as 0) and, with ``stretch``, ``modes`` ({element: {"scale", "basis_mev", "fitted_mev"}}:
         each present candidate's scale and the peak of its signature above the band edge, as
         simulated and as fitted). The 1σ is the least-squares standard error at the solution, with the residual
-        (what the basis cannot explain) as the noise level; an absent candidate gets the error
-        it would have if it were present beside the others.
+        (what the basis cannot explain) as the noise level, or with ``errors`` the covariance
+        (J^T W J)^-1 with W = 1/σ² (``_fit`` then has ``weights: "errors"`` and ``chi2_reduced``); an
+        absent candidate gets the error it would have if it were present beside the others.
     """
 
     if kind not in KINDS:
@@ -143,22 +148,49 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
                              f"on grid {basis.grid.grid_id}")
     if not 0 <= stretch < 1:
         raise DefectnetError(f"stretch must be a fraction in [0, 1), got {stretch!r}")
-    sw = np.sqrt(basis.grid.widths)
+    sw = fit_weights(errors, basis.grid)
     cols = [basis.elements.index(c) for c in cands]
     y = (d - p) * sw
     edge = band_edge_mev(basis.pristine[kind], basis.grid)
-    scales = _search_scales(basis, kind, cols, y, edge, stretch) if stretch > 0 else np.ones(len(cols))
+    scales = _search_scales(basis, kind, cols, y, edge, stretch, sw) if stretch > 0 else np.ones(len(cols))
     moved = [stretched(basis.curves[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)]
     knots, curves = basis.realised[cols], np.array(moved) * sw  # (K, n), (K, n, B)
     slopes = np.array([stretched(basis.signatures[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)])
     c, fitted, J, name = _fit_concentrations(knots, curves, slopes.T * sw[:, None], y, method)
+    # what is reported of the residual is on the unweighted scale (an integral over energy), whatever the weights
+    unweighted = y - fitted if errors is None else (y - fitted) * np.sqrt(basis.grid.widths) / sw
     fit = {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
-           "residual_range_mev": residual_range_mev(y - fitted, basis.grid)}
+           "residual_range_mev": residual_range_mev(unweighted, basis.grid)}
+    if errors is not None:
+        fit |= _weighted_fit(y - fitted, unweighted, c, (d - p) * np.sqrt(basis.grid.widths))
     if stretch > 0:
         fit["modes"] = {el: _moved_mode(basis.signatures[kind][k], basis.grid, edge, s)
                         for el, k, s, ci in zip(cands, cols, scales, c)
                         if ci > 0 and _share_above(basis.signatures[kind][k], basis.grid, edge) >= MODE_SHARE}
-    return unmix_result(asked, cands, c, J, y - fitted, y, curves, fit)
+    return unmix_result(asked, cands, c, J, y - fitted, y, curves, fit, measured=errors is not None)
+
+
+def fit_weights(errors, grid: EnergyGrid) -> np.ndarray:
+    """The weight of each bin's residual in :func:`unmix` (B,): √(bin width) without ``errors``, so that
+    the fit is an integral over energy, else 1/σ (χ²). For counting noise σ² of a bin's mean density
+    goes as 1/width, so 1/σ ∝ √(width): errors uniform per meV give the unweighted fit."""
+    if errors is None:
+        return np.sqrt(grid.widths)
+    e = np.asarray(errors, float)
+    if e.shape != (grid.n_bins,):
+        raise DefectnetError(f"errors have shape {e.shape}; the basis needs ({grid.n_bins},) on grid {grid.grid_id}")
+    if not np.all(np.isfinite(e) & (e > 0)):
+        i = int(np.argmin(np.where(np.isfinite(e), e, -np.inf)))
+        raise DefectnetError(f"error {e[i]:g} at {grid.centers[i]:.3g} meV; expected every 1σ of Δ finite and > 0")
+    return 1.0 / e
+
+
+def _weighted_fit(r, unweighted, c, delta) -> dict:
+    """What :func:`unmix` says of a fit weighted by errors: χ²/dof of the residual ``r`` (in units of σ), and the
+    residual's share of Δ (``unweighted`` and ``delta`` × √width) as without errors."""
+    dof = max(len(r) - int(np.count_nonzero(c)), 1)
+    return {"weights": "errors", "chi2_reduced": float(r @ r / dof),
+            "residual_fraction": float(np.linalg.norm(unweighted) / max(np.linalg.norm(delta), 1e-300))}
 
 
 def _fit_concentrations(knots, curves, A, y, method: str):
@@ -182,6 +214,28 @@ def _fit_concentrations(knots, curves, A, y, method: str):
     c[c < MIN_FRACTION] = 0.0
     fitted, J = models[name](c)
     return c, fitted, J, name
+
+
+def contributions(basis: SignatureBasis, concentrations: dict, *, kind: str = "pdos", reading: str = "curve",
+                  scales: dict | None = None) -> dict:
+    """{candidate: its part of the fitted signature, Δ_k (B,) per meV on the basis grid} at ``concentrations``
+    ({element: atomic fraction}) under :func:`unmix`'s ``reading`` (its ``_fit["model"]``): ``curve``,
+    Δ_k(c_k) on its own curve; ``total``, c_k s_k(Σ c); ``linear``, c_k times its mean slope (any other
+    name reads as ``curve``). ``scales`` ({element: s}, :func:`stretched`) moves local modes as fitted.
+    The parts sum to the fitted Δ."""
+    cands = [el for el in concentrations if el in basis.elements]
+    cols = [basis.elements.index(el) for el in cands]
+    c = np.array([float(concentrations[el]) for el in cands])
+    edge = band_edge_mev(basis.pristine[kind], basis.grid)
+    s = [float((scales or {}).get(el, 1.0)) for el in cands]
+    if reading == "linear":
+        return {el: ci * stretched(basis.signatures[kind][k], basis.grid, edge, si)
+                for el, k, ci, si in zip(cands, cols, c, s)}
+    curves = [stretched(basis.curves[kind][k], basis.grid, edge, si) for k, si in zip(cols, s)]
+    if reading == "total":
+        return {el: ci * _per_unit(basis.realised[k], cu, float(c.sum()))[0]
+                for el, k, ci, cu in zip(cands, cols, c, curves)}
+    return {el: curve_and_slope(basis.realised[k], cu, ci)[0] for el, k, ci, cu in zip(cands, cols, c, curves)}
 
 
 def residual_range_mev(r, grid: EnergyGrid) -> tuple[float, float]:
@@ -271,12 +325,11 @@ def calibrated(basis: SignatureBasis, modes_mev: dict) -> tuple[SignatureBasis, 
     return replace(basis, signatures=signatures, curves=curves, config=config), notes
 
 
-def _search_scales(basis, kind, cols, y, edge, stretch) -> np.ndarray:
-    """Per-candidate energy scales that minimise the linear (NNLS) residual: each searched on a
-    grid of step :data:`STRETCH_STEP` over [1 − stretch, 1 + stretch] with the others held, twice."""
+def _search_scales(basis, kind, cols, y, edge, stretch, sw) -> np.ndarray:
+    """Per-candidate energy scales that minimise the linear (NNLS) residual, weighted by ``sw`` (B,): each
+    searched on a grid of step :data:`STRETCH_STEP` over [1 − stretch, 1 + stretch] with the others held, twice."""
     from scipy.optimize import nnls
 
-    sw = np.sqrt(basis.grid.widths)
     trial = np.arange(1 - stretch, 1 + stretch + STRETCH_STEP / 2, STRETCH_STEP)
     table = {k: np.array([stretched(basis.signatures[kind][k], basis.grid, edge, s) * sw for s in trial]) for k in cols}
     pick = {k: int(np.argmin(np.abs(trial - 1))) for k in cols}
@@ -304,9 +357,10 @@ def _moved_mode(signature, grid: EnergyGrid, edge: float, scale: float) -> dict:
     return {"scale": float(scale), "basis_mev": peak, "fitted_mev": peak * float(scale)}
 
 
-def unmix_result(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
+def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool = False) -> dict:
     """:func:`unmix`'s result from the concentrations ``c`` (K,), the Jacobian ``J`` (B, K) and
-    residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B)."""
+    residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B). ``measured``:
+    ``J`` and ``r`` are in units of the measured σ, whose covariance (J^T J)^-1 is then the 1σ."""
     from scipy.stats import norm
 
     active = c > 0
@@ -314,7 +368,7 @@ def unmix_result(asked, cands, c, J, r, y, curves, fit: dict) -> dict:
     # Broadening correlates neighbouring bins: the residual's integrated autocorrelation time τ
     # (in bins) scales the least-squares variance, which assumes independent bins.
     noise2 = (r @ r) / max(int(occupied.sum()) - int(active.sum()), 1) * _correlation_bins(r[occupied])
-    noise2 *= SIGMA_SCALE ** 2
+    noise2 = 1.0 if measured else noise2 * SIGMA_SCALE ** 2
     sigma = np.zeros_like(c)
     for k in range(len(c)):
         with_k = active.copy()

@@ -58,6 +58,10 @@ class DopantEstimate:
     fit : dict or None
         The unmixing's fit of Δ (``residual_fraction``, ``residual_range_mev``, ``modes``,
         ``unstable`` …, :func:`~defectnet.unmix.unmix`); None for the networks.
+    parts : dict or None
+        With a basis, Δ as the basis reads the answer (:func:`fitted_parts`): ``reading`` and
+        ``contributions`` {element: list (B,) per meV}, each candidate's Δ_k at its concentration;
+        None without a basis.
     """
 
     estimator: str
@@ -65,16 +69,17 @@ class DopantEstimate:
     model: dict = field(default_factory=dict)
     messages: tuple = ()
     fit: dict | None = None
+    parts: dict | None = None
 
     @classmethod
     def of(cls, estimator: str, results: dict, candidates: Sequence[str], model: dict, messages=(),
-           fit: dict | None = None) -> "DopantEstimate":
+           fit: dict | None = None, parts: dict | None = None) -> "DopantEstimate":
         """From ``{element: {"concentration", "uncertainty", "presence"}}`` (what the networks and
         :func:`~defectnet.unmix.unmix` return), for ``candidates`` in their order."""
         return cls(estimator, {el: CandidateEstimate(float(results[el]["concentration"]),
                                                      float(results[el]["uncertainty"]),
                                                      float(results[el]["presence"])) for el in candidates},
-                   model, tuple(messages), fit)
+                   model, tuple(messages), fit, parts)
 
     def as_dicts(self) -> dict:
         """{element: {"concentration", "uncertainty", "presence"}}: the layout :func:`~defectnet.unmix.combine` reads."""
@@ -194,6 +199,7 @@ class NetworkEstimator:
                 "basis-suggested", f"on hosts it did not train on the model errs most; `defectnet basis {name} "
                 f"--candidates {','.join(candidates)} --out basis.npz` then `predict --basis basis.npz` unmixes "
                 "against this host's own simulated signatures instead (README, analysis by synthesis)"))
+        messages += unweighted_notes(spectra, "the network", "--basis with --method unmix")
         with host_calibration(model, seen=seen is not False):
             res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
         info = {"path": self.label, "arch": model.config.arch, "spectrum_mode": model.meta.get("spectrum_mode", "total"),
@@ -237,7 +243,8 @@ class ConditionedEstimator:
 
         model, basis = self.model, self.basis
         seen = host_in_training(model, spectra.host, spectra.composition)
-        messages = [Message.note("calibration", calibration_note(model, spectra.host, seen))]
+        messages = [Message.note("calibration", calibration_note(model, spectra.host, seen)),
+                    *unweighted_notes(spectra, "the conditioned network", "--method unmix")]
         read = [c for c in candidates if c not in basis.failed]
         res = {}
         if read:
@@ -245,7 +252,7 @@ class ConditionedEstimator:
                 res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
                                          read, basis)
             # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
-            if warning := unexplained_warning(unmixed(spectra, basis, read)[1]):
+            if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False)[1]):
                 messages.append(Message.warning("unexplained", warning))
         if unstable := [c for c in candidates if c in basis.failed]:
             messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
@@ -256,7 +263,8 @@ class ConditionedEstimator:
                 "host_in_training": seen, "basis_host": basis.host, "basis_file": self.source or "in memory",
                 "basis": basis.config, "trained_on": (model.meta.get("data") or {}).get("source"),
                 "test_metrics": headline(model.meta.get("metrics") or {})}
-        return DopantEstimate.of(self.name, res, candidates, info, messages)
+        return DopantEstimate.of(self.name, res, candidates, info, messages,
+                                 parts=fitted_parts(basis, spectra.kind, res, {"model": "curve"}))
 
 
 # ----------------------------------------------------------------------------- the unmixing
@@ -265,14 +273,56 @@ def basis_kind(kind: str) -> str:
     return "gpdos" if kind == "gpdos" else "pdos"
 
 
-def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0) -> tuple[dict, dict]:
-    """(:func:`~defectnet.unmix.unmix`'s {element: {"concentration", "uncertainty", "presence"}}, its fit)."""
+def delta_errors(spectra: AlignedSpectra):
+    """The 1σ of Δ = doped − pristine per bin, √(σ_doped² + σ_pristine²) (B,), or None when the files gave none."""
+    p, d = spectra.pristine.errors, spectra.doped.errors
+    return None if p is None or d is None else np.sqrt(p ** 2 + d ** 2)
+
+
+def unweighted_notes(spectra: AlignedSpectra, who: str, instead: str) -> list[Message]:
+    """A note that ``who`` reads the spectra unweighted, when they carry errors it therefore does not use."""
+    if delta_errors(spectra) is None:
+        return []
+    return [Message.note("errors-unused", f"{who} reads the spectra unweighted: the files' 1σ errors are not used "
+                                          f"and its ±1σ does not reflect them ({instead} weighs the fit by them)")]
+
+
+def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0,
+            weighted: bool = True) -> tuple[dict, dict]:
+    """(:func:`~defectnet.unmix.unmix`'s {element: {"concentration", "uncertainty", "presence"}}, its fit),
+    each bin weighted by 1/σ of Δ when the spectra carry errors and ``weighted``."""
     from defectnet.unmix import unmix
 
     out = unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
-                candidates=list(candidates), stretch=stretch)
+                candidates=list(candidates), stretch=stretch, errors=delta_errors(spectra) if weighted else None)
     fit = out.pop("_fit")
     return out, fit
+
+
+def fitted_parts(basis, kind: str, results: dict, fit: dict) -> dict:
+    """Δ as the basis reads an answer: ``reading`` (``fit["model"]``: curve, total, linear; any other, such
+    as a refinement's, read as curve) and ``contributions`` {element: list (B,), per meV}, each candidate's
+    Δ_k at its concentration in ``results`` (local modes moved as ``fit["modes"]`` fitted them)."""
+    from defectnet.unmix import contributions
+
+    reading = fit.get("model") if fit.get("model") in ("curve", "total", "linear") else "curve"
+    conc = {el: r["concentration"] for el, r in results.items() if el in basis.elements}
+    scales = {el: m["scale"] for el, m in (fit.get("modes") or {}).items()}
+    parts = contributions(basis, conc, kind=basis_kind(kind), reading=reading, scales=scales)
+    return {"reading": reading, "contributions": {el: v.tolist() for el, v in parts.items()}}
+
+
+def weights_note(fit: dict) -> list[Message]:
+    """How the unmixing's ±1σ was made when the files' errors weighted it (nothing otherwise)."""
+    if fit.get("weights") != "errors":
+        return []
+    chi2 = fit["chi2_reduced"]
+    text = ("each bin weighted by 1/σ of Δ (σ² = σ_doped² + σ_pristine², the files' errors carried onto the grid); "
+            f"±1σ is the least-squares covariance with these errors (χ²/dof = {chi2:.2f}): counting noise only, not "
+            "the basis' own errors (placement, potential), which the ±1σ from the residual without errors counts")
+    if chi2 > 1.5:
+        text += "; χ²/dof above 1: the basis does not explain Δ within the errors and ±1σ is too small"
+    return [Message.note("errors-weighted", text)]
 
 
 def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpectra, basis, candidates,
@@ -288,12 +338,14 @@ def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpect
                                      + "; ".join(fit["unstable"].values())))
     messages.append(Message.note("explained", f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % "
                                               "of the signature's variance"))
+    messages += weights_note(fit)
     if warning := unexplained_warning(fit):
         messages.append(Message.warning("unexplained", warning))
     info = {"path": source or "in memory", "arch": "unmix", "method": "unmix", "spectrum_mode": spectra.kind,
             "basis_host": basis.host, "basis": basis.config, "residual_fraction": fit["residual_fraction"],
             "modes": fit.get("modes", {})}
-    return DopantEstimate.of(name, results, candidates, info, messages, fit)
+    return DopantEstimate.of(name, results, candidates, info, messages, fit,
+                             fitted_parts(basis, spectra.kind, results, fit))
 
 
 @dataclass(frozen=True)
@@ -345,7 +397,7 @@ class RefineEstimator(UnmixEstimator):
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
                                           f"{fit['iteration']} (0 = the unmixed concentrations)")
         return unmixing_estimate(self.name, out, fit, spectra, basis, candidates, self.source, what="the synthesis",
-                                 messages=[refined])
+                                 messages=[refined, *unweighted_notes(spectra, "--refine", "--method unmix")])
 
 
 @dataclass(frozen=True)
@@ -389,8 +441,9 @@ class MergeEstimator:
                                       "merged (1/σ² weights; --method unmix for the unmixing alone)")
         info = alone.model | {"arch": f"unmix+{model.config.arch}", "model": self.network.label,
                               "code_version": model.meta.get("code_version")}
-        return DopantEstimate.of(self.name, combine(res, est.as_dicts()), candidates, info,
-                                 alone.messages + (note,), est.fit)
+        merged = combine(res, est.as_dicts())
+        return DopantEstimate.of(self.name, merged, candidates, info, alone.messages + (note,), est.fit,
+                                 fitted_parts(self.inner.basis, spectra.kind, merged, est.fit))
 
     def _cannot(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> str | None:
         """Why the network cannot answer what the unmixing did (None when it can)."""

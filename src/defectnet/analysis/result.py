@@ -96,6 +96,11 @@ class Prediction:
     checks : dict
         The numbers behind the checks (``signal``: :func:`~defectnet.checks.signal_against_noise`,
         ``doped``, ``host``, ``swap``).
+    fit : dict or None
+        With a basis, Δ as the basis reads the answer: ``reading`` (curve, total, linear) and
+        ``contributions`` {element: list (B,) per meV on the spectra's grid}, each candidate's Δ_k at
+        its concentration (:func:`~defectnet.unmix.contributions`); their sum is the fitted Δ
+        (:meth:`fit_columns`). None without a basis.
     """
 
     host: str
@@ -109,6 +114,7 @@ class Prediction:
     truth: dict | None = None
     config: PredictConfig | None = None
     checks: dict = field(default_factory=dict)
+    fit: dict | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "rows", tuple(self.rows))
@@ -143,7 +149,8 @@ class Prediction:
                 "notes": list(self.notes), "model": self.model,
                 "config": self.config.to_dict() if self.config else None, "units": UNITS,
                 "messages": [m.to_dict() for m in self.messages],
-                "spectra": {"pristine": self.pristine.to_dict(), "doped": self.doped.to_dict()}}
+                "spectra": {"pristine": self.pristine.to_dict(), "doped": self.doped.to_dict()}} | \
+            ({"fit": self.fit} if self.fit is not None else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> "Prediction":
@@ -152,7 +159,8 @@ class Prediction:
             return cls(d["host"], d["composition"], d["kind"], tuple(d["candidates"]),
                        Spectrum.from_dict(d["spectra"]["pristine"]), Spectrum.from_dict(d["spectra"]["doped"]),
                        tuple(Message.from_dict(m) for m in d["messages"]), d.get("model") or {}, d.get("truth"),
-                       PredictConfig.from_dict(d["config"]) if d.get("config") else None, d.get("checks") or {})
+                       PredictConfig.from_dict(d["config"]) if d.get("config") else None, d.get("checks") or {},
+                       d.get("fit"))
         except (KeyError, TypeError) as exc:
             raise DefectnetError(f"not a prediction written by defectnet ({type(exc).__name__}: {exc}); expected "
                                  "the JSON of Prediction.to_json") from None
@@ -179,6 +187,34 @@ class Prediction:
             p.write_text(text)
         return p
 
+    def fit_columns(self) -> dict:
+        """The fit against the measurement, as columns (B,) on the spectra's grid: ``energy_meV`` (bin
+        centres), ``measured_delta`` (doped − pristine, per meV), ``fitted_delta`` (the sum of the
+        contributions), ``residual`` (measured − fitted), one column per candidate (its contribution)
+        and, when the files gave errors, ``measured_delta_error`` (1σ of Δ). Needs a basis."""
+        if self.fit is None:
+            raise DefectnetError("no fitted signature: the basis' Δ of each candidate is only known with a basis "
+                                 "(--basis)")
+        measured = self.doped.values - self.pristine.values
+        parts = {el: np.asarray(v, float) for el, v in self.fit["contributions"].items()}
+        fitted = np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(measured)
+        cols = {"energy_meV": self.pristine.centers_mev, "measured_delta": measured, "fitted_delta": fitted,
+                "residual": measured - fitted, **parts}
+        if self.doped.errors is not None and self.pristine.errors is not None:
+            cols["measured_delta_error"] = np.sqrt(self.doped.errors ** 2 + self.pristine.errors ** 2)
+        return cols
+
+    def write_fit_csv(self, path) -> Path:
+        """Write :meth:`fit_columns` as CSV (a header line of column names, one row per bin); the path written."""
+        cols = self.fit_columns()
+        p = Path(path)
+        rows = np.column_stack(list(cols.values()))
+        text = ",".join(cols) + "\n" + "\n".join(",".join(f"{v:.9g}" for v in row) for row in rows) + "\n"
+        with writing(p, "the fit as CSV"):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        return p
+
     def table(self) -> str:
         """A plain-text table: element, at.% ± 1σ, presence probability, detected (and the truth if known),
         then the warnings and the notes: what ``defectnet predict`` prints."""
@@ -198,14 +234,22 @@ class Prediction:
         return "\n".join(lines)
 
     def plot(self, path) -> Path:
-        """Spectra (pristine, doped, difference) and concentration bars with 1σ error bars, as an image
-        (PNG unless ``path``'s suffix names another format); the path written."""
+        """Spectra (pristine, doped, difference) and concentration bars with 1σ error bars and, with a basis,
+        the fitted Δ against the measured one with each candidate's contribution and the residual, as an
+        image (PNG unless ``path``'s suffix names another format); the path written."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
+        if self.fit is None:
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.6, 1]})
+        else:
+            fig = plt.figure(figsize=(11, 8.5))
+            grid = fig.add_gridspec(3, 2, width_ratios=[1.6, 1], height_ratios=[3, 3, 1.2])
+            a1, a2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+            a3 = fig.add_subplot(grid[1, :])
+            self._plot_fit(a3, fig.add_subplot(grid[2, :], sharex=a3))
         self._plot_spectra(a1)
         self._plot_concentrations(a2)
         fig.tight_layout()
@@ -228,6 +272,27 @@ class Prediction:
         ax.set(xlim=(0, top), xlabel="energy (meV)",
                ylabel=f"{self.kind.upper() if self.kind == 'gpdos' else 'PDoS'} (1/meV)", title=self.host)
         ax.legend(fontsize=8)
+
+    def _plot_fit(self, ax, below) -> None:
+        """Measured Δ (±1σ band when known), the fitted Δ, each present candidate's contribution; the residual below."""
+        cols = self.fit_columns()
+        e = cols["energy_meV"]
+        top = max(extent_mev(self.pristine, 0.999), extent_mev(self.doped, 0.999)) * 1.1
+        ax.plot(e, cols["measured_delta"], lw=1, color="k", label="measured Δ")
+        if "measured_delta_error" in cols:
+            ax.fill_between(e, cols["measured_delta"] - cols["measured_delta_error"],
+                            cols["measured_delta"] + cols["measured_delta_error"], color="0.8", lw=0, label="±1σ")
+        ax.plot(e, cols["fitted_delta"], lw=1.2, color="C3", label=f"fitted Δ ({self.fit['reading']})")
+        conc = {r["element"]: r["concentration"] for r in self.rows}
+        for el, v in self.fit["contributions"].items():
+            if np.any(v):
+                ax.plot(e, v, lw=0.8, ls="--", label=f"{el} {100 * conc.get(el, 0.0):.2f} at.%")
+        ax.axhline(0, color="0.8", lw=0.5)
+        ax.set(xlim=(0, top), ylabel="Δ (1/meV)", title="doped − pristine: measured and as the basis reads the answer")
+        ax.legend(fontsize=8, ncol=2)
+        below.plot(e, cols["residual"], lw=0.8, color="0.3")
+        below.axhline(0, color="0.8", lw=0.5)
+        below.set(xlabel="energy (meV)", ylabel="residual")
 
     def _plot_concentrations(self, ax) -> None:
         els = [r["element"] for r in self.rows]

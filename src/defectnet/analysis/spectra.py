@@ -109,6 +109,8 @@ def align(doped, pristine, config: PredictConfig, frame: Frame) -> Aligned:
     checks, problems, warned = check_inputs(p, d, doped, pristine, config, frame)
     p, d, said = common_range(p, d, frame.grid)
     notes += said
+    p, d, said = measured_errors(p, d, doped, pristine)
+    notes += said
     if problems and not config.force:
         raise DefectnetError(problems[0].text)
     return Aligned(AlignedSpectra(p, d, frame.host, frame.composition, frame.kind), config, checks,
@@ -166,6 +168,10 @@ def load_spectrum(src, config: PredictConfig, kind: str, composition: dict, what
                                   f"{label}: energies multiplied by {config.energy_scale:g} (energy scale)"))
     if not s.area() > 0:
         raise DefectnetError(f"{label}: the spectrum is zero everywhere; expected a phonon density of states")
+    if s.errors is not None and not np.all(s.errors > 0):
+        i = int(np.argmin(s.errors))
+        raise DefectnetError(f"{label}: error {s.errors[i]:g} at {s.centers_mev[i]:.3g} meV; expected every 1σ > 0 "
+                             "(the errors weight the fit: a bin without counts needs an error too)")
     return s, notes
 
 
@@ -225,7 +231,7 @@ def physical_unit(s: Spectrum, label: str, config: PredictConfig, reference: Spe
         return s, notes
     r = ENERGY_UNIT_TO_MEV[unit] / ENERGY_UNIT_TO_MEV[read]
     return Spectrum(s.edges_mev * r, s.values / r, {el: v / r for el, v in s.partials.items()}, kind=s.kind,
-                    meta=dict(s.meta, unit=unit)), notes
+                    meta=dict(s.meta, unit=unit), errors=None if s.errors is None else s.errors / r), notes
 
 
 def fit_energy_scale(measured: Spectrum, reference: Spectrum, *, bounds=(0.7, 1.4), step: float = 0.001):
@@ -288,9 +294,56 @@ def common_range(p: Spectrum, d: Spectrum, grid) -> tuple[Spectrum, Spectrum, li
         # a coarser file interpolated, not stepped (defectnet.io.onto_grid)
         v = np.where(keep, np.clip(onto_grid(s, grid).values, 0.0, None), 0.0)
         area = float(np.sum(v * grid.widths))
-        out.append(Spectrum.on_grid(grid, v / area, kind=s.kind, meta={"source": s.meta.get("source")}))
+        errors = None if s.errors is None else errors_on_grid(s, grid, keep) / area
+        out.append(Spectrum.on_grid(grid, v / area, kind=s.kind, meta={"source": s.meta.get("source")}, errors=errors))
     notes = []
     if lo > grid.edges[0] + 0.5:
         notes.append(Message.note("range-cut", f"both spectra set to zero below {lo:.1f} meV, where one of them has "
                                                "no data"))
     return out[0], out[1], notes
+
+
+def errors_on_grid(s: Spectrum, grid, keep) -> np.ndarray:
+    """The 1σ of ``s`` (a file's spectrum with ``errors``) on ``grid``'s bins, as weights of a fit: each grid
+    bin gets the information of the file's bins it overlaps, 1/σ_j² = Σ_i overlap_ij / (w_i σ_i²) (meV).
+
+    Where the grid is coarser this is the error of the bin's average (exact for equal errors); where it
+    is finer, each file bin's information is shared among the grid bins it spans, not counted once per
+    bin (an interpolated file would otherwise weigh as many times as its bins are split). Errors uniform
+    per meV thus weigh every grid bin by √(width), as the unweighted fit does. Outside ``keep`` (bool
+    (B,), the range both spectra cover, where the values are set to 0) the bins are zeros measured with
+    the largest noise density (σ√w) found inside."""
+    edges, old = grid.edges, s.edges_mev
+    cuts = np.union1d(old, edges)
+    cuts = cuts[(cuts >= max(old[0], edges[0])) & (cuts <= min(old[-1], edges[-1]))]
+    info = np.zeros(grid.n_bins)
+    if cuts.size >= 2:
+        mid, length = 0.5 * (cuts[1:] + cuts[:-1]), np.diff(cuts)
+        i = np.searchsorted(old, mid, "right") - 1
+        j = np.searchsorted(edges, mid, "right") - 1
+        info = np.bincount(j, weights=length / (s.widths_mev[i] * s.errors[i] ** 2), minlength=grid.n_bins)
+    sigma = np.divide(1.0, np.sqrt(info), out=np.full(grid.n_bins, np.inf), where=info > 0)
+    density = sigma * np.sqrt(grid.widths)
+    worst = float(np.max(density[keep & np.isfinite(density)], initial=0.0))
+    return np.where(keep & np.isfinite(sigma), sigma, worst / np.sqrt(grid.widths))
+
+
+def measured_errors(p: Spectrum, d: Spectrum, doped, pristine) -> tuple[Spectrum, Spectrum, list[Message]]:
+    """The aligned spectra with errors on both or on neither, and a note on which.
+
+    Errors weight a fit of Δ = doped − pristine only when Δ's are known: the doped spectrum's errors,
+    and the pristine's, or none when the pristine is simulated (``pristine`` None: it has no counting
+    noise, its errors are 0). When one measured file carries errors and the other none, neither is kept."""
+    if p.errors is None and d.errors is None:
+        return p, d, []
+    if d.errors is not None and (p.errors is not None or pristine is None):
+        if p.errors is None:
+            p = Spectrum(p.edges_mev, p.values, kind=p.kind, meta=p.meta, errors=np.zeros_like(p.values))
+        what = "the doped and pristine files'" if pristine is not None else "the doped file's (the simulated pristine: none)"
+        return p, d, [Message.note("errors-read", f"1σ errors read: {what}, carried onto the grid (each file bin's "
+                                                  "information shared among the grid bins it spans)")]
+    has, lacks = (_label(doped, "doped"), _label(pristine, "pristine")) if d.errors is not None else \
+        (_label(pristine, "pristine"), _label(doped, "doped"))
+    drop = [Spectrum(s.edges_mev, s.values, kind=s.kind, meta=s.meta) for s in (p, d)]
+    return drop[0], drop[1], [Message.note("errors-unused", f"{has} carries 1σ errors and {lacks} none: the errors "
+                                                            "are not used (Δ's error is unknown)")]
