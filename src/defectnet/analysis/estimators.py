@@ -245,7 +245,7 @@ class ConditionedEstimator:
                 res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
                                          read, basis)
             # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
-            if warning := unexplained_warning(unmixed(spectra, basis, read)[1]):
+            if warning := unexplained_warning(unmixed(spectra, basis, read).fit):
                 messages.append(Message.warning("unexplained", warning))
         if unstable := [c for c in candidates if c in basis.failed]:
             messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
@@ -265,20 +265,20 @@ def basis_kind(kind: str) -> str:
     return "gpdos" if kind == "gpdos" else "pdos"
 
 
-def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0) -> tuple[dict, dict]:
-    """(:func:`~defectnet.unmix.unmix`'s {element: {"concentration", "uncertainty", "presence"}}, its fit)."""
+def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0):
+    """:func:`~defectnet.unmix.unmix` of the spectra (an :class:`~defectnet.unmix.UnmixResult`)."""
     from defectnet.unmix import unmix
 
-    out = unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
-                candidates=list(candidates), stretch=stretch)
-    fit = out.pop("_fit")
-    return out, fit
+    return unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
+                 candidates=list(candidates), stretch=stretch)
 
 
-def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpectra, basis, candidates,
-                      source: str | None, *, what: str, messages=()) -> DopantEstimate:
-    """An unmixing's (or refinement's) :class:`DopantEstimate`: its fitted local modes, unstable candidates
-    and the share of Δ it explains, in notes; a warning when it leaves too much unexplained."""
+def unmixing_estimate(name: str, result, spectra: AlignedSpectra, basis, candidates, source: str | None, *,
+                      what: str, messages=()) -> DopantEstimate:
+    """An unmixing's (or refinement's) :class:`DopantEstimate` from its :class:`~defectnet.unmix.UnmixResult`:
+    its fitted local modes, unstable candidates and the share of Δ it explains, in notes; a warning
+    when it leaves too much unexplained."""
+    fit = result.fit
     messages = list(messages)
     messages += [Message.note("local-mode", f"{el}: local mode found at {m['fitted_mev']:.1f} meV, the basis had "
                                             f"{m['basis_mev']:.1f} meV (×{m['scale']:.2f})")
@@ -293,7 +293,7 @@ def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpect
     info = {"path": source or "in memory", "arch": "unmix", "method": "unmix", "spectrum_mode": spectra.kind,
             "basis_host": basis.host, "basis": basis.config, "residual_fraction": fit["residual_fraction"],
             "modes": fit.get("modes", {})}
-    return DopantEstimate.of(name, results, candidates, info, messages, fit)
+    return DopantEstimate.of(name, result, candidates, info, messages, fit)
 
 
 @dataclass(frozen=True)
@@ -316,8 +316,8 @@ class UnmixEstimator:
 
     def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
         """The unmixed concentrations of ``candidates``."""
-        out, fit = unmixed(spectra, self.basis, candidates, stretch=self.stretch)
-        return unmixing_estimate(self.name, out, fit, spectra, self.basis, candidates, self.source, what="the basis")
+        return unmixing_estimate(self.name, unmixed(spectra, self.basis, candidates, stretch=self.stretch), spectra,
+                                 self.basis, candidates, self.source, what="the basis")
 
 
 @dataclass(frozen=True)
@@ -341,10 +341,9 @@ class RefineEstimator(UnmixEstimator):
         basis = self.basis
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations)
-        fit = out.pop("_fit")
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
-                                          f"{fit['iteration']} (0 = the unmixed concentrations)")
-        return unmixing_estimate(self.name, out, fit, spectra, basis, candidates, self.source, what="the synthesis",
+                                          f"{out.fit['iteration']} (0 = the unmixed concentrations)")
+        return unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
                                  messages=[refined])
 
 
