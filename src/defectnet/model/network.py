@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectnet.elements import DOPANTS, element_features
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 LOG_C_CENTER, LOG_C_SCALE = math.log(0.02), 1.2  # normalised target y = (ln c − center) / scale
 Y_MAX = -LOG_C_CENTER / LOG_C_SCALE  # y of c = 1
@@ -35,7 +36,7 @@ ARCHITECTURE_NAMES = ("defectnet", "paper", "conditioned")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings, what="model config"):
     """Hyper-parameters of both architectures (``arch`` picks one; the other's fields are unused).
 
     Sizes: ``n_bins`` G, ``n_elements`` V (vocabulary), ``n_host_elements`` H (composition).
@@ -72,14 +73,6 @@ class ModelConfig:
             raise DefectnetError(f"unknown architecture {self.arch!r}; expected one of {sorted(ARCHITECTURE_NAMES)}")
         if self.d_model % self.n_heads or self.paper_channels[-1] % self.paper_heads:
             raise DefectnetError("d_model must be divisible by n_heads (and paper width by paper_heads)")
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        return dataclass_from_dict(cls, d, "model config")
-
 
 @cache
 def feature_table(symbols: tuple) -> np.ndarray:
