@@ -57,13 +57,13 @@ def load_arrays(paths) -> dict:
     """Every committed sample as arrays on the files' one grid: ``host`` names, ``total`` concentration,
     ``p``/``d`` pristine and doped GPDoS, ``pt``/``dt`` their total PDoS, ``q`` the host's q-mesh total PDoS,
     ``edges`` (meV)."""
-    from defectnet.data.export import load_training_file
+    from defectnet.data.export import read_training_file
     from defectnet.grid import EnergyGrid
 
     parts = {k: [] for k in ("host", "total", "p", "d", "pt", "dt", "q")}
     edges = None
     for path in paths:
-        d = load_training_file(path)
+        d = read_training_file(path)
         grid = EnergyGrid.from_dict(d["grid"])
         if edges is not None and not np.array_equal(edges, grid.edges):
             raise SystemExit(f"{path}: another energy grid than the files before it")
@@ -80,13 +80,13 @@ def load_arrays(paths) -> dict:
 def load(paths):
     """Per sample (host, total concentration, pristine GPDoS, doped GPDoS) and per host (pristine total,
     q-mesh total, pristine GPDoS) as Spectrum objects on the files' grid."""
-    from defectnet.data.export import load_training_file
+    from defectnet.data.export import read_training_file
     from defectnet.grid import EnergyGrid
     from defectnet.spectrum import Spectrum
 
     samples, hosts = [], {}
     for path in paths:
-        d = load_training_file(path)
+        d = read_training_file(path)
         grid = EnergyGrid.from_dict(d["grid"])
         for i, hid in enumerate(d["host_id"]):
             name = d["host_names"][hid]

@@ -139,7 +139,7 @@ def explained_variance(d, bases) -> dict:
         cands = [c for c in vocab[d.candidates[i]] if c in bases[names[i]].elements]
         for key, s in (("rigid", 0.0), ("stretch 0.2", 0.2)):
             fit = unmix(d.pristine_gpdos[i], d.doped_gpdos[i], bases[names[i]], kind="gpdos", candidates=cands,
-                        stretch=s)["_fit"]
+                        stretch=s).fit
             out[key].append(1 - fit["residual_fraction"] ** 2)
             warned[key].append(unexplained_warning(fit) is not None)
     return {k: float(np.median(v)) for k, v in out.items()} | {f"warned, {k}": float(np.mean(v)) for k, v in warned.items()}

@@ -73,7 +73,7 @@ class Base:
 def bases(seed: int) -> list[Base]:
     """The README example (plain, and with its basis) and PER_HOST seeded committed samples of each of HOSTS
     with at most 25 at.% of dopants in all (the model's range)."""
-    from defectnet.data.export import load_training_file
+    from defectnet.data.export import read_training_file
     from defectnet.elements import DOPANTS
     from defectnet.grid import EnergyGrid
     from defectnet.io import read_spectrum
@@ -83,7 +83,7 @@ def bases(seed: int) -> list[Base]:
     out = [Base("readme", "GaAs", p.centers_mev, p.values, d.values, ["Si", "Zn", "Be", "C"], readme),
            Base("readme+basis", "GaAs", p.centers_mev, p.values, d.values, ["Si", "Zn", "Be", "C"], readme,
                 ("--basis", str(EX / "basis.npz")))]
-    t = load_training_file(TEXTBOOK)
+    t = read_training_file(TEXTBOOK)
     e = EnergyGrid.from_dict(t["grid"]).centers
     rng = np.random.default_rng(seed)
     for host in HOSTS:
@@ -98,10 +98,10 @@ def bases(seed: int) -> list[Base]:
 
 def other_host_gpdos(name: str, e: np.ndarray) -> np.ndarray:
     """The pristine GPDoS of another committed host (textbook chunk), on the points ``e``."""
-    from defectnet.data.export import load_training_file
+    from defectnet.data.export import read_training_file
     from defectnet.grid import EnergyGrid
 
-    t = load_training_file(TEXTBOOK)
+    t = read_training_file(TEXTBOOK)
     i = int(np.flatnonzero(np.asarray(t["host_id"]) == t["host_names"].index(name))[0])
     return np.interp(e, EnergyGrid.from_dict(t["grid"]).centers, np.asarray(t["pristine_gpdos"][i], float))
 

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             for name, fit in (("unmix", u), ("refine", r)):
                 preds[name].append([(fit[el]["concentration"], fit[el]["uncertainty"]) if el in cands else (0.0, 0.0)
                                     for el in vocab])
-            hist = r["_fit"]["history"]
+            hist = r.fit["history"]
             for k in range(1, args.iterations):  # what refine with k iterations would have kept (no 1σ)
                 kept = min(hist[:k + 1], key=lambda h: h["residual_fraction"])["concentrations"]
                 preds[f"best≤{k}"].append([(kept[el], np.nan) if el in cands else (0.0, 0.0) for el in vocab])

@@ -52,7 +52,7 @@ def main(argv=None):
         withheld = [el for el in full if el != vocab[int(np.argmax(t))]]
         for label, cands in (("complete", full), ("withheld", withheld)):
             fit = unmix(data.pristine_gpdos[i], data.doped_gpdos[i], basis, kind="gpdos", candidates=cands)
-            rows[label].append(fit["_fit"]["residual_fraction"])
+            rows[label].append(fit.fit["residual_fraction"])
     r = {k: np.array(v) for k, v in rows.items()}
     result = {"n": len(r["complete"]), "hosts": list(TEST_HOSTS),
               "quantiles": {k: {str(q): float(np.quantile(v, q)) for q in (0.5, 0.9, 0.95, 0.99)} for k, v in r.items()},

@@ -66,7 +66,7 @@ def test_the_unmixing_is_unmix_typed(spectra, basis, unmixed):
     est = UnmixEstimator(basis).estimate(spectra, CANDIDATES)
     _check(est, "unmix")
     by_hand = unmix(spectra.pristine.values, spectra.doped.values, basis, kind="gpdos", candidates=CANDIDATES)
-    assert est.fit["residual_fraction"] == by_hand["_fit"]["residual_fraction"]
+    assert est.fit["residual_fraction"] == by_hand.fit["residual_fraction"]
     for el in CANDIDATES:
         assert est.candidates[el].concentration == by_hand[el]["concentration"]
     assert {m.code for m in est.messages} >= {"explained"}

@@ -409,7 +409,8 @@ def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
 
 def test_a_model_without_uncertainty_is_not_merged_with_the_basis():
     from defectnet.grid import DEFAULT_GRID
-    from defectnet.model.network import ModelConfig, build_model
+    from defectnet.model.architectures import build_model
+    from defectnet.model.network import ModelConfig
     from defectnet.predict import predict_defects
 
     ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"

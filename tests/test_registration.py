@@ -48,7 +48,7 @@ def test_a_uniformly_softer_host_gives_a_uniform_map_and_the_mix_reads_right_aga
     w = np.sqrt(g.widths)
     cos = (reg.pristine["gpdos"] * w) @ (p2 * w) / np.linalg.norm(reg.pristine["gpdos"] * w) / np.linalg.norm(p2 * w)
     assert cos > 0.99
-    assert fixed["_fit"]["residual_fraction"] < 0.5 * rigid["_fit"]["residual_fraction"]
+    assert fixed.fit["residual_fraction"] < 0.5 * rigid.fit["residual_fraction"]
     for el in ("Si", "Zn"):
         assert fixed[el]["concentration"] == pytest.approx(plain[el]["concentration"], rel=0.2)
     for kind in reg.curves:  # each curve keeps its area (~0: a redistribution)

@@ -53,8 +53,8 @@ def test_unmix_recovers_a_mixture_the_basis_never_saw(cu, cu_sim, basis):
             assert 0 < out[el]["uncertainty"] < x
             assert out[el]["presence"] > 0.9
         assert out["Ni"]["concentration"] < 0.005 and out["Ni"]["presence"] < 0.5, (kind, out)  # the distractor
-        assert out["_fit"]["residual_fraction"] < 0.3
-    assert set(out) == {"Ag", "Ni", "Al", "_fit"}
+        assert out.fit["residual_fraction"] < 0.3
+    assert set(out) == {"Ag", "Ni", "Al"}
 
 
 def test_unmix_arrays_is_unmix_per_spectrum(basis):
@@ -173,8 +173,8 @@ def test_basis_resumes_from_its_checkpoint_and_reports_unstable_candidates(cu, c
     p = first.pristine["pdos"]
     out = unmix(p, p + first.curves["pdos"][0, 1], first, candidates=["Ag", "C"])  # a basis cell itself
     assert out["Ag"]["concentration"] == pytest.approx(first.realised[0, 1], rel=1e-4)
-    assert out["Ag"]["uncertainty"] < 1e-3 * first.realised[0, 1] and out["_fit"]["residual_fraction"] < 1e-3
-    assert out["C"] == {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} and "C" in out["_fit"]["unstable"]
+    assert out["Ag"]["uncertainty"] < 1e-3 * first.realised[0, 1] and out.fit["residual_fraction"] < 1e-3
+    assert out["C"] == {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} and "C" in out.fit["unstable"]
 
 
 def test_signature_curve_is_piecewise_linear_through_the_origin():
@@ -197,8 +197,8 @@ def test_combine_weights_by_uncertainty_and_widens_for_disagreement():
     def est(c, s, p):
         return {"concentration": c, "uncertainty": s, "presence": p}
 
-    same = combine({"Ag": est(0.02, 0.004, 0.9)}, {"Ag": est(0.02, 0.004, 0.9), "_fit": {}})
-    assert set(same) == {"Ag"}  # only candidates both hold; unmix's "_fit" is not one
+    same = combine({"Ag": est(0.02, 0.004, 0.9)}, {"Ag": est(0.02, 0.004, 0.9), "Ni": est(0.01, 0.002, 0.8)})
+    assert set(same) == {"Ag"}  # only candidates both hold
     assert same["Ag"]["concentration"] == pytest.approx(0.02)
     assert same["Ag"]["uncertainty"] == pytest.approx(0.004 / np.sqrt(2))  # two agreeing estimates: √2 sharper
     assert same["Ag"]["presence"] == pytest.approx(81 / 82)  # odds 9 × 9
@@ -262,11 +262,11 @@ def test_unmix_finds_a_moved_local_mode_and_reports_where(gaas):
     free = unmix(p, shifted, b, kind="gpdos", stretch=0.2)
     assert rigid["Si"]["concentration"] < 0.6 * plain["Si"]["concentration"]
     assert free["Si"]["concentration"] == pytest.approx(plain["Si"]["concentration"], rel=0.1)
-    assert free["_fit"]["residual_fraction"] < 0.5 * rigid["_fit"]["residual_fraction"]
-    mode = free["_fit"]["modes"]["Si"]
+    assert free.fit["residual_fraction"] < 0.5 * rigid.fit["residual_fraction"]
+    mode = free.fit["modes"]["Si"]
     assert mode["scale"] == pytest.approx(1.17, abs=0.02)
     assert mode["fitted_mev"] == pytest.approx(1.17 * mode["basis_mev"], rel=0.03)
-    assert "Zn" not in free["_fit"]["modes"]  # no local mode above GaAs's bands: nothing to move
+    assert "Zn" not in free.fit["modes"]  # no local mode above GaAs's bands: nothing to move
     for el in ("Be", "C"):  # absent candidates stay absent
         assert free[el]["concentration"] < 0.001
 
@@ -300,7 +300,7 @@ def test_a_measured_local_mode_moves_the_basis_and_the_mix_reads_right(gaas):
     read = unmix(p, shifted, moved, kind="gpdos")
     rigid = unmix(p, shifted, b, kind="gpdos")
     assert read["Si"]["concentration"] == pytest.approx(plain["Si"]["concentration"], rel=0.1)
-    assert read["_fit"]["residual_fraction"] < 0.5 * rigid["_fit"]["residual_fraction"]
+    assert read.fit["residual_fraction"] < 0.5 * rigid.fit["residual_fraction"]
     assert moved.config["calibrated_modes"]["Si"]["scale"] == pytest.approx(1.17, rel=1e-6)
     assert "Si: local mode moved from" in notes[0]
     np.testing.assert_array_equal(moved.curves["gpdos"][b.elements.index("Zn")], b.curves["gpdos"][b.elements.index("Zn")])

@@ -290,7 +290,7 @@ MAX_UNEXPLAINED = 0.3
 def unexplained_warning(fit: dict, *, limit: float = MAX_UNEXPLAINED) -> str | None:
     """The warning when the basis' best fit of the candidates leaves more than ``limit`` of ‖Δ‖ unexplained.
 
-    ``fit`` is :func:`defectnet.unmix.unmix`'s ``_fit``: ``residual_fraction`` and ``residual_range_mev``.
+    ``fit`` is the ``fit`` of :func:`defectnet.unmix.unmix`'s result: ``residual_fraction`` and ``residual_range_mev``.
     """
     share = fit.get("residual_fraction")
     if share is None or not share > limit:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 
 def _asinh_forward(e, e0):
@@ -50,7 +51,7 @@ GRID_KINDS = {
 
 
 @dataclass(frozen=True)
-class EnergyGrid:
+class EnergyGrid(Settings, what="energy-grid"):
     """A binned energy axis in meV.
 
     Parameters
@@ -103,13 +104,5 @@ class EnergyGrid:
         """Short stable identifier recorded in datasets and checkpoints."""
         digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.kind}-{self.e_min_mev:g}-{self.e_max_mev:g}meV-{self.n_bins}-{digest}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EnergyGrid":
-        return dataclass_from_dict(cls, d, "energy-grid")
-
 
 DEFAULT_GRID = EnergyGrid()

@@ -50,13 +50,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
 
 from defectnet.elements import DOPANTS, check_element
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 from defectnet.sites import Site as _Site
 from defectnet.sites import analyse_sites as _analyse_sites
 from defectnet.sites import element_data as _element
@@ -85,7 +86,7 @@ MAX_CHARGE_CHANGE = 1
 
 
 @dataclass(frozen=True)
-class DopantRecord:
+class DopantRecord(Settings, what="DopantRecord"):
     """One recommended substitution.
 
     Attributes
@@ -109,14 +110,6 @@ class DopantRecord:
     score: float
     source: str
     oxidation_state: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> DopantRecord:
-        return dataclass_from_dict(cls, data, "DopantRecord")
-
 
 # A source maps (site, vocabulary) to {dopant: (plausibility in [0, 1], oxidation state)};
 # {} when it has nothing to say about the site.

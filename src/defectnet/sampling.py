@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from defectnet.elements import DOPANTS, check_element
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 __all__ = ["SamplerConfig", "DopingScenario", "sample_scenario", "sample_candidates"]
 
@@ -66,7 +67,7 @@ def _pair(name: str, value, kind: type) -> tuple:
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(Settings, what="SamplerConfig"):
     """How co-doping scenarios are drawn. Ranges are inclusive ``(min, max)`` pairs.
 
     Attributes
@@ -122,14 +123,6 @@ class SamplerConfig:
                 f"conc_range[0]={lo} is less than half an atom in a "
                 f"{self.supercell_atoms[1]}-atom supercell"
             )
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> SamplerConfig:
-        return dataclass_from_dict(cls, data, "SamplerConfig")
-
 
 @dataclass(frozen=True)
 class DopingScenario:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, own_curves, unmix_result, unmix
+from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, UnmixResult, own_curves, unmix_result, unmix
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Synthesizer:
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",
-           candidates=None, iterations: int = 3, seed: int = 0) -> dict:
+           candidates=None, iterations: int = 3, seed: int = 0) -> UnmixResult:
     """:func:`unmix`, then corrected against the forward model itself.
 
     The basis adds each candidate's own curve, but a mix of several dopants at 10–30 % gives
@@ -93,8 +93,8 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
 
     Returns
     -------
-    dict
-        As :func:`unmix`, the 1σ from the kept iterate's residual; ``_fit`` also has ``start``
+    UnmixResult
+        As :func:`unmix`, the 1σ from the kept iterate's residual; ``fit`` also has ``start``
         (the unmixed concentrations), ``iteration`` (the one kept) and ``history`` (per
         iteration, 0 = the start: ``residual_fraction`` of its synthesis and ``concentrations``).
     """

@@ -23,6 +23,9 @@ itself (``benchmarks/refine.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 # BasisConfig and basis_files are re-exported: callers import the basis route from here
@@ -50,6 +53,36 @@ STRETCH_STEP = 0.01
 #: A candidate's signature moves in :func:`unmix` only if at least this share of its area
 #: (of |Δ|) lies above the band edge: a local mode, not the edge's own tail.
 MODE_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class UnmixResult(Mapping):
+    """What :func:`unmix` and :func:`~defectnet.synthesis.refine` read: a mapping of the candidates to
+    their estimates, and the record of the fit.
+
+    Parameters
+    ----------
+    estimates : dict
+        ``{element: {"concentration": atomic fraction, "uncertainty": 1σ, "presence": P(c ≥ 0.1 at.%)}}``,
+        every candidate asked for; ``result[element]`` and iteration read it.
+    fit : dict
+        ``residual_fraction`` (‖Δ − Σ Δ_k(c_k)‖ / ‖Δ‖, 0 = explained), ``residual_range_mev``,
+        ``model`` (the reading kept, :data:`METHODS`, or ``"refined"``), ``unstable`` ({element:
+        why}) and what the fit adds (:func:`unmix`'s ``modes``, :func:`~defectnet.synthesis.refine`'s
+        ``start``, ``iteration`` and ``history``).
+    """
+
+    estimates: dict
+    fit: dict
+
+    def __getitem__(self, element: str) -> dict:
+        return self.estimates[element]
+
+    def __iter__(self):
+        return iter(self.estimates)
+
+    def __len__(self) -> int:
+        return len(self.estimates)
 
 
 def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pristine_host=None,
@@ -89,7 +122,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
 
 
 def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candidates=None,
-          method: str = "auto", stretch: float = 0.0, errors=None) -> dict:
+          method: str = "auto", stretch: float = 0.0, errors=None) -> UnmixResult:
     """Concentrations of the basis' candidates in a measured signature.
 
     Parameters
@@ -121,15 +154,15 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
 
     Returns
     -------
-    dict
-        ``{element: {"concentration": atomic fraction, "uncertainty": 1σ, "presence": P(c ≥ 0.1 at.%)}}``
-        and under ``"_fit"`` the fit's ``residual_fraction`` (‖Δ − Σ Δ_k(c_k)‖ / ‖Δ‖, 0 =
+    UnmixResult
+        ``result[element]`` is ``{"concentration": atomic fraction, "uncertainty": 1σ, "presence":
+        P(c ≥ 0.1 at.%)}``; ``result.fit`` has the fit's ``residual_fraction`` (‖Δ − Σ Δ_k(c_k)‖ / ‖Δ‖, 0 =
         explained), ``unstable`` ({element: why}: candidates with no stable site, reported
         as 0) and, with ``stretch``, ``modes`` ({element: {"scale", "basis_mev", "fitted_mev"}}:
         each present candidate's scale and the peak of its signature above the band edge, as
         simulated and as fitted). The 1σ is the least-squares standard error at the solution, with the residual
         (what the basis cannot explain) as the noise level, or with ``errors`` the covariance
-        (J^T W J)^-1 with W = 1/σ² (``_fit`` then has ``weights: "errors"`` and ``chi2_reduced``); an
+        (J^T W J)^-1 with W = 1/σ² (the result's ``fit`` then has ``weights: "errors"`` and ``chi2_reduced``); an
         absent candidate gets the error it would have if it were present beside the others.
     """
 
@@ -219,7 +252,7 @@ def _fit_concentrations(knots, curves, A, y, method: str):
 def contributions(basis: SignatureBasis, concentrations: dict, *, kind: str = "pdos", reading: str = "curve",
                   scales: dict | None = None) -> dict:
     """{candidate: its part of the fitted signature, Δ_k (B,) per meV on the basis grid} at ``concentrations``
-    ({element: atomic fraction}) under :func:`unmix`'s ``reading`` (its ``_fit["model"]``): ``curve``,
+    ({element: atomic fraction}) under :func:`unmix`'s ``reading`` (its ``fit["model"]``): ``curve``,
     Δ_k(c_k) on its own curve; ``total``, c_k s_k(Σ c); ``linear``, c_k times its mean slope (any other
     name reads as ``curve``). ``scales`` ({element: s}, :func:`stretched`) moves local modes as fitted.
     The parts sum to the fitted Δ."""
@@ -357,7 +390,7 @@ def _moved_mode(signature, grid: EnergyGrid, edge: float, scale: float) -> dict:
     return {"scale": float(scale), "basis_mev": peak, "fitted_mev": peak * float(scale)}
 
 
-def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool = False) -> dict:
+def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool = False) -> UnmixResult:
     """:func:`unmix`'s result from the concentrations ``c`` (K,), the Jacobian ``J`` (B, K) and
     residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B). ``measured``:
     ``J`` and ``r`` are in units of the measured σ, whose covariance (J^T J)^-1 is then the 1σ."""
@@ -383,8 +416,7 @@ def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool 
     out = {el: {"concentration": 0.0, "uncertainty": 0.0, "presence": 0.0} for el in asked}  # no stable site
     out |= {el: {"concentration": float(ci), "uncertainty": float(si), "presence": float(pi)}
             for el, ci, si, pi in zip(cands, c, sigma, presence)}
-    out["_fit"] = {"residual_fraction": float(np.linalg.norm(r) / max(np.linalg.norm(y), 1e-300)), **fit}
-    return out
+    return UnmixResult(out, {"residual_fraction": float(np.linalg.norm(r) / max(np.linalg.norm(y), 1e-300)), **fit})
 
 
 def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis, *, kind: str = "pdos",
@@ -433,7 +465,7 @@ def combine(first: dict, second: dict, *, floor: float = DETECTION_FRACTION) -> 
 
     Parameters
     ----------
-    first, second : dict
+    first, second : Mapping
         ``{element: {"concentration", "uncertainty", "presence"}}`` (atomic fractions), as
         :func:`unmix` and :meth:`~defectnet.model.network.SpectralModel.predict` return.
 
@@ -445,7 +477,7 @@ def combine(first: dict, second: dict, *, floor: float = DETECTION_FRACTION) -> 
     from scipy.special import expit, logit
 
     out = {}
-    for el in (e for e in first if e in second and not e.startswith("_")):
+    for el in (e for e in first if e in second):
         a, b = first[el], second[el]
         wa, wb = (1.0 / max(x["uncertainty"], floor) ** 2 for x in (a, b))
         c = (wa * a["concentration"] + wb * b["concentration"]) / (wa + wb)

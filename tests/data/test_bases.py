@@ -160,16 +160,16 @@ def test_refine_moves_a_mix_the_basis_reads_low_towards_the_truth(emt_store, bas
     u = unmix(p, doped, b, kind="gpdos")
     r = refine(p, doped, b, syn, kind="gpdos", iterations=4, seed=5)
     assert abs(r["Ag"]["concentration"] - 9 / 32) < abs(u["Ag"]["concentration"] - 9 / 32) - 0.01
-    assert r["_fit"]["residual_fraction"] < u["_fit"]["residual_fraction"]
-    assert r["_fit"]["start"]["Ag"] == u["Ag"]["concentration"] and r["_fit"]["iteration"] >= 1
-    h = r["_fit"]["history"]  # the start and 4 iterations; the kept one has the smallest residual
+    assert r.fit["residual_fraction"] < u.fit["residual_fraction"]
+    assert r.fit["start"]["Ag"] == u["Ag"]["concentration"] and r.fit["iteration"] >= 1
+    h = r.fit["history"]  # the start and 4 iterations; the kept one has the smallest residual
     assert len(h) == 5 and h[0]["concentrations"]["Ag"] == u["Ag"]["concentration"]
-    kept = h[r["_fit"]["iteration"]]
+    kept = h[r.fit["iteration"]]
     assert kept["residual_fraction"] == min(x["residual_fraction"] for x in h)
     assert kept["concentrations"]["Ag"] == r["Ag"]["concentration"]
-    assert r["_fit"]["residual_fraction"] == pytest.approx(kept["residual_fraction"])
+    assert r.fit["residual_fraction"] == pytest.approx(kept["residual_fraction"])
     none = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5)  # no iteration: unmix's concentrations
-    assert none["Ag"]["concentration"] == u["Ag"]["concentration"] and none["_fit"]["iteration"] == 0
+    assert none["Ag"]["concentration"] == u["Ag"]["concentration"] and none.fit["iteration"] == 0
 
 
 def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):

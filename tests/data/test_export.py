@@ -14,7 +14,7 @@ from ase.build import bulk
 
 from defectnet.cli import main
 from defectnet.data.config import GenerateConfig
-from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, load_training_file
+from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, read_training_file
 from defectnet.data.generate import run_generate
 from defectnet.data.store import Store, sample_id
 from defectnet.elements import DOPANTS
@@ -26,8 +26,8 @@ def test_export_contract(emt_store, tmp_path):
     h5 = export(out, tmp_path / "d.h5")
     npz = export(out, tmp_path / "d.npz")
     assert h5["n_samples"] == npz["n_samples"] == 18
-    d = load_training_file(tmp_path / "d.h5")
-    z = load_training_file(tmp_path / "d.npz")
+    d = read_training_file(tmp_path / "d.h5")
+    z = read_training_file(tmp_path / "d.npz")
     n, B = 18, cfg.grid.n_bins
     assert d["schema_version"] == TRAINING_SCHEMA_VERSION
     assert d["vocabulary"] == list(DOPANTS) and len(d["vocabulary"]) == 51
@@ -64,7 +64,7 @@ def test_compact_export_expands_to_the_contract_and_keeps_small_signatures(emt_s
     export(out, tmp_path / "full.h5")
     res = export(out, tmp_path / "small.h5", compact=True)
     assert res["format"] == "h5 (compact)" and res["bytes"] < (tmp_path / "full.h5").stat().st_size
-    full, small = load_training_file(tmp_path / "full.h5"), load_training_file(tmp_path / "small.h5")
+    full, small = read_training_file(tmp_path / "full.h5"), read_training_file(tmp_path / "small.h5")
     assert json.loads(full["failed_hosts"]) == {"Cu-bcc": "imaginary_modes", "Si": "potential_error"}
     for key in ("pristine", "pristine_gpdos", "host_pdos", "composition", "targets", "candidates", "host_id",
                 "sample_id", "n_dopants", "supercell_atoms"):
@@ -94,10 +94,10 @@ def test_export_skips_samples_an_earlier_chunk_holds(emt_store, tmp_path, capsys
     assert main(["dataset", "export", str(out), "--out", str(tmp_path / "chunk-002.h5"), "--compact",
                  "--skip-in", str(chunks)]) == 0
     assert f"{first['n_samples']} already in" in capsys.readouterr().out
-    a, b = load_training_file(chunks / "chunk-001.h5"), load_training_file(tmp_path / "chunk-002.h5")
+    a, b = read_training_file(chunks / "chunk-001.h5"), read_training_file(tmp_path / "chunk-002.h5")
     key = lambda d: {(d["host_names"][h], s) for h, s in zip(d["host_id"], d["sample_id"].tolist())}
     assert not key(a) & key(b)  # no sample twice
-    assert key(a) | key(b) == key(load_training_file(export(out, tmp_path / "all.h5")["path"]))  # none lost
+    assert key(a) | key(b) == key(read_training_file(export(out, tmp_path / "all.h5")["path"]))  # none lost
     assert {b["host_names"][h] for h in b["host_id"]} == {"Cu"} and len(b["sample_id"]) == 18 - first["n_samples"]
     from defectnet.data.export import training_file_hosts
 
@@ -210,13 +210,13 @@ def test_training_file_reader_refuses_broken_files(emt_store, tmp_path):
     with h5py.File(path, "a") as f:
         f.attrs["schema_version"] = 99
     with pytest.raises(DefectnetError, match="schema_version 99"):
-        load_training_file(path)
+        read_training_file(path)
     export(out, path)
     with h5py.File(path, "a") as f:
         del f["targets"]
         f["targets"] = np.zeros((18, 50), np.float32)
     with pytest.raises(DefectnetError, match="targets"):
-        load_training_file(path)
+        read_training_file(path)
 
 
 @pytest.mark.parametrize("compact", [False, True])
@@ -227,7 +227,7 @@ def test_dataset_check_of_a_training_file_finds_an_edited_concentration(emt_stor
     path = tmp_path / "train.h5"
     export(out, path, compact=compact)
     assert main(["dataset", "check", str(path)]) == 0
-    d = load_training_file(path)
+    d = read_training_file(path)
     i = int(np.flatnonzero(d["n_dopants"] == 1)[0])
     j = int(np.flatnonzero(d["targets"][i])[0])
     with h5py.File(path, "r+") as f:
@@ -240,3 +240,13 @@ def test_dataset_check_of_a_training_file_finds_an_edited_concentration(emt_stor
     name = d["host_names"][int(d["host_id"][i])]
     assert f"sample {name} (id {int(d['sample_id'][i])}): concentration of {DOPANTS[j]} is" in text, text
     assert f"atoms of its supercell of {int(d['supercell_atoms'][i])}; expected a whole number of atoms" in text
+
+
+def test_the_model_reads_a_store_through_the_one_exporter(emt_store, tmp_path):
+    from defectnet.model.dataset import load_training_file
+
+    out, _, _ = emt_store
+    via_store = load_training_file(out, export_dir=tmp_path / "x")
+    via_file = load_training_file(export(out, tmp_path / "d.h5")["path"])
+    assert (tmp_path / "x" / (out.stem + ".h5")).is_file() and len(via_store) == len(via_file) == 18
+    assert np.array_equal(via_store.doped, via_file.doped)

@@ -10,7 +10,8 @@ from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.model import checkpoint as ck
 from defectnet.model.synthetic import make_synthetic
-from defectnet.model.network import ModelConfig, build_model
+from defectnet.model.architectures import build_model
+from defectnet.model.network import ModelConfig
 
 SMALL = {"channels": (8, 16, 16), "d_model": 16, "n_heads": 2, "n_layers": 1, "element_embedding": 4}
 

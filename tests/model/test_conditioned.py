@@ -15,7 +15,8 @@ from defectnet.grid import EnergyGrid
 from defectnet.model.conditioned import BasisTable, candidate_order
 from defectnet.model.conditioned_train import ConditionedTrainConfig, predict_conditioned, shift_modes, train_conditioned
 from defectnet.model.dataset import HOST_ELEMENTS, TrainingData
-from defectnet.model.network import ModelConfig, build_model
+from defectnet.model.architectures import build_model
+from defectnet.model.network import ModelConfig
 from defectnet.unmix import SignatureBasis, stretched
 
 GRID = EnergyGrid(kind="linear", e_min_mev=0.0, e_max_mev=160.0, n_bins=128)

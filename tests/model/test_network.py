@@ -10,12 +10,8 @@ from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.model.synthetic import make_synthetic
-from defectnet.model.network import (
-    ARCHITECTURES,
-    ModelConfig,
-    build_model,
-    n_parameters,
-)
+from defectnet.model.architectures import ARCHITECTURES, build_model
+from defectnet.model.network import ARCHITECTURE_NAMES, ModelConfig, n_parameters
 
 #: The architectures that read the spectra alone (the conditioned one: tests/model/test_conditioned.py).
 PLAIN = sorted(set(ARCHITECTURES) - {"conditioned"})
@@ -173,3 +169,7 @@ def test_channels_last_conv_stack_equals_the_conv1d_layers(arch):
     g_fast = torch.autograd.grad(fast.square().sum(), model.conv[0].weight)[0]
     g_ref = torch.autograd.grad(ref.square().sum(), model.conv[0].weight)[0]
     torch.testing.assert_close(g_fast, g_ref, atol=1e-4, rtol=1e-3)
+
+
+def test_registry_names_every_architecture_a_config_accepts():
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES

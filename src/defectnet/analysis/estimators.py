@@ -288,15 +288,14 @@ def unweighted_notes(spectra: AlignedSpectra, who: str, instead: str) -> list[Me
 
 
 def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0,
-            weighted: bool = True) -> tuple[dict, dict]:
-    """(:func:`~defectnet.unmix.unmix`'s {element: {"concentration", "uncertainty", "presence"}}, its fit),
-    each bin weighted by 1/σ of Δ when the spectra carry errors and ``weighted``."""
+            weighted: bool = True) -> tuple:
+    """(:func:`~defectnet.unmix.unmix`'s :class:`~defectnet.unmix.UnmixResult`, its fit record), each bin
+    weighted by 1/σ of Δ when the spectra carry errors and ``weighted``."""
     from defectnet.unmix import unmix
 
     out = unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
                 candidates=list(candidates), stretch=stretch, errors=delta_errors(spectra) if weighted else None)
-    fit = out.pop("_fit")
-    return out, fit
+    return out, out.fit
 
 
 def fitted_parts(basis, kind: str, results: dict, fit: dict) -> dict:
@@ -368,8 +367,8 @@ class UnmixEstimator:
 
     def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
         """The unmixed concentrations of ``candidates``."""
-        out, fit = unmixed(spectra, self.basis, candidates, stretch=self.stretch)
-        return unmixing_estimate(self.name, out, fit, spectra, self.basis, candidates, self.source, what="the basis")
+        return unmixing_estimate(self.name, *unmixed(spectra, self.basis, candidates, stretch=self.stretch), spectra,
+                                 self.basis, candidates, self.source, what="the basis")
 
 
 @dataclass(frozen=True)
@@ -393,7 +392,7 @@ class RefineEstimator(UnmixEstimator):
         basis = self.basis
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations)
-        fit = out.pop("_fit")
+        fit = out.fit
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
                                           f"{fit['iteration']} (0 = the unmixed concentrations)")
         return unmixing_estimate(self.name, out, fit, spectra, basis, candidates, self.source, what="the synthesis",

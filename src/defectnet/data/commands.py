@@ -194,9 +194,9 @@ def _check(args) -> int:
     from defectnet.data.store import IntegrityReport, Store
 
     if Path(args.store).suffix.lower() in TRAINING_SUFFIXES:  # a training file: its labels against its supercells
-        from defectnet.data.export import load_training_file, training_label_problems
+        from defectnet.data.export import read_training_file, training_label_problems
 
-        d = load_training_file(args.store)
+        d = read_training_file(args.store)
         problems = training_label_problems(d)
         report = IntegrityReport(problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
                                  {"samples": len(d["targets"]), "hosts": len(d["host_names"])})

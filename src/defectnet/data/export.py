@@ -180,11 +180,7 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
     from defectnet.data.store import Store
 
     out = Path(out)
-    fmt = fmt or _FORMATS.get(out.suffix.lower())
-    if fmt not in WRITERS:
-        raise DefectnetError(f"unknown export format for {out.name!r}; use a .h5 or .npz file (or fmt='h5'|'npz')")
-    if compact and fmt != "h5":
-        raise DefectnetError(f"the compact layout is HDF5 only; name the output .h5, not {out.name!r}")
+    fmt = training_format(out, fmt, compact)  # before the store is read: a bad name fails at once
     with Store(store_path, "r") as store:
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
@@ -206,10 +202,7 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
                 arrays[key] = arrays[key][keep]
     if len(arrays["doped"]) == 0:
         raise DefectnetError("the store has no successful samples to export", source=str(store_path))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    (_write_compact if compact else WRITERS[fmt])(tmp, arrays, attrs)
-    os.replace(tmp, out)
+    write_training_arrays(out, arrays, attrs, fmt, compact=compact)
     return {"path": str(out), "n_samples": len(arrays["doped"]), "n_hosts": len(arrays["host_names"]),
             "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size, "n_skipped": n_skipped}
 
@@ -396,12 +389,49 @@ def training_file_hosts(path) -> tuple[set[str], set[str]]:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
 
 
-def _write_compact(path, arrays, attrs):
-    _write_h5(path, compact_arrays(arrays), {**attrs, "layout": "compact", "delta_scale": DELTA_SCALE})
+def training_format(out: Path, fmt: str | None = None, compact: bool = False) -> str:
+    """The writer (``'h5'`` or ``'npz'``) of a training file named ``out``; raises for any other."""
+    fmt = fmt or _FORMATS.get(out.suffix.lower())
+    if fmt not in WRITERS:
+        raise DefectnetError(f"unknown export format for {out.name!r}; use a .h5 or .npz file (or fmt='h5'|'npz')")
+    if compact and fmt != "h5":
+        raise DefectnetError(f"the compact layout is HDF5 only; name the output .h5, not {out.name!r}")
+    return fmt
 
 
-def load_training_file(path) -> dict:
-    """Read and validate a training file (HDF5 or NPZ).
+def write_training_arrays(out, arrays: dict, attrs: dict, fmt: str | None = None, *, compact: bool = False) -> Path:
+    """Write a training file: the one writer of the contract (:func:`export` and
+    :func:`defectnet.model.dataset.write_training_file` both call it).
+
+    Parameters
+    ----------
+    out : str or Path
+        Written to a temporary name and renamed, so a reader never sees half a file.
+    arrays : dict
+        The datasets (``host_names`` a sequence of str); attrs: the attributes, JSON ones as strings.
+    fmt : {'h5', 'npz'}, optional
+        Default from the suffix (``.h5``/``.hdf5`` → HDF5, ``.npz`` → NPZ).
+    compact : bool
+        The compact layout (HDF5 only).
+    """
+    out = Path(out)
+    fmt = training_format(out, fmt, compact)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if compact:
+        _write_h5(tmp, compact_arrays(arrays), {**attrs, "layout": "compact", "delta_scale": DELTA_SCALE})
+    else:
+        WRITERS[fmt](tmp, arrays, attrs)
+    os.replace(tmp, out)
+    return out
+
+
+def read_training_file(path) -> dict:
+    """Read and validate one training file (HDF5 or NPZ) as the contract's flat dict.
+
+    The format's own reader; to train or evaluate, read files (one, a directory, several, or a
+    store) with :func:`defectnet.model.dataset.load_training_file`, which returns a
+    :class:`~defectnet.model.dataset.TrainingData` built from this dict.
 
     Returns
     -------
@@ -470,7 +500,7 @@ def load_training_file(path) -> dict:
 
 
 def training_label_problems(d: dict) -> list[str]:
-    """Samples of a loaded training file (:func:`load_training_file`) whose labels cannot be a placement.
+    """Samples of a loaded training file (:func:`read_training_file`) whose labels cannot be a placement.
 
     A training file keeps no dopant positions, but a concentration is a number of atoms over
     the supercell's ``supercell_atoms``: each target × that must be a whole number (to float32

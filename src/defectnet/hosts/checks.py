@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from defectnet.errors import dataclass_from_dict
 from defectnet.hosts.library import HARD_CHECKS, Host, spacegroup_of
 from defectnet.phonons.potentials import DEFAULT_POTENTIAL
+from defectnet.settings import Settings
 
 EV_PER_A3_IN_GPA = 160.21766208  # 1 eV/Å³ in GPa
 
 
 @dataclass(frozen=True)
-class BuildConfig:
+class BuildConfig(Settings, what="build settings"):
     """How each candidate is relaxed and judged (saved beside the store as ``build_config.json``)."""
 
     potential: str = DEFAULT_POTENTIAL
@@ -56,14 +56,6 @@ class BuildConfig:
     mesh_length_ang: float = 20.0  # phonopy q-mesh density (length, Å) for the stability check
     imaginary_tol_mev: float = 0.5  # a mode below -tol counts in n_imaginary, meV
     max_imaginary_mev: float = 1.0  # dynamically stable if the lowest mode ≥ -this, meV
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BuildConfig":
-        return dataclass_from_dict(cls, d, "build settings")
-
 
 def elastic_tensor_gpa(atoms, calc, strain: float = 0.005, *, relax_ions: bool = True) -> np.ndarray:
     """Relaxed-ion elastic tensor C (6×6 Voigt, GPa) from six forward finite strains.

@@ -214,7 +214,8 @@ def check_compatible(ckpt: dict, *, grid=None, vocabulary=None, host_elements=No
 
 def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint"):
     """Rebuild the model of a validated checkpoint dict (eval mode, ``meta`` filled)."""
-    from defectnet.model.network import ModelConfig, build_model
+    from defectnet.model.architectures import build_model
+    from defectnet.model.network import ModelConfig
 
     config = ModelConfig.from_dict(ckpt["model_config"])
     grid = EnergyGrid.from_dict(ckpt["grid"])

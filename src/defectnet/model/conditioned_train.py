@@ -131,7 +131,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
         (:func:`~defectnet.model.checkpoint.save_checkpoint`) it needs ``meta['basis']``, what a
         basis must match (:func:`~defectnet.model.checkpoint.basis_requirements` of the bases).
     """
-    from defectnet.model.network import build_model
+    from defectnet.model.architectures import build_model
     from defectnet.model.train import training_tensors, validation_metrics, calibrate_presence, calibrate_sigma
 
     if config.model.arch not in ("conditioned", "defectnet"):

@@ -1,7 +1,8 @@
 """Training files as tensors: loading, a synthetic generator, host-grouped splits, candidates.
 
 The training file (written by ``defectnet dataset export`` or :func:`write_training_file`) has
-one contract and one reader, :mod:`defectnet.data.export`; here it becomes a
+one contract, one reader and one writer, in :mod:`defectnet.data.export`; :func:`load_training_file`
+is the entry point that reads one or many files (or a store) into a
 :class:`TrainingData` of n samples on one :class:`~defectnet.grid.EnergyGrid` of G bins, the
 dopant vocabulary of V elements (:data:`defectnet.elements.DOPANTS`) and H host elements.
 
@@ -143,9 +144,9 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         return load_training_file(_export_store(path, export_dir))
     if suffix not in (".h5", ".hdf5", ".npz"):
         raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
-    from defectnet.data.export import load_training_file as read_contract
+    from defectnet.data.export import read_training_file
 
-    return _from_contract(read_contract(path), source=str(path))
+    return _from_contract(read_training_file(path), source=str(path))
 
 
 #: Attributes that must agree for training files to be joined.
@@ -204,7 +205,7 @@ def _generation_seed(d: TrainingData):
 
 
 def _from_contract(d: dict, source: str) -> TrainingData:
-    """TrainingData from the validated dict of :func:`defectnet.data.export.load_training_file`."""
+    """TrainingData from the validated dict of :func:`defectnet.data.export.read_training_file`."""
     skip = {*TRAINING_ARRAYS, "host_names", "grid", "vocabulary", "host_elements"}
     attrs = {k: v for k, v in d.items() if k not in skip and not isinstance(v, np.ndarray)}
     attrs["source"] = source
@@ -214,31 +215,19 @@ def _from_contract(d: dict, source: str) -> TrainingData:
 
 
 def _export_store(path: Path, export_dir) -> Path:
-    """Hook: export a dataset store to a training file via the dataset pipeline."""
-    try:
-        from defectnet.data import export as exporter
-    except ImportError:
-        raise DefectnetError(
-            f"{path}: reading a .sqlite store needs the dataset pipeline (defectnet.data.export), "
-            "which is not installed yet; export it with `defectnet dataset export STORE --out data.h5` "
-            "and pass the .h5"
-        ) from None
+    """Export a dataset store to a training file (in ``export_dir``, default a temporary directory)."""
+    from defectnet.data.export import export
+
     out_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="defectnet-export-"))
-    out = out_dir / (path.stem + ".h5")
-    fn = getattr(exporter, "export_training_file", None) or getattr(exporter, "export", None)
-    if fn is None:
-        raise DefectnetError("defectnet.data.export has no export_training_file(store, out) function")
-    fn(path, out)
-    return out
+    return Path(export(path, out_dir / (path.stem + ".h5"))["path"])
 
 
 def write_training_file(data: TrainingData, path) -> Path:
     """Write ``data`` as a training file (``.h5`` or ``.npz``, same keys and attrs)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     import time
 
     import defectnet
+    from defectnet.data.export import write_training_arrays
 
     attrs = {
         "schema_version": SCHEMA_VERSION,
@@ -253,21 +242,7 @@ def write_training_file(data: TrainingData, path) -> Path:
         v = data.attrs.get(k, default)
         attrs[k] = v if isinstance(v, str) else json.dumps(v)
     arrays = {name: getattr(data, name) for name in TRAINING_ARRAYS}
-    names = np.array([str(h) for h in data.host_names])
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "w") as f:
-            for k, v in arrays.items():
-                f.create_dataset(k, data=v, compression="gzip" if v.ndim == 2 else None)
-            f.create_dataset("host_names", data=names.astype(object), dtype=h5py.string_dtype("utf-8"))
-            f.attrs.update(attrs)
-    elif path.suffix.lower() == ".npz":
-        with open(path, "wb") as fh:  # a file object: savez would append .npz to other names
-            np.savez_compressed(fh, **arrays, host_names=names.astype(str), **{k: np.array(v) for k, v in attrs.items()})
-    else:
-        raise DefectnetError(f"{path}: expected a .h5 or .npz file name")
-    return path
+    return write_training_arrays(path, {**arrays, "host_names": [str(h) for h in data.host_names]}, attrs)
 
 
 def composition_vector(composition, host_elements=HOST_ELEMENTS) -> np.ndarray:

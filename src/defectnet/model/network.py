@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -25,14 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectnet.elements import DOPANTS, element_features
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 LOG_C_CENTER, LOG_C_SCALE = math.log(0.02), 1.2  # normalised target y = (ln c − center) / scale
 Y_MAX = -LOG_C_CENTER / LOG_C_SCALE  # y of c = 1
+#: What ``ModelConfig.arch`` may name; the classes are in :data:`defectnet.model.architectures.ARCHITECTURES`
+#: (one of them, the conditioned model, builds on this module's DefectNet).
+ARCHITECTURE_NAMES = ("defectnet", "paper", "conditioned")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings, what="model config"):
     """Hyper-parameters of both architectures (``arch`` picks one; the other's fields are unused).
 
     Sizes: ``n_bins`` G, ``n_elements`` V (vocabulary), ``n_host_elements`` H (composition).
@@ -65,18 +69,10 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "paper_channels", tuple(self.paper_channels))
-        if self.arch not in ARCHITECTURES:
-            raise DefectnetError(f"unknown architecture {self.arch!r}; expected one of {sorted(ARCHITECTURES)}")
+        if self.arch not in ARCHITECTURE_NAMES:
+            raise DefectnetError(f"unknown architecture {self.arch!r}; expected one of {sorted(ARCHITECTURE_NAMES)}")
         if self.d_model % self.n_heads or self.paper_channels[-1] % self.paper_heads:
             raise DefectnetError("d_model must be divisible by n_heads (and paper width by paper_heads)")
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        return dataclass_from_dict(cls, d, "model config")
-
 
 @cache
 def feature_table(symbols: tuple) -> np.ndarray:
@@ -435,22 +431,6 @@ class PaperNet(SpectralModel):
         """MSE between output and 10 × target on candidate entries (the paper's loss)."""
         mse = F.mse_loss(out["raw"][candidates], targets[candidates] * self.config.paper_target_scale)
         return mse, {"mse": mse.item()}
-
-
-#: Architecture registry: name -> model class.
-#: A class, or "module:Class" for one that builds on this module (imported when first built).
-ARCHITECTURES = {"defectnet": DefectNet, "paper": PaperNet, "conditioned": "defectnet.model.conditioned:ConditionedNet"}
-
-
-def build_model(config: ModelConfig, grid, vocabulary=DOPANTS, host_elements=None) -> SpectralModel:
-    """The model ``config.arch`` for an :class:`~defectnet.grid.EnergyGrid` and a vocabulary of V elements."""
-    cls = ARCHITECTURES[config.arch]
-    if isinstance(cls, str):
-        import importlib
-
-        module, name = cls.split(":")
-        cls = getattr(importlib.import_module(module), name)
-    return cls(config, grid, vocabulary, host_elements)
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -35,7 +35,8 @@ from defectnet.model.dataset import (
     with_candidates,
 )
 from defectnet.model.evaluate import compute_metrics, predict_arrays
-from defectnet.model.network import ModelConfig, build_model, host_calibration, n_parameters
+from defectnet.model.architectures import build_model
+from defectnet.model.network import ModelConfig, host_calibration, n_parameters
 
 
 @dataclass
