@@ -39,7 +39,7 @@ FACTOR = 2.0
 
 def basis_paths(spec: str) -> list[Path]:
     """Basis files of a comma-separated list of files and folders (a folder: its finished bases)."""
-    from defectnet.basis import basis_files
+    from defectnet.signatures import basis_files
 
     out = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):

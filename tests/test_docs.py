@@ -38,13 +38,19 @@ def test_readme_python_quickstart_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "gaas.json").is_file() and (tmp_path / "runs" / "gaas.png").is_file()
 
 
+def _run_api_block(heading: str) -> dict:
+    """Run the first Python block after ``heading`` (a regex) of docs/api.md; returns its names."""
+    block = re.search(heading + r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
+    assert block, f"docs/api.md has no block after {heading!r}"
+    scope = {"__name__": "api_docs"}
+    exec(compile(block.group(1), "docs/api.md", "exec"), scope)
+    return scope
+
+
 def test_api_host_quickstart_runs(tmp_path, monkeypatch):
     """The `Host` block of docs/api.md, as written (EMT Cu: seconds)."""
-    block = re.search(r"## The engine: `Host`\n.*?```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
-    assert block, "docs/api.md has no Host quickstart block"
     monkeypatch.chdir(tmp_path)
-    scope = {"__name__": "api_host"}
-    exec(compile(block.group(1), "docs/api.md", "exec"), scope)
+    scope = _run_api_block(r"## The engine: `Host`\n.*?")
     assert scope["basis"].elements == ("Ag", "Ni") and scope["delta"].shape == (scope["config"].grid.n_bins,)
     assert (tmp_path / "runs" / "cu.npz").is_file()
 
@@ -74,3 +80,10 @@ def test_docs_site_builds_with_warnings_as_errors(tmp_path):
     for page in ("predict", "basis", "simulate", "hosts", "generate", "train", "accuracy", "api", "cli"):
         assert (site / page / "index.html").is_file(), page
     assert not list(site.rglob("*.py")), "scripts in docs/ must not be published as pages"
+
+
+def test_api_root_block_runs(tmp_path, monkeypatch):
+    """The first block of docs/api.md's root API section, as written, from the repository root."""
+    monkeypatch.chdir(ROOT)
+    scope = _run_api_block(r"## The root API, one line each\n+")
+    assert set(scope["p"].detected) == {"Si"} and scope["basis"].elements == ("Si", "Zn", "Be", "C")

@@ -14,7 +14,7 @@ import sys
 from defectnet.data.commands import DatasetCommand, GenerateCommand
 from defectnet.errors import DefectnetError
 from defectnet.model.commands import Evaluate, Finetune, Train
-from defectnet.output import STDOUT, Command, add_json_option, emit_json
+from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, emit_json
 
 
 def _supercell_atoms(text: str):
@@ -161,6 +161,7 @@ class Hosts(Command):
         build.add_argument("--smallest-first", action="store_true",
                            help="evaluate small cells first (most hosts per hour in a partial build)")
         build.add_argument("--finalize", action="store_true", help="write the package library from the passed hosts")
+        add_quiet_option(build, "no progress bar")
 
     def run(self, args):
         from defectnet.hosts import format_host, format_table, list_hosts, load_host
@@ -178,7 +179,7 @@ class Hosts(Command):
             summary = build_library(
                 args.out, n_target=args.n_target, potential=args.potential, workers=args.workers,
                 scheduler_address=args.scheduler, limit=args.limit, seed=args.seed, smallest_first=args.smallest_first,
-                finalize_to=data_path("library.json.gz") if args.finalize else None,
+                finalize_to=data_path("library.json.gz") if args.finalize else None, progress=not args.quiet,
             )
             print(json.dumps(getattr(summary, "to_dict", lambda: summary)(), indent=2, default=str))
         return 0
@@ -192,6 +193,7 @@ class Recommend(Command):
         p.add_argument("host", help="library name, CIF/POSCAR path or mp-id")
         p.add_argument("--n", type=int, default=10, help="number of dopants (default 10)")
         add_json_option(p, "the recommendations")
+        add_quiet_option(p, "the table only (no heading)")
 
     def run(self, args):
         from defectnet.recommend import DopantRecommender
@@ -203,7 +205,8 @@ class Recommend(Command):
             emit_json([r.to_dict() for r in records], args.json)
             if args.json == STDOUT:
                 return 0
-        print(f"dopants for {name} ({atoms.get_chemical_formula(mode='metal')}):")
+        if not args.quiet:
+            print(f"dopants for {name} ({atoms.get_chemical_formula(mode='metal')}):")
         print(f"{'rank':>4s}  {'dopant':6s} {'site':5s} {'score':>6s}  source")
         for k, r in enumerate(records, 1):
             print(f"{k:4d}  {r.dopant:6s} {r.site:5s} {r.score:6.3f}  {r.source}")
@@ -238,9 +241,13 @@ def _local_modes(text: str) -> dict:
 
 
 def _show(result, args) -> int:
-    """Print a result's table, then write its JSON (``--json``) and PNG (``--plot``) where asked."""
-    print(result.table())
-    if args.json:
+    """Print a result's table, then write its JSON (``--json``; without a PATH, to stdout instead of the
+    table) and PNG (``--plot``) where asked."""
+    if args.json == STDOUT:
+        print(result.to_json())
+    else:
+        print(result.table())
+    if args.json and args.json != STDOUT:
         print(f"wrote {result.write_json(args.json)}")
     if args.plot:
         print(f"wrote {result.plot(args.plot)}")
@@ -252,7 +259,9 @@ class Predict(Command):
     help = "predict dopants and their concentrations from a doped (and pristine) spectrum"
 
     def add_arguments(self, p):
-        p.add_argument("--host", required=True, help="library name (GaAs), or a CIF/POSCAR file of the undoped host")
+        p.add_argument("host", nargs="?", default=None,
+                       help="library name (GaAs), or a CIF/POSCAR file of the undoped host (or --host)")
+        p.add_argument("--host", dest="host_option", default=None, metavar="HOST", help="the host, as an option")
         p.add_argument("--doped", required=True, help="the doped spectrum: text/CSV/phonopy total_dos.dat")
         p.add_argument("--pristine", default=None, help="the undoped spectrum (default: computed with the MLIP, cached)")
         p.add_argument("--candidates", default="", help="candidate dopants, e.g. Si,Zn,Be,C; 'auto' with --basis: "
@@ -297,7 +306,7 @@ class Predict(Command):
         p.add_argument("--force", action="store_true",
                        help="answer even when a spectrum is unlike the host or the doped unlike the pristine; the "
                             "reason is kept as a warning and the answer is not trusted")
-        p.add_argument("--json", default=None, help="write the prediction as JSON here")
+        add_json_option(p, "the prediction")
         p.add_argument("--plot", default=None, help="write a PNG here (spectra + concentration bars; with --basis also "
                                                     "the fitted Δ against the measured one, each candidate's part and "
                                                     "the residual)")
@@ -310,6 +319,7 @@ class Predict(Command):
         from defectnet.analysis.config import AUTO
         from defectnet.predict import PredictConfig, predict_defects
 
+        host = _predict_host(args)
         if args.fit_csv and not args.basis:
             raise DefectnetError("--fit-csv writes the basis' fit of the signature: it needs a basis (--basis)")
 
@@ -320,12 +330,21 @@ class Predict(Command):
                                resolution=args.resolution, method=args.method, refine=args.refine,
                                combine=not args.basis_only, stretch=args.stretch, modes_mev=args.lvm,
                                force=args.force)
-        pred = predict_defects(args.host, args.doped, pristine=args.pristine, config=config, model=args.model,
+        pred = predict_defects(host, args.doped, pristine=args.pristine, config=config, model=args.model,
                                truth=args.truth, progress=not args.quiet, basis=args.basis)
         _show(pred, args)
         if args.fit_csv:
             print(f"wrote {pred.write_fit_csv(args.fit_csv)}")
         return 0
+
+
+def _predict_host(args) -> str:
+    """The host of ``predict``: positional as in the other commands, or ``--host``; one of them, once."""
+    if args.host and args.host_option and args.host != args.host_option:
+        raise DefectnetError(f"two hosts given: {args.host} and --host {args.host_option}; give one")
+    if not (args.host or args.host_option):
+        raise DefectnetError("no host: give it as the first argument or as --host (e.g. GaAs)")
+    return args.host or args.host_option
 
 
 def _mix(text: str) -> tuple[tuple[str, float], ...]:
@@ -385,7 +404,7 @@ class Limits(Command):
                        help="the predictor reads against the basis as given, not broadened to the instrument's "
                             "resolution as a basis simulated with --resolution would be")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--json", default=None, help="write the limits, settings and how they were computed as JSON here")
+        add_json_option(p, "the limits, settings and how they were computed")
         p.add_argument("--plot", default=None, help="write detection rate against concentration as a PNG here")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 

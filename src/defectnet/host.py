@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from defectnet.basis import KINDS, BasisConfig, SignatureBasis, build_basis
+from defectnet.signatures import KINDS, BasisConfig, SignatureBasis, build_basis
 from defectnet.doping import DopantSpec, Substitution, choose_supercell, parse_dopants, substitute
 from defectnet.elements import atomic_fractions
 from defectnet.errors import DefectnetError, exception_reason

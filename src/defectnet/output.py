@@ -32,6 +32,11 @@ def add_json_option(parser, what: str) -> None:
                         help=f"write {what} as JSON to PATH (stdout without PATH)")
 
 
+def add_quiet_option(parser, what: str = "no progress bars") -> None:
+    """``--quiet``: the answer only (no progress bars, no chatter)."""
+    parser.add_argument("--quiet", action="store_true", help=what)
+
+
 def emit_json(obj, dest: str) -> None:
     """Write ``obj`` as indented JSON to ``dest`` (a path, or ``-`` for stdout); a one-line error if it cannot."""
     text = json.dumps(obj, indent=2, default=str)

@@ -18,7 +18,10 @@ the input is a note in :attr:`Prediction.messages`, every doubt a warning.
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
+import types
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -153,3 +156,18 @@ def read_truth(truth) -> dict | None:
     if not isinstance(d, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values()):
         raise DefectnetError("expected {element: atomic fraction} or a defectnet simulate meta.json", source=str(p))
     return {str(k): float(v) for k, v in d.items()}
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``defectnet.predict(host, doped, ...)`` is :func:`predict_defects`.
+
+    The root API's ``predict`` must be this module (importing a submodule sets it as the
+    package's attribute), so the module itself answers the call.
+    """
+
+    def __call__(self, *args, **kw) -> Prediction:
+        return predict_defects(*args, **kw)
+
+
+__signature__ = inspect.signature(predict_defects)
+sys.modules[__name__].__class__ = _CallableModule

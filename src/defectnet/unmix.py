@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # BasisConfig and basis_files are re-exported: callers import the basis route from here
-from defectnet.basis import KINDS, BasisConfig, SignatureBasis, basis_files  # noqa: F401
+from defectnet.signatures import KINDS, BasisConfig, SignatureBasis, basis_files  # noqa: F401
 from defectnet.errors import DefectnetError
 from defectnet.grid import EnergyGrid
 from defectnet.prediction import DETECTION_THRESHOLD_AT_PCT

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from defectnet.errors import DefectnetError
-from defectnet.output import STDOUT, Command, add_json_option, emit_json
+from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, emit_json
 
 
 def _positive_int(text: str) -> int:
@@ -92,6 +92,7 @@ class DatasetCommand(Command):
         exp.add_argument("--skip-in", default="", metavar="PATHS",
                          help="leave out samples already in these training files or directories (comma-separated), "
                               "e.g. datasets/reference when the store went on after an earlier chunk")
+        add_quiet_option(exp, "no summary line")
         bs = sub.add_parser("bases", help="signature bases of the store's hosts from its patches (for unmixing)",
                             description="write OUT/<host>.npz, the signature basis of each host's dopant pool, from the "
                                         "force-constant patches the store holds (no MLIP call; resumable); given "
@@ -212,8 +213,9 @@ def _export(args) -> int:
 
     res = export(args.store, args.out, fmt=args.format, compact=args.compact, skip_in=args.skip_in)
     skipped = f"; {res['n_skipped']} already in {args.skip_in} left out" if args.skip_in else ""
-    print(f"wrote {res['path']}: {res['n_samples']} samples of {res['n_hosts']} hosts ({res['format']}, "
-          f"{res['bytes'] / 1e6:.2f} MB{skipped})")
+    if not args.quiet:
+        print(f"wrote {res['path']}: {res['n_samples']} samples of {res['n_hosts']} hosts ({res['format']}, "
+              f"{res['bytes'] / 1e6:.2f} MB{skipped})")
     return 0
 
 

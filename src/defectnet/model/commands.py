@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from defectnet.output import Command
+from defectnet.output import Command, add_quiet_option
 
 
 def _override(text: str):
@@ -62,6 +62,7 @@ class Evaluate(Command):
                        help="ood: hosts never seen in training (default); id: unseen configurations of training hosts")
         p.add_argument("--out", required=True, help="output directory for metrics.json and the figures")
         p.add_argument("--no-plots", action="store_true")
+        add_quiet_option(p, "the metrics JSON only (no tables, no file list)")
 
     def run(self, args):
         from defectnet.model.evaluate import evaluate_checkpoint
@@ -73,6 +74,8 @@ class Evaluate(Command):
         summary["auc"] = m["detection"]["auc"]
         summary.update(m.get("calibration", {}))
         print(json.dumps(summary, indent=2, default=float))
+        if args.quiet:
+            return 0
         ref = m["reference"]
         print(f"knowing nothing scores MAE {ref['mae_zero_at_pct']:.3f} at.% (every prediction 0) and "
               f"F1 {ref['f1_all_present']:.3f} (every candidate present) on these candidates")

@@ -107,7 +107,7 @@ class BasisTable:
     @classmethod
     def from_dir(cls, folder, vocabulary, grid, hosts=None, **kw) -> BasisTable:
         """Every ``*.npz`` basis in ``folder`` (only ``hosts``, when given)."""
-        from defectnet.basis import SignatureBasis, basis_files
+        from defectnet.signatures import SignatureBasis, basis_files
 
         bases = {}
         for f in basis_files(folder):

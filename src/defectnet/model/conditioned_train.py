@@ -64,7 +64,7 @@ def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: s
     """
     from defectnet.model.conditioned import BasisTable
     from defectnet.model.dataset import load_training_file, with_candidates
-    from defectnet.basis import SignatureBasis, basis_files
+    from defectnet.signatures import SignatureBasis, basis_files
 
     bases = {b.host: b for b in map(SignatureBasis.load, basis_files(bases_dir))}
     data = with_candidates(load_training_file(data_path), "pool", seed=seed)
