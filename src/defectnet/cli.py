@@ -160,7 +160,9 @@ class Hosts(Command):
         build.add_argument("--seed", type=int, default=0)
         build.add_argument("--smallest-first", action="store_true",
                            help="evaluate small cells first (most hosts per hour in a partial build)")
-        build.add_argument("--finalize", action="store_true", help="write the package library from the passed hosts")
+        build.add_argument("--finalize", nargs="?", const="", default=None, metavar="PATH",
+                           help="write a library file of the passed hosts (default: library.json.gz in the user "
+                                "cache); use it with DEFECTNET_LIBRARY=PATH")
         add_quiet_option(build, "no progress bar")
 
     def run(self, args):
@@ -174,14 +176,17 @@ class Hosts(Command):
             print(format_host(load_host(args.host)))
         else:
             from defectnet.hosts.build import build_library
-            from defectnet.hosts.library import data_path
+            from defectnet.hosts.library import LIBRARY_ENV, user_library_path
 
+            final = None if args.finalize is None else (args.finalize or user_library_path())
             summary = build_library(
                 args.out, n_target=args.n_target, potential=args.potential, workers=args.workers,
                 scheduler_address=args.scheduler, limit=args.limit, seed=args.seed, smallest_first=args.smallest_first,
-                finalize_to=data_path("library.json.gz") if args.finalize else None, progress=not args.quiet,
+                finalize_to=final, progress=not args.quiet,
             )
             print(json.dumps(getattr(summary, "to_dict", lambda: summary)(), indent=2, default=str))
+            if final is not None:
+                print(f"wrote the library {final}; use it with {LIBRARY_ENV}={final}")
         return 0
 
 

@@ -215,3 +215,27 @@ def test_finalize_keeps_curated_and_passed_prototypes(tmp_path):
     assert not np.allclose(rec["host"]["cell"], cu.cell, atol=1e-3)  # EMT did move the lattice
     assert "dynamically_stable" not in hosts[1].checks and hosts[2].relaxed
     assert meta["n_prototype_passed"] == 1 and meta["potentials"][0]["name"] == "emt"
+
+
+def test_a_finalized_library_is_used_through_defectnet_library_not_written_into_the_package(tmp_path, monkeypatch):
+    """--finalize writes a user file (the package is never written to); DEFECTNET_LIBRARY selects it."""
+    from defectnet.hosts import library as L
+
+    shipped = L.library_path()
+    assert shipped == L.data_path(L.LIBRARY_FILE)
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "cache"))
+    assert L.user_library_path() == tmp_path / "cache" / "library.json.gz"
+    path = L.write_hosts(tmp_path / "mine.json.gz", [metal("Cu", 3.55)], meta={"note": "mine"})
+    monkeypatch.setenv(L.LIBRARY_ENV, str(path))
+    L.get_library.cache_clear()
+    try:
+        lib = L.get_library()
+        assert [h.name for h in lib.hosts] == ["Cu-fcc"] and lib.meta["note"] == "mine"
+        monkeypatch.setenv(L.LIBRARY_ENV, str(tmp_path / "missing.json.gz"))
+        L.get_library.cache_clear()
+        with pytest.raises(DefectnetError, match="not found"):
+            L.get_library()
+    finally:
+        monkeypatch.delenv(L.LIBRARY_ENV)
+        L.get_library.cache_clear()
+    assert len(L.get_library().hosts) > 100  # the shipped library again

@@ -42,6 +42,9 @@ LIBRARY_FORMAT = "defectnet-hosts"
 LIBRARY_VERSION = 1
 _DATA = ("data", "hosts")
 LIBRARY_FILE = "library.json.gz"
+#: Environment variable naming a library file to use instead of the shipped one (what
+#: ``defectnet hosts build --finalize`` writes; the installed package is never written to).
+LIBRARY_ENV = "DEFECTNET_LIBRARY"
 CANDIDATES_FILE = "candidates.json.gz"
 
 #: Checks a prototype host must pass to enter the library (all recorded in ``provenance["checks"]``).
@@ -483,10 +486,22 @@ class HostLibrary:
         )
 
 
+def library_path() -> Path:
+    """The library file in use: ``$DEFECTNET_LIBRARY`` when set, else the shipped one."""
+    return Path(os.environ.get(LIBRARY_ENV) or data_path(LIBRARY_FILE))
+
+
+def user_library_path() -> Path:
+    """Where ``hosts build --finalize`` writes by default: ``library.json.gz`` in the user cache's root."""
+    from defectnet.phonons.cache import cache_dir
+
+    return (cache_dir() or Path.home() / ".cache" / "defectnet") / LIBRARY_FILE
+
+
 @lru_cache(maxsize=None)
 def get_library() -> HostLibrary:
-    """The shipped host library (loaded once per process)."""
-    hosts, meta = read_hosts(data_path(LIBRARY_FILE))
+    """The host library in use (:func:`library_path`; loaded once per process)."""
+    hosts, meta = read_hosts(library_path())
     cand_path = data_path(CANDIDATES_FILE)
     candidates = read_hosts(cand_path)[0] if cand_path.exists() else []
     return HostLibrary(hosts, candidates, meta)
