@@ -237,7 +237,7 @@ def _bases(args) -> int:
 
 
 def _umap(args) -> int:
-    from defectnet.data.export import umap_plot
+    from defectnet.data.projection import umap_plot
 
     res = umap_plot(args.store, args.out, color=args.color, spectrum=args.spectrum, n_neighbors=args.n_neighbors,
                     min_dist=args.min_dist, seed=args.seed, max_samples=args.max_samples, csv=args.csv)
