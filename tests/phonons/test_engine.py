@@ -276,3 +276,35 @@ def test_tiers_are_strategies_in_one_registry():
     assert [t.name for t in TIERS.values() if t.uses_patches] == ["patch"]
     with pytest.raises(DefectnetError, match="unknown tier 'fast'; expected one of full, local, patch, cluster, mass"):
         get_tier("fast")
+
+
+def test_a_patch_on_a_symmetry_equivalent_site_is_the_first_turned_without_a_force_call(monkeypatch):
+    """hcp has two primitive sites related by a screw axis: the second site's patch is the first's,
+    turned by that operation (no force call); computed afresh it is the same patch."""
+    from defectnet.phonons import patches as P
+    from defectnet.phonons.host import HostSettings, compute_pristine
+    from defectnet.phonons.potentials import get_calculator
+    from defectnet.phonons.symmetry import HostSymmetry
+
+    host = compute_pristine(bulk("Cu", "hcp", a=2.55, c=4.16), HostSettings(potential="emt", fc_min_width_ang=6.5,
+                                                                            mesh_length_ang=15.0), fwhm_mev=0.5)
+    calc, tier = get_calculator("emt"), TierSettings(cutoff_ang=2.6)
+    rep, R = HostSymmetry(host.atoms).equivalent_site(1)
+    assert rep == 0 and R is not None and np.allclose(R @ R.T, np.eye(3), atol=1e-8)
+    first, calls0 = P.get_patch(host, 0, "Au", calc, tier)
+    turned, calls1 = P.get_patch(host, 1, "Au", calc, tier)
+    assert calls0 > 0 and calls1 == 0 and turned.site == 1
+    monkeypatch.setattr(P.HostSymmetry, "equivalent_site", lambda self, site: (site, None))
+    host.patch_cache.clear()
+    fresh, calls = P.get_patch(host, 1, "Au", calc, tier)
+    assert calls > 0
+    # the same atoms around the dopant (orders may differ) and the same blocks on them
+    d = np.linalg.norm(turned.rel_ang[:, None] - fresh.rel_ang[None], axis=-1)
+    assert len(turned.rel_ang) == len(fresh.rel_ang) and np.all(d.min(axis=1) < 1e-6)
+    order = d.argmin(axis=1)
+    cluster_t = order[turned.cluster]
+    assert sorted(cluster_t) == sorted(fresh.cluster)
+    where = {int(c): k for k, c in enumerate(fresh.cluster)}
+    blocks = fresh.delta[[where[int(c)] for c in cluster_t]][:, order]
+    # they agree as two relaxations to fmax 0.01 eV/Å agree (2e-4 of the largest block here)
+    np.testing.assert_allclose(turned.delta, blocks, atol=1e-3 * np.abs(fresh.delta).max())

@@ -31,6 +31,7 @@ from ase import Atoms
 
 from defectnet.elements import mass_amu
 from defectnet.errors import DefectnetError
+from defectnet.phonons.symmetry import HostSymmetry
 
 @dataclass(frozen=True)
 class ClusterSettings:
@@ -85,41 +86,6 @@ def dopant_clusters(atoms: Atoms, dopants, cutoff_ang: float) -> list[Cluster]:
             pos[i] = pos[pred[i]] + vec[members[pred[i]], members[i]]
         out.append(Cluster(indices=dopants[members], positions_ang=pos))
     return sorted(out, key=lambda c: c.indices[0])
-
-
-class HostSymmetry:
-    """The host's space group in Cartesian form, and the primitive site of any lattice position.
-
-    ``rotations`` (n_ops, 3, 3) and ``translations_ang`` (n_ops, 3) act as x' = R x + t on
-    Cartesian positions (Å) in the frame of ``primitive`` (and of every supercell built from it).
-    """
-
-    def __init__(self, primitive: Atoms, symprec: float = 1e-4):
-        import spglib
-
-        self.primitive = primitive
-        A = primitive.cell.array  # rows are lattice vectors: x = f @ A
-        cell = (A, primitive.get_scaled_positions(), primitive.numbers)
-        sym = spglib.get_symmetry(cell, symprec=symprec)
-        if sym is None:
-            raise DefectnetError("could not determine the symmetry of the host structure (spglib failed)")
-        # f' = W f + w (column vectors)  =>  x' = Aᵀ W A⁻ᵀ x + Aᵀ w
-        self.rotations = np.einsum("ji,njk,kl->nil", A, sym["rotations"].astype(float), np.linalg.inv(A).T)
-        self.translations_ang = sym["translations"] @ A
-        self._inv = np.linalg.inv(A)
-        self._frac = primitive.get_scaled_positions()
-
-    def lattice_coordinates(self, positions_ang) -> tuple[np.ndarray, np.ndarray]:
-        """Primitive site (...,) and primitive-cell translation (..., 3) int of each lattice position
-        (..., 3) Å, so that x = (n + f_site) @ A exactly; an error if a position is off the lattice."""
-        frac = np.asarray(positions_ang, float) @ self._inv
-        d = frac[..., None, :] - self._frac  # (..., n_prim, 3)
-        off = d - np.rint(d)
-        dist = np.linalg.norm(off @ self.primitive.cell.array, axis=-1)
-        site = dist.argmin(axis=-1)
-        if np.take_along_axis(dist, site[..., None], -1).max(initial=0.0) > 1e-3:
-            raise DefectnetError("a cluster member is not on a host lattice site")
-        return site, np.rint(frac - self._frac[site]).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ the tier benchmark measures that at high concentration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ase import Atoms
 
 from defectnet.elements import mass_amu
 from defectnet.errors import DefectnetError
+from defectnet.phonons.symmetry import HostSymmetry
 
 #: Version of how a patch is made. 2: every pair unfolded onto all its shortest images (1
 #: dropped pairs at half the cell width or more: a third of Si:B's defect signature with SevenNet-0).
@@ -74,7 +75,6 @@ def small_cell(host, settings, calc) -> tuple[Atoms, np.ndarray]:
     cache = host.patch_cells
     key = (width, settings.displacement_ang, settings.plusminus)
     if key not in cache:
-        from dataclasses import replace
 
         from ase.build import make_supercell
 
@@ -113,6 +113,11 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
             cache[key] = stored
     if key in cache:
         return cache[key], 0
+    rep, rotation = HostSymmetry(host.atoms, host.settings.symprec).equivalent_site(site)
+    if rotation is not None:  # a symmetry-equivalent site's patch, turned: no force call of its own
+        base, calls = get_patch(host, rep, element, calc, settings, progress=progress, stage=stage)
+        cache[key] = turned(base, rotation, site)
+        return cache[key], calls
 
     small, fc0 = small_cell(host, settings, calc)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
@@ -144,6 +149,15 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
     if disk is not None:
         disk.save_patch(patch, settings)
     return patch, calls
+
+
+def turned(patch: Patch, rotation: np.ndarray, site: int) -> Patch:
+    """``patch`` carried to primitive site ``site`` by a space-group rotation R (3, 3), x' = R x + t:
+    relative positions r → R r, force-constant blocks δΦ → R δΦ Rᵀ, relaxations d → R d."""
+    R = np.asarray(rotation, float)
+    return replace(patch, site=site, rel_ang=patch.rel_ang @ R.T, sphere_rel_ang=patch.sphere_rel_ang @ R.T,
+                   displacement_ang=patch.displacement_ang @ R.T,
+                   delta=np.einsum("ia,csab,jb->csij", R, patch.delta, R), force_calls=0)
 
 
 def relaxed_delta(small: Atoms, fc0: np.ndarray, doped: Atoms, displaced, calc, settings, progress, stage, *,
