@@ -166,6 +166,23 @@ def test_predict_itself_as_predictor_agrees_with_unmixing_on_a_clear_local_mode(
     assert "predict_defects" in by["predict"].method["predictor"]["text"]
 
 
+def test_the_conditioned_network_as_predictor_reads_all_measurements_at_once(gaas):
+    """``predictor="conditioned"`` (predict --basis's default answer): one batch; Δ within its noise reads nothing;
+    C's local mode is found where unmixing finds it; a PDoS plan is refused in one line."""
+    p = gaas.pristine["gpdos"]
+    d = p + gaas.curves["gpdos"][gaas.elements.index("C"), 1]  # C at ~5 at.%
+    out = PREDICTORS["conditioned"](np.stack([p, p]), np.stack([d, p]), gaas, ["Si", "C"], kind="gpdos")
+    assert out["presence"].shape == out["concentration"].shape == (2, 2)
+    assert out["presence"][0, 1] > 0.95 and out["concentration"][0, 1] > 0.02
+    assert not out["presence"][1].any() and not out["concentration"][1].any()  # no signal: nothing read
+    common = dict(candidates=("C",), noise=0.05, n_concentrations=3, measurements=2)
+    by = {name: detection_limits(gaas, LimitsConfig(predictor=name, **common)) for name in ("unmix", "conditioned")}
+    assert by["conditioned"]["C"].limit == by["unmix"]["C"].limit < 0.02
+    assert "conditioned network" in by["conditioned"].method["predictor"]["text"]
+    with pytest.raises(DefectnetError, match="reads GPDoS"):
+        PREDICTORS["conditioned"](np.stack([p]), np.stack([d]), gaas, ["C"], kind="pdos")
+
+
 def test_bad_input_is_a_one_line_error(gaas):
     for kw, fragment in [
         (dict(resolution="hubble"), "unknown resolution"),

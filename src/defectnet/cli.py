@@ -397,7 +397,8 @@ class Limits(Command):
         p.add_argument("--engine", default=d.engine, choices=tuple(ENGINES),
                        help="forward model: the basis' curves (fast) or fresh placements of its patches (~2 s each)")
         p.add_argument("--predictor", default=d.predictor, choices=tuple(PREDICTORS),
-                       help="unmix (default) or predict (predict_defects itself, ~5x slower)")
+                       help="unmix (default), conditioned (the shipped conditioned network, predict --basis's "
+                            "default answer; GPDoS) or predict (predict_defects itself, ~5x slower)")
         p.add_argument("--range", type=_range, default=(d.c_min, d.c_max), metavar="MIN,MAX",
                        help=f"concentrations tested, atomic fractions (default {d.c_min},{d.c_max})")
         p.add_argument("--points", type=int, default=d.n_concentrations, help="log-spaced concentrations in the range")

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ class LimitsConfig:
     engine : str
         Forward model, a key of :data:`ENGINES` (``curves`` | ``synthesis``).
     predictor : str
-        A key of :data:`PREDICTORS` (``unmix`` | ``predict``).
+        A key of :data:`PREDICTORS` (``unmix`` | ``conditioned`` | ``predict``).
     c_min, c_max : float
         Range of the concentration grid, atomic fractions (0.001 = 0.1 at.%).
     n_concentrations : int
@@ -271,16 +272,11 @@ def unmix_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
     dict
         ``presence`` (n, K) probabilities and ``concentration`` (n, K) atomic fractions.
     """
-    from defectnet.checks import signal_against_noise
-    from defectnet.spectrum import Spectrum
     from defectnet.unmix import unmix_arrays
 
     out = unmix_arrays(pristine, doped, np.ones((len(pristine), len(candidates)), bool), candidates, basis, kind=kind)
-    for r, (p, d) in enumerate(zip(pristine, doped)):
-        signal = signal_against_noise(Spectrum.on_grid(basis.grid, p), Spectrum.on_grid(basis.grid, d))
-        if signal["above_noise"] is False:
-            out["presence"][r], out["concentration"][r] = 0.0, 0.0
-    return {"presence": out["presence"], "concentration": out["concentration"]}
+    quiet = _within_noise(pristine, doped, basis.grid)
+    return {k: np.where(quiet[:, None], 0.0, out[k]) for k in ("presence", "concentration")}
 
 
 def predict_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
@@ -305,12 +301,45 @@ def predict_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
     return out
 
 
+def conditioned_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
+    """:func:`unmix_predictor`'s layout, by the shipped conditioned network (what ``predict --basis``
+    answers by default), all measurements in one batch; presence zeroed when Δ is within its noise,
+    as predict does."""
+    from defectnet.analysis.reference import resolve_host
+    from defectnet.model.conditioned_train import predict_many_with_basis
+
+    if kind != "gpdos":
+        raise DefectnetError("the conditioned network reads GPDoS: use --kind gpdos, or --predictor unmix")
+    out = predict_many_with_basis(_shipped_conditioned(), pristine, doped, resolve_host(basis.host)[2],
+                                  list(candidates), basis)
+    quiet = _within_noise(pristine, doped, basis.grid)
+    return {k: np.where(quiet[:, None], 0.0, out[k]) for k in ("presence", "concentration")}
+
+
+def _within_noise(pristine, doped, grid) -> np.ndarray:
+    """(n,) True where Δ = doped − pristine is within its noise (:func:`defectnet.checks.signal_against_noise`)."""
+    from defectnet.checks import signal_against_noise
+    from defectnet.spectrum import Spectrum
+
+    return np.array([signal_against_noise(Spectrum.on_grid(grid, p), Spectrum.on_grid(grid, d))["above_noise"] is False
+                     for p, d in zip(pristine, doped)])
+
+
+@lru_cache(maxsize=1)
+def _shipped_conditioned():
+    from defectnet.model.checkpoint import load_model
+
+    return load_model(arch="conditioned")
+
+
 #: Predictors by name: ``f(pristine (n, B), doped (n, B), basis, candidates, *, kind) -> {"presence", "concentration"}``,
-#: each (n, K). A new estimator (e.g. predict's conditioned network) plugs in as one more entry.
-PREDICTORS = {"unmix": unmix_predictor, "predict": predict_predictor}
+#: each (n, K).
+PREDICTORS = {"unmix": unmix_predictor, "conditioned": conditioned_predictor, "predict": predict_predictor}
 PREDICTOR_TEXT = {
     "unmix": "defectnet.unmix.unmix with every candidate (predict --basis --method unmix), presence zeroed "
              "when Δ is within its noise as predict does",
+    "conditioned": "the shipped conditioned network (predict --basis's default answer), every candidate, all "
+                   "measurements in one batch, presence zeroed when Δ is within its noise as predict does",
     "predict": "defectnet.predict_defects with the basis (its checks, and the method it chooses: the shipped "
                "conditioned network by default); a refused measurement detects nothing",
 }

@@ -219,6 +219,15 @@ def predict_with_basis(model, pristine, doped, composition, candidates, basis) -
         ``{element: {"concentration": atomic fraction, "uncertainty": 1σ (atomic fraction),
         "presence": probability}}`` per candidate; every other element is 0 by construction.
     """
+    out = predict_many_with_basis(model, np.asarray(pristine)[None], np.asarray(doped)[None], composition, candidates,
+                                  basis)
+    return {el: {"concentration": float(out["concentration"][0, k]), "uncertainty": float(out["sigma"][0, k]),
+                 "presence": float(out["presence"][0, k])} for k, el in enumerate(candidates)}
+
+
+def predict_many_with_basis(model, pristine, doped, composition, candidates, basis) -> dict:
+    """:func:`predict_with_basis` for n spectrum pairs of one host at once: ``pristine``, ``doped`` (n, G);
+    returns ``concentration``, ``sigma`` and ``presence`` (n, K), columns in the order of ``candidates``."""
     from defectnet.grid import EnergyGrid
     from defectnet.model.checkpoint import check_basis
     from defectnet.model.conditioned import BasisTable
@@ -234,17 +243,18 @@ def predict_with_basis(model, pristine, doped, composition, candidates, basis) -
     if outside:
         raise DefectnetError(f"candidates {outside} are not in the model's dopant vocabulary")
     grid = EnergyGrid.from_dict(model.meta["grid"])
-    table = BasisTable({basis.host: basis}, model.vocabulary, grid, kind=req["kind"], n_knots=req["n_knots"])
-    mask = np.zeros((1, len(model.vocabulary)), bool)
-    mask[0, [model.vocabulary.index(c) for c in candidates]] = True
-    curves, knots = table.lookup([0], mask)  # raises for a candidate without curves
-    p, d = (np.asarray(a, np.float32)[None] for a in (pristine, doped))
-    if p.shape != (1, grid.n_bins) or d.shape != p.shape:
+    p, d = (np.asarray(a, np.float32) for a in (pristine, doped))
+    n = len(p)
+    if p.shape != (n, grid.n_bins) or d.shape != p.shape:
         raise DefectnetError(f"spectra have shapes {p.shape[1:]} and {d.shape[1:]}; the model needs ({grid.n_bins},) "
                              f"on grid {grid.grid_id}")
-    comp = composition_vector(composition, model.host_elements)[None]
-    out = predict_arrays(model, p, d, comp, mask, extra=lambda sl: (torch.from_numpy(curves), torch.from_numpy(knots)))
-    index = {el: i for i, el in enumerate(model.vocabulary)}
-    return {el: {"concentration": float(out["concentration"][0, index[el]]),
-                 "uncertainty": float(out["sigma"][0, index[el]]),
-                 "presence": float(out["presence"][0, index[el]])} for el in candidates}
+    table = BasisTable({basis.host: basis}, model.vocabulary, grid, kind=req["kind"], n_knots=req["n_knots"])
+    cols = [model.vocabulary.index(c) for c in candidates]
+    mask = np.zeros((n, len(model.vocabulary)), bool)
+    mask[:, cols] = True
+    curves, knots = table.lookup(np.zeros(n, int), mask)  # raises for a candidate without curves
+    comp = np.repeat(composition_vector(composition, model.host_elements)[None], n, axis=0)
+    out = predict_arrays(model, p, d, comp, mask,
+                         extra=lambda sl: (torch.from_numpy(curves[sl]), torch.from_numpy(knots[sl])))
+    return {k: out[k][:, cols] for k in ("concentration", "sigma", "presence")}
+
