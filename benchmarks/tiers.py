@@ -43,10 +43,12 @@ HOSTS = {  # experimental lattice constants (Å)
     "AlN": (lambda: bulk("AlN", "wurtzite", a=3.112, c=4.982), "Al", ["B", "Mg", "Si", "Ga"]),
     "ZnO": (lambda: bulk("ZnO", "wurtzite", a=3.25, c=5.207), "Zn", ["Li", "Mg", "Al", "Cd"]),
     "ZnS": (lambda: bulk("ZnS", "zincblende", a=5.409), "Zn", ["Mg", "Mn", "Cu", "Cd"]),
+    "CdTe": (lambda: bulk("CdTe", "zincblende", a=6.481), "Cd", ["Zn", "Mn", "Mg", "Hg"]),
 }
-FRACTIONS = {"single": None, "5%": 0.05, "25%": 0.25}
+# in the 64-atom cells of Si, GaAs and CdTe one atom is 1.6 %: "1%" places two (3.1 %, a pair at most)
+FRACTIONS = {"single": None, "1%": 0.01, "5%": 0.05, "10%": 0.10, "25%": 0.25}
 FWHM_MEV = 1.0
-SHOWN = ("mass", "patch", "local")
+SHOWN = ("mass", "patch", "cluster", "local")
 
 
 def fidelity_cases(name, host, site, dopants, labels, settings, calc, results, save, shown=SHOWN):
@@ -238,7 +240,9 @@ def _plot(rows, timing, path):
     labels = [f"{r['host']}:{r['dopant']} {r['label']}" for r in rows]
     x = np.arange(len(rows))
     for k, t in enumerate(SHOWN):
-        axes[0].bar(x + (k - 1) * 0.27, [r["tiers"][t]["S"] if t in r["tiers"] else np.nan for r in rows], 0.27, label=t)
+        w = 0.8 / len(SHOWN)
+        axes[0].bar(x + (k - (len(SHOWN) - 1) / 2) * w, [r["tiers"][t]["S"] if t in r["tiers"] else np.nan for r in rows],
+                    w, label=t)
     axes[0].axhline(0.8, color="k", ls="--", lw=0.8)
     axes[0].set_xticks(x, labels, rotation=90, fontsize=6)
     axes[0].set_ylabel("S (share of defect signature)")
@@ -258,10 +262,11 @@ def _plot(rows, timing, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--potential", default="sevennet")
-    ap.add_argument("--hosts", default=",".join(HOSTS))
+    ap.add_argument("--hosts", default="Si,GaAs,AlN,ZnO,ZnS")
     ap.add_argument("--cutoff", type=float, default=TierSettings().cutoff_ang, help="local/patch cutoff, Å")
-    ap.add_argument("--fractions", default=",".join(FRACTIONS), help="fidelity cases, in this order")
-    ap.add_argument("--tiers", default=",".join(SHOWN), help="tiers compared with full (local is the costliest)")
+    ap.add_argument("--fractions", default="single,5%,25%", help=f"fidelity cases, in this order (of {', '.join(FRACTIONS)})".replace("%", "%%"))
+    ap.add_argument("--tiers", default="mass,patch,local", help=f"tiers compared with full, of {', '.join(SHOWN)} "
+                                                                "(local is the costliest)")
     ap.add_argument("--merge", nargs="*", default=[], help="results files of parallel runs (same settings) to merge in")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--no-fidelity", action="store_true")
