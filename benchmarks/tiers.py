@@ -286,6 +286,9 @@ def main():
     if results.get("settings", wanted) != wanted:  # resuming must not mix cases of different settings
         raise SystemExit(f"{out} holds results for other settings ({results['settings']}); use another --out")
     results["settings"] = wanted
+    from defectnet.provenance import provenance
+
+    results["provenance"] = provenance()  # of the run that last added cases (runs resume)
     for other in map(Path, args.merge):  # parallel runs on other hosts write their own files
         extra = json.loads(other.read_text())
         if extra.get("settings") != wanted:
