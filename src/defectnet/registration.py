@@ -10,7 +10,10 @@ spectrum puts the bands: the monotone energy map ``f`` that carries the basis' p
 cumulative area onto the measured one (quantile matching, which aligns band features whatever
 their intensities), applied to every curve as a density, area kept. Above the host's top band,
 local modes move by the ratio of the band tops (the potential softens them alike; how far a
-dopant's own mode is off is a separate error, :func:`defectnet.unmix.calibrated`).
+dopant's own mode is off is a separate error, :func:`defectnet.unmix.calibrated`). Against a
+*measured* pristine that ratio overshoots: every potential puts the host's TO(Γ) 15–33 % low but
+most local modes only 1–26 % low (``benchmarks/lvm.py``), so give measured local modes
+(``--lvm``) where they are known.
 """
 
 from __future__ import annotations
