@@ -89,6 +89,7 @@ def unmix_predictions(data, idx, bases, stretch: float) -> dict:
 
     names = np.asarray(data.host_names, str)[data.host_id]
     out = {k: np.zeros((len(idx), len(data.vocabulary))) for k in ("concentration", "sigma", "presence")}
+    out["residual_fraction"] = np.zeros(len(idx))
     for host in sorted(set(names[idx])):
         rows = np.flatnonzero(names[idx] == host)
         r = unmix_arrays(data.pristine_gpdos[idx[rows]], data.doped_gpdos[idx[rows]], data.candidates[idx[rows]],

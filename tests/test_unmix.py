@@ -71,6 +71,7 @@ def test_unmix_arrays_is_unmix_per_spectrum(basis):
             assert out["concentration"][r, j] == one[vocab[j]]["concentration"]
             assert out["sigma"][r, j] == one[vocab[j]]["uncertainty"]
             assert out["presence"][r, j] == one[vocab[j]]["presence"]
+        assert out["residual_fraction"][r] == one.fit["residual_fraction"]
     assert not out["concentration"][~cand].any() and not out["presence"][~cand].any()
 
 

@@ -437,16 +437,19 @@ def unmix_arrays(pristine, doped, candidates, vocabulary, basis: SignatureBasis,
     -------
     dict
         ``concentration``, ``sigma`` and ``presence``, each (n, V): atomic fractions, 1σ and
-        probabilities, 0 outside the candidates.
+        probabilities, 0 outside the candidates; ``residual_fraction`` (n,), each fit's share of
+        ‖Δ‖ left unexplained.
     """
     vocab = list(vocabulary)
     out = {k: np.zeros(np.shape(candidates)) for k in ("concentration", "sigma", "presence")}
+    out["residual_fraction"] = np.zeros(len(out["concentration"]))
     for r, mask in enumerate(np.asarray(candidates, bool)):
         cols = np.flatnonzero(mask)
         fit = unmix(pristine[r], doped[r], basis, kind=kind, candidates=[vocab[j] for j in cols], method=method,
                     stretch=stretch)
         for key, name in (("concentration", "concentration"), ("sigma", "uncertainty"), ("presence", "presence")):
             out[key][r, cols] = [fit[vocab[j]][name] for j in cols]
+        out["residual_fraction"][r] = fit.fit["residual_fraction"]
     return out
 
 
