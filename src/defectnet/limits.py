@@ -22,10 +22,10 @@ candidate of a host's signature basis by simulated measurements:
    holding the mean share 1/B, and equals Poisson statistics of N = B / noise² counts over
    the grid (0.02 on the 640-bin grid: 1.6 × 10⁶ counts).
 4. **Predictor** (:data:`PREDICTORS`), given the pristine and doped measurement and every
-   candidate: ``unmix`` (what ``predict --basis`` answers on a host the shipped model did
-   not train on, with predict's signal-against-noise check) or ``predict``
-   (:func:`~defectnet.predict.predict_defects` itself, ~5× slower; merges the model's answer
-   on its training hosts). A measurement *detects* the candidate when the predictor's
+   candidate: ``unmix`` (``predict --basis --method unmix``), ``conditioned`` (the shipped
+   conditioned network, ``predict --basis``'s default answer, in one batch), both with
+   predict's signal-against-noise check, or ``predict``
+   (:func:`~defectnet.predict.predict_defects` itself, with all its checks; ~5× slower). A measurement *detects* the candidate when the predictor's
    presence for it is ≥ ``min_presence`` (0.95).
 
 The limit of a candidate is the least concentration of a log grid (0.1–25 at.% by default)
