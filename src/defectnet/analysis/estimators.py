@@ -252,7 +252,7 @@ class ConditionedEstimator:
                 res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
                                          read, basis)
             # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
-            if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False)[1]):
+            if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False).fit):
                 messages.append(Message.warning("unexplained", warning))
         if unstable := [c for c in candidates if c in basis.failed]:
             messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
@@ -288,14 +288,14 @@ def unweighted_notes(spectra: AlignedSpectra, who: str, instead: str) -> list[Me
 
 
 def unmixed(spectra: AlignedSpectra, basis, candidates: Sequence[str], *, stretch: float = 0.0,
-            weighted: bool = True) -> tuple:
-    """(:func:`~defectnet.unmix.unmix`'s :class:`~defectnet.unmix.UnmixResult`, its fit record), each bin
+            weighted: bool = True):
+    """:func:`~defectnet.unmix.unmix` of the spectra (an :class:`~defectnet.unmix.UnmixResult`), each bin
     weighted by 1/σ of Δ when the spectra carry errors and ``weighted``."""
     from defectnet.unmix import unmix
 
     out = unmix(spectra.pristine.values, spectra.doped.values, basis, kind=basis_kind(spectra.kind),
                 candidates=list(candidates), stretch=stretch, errors=delta_errors(spectra) if weighted else None)
-    return out, out.fit
+    return out
 
 
 def fitted_parts(basis, kind: str, results: dict, fit: dict) -> dict:
@@ -324,10 +324,12 @@ def weights_note(fit: dict) -> list[Message]:
     return [Message.note("errors-weighted", text)]
 
 
-def unmixing_estimate(name: str, results: dict, fit: dict, spectra: AlignedSpectra, basis, candidates,
-                      source: str | None, *, what: str, messages=()) -> DopantEstimate:
-    """An unmixing's (or refinement's) :class:`DopantEstimate`: its fitted local modes, unstable candidates
-    and the share of Δ it explains, in notes; a warning when it leaves too much unexplained."""
+def unmixing_estimate(name: str, results, spectra: AlignedSpectra, basis, candidates, source: str | None, *,
+                      what: str, messages=()) -> DopantEstimate:
+    """An unmixing's (or refinement's) :class:`DopantEstimate` from its :class:`~defectnet.unmix.UnmixResult`:
+    its fitted local modes, unstable candidates and the share of Δ it explains, in notes; a warning when it
+    leaves too much unexplained."""
+    fit = results.fit
     messages = list(messages)
     messages += [Message.note("local-mode", f"{el}: local mode found at {m['fitted_mev']:.1f} meV, the basis had "
                                             f"{m['basis_mev']:.1f} meV (×{m['scale']:.2f})")
@@ -367,7 +369,7 @@ class UnmixEstimator:
 
     def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
         """The unmixed concentrations of ``candidates``."""
-        return unmixing_estimate(self.name, *unmixed(spectra, self.basis, candidates, stretch=self.stretch), spectra,
+        return unmixing_estimate(self.name, unmixed(spectra, self.basis, candidates, stretch=self.stretch), spectra,
                                  self.basis, candidates, self.source, what="the basis")
 
 
@@ -392,10 +394,9 @@ class RefineEstimator(UnmixEstimator):
         basis = self.basis
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations)
-        fit = out.fit
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
-                                          f"{fit['iteration']} (0 = the unmixed concentrations)")
-        return unmixing_estimate(self.name, out, fit, spectra, basis, candidates, self.source, what="the synthesis",
+                                          f"{out.fit['iteration']} (0 = the unmixed concentrations)")
+        return unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
                                  messages=[refined, *unweighted_notes(spectra, "--refine", "--method unmix")])
 
 
