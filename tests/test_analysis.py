@@ -119,3 +119,22 @@ def test_messages_carry_a_code_and_a_level(unmixed):
     assert unmixed.notes[0].startswith("analysis by synthesis")
     with pytest.raises(DefectnetError, match="unknown message level 'error'"):
         Message("error", "x", "y")
+
+
+def test_the_plain_network_doubts_what_no_basis_can_check(spectra):
+    from types import SimpleNamespace
+
+    from defectnet.analysis.estimators import UNCHECKED_TOTAL, unchecked_network
+
+    model = SimpleNamespace(meta={"metrics": {"test_ood": {"mae_at_pct": 2.06}}})
+    assert unchecked_network(model, "GaAs", True, UNCHECKED_TOTAL - 1e-6) == []
+    assert unchecked_network(model, "GaAs", None, 0.02) == []  # unknown: the calibration note says so
+    new = unchecked_network(model, "BAs", False, 0.02)
+    assert [m.code for m in new] == ["host-not-trained"] and new[0].level == "warning" and "2.06" in new[0].text
+    large = unchecked_network(model, "GaAs", True, 0.12)
+    assert [m.code for m in large] == ["unchecked-total"] and "12.0 at.%" in large[0].text
+    # the README example (2.7 at.% in truth) on a training host: answered, trusted, no way out suggested
+    plain = NetworkEstimator().estimate(spectra, CANDIDATES)
+    assert plain.model["host_in_training"] is True
+    assert not [m for m in plain.messages if m.level == "warning"]
+    assert "basis-suggested" not in {m.code for m in plain.messages}

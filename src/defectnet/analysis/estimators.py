@@ -164,6 +164,47 @@ def headline(metrics: dict) -> dict:
     return out
 
 
+#: Without a basis, a total dopant fraction (atomic fraction) at or above this is given with a doubt: nothing
+#: checks that a spectrum changed this much is a doping of this host rather than a rescaled energy axis or
+#: another material's file, which the plain network reads as 11–24 at.% of light dopants
+#: (``benchmarks/hostile.py``); its own error on training hosts is ~2 at.% per candidate there (docs/predict-checks.md).
+UNCHECKED_TOTAL = 0.10
+
+
+def unchecked_network(model, name: str, seen: bool | None, total: float) -> list[Message]:
+    """The plain network's doubts about its own answer, which no basis checks.
+
+    Parameters
+    ----------
+    model : SpectralModel
+    name : str
+        The host.
+    seen : bool or None
+        Whether ``name`` was a training host (:func:`host_in_training`).
+    total : float
+        The answer's total dopant fraction (atomic fraction).
+
+    Returns
+    -------
+    list of Message
+        A ``host-not-trained`` warning for a host the model did not train on (its error there is
+        about that of answering 0: model card), and an ``unchecked-total`` warning when ``total`` ≥
+        :data:`UNCHECKED_TOTAL`.
+    """
+    out = []
+    if seen is False:
+        mae = ((model.meta.get("metrics") or {}).get("test_ood") or {}).get("mae_at_pct")
+        out.append(Message.warning("host-not-trained", (
+            f"{name} was not a training host: without a basis the plain network's error on such hosts "
+            + (f"(MAE {mae:.2f} at.% on its never-seen test hosts) " if mae is not None else "")
+            + "is about that of answering 0 for every candidate")))
+    if total >= UNCHECKED_TOTAL:
+        out.append(Message.warning("unchecked-total", (
+            f"a total of {100 * total:.1f} at.% read without a basis: nothing checks that a change this large "
+            "is a doping of this host, not a rescaled energy axis or another material's spectrum")))
+    return out
+
+
 @dataclass(frozen=True)
 class NetworkEstimator:
     """The plain network.
@@ -194,14 +235,16 @@ class NetworkEstimator:
         messages = [Message.note("calibration", calibration_note(model, name, seen))]
         if seen is not True and (note := family_note(model, name)):
             messages.append(Message.note("family", note))
-        if seen is not True:  # the way out, for a new host
-            messages.append(Message.note(
-                "basis-suggested", f"on hosts it did not train on the model errs most; `defectnet basis {name} "
-                f"--candidates {','.join(candidates)} --out basis.npz` then `predict --basis basis.npz` unmixes "
-                "against this host's own simulated signatures instead (README, analysis by synthesis)"))
         messages += unweighted_notes(spectra, "the network", "--basis with --method unmix")
         with host_calibration(model, seen=seen is not False):
             res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
+        doubts = unchecked_network(model, name, seen, sum(res[el]["concentration"] for el in candidates))
+        messages += doubts
+        if seen is not True or doubts:  # the way out
+            messages.append(Message.note(
+                "basis-suggested", f"`defectnet basis {name} --candidates {','.join(candidates)} --out basis.npz` "
+                "then `predict --basis basis.npz` reads the spectra through this host's own simulated signatures "
+                "and checks the answer against them (README, analysis by synthesis)"))
         info = {"path": self.label, "arch": model.config.arch, "spectrum_mode": model.meta.get("spectrum_mode", "total"),
                 "code_version": model.meta.get("code_version"), "host_in_training": seen,
                 "trained_on": (model.meta.get("data") or {}).get("path"),
