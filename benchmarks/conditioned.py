@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +49,24 @@ FAMILY_TEST_HOSTS = ("KI-wurtzite", "SrBr2-CdI2", "PrOI-matlockite", "ZnAl2S4-th
                      "ZrSe2-MoS2-2H", "BaCl2-rutile", "SrBr2-cotunnite", "RbCoBr3-perovskite", "Ag2O-cuprite")
 
 
-def score_group(model, data, table, bases, te) -> dict:
-    """Rows of the results table for samples ``te``: the conditioned network, unmix and unmix with
+def score_group(model, data, table, bases, te, others=None) -> dict:
+    """Rows of the results table for samples ``te``: the conditioned network, each of ``others``
+    ({row label: model}, scored on the same samples and candidate lists), unmix and unmix with
     stretch; ``_conditioned`` keeps the network's raw output for per-host scores."""
     from defectnet.model.conditioned_train import predict_conditioned
 
     T, M = data.targets[te], data.candidates[te]
-    t1 = time.perf_counter()
-    out = predict_conditioned(model, data, table, te)
-    rows = {"conditioned": scores(out["concentration"], T, M, out["sigma"]) | {"seconds": time.perf_counter() - t1}}
+    rows, outs = {}, {}
+    for label, m in {"conditioned": model, **(others or {})}.items():
+        t1 = time.perf_counter()
+        outs[label] = predict_conditioned(m, data, table, te)
+        rows[label] = scores(outs[label]["concentration"], T, M, outs[label]["sigma"]) | {
+            "seconds": time.perf_counter() - t1}
     for label, stretch in (("unmix", 0.0), ("unmix, stretch 0.2", 0.2)):
         t1 = time.perf_counter()
         u = unmix_predictions(data, te, bases, stretch)
         rows[label] = scores(u["concentration"], T, M, u["sigma"]) | {"seconds": time.perf_counter() - t1}
-    return rows | {"_conditioned": out}
+    return rows | {"_conditioned": outs["conditioned"]}
 
 
 def split_hosts(hosts, test, n_more_test: int, n_val: int, seed: int):
@@ -114,6 +119,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conditioned")
     ap.add_argument("--model-out", type=Path, default=ROOT / "runs" / "conditioned" / "model.pt")
+    ap.add_argument("--baselines", default="",
+                    help="comma-separated archs (defectnet, paper) trained by the same recipe on the same split "
+                         "and scored beside it")
+    ap.add_argument("--compare-with", type=Path, default=None,
+                    help="a saved conditioned model (e.g. the shipped one) scored on the same samples")
     ap.add_argument("--reuse-model", action="store_true",
                     help="score the model --model-out holds instead of training, on the split it was trained on")
     args = ap.parse_args(argv)
@@ -160,11 +170,19 @@ def main(argv=None):
                               "left_out_no_curve": dropped}
         save_checkpoint(model, args.model_out, metrics={"history": history})  # kept should scoring fail
 
+    others = {}
+    for arch in filter(None, args.baselines.split(",")):  # same recipe, same split, no basis
+        base_config = replace(config, model=replace(config.model, arch=arch))
+        others[f"{arch} (same recipe, no basis)"], _ = train_conditioned(data, None, idx["train"], idx["val"],
+                                                                         base_config)
+    if args.compare_with is not None:
+        others[f"conditioned, {args.compare_with.name}"] = load_model(args.compare_with, arch="conditioned",
+                                                                      grid=data.grid, vocabulary=data.vocabulary)
     te = idx["test"]
-    rows = score_group(model, data, table, bases, te)
+    rows = score_group(model, data, table, bases, te, others)
     families = sorted(set(FAMILY_TEST_HOSTS) & set(names) - set(train) - set(val))
     fam_idx = np.flatnonzero(np.isin(names, families))
-    family_rows = score_group(model, data, table, bases, fam_idx) if len(fam_idx) else {}
+    family_rows = score_group(model, data, table, bases, fam_idx, others) if len(fam_idx) else {}
     per_host = {}
     for group, g_idx, g_rows in ((test, te, rows), (families, fam_idx, family_rows)):
         out = g_rows.pop("_conditioned", None)

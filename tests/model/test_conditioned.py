@@ -100,6 +100,23 @@ def test_reads_never_seen_hosts_through_their_basis(trained):
     assert _mae(out_wrong["concentration"], data, test) > 2 * right
 
 
+def test_the_same_recipe_without_the_basis_cannot_read_them(trained):
+    """The benchmark's no-basis rows (``benchmarks/conditioned.py --baselines``): the paper's architecture
+    trained by the same recipe on the same hosts, without the basis, is far from the conditioned answer."""
+    data, table, model, test, _ = trained
+    hid = data.host_id
+    train, val = np.flatnonzero(hid < 20), np.flatnonzero((hid >= 20) & (hid < 24))
+    cfg = ConditionedTrainConfig(model=ModelConfig(arch="paper", n_bins=GRID.n_bins, dropout=0.0), epochs=5,
+                                 batch_size=32, lr=3e-3, max_minutes=1.0, threads=1,
+                                 augment=ConditionedTrainConfig().augment.__class__(), mode_shift=0.0)
+    paper, history = train_conditioned(data, None, train, val, cfg, progress=False)
+    assert paper.config.arch == "paper" and history["epochs_run"] >= 1
+    plain = predict_conditioned(paper, data, table, test)
+    assert np.all(plain["concentration"][~data.candidates[test]] == 0)
+    right = _mae(predict_conditioned(model, data, table, test)["concentration"], data, test)
+    assert _mae(plain["concentration"], data, test) > 1.5 * right
+
+
 def _rolled(table):
     """Each host's basis replaced by the next host's (same candidates, other mode energies)."""
     out = []

@@ -119,7 +119,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     data : TrainingData
         Samples whose candidates all have curves in ``table`` (draw distractors from the host's pool).
     table : BasisTable or None
-        The hosts' bases (None for a plain ``defectnet`` model trained by the same recipe).
+        The hosts' bases (None for a plain ``defectnet`` or ``paper`` model trained by the same recipe).
     train_idx, val_idx : int arrays
         Samples to train on and to select the epoch and calibrate presence and ±1σ on.
 
@@ -134,9 +134,9 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     from defectnet.model.architectures import build_model
     from defectnet.model.train import training_tensors, validation_metrics, calibrate_presence, calibrate_sigma
 
-    if config.model.arch not in ("conditioned", "defectnet"):
-        raise DefectnetError(f"train_conditioned trains arch 'conditioned' (or 'defectnet', the same recipe without "
-                             f"the basis, to compare), the config says {config.model.arch!r}")
+    if config.model.arch not in ("conditioned", "defectnet", "paper"):
+        raise DefectnetError(f"train_conditioned trains arch 'conditioned' (or 'defectnet' or 'paper', the same recipe "
+                             f"without the basis, to compare), the config says {config.model.arch!r}")
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
