@@ -194,3 +194,18 @@ def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases
     again = training_file_bases(str(tmp_path / "chunk.h5"), tmp_path / "b", concentrations=CONC,
                                 hosts=["Cu", "Au"], progress=False)
     assert not again.written and sorted(again.existing) == ["Au", "Cu"]
+
+
+def test_a_second_potential_is_asked_of_training_files_not_of_a_store(emt_store, tmp_path, capsys):
+    from defectnet.cli import main
+    from defectnet.data.bases import training_file_bases
+    from defectnet.data.export import export
+
+    out, _, _ = emt_store
+    export(out, tmp_path / "chunk.h5", compact=True)
+    with pytest.raises(DefectnetError, match="unknown potential 'mace'; expected one of"):
+        training_file_bases(str(tmp_path / "chunk.h5"), tmp_path / "b", hosts=["Cu"], potential="mace", progress=False)
+    assert not list((tmp_path / "b").glob("*.npz"))
+    assert main(["dataset", "bases", str(out), "--out", str(tmp_path / "c"), "--potential", "chgnet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected training files" in err[0] and "--potential" in err[0]

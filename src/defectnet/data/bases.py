@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +119,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
     return StoreBasesResult(tuple(written), tuple(existing), skipped)
 
 
-def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None,
+def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None, potential: str | None = None,
                         progress: bool = True) -> StoreBasesResult:
     """Write ``out_dir/<host>.npz`` for the hosts of committed training files, simulated with the engine.
 
@@ -137,6 +137,8 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
         Training files or directories of them, comma-separated (as ``defectnet train --data``).
     out_dir, concentrations, hosts
         As for :func:`store_bases`; ``hosts`` default: every host of the files without a basis.
+    potential : str, optional
+        Simulate with this MLIP instead of the one the files record (all other settings theirs).
     """
     from defectnet.data.config import GenerateConfig
     from defectnet.data.export import training_file_paths
@@ -153,7 +155,9 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
             raise DefectnetError("the training file records no generation config to simulate its bases with",
                                  source=str(path))
         cfg = GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
-        bcfg = BasisConfig(concentrations=tuple(concentrations), simulation=cfg.simulation_config())
+        sim = cfg.simulation_config()
+        bcfg = BasisConfig(concentrations=tuple(concentrations),
+                           simulation=replace(sim, potential=potential) if potential else sim)
         pools = host_pools(data)
         for h, name in enumerate(str(n) for n in data.host_names):
             if hosts is not None and name not in hosts or not pools[h].any():

@@ -103,6 +103,9 @@ class DatasetCommand(Command):
         bs.add_argument("--out", required=True, help="output directory")
         bs.add_argument("--hosts", default=None, help="comma-separated host names (default: all with samples)")
         bs.add_argument("--concentrations", default="0.01,0.05,0.15", help="atomic fractions of the basis cells")
+        bs.add_argument("--potential", default=None,
+                        help="with training files: simulate with this MLIP instead of the one they record "
+                             "(a second potential's bases, to train the conditioned model against)")
         bs.add_argument("--quiet", action="store_true", help="no progress bar")
         um = sub.add_parser("umap", help="2-D UMAP of doped−pristine spectra (paper Fig. 2d)",
                             description="2-D UMAP embedding of the defect signatures (doped − pristine), coloured per sample")
@@ -228,8 +231,12 @@ def _bases(args) -> int:
         raise DefectnetError(f"--concentrations: expected comma-separated fractions, got {args.concentrations!r}") from None
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
     from_store = Path(args.store).suffix.lower() in (".sqlite", ".db")
+    if from_store and args.potential:
+        raise DefectnetError(f"--potential: a store's bases are made from the patches it holds, with its own potential; "
+                             f"expected training files (.h5) instead of {args.store}")
+    extra = {} if from_store else {"potential": args.potential}
     build = store_bases if from_store else training_file_bases
-    res = build(args.store, args.out, concentrations=conc, hosts=hosts, progress=not args.quiet)
+    res = build(args.store, args.out, concentrations=conc, hosts=hosts, progress=not args.quiet, **extra)
     print(f"{args.out}: {len(res.written)} bases written, {len(res.existing)} already there, {len(res.skipped)} skipped")
     for name, why in res.skipped.items():
         print(f"  skipped {name}: {why}")
