@@ -122,6 +122,9 @@ def main(argv=None):
     ap.add_argument("--baselines", default="",
                     help="comma-separated archs (defectnet, paper) trained by the same recipe on the same split "
                          "and scored beside it")
+    ap.add_argument("--second-bases", default=None,
+                    help="a folder of bases of training hosts from a second potential: each such sample is read "
+                         "through it half the time in training (never train on a perfect match)")
     ap.add_argument("--compare-with", type=Path, default=None,
                     help="a saved conditioned model (e.g. the shipped one) scored on the same samples")
     ap.add_argument("--reuse-model", action="store_true",
@@ -156,6 +159,13 @@ def main(argv=None):
 
     config = ConditionedTrainConfig(model=ModelConfig(arch="conditioned", d_model=args.width, n_layers=args.layers),
                                     epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
+    second = {}
+    if args.second_bases:  # only training hosts' (validation and tests read the spectra's own potential)
+        from defectnet.signatures import SignatureBasis, basis_files
+
+        second = {b.host: b for b in map(SignatureBasis.load, basis_files(args.second_bases)) if b.host in train}
+        table.with_alternative(second)
+        print(f"second-potential bases of {len(second)} training hosts: {', '.join(sorted(second))}", flush=True)
     if model is None:
         model, history = train_conditioned(data, table, idx["train"], idx["val"], config)
     if not args.reuse_model:
@@ -167,7 +177,7 @@ def main(argv=None):
                               "train_hosts": train, "val_hosts": val, "calib_hosts": val, "test_hosts": test,
                               "n_train": len(idx["train"]), "n_val": len(idx["val"]), "n_test": len(idx["test"]),
                               "train_compositions": train_compositions(data, idx["train"]),
-                              "left_out_no_curve": dropped}
+                              "left_out_no_curve": dropped, "second_bases": sorted(second)}
         save_checkpoint(model, args.model_out, metrics={"history": history})  # kept should scoring fail
 
     others = {}
@@ -198,7 +208,9 @@ def main(argv=None):
                         "family_test": families, "n_family_test": int(len(fam_idx)),
                         "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
-                                             "mode_shift": config.mode_shift, "model": config.model.to_dict()},
+                                             "mode_shift": config.mode_shift, "model": config.model.to_dict(),
+                                             "second_bases": {"dir": args.second_bases, "hosts": sorted(second),
+                                                              "probability": config.second_basis_probability}},
               "rows": rows, "family_rows": family_rows, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,
               "provenance": prov}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ from the spectrum and the element alone the answer cannot be known on a host nev
 through the host's basis it can.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,36 @@ def test_the_same_recipe_without_the_basis_cannot_read_them(trained):
     assert np.all(plain["concentration"][~data.candidates[test]] == 0)
     right = _mae(predict_conditioned(model, data, table, test)["concentration"], data, test)
     assert _mae(plain["concentration"], data, test) > 1.5 * right
+
+
+def test_training_reads_a_second_basis_where_there_is_one(trained):
+    """Never train on a perfect match: with an alternative basis (here another host's curves) a
+    training batch reads it with the configured chance; scoring (no rng) always reads the main one."""
+    from defectnet.model.conditioned_train import BasisInputs
+
+    data, table, _, _, _ = trained
+    main = dict(zip(table.hosts, _rolled(table)))  # each host's signatures are the next host's ...
+    plain_table = BasisTable(main, data.vocabulary, GRID)
+    other = dict(zip(table.hosts, _rolled(plain_table)))  # ... and the alternative, the one after
+    some = {h: other[h] for h in table.hosts[:10]}  # for ten hosts only
+    alt = BasisTable(main, data.vocabulary, GRID).with_alternative(some)
+    assert plain_table.alternative is None and alt.alternative.hosts == sorted(some)
+    b = np.arange(len(data))
+    inputs = BasisInputs(alt, alt.rows_of(data), data.candidates, data.pristine, GRID)
+    main_curves, _ = inputs(b)
+    alt_curves, _, ok = alt.alternative_lookup(alt.rows_of(data), data.candidates)
+    names = np.asarray(data.host_names, str)[data.host_id]
+    np.testing.assert_array_equal(ok, np.isin(names, list(some)))
+    always = ConditionedTrainConfig(second_basis_probability=1.0, mode_shift=0.0)
+    never = replace(always, second_basis_probability=0.0)
+    got, _ = inputs(b, np.random.default_rng(0), always)
+    np.testing.assert_array_equal(got[ok], alt_curves[ok])
+    np.testing.assert_array_equal(got[~ok], main_curves[~ok])
+    assert not np.allclose(got[ok], main_curves[ok])
+    np.testing.assert_array_equal(inputs(b, np.random.default_rng(0), never)[0], main_curves)
+    half, _ = inputs(b, np.random.default_rng(0), replace(always, second_basis_probability=0.5))
+    swapped = np.array([np.array_equal(half[i], alt_curves[i]) for i in np.flatnonzero(ok)])
+    assert 0.3 < swapped.mean() < 0.7
 
 
 def _rolled(table):

@@ -87,7 +87,8 @@ class BasisTable:
 
     def __init__(self, bases: dict, vocabulary, grid, kind: str = "gpdos", n_knots: int = 3):
         self.hosts = sorted(bases)
-        self.vocabulary = tuple(vocabulary)
+        self.vocabulary, self.grid, self.kind = tuple(vocabulary), grid, kind
+        self.alternative: BasisTable | None = None  # :meth:`with_alternative`
         index = {el: i for i, el in enumerate(self.vocabulary)}
         H, V, G = len(self.hosts), len(self.vocabulary), grid.n_bins
         self.curves = np.zeros((H, V, n_knots, G), np.float32)  # per meV
@@ -131,6 +132,28 @@ class BasisTable:
         if np.any(rows < 0):
             raise DefectnetError(f"no signature basis for host {names[np.argmax(rows < 0)]!r}")
         return rows
+
+    def with_alternative(self, bases: dict) -> BasisTable:
+        """This table, with ``bases`` (host -> SignatureBasis, e.g. a second potential's, for some of its hosts)
+        kept as :attr:`alternative`, for training against a basis that is not the spectra's own."""
+        self.alternative = BasisTable(bases, self.vocabulary, self.grid, self.kind, self.knots.shape[-1]) if bases else None
+        return self
+
+    def alternative_lookup(self, host_rows, candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(curves, knots, ok (B,)): :meth:`lookup` in :attr:`alternative` for the samples whose host has
+        an alternative basis holding every one of their candidates (``ok``); zeros elsewhere."""
+        alt, B = self.alternative, len(host_rows)
+        order, valid = candidate_order(candidates)
+        if alt is None:
+            return (np.zeros((B, order.shape[1], self.knots.shape[-1], self.curves.shape[-1]), np.float32),
+                    np.zeros((B, order.shape[1], self.knots.shape[-1]), np.float32), np.zeros(B, bool))
+        index = {h: i for i, h in enumerate(alt.hosts)}
+        rows = np.array([index.get(self.hosts[r], -1) for r in np.asarray(host_rows)], int)
+        safe = np.maximum(rows, 0)
+        ok = (rows >= 0) & np.all(alt.has[safe[:, None], order] | ~valid, axis=1)
+        curves = np.where((valid & ok[:, None])[..., None, None], alt.curves[safe[:, None], order], 0.0)
+        knots = np.where((valid & ok[:, None])[..., None], alt.knots[safe[:, None], order], 0.0)
+        return curves.astype(np.float32), knots.astype(np.float32), ok
 
     def lookup(self, host_rows, candidates) -> tuple[np.ndarray, np.ndarray]:
         """(curves (B, K, n, G), knots (B, K, n)) of each sample's candidates, in :func:`candidate_order`.

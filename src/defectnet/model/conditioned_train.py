@@ -41,6 +41,8 @@ class ConditionedTrainConfig:
                                                               background=0.05))
     mode_shift: float = 0.15  # candidates' local modes moved by a factor in [1 − shift, 1 + shift] ...
     mode_shift_probability: float = 0.5  # ... each candidate of a sample with this chance
+    second_basis_probability: float = 0.5  # a sample whose host has a second potential's basis
+    # (``BasisTable.with_alternative``) is read through it with this chance: never train on a perfect match
 
 
 def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: str = "gpdos"):
@@ -93,8 +95,14 @@ def shift_modes(curves: np.ndarray, edges_mev: np.ndarray, scales: np.ndarray, g
     return (curves - above + moved).astype(np.float32)
 
 
-class _Inputs:
-    """The conditioned model's extra inputs for samples ``b``: their candidates' curves and knots."""
+class BasisInputs:
+    """The conditioned model's extra inputs for samples ``b``: their candidates' curves and knots.
+
+    Called with an ``rng`` and a training config, as in training: a sample whose host has an
+    alternative basis (:meth:`~defectnet.model.conditioned.BasisTable.with_alternative`) covering
+    its candidates is read through it with chance ``second_basis_probability``, and then each
+    candidate's local modes move with chance ``mode_shift_probability``.
+    """
 
     def __init__(self, table, rows, candidates, pristine, grid):
         self.table, self.rows, self.candidates, self.grid = table, rows, candidates, grid
@@ -103,6 +111,11 @@ class _Inputs:
     def __call__(self, b, rng=None, config: ConditionedTrainConfig | None = None):
         b = np.asarray(b)
         curves, knots = self.table.lookup(self.rows[b], self.candidates[b])
+        if rng is not None and config is not None and config.second_basis_probability > 0 and self.table.alternative:
+            alt_curves, alt_knots, ok = self.table.alternative_lookup(self.rows[b], self.candidates[b])
+            use = ok & (rng.random(len(b)) < config.second_basis_probability)
+            curves = np.where(use[:, None, None, None], alt_curves, curves)
+            knots = np.where(use[:, None, None], alt_knots, knots)
         if rng is not None and config is not None and config.mode_shift > 0:
             s = rng.uniform(1 - config.mode_shift, 1 + config.mode_shift, curves.shape[:2])
             s = np.where(rng.random(s.shape) < config.mode_shift_probability, s, 1.0)
@@ -143,7 +156,7 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     tensors = training_tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
     rows = table.rows_of(data) if table is not None else None
-    inputs = _Inputs(table, rows, data.candidates, P.numpy(), data.grid) if config.model.arch == "conditioned" else None
+    inputs = BasisInputs(table, rows, data.candidates, P.numpy(), data.grid) if config.model.arch == "conditioned" else None
     model = build_model(config.model, data.grid, data.vocabulary, data.host_elements)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
@@ -191,7 +204,7 @@ def predict_conditioned(model, data, table, idx, spectrum_mode: str = "gpdos") -
     P, D = data.spectra(spectrum_mode)
     extra = None
     if model.config.arch == "conditioned":
-        inputs = _Inputs(table, table.rows_of(data), data.candidates, P, data.grid)
+        inputs = BasisInputs(table, table.rows_of(data), data.candidates, P, data.grid)
         extra = lambda sl: inputs(idx[sl])  # noqa: E731
     return predict_arrays(model, P[idx], D[idx], data.composition[idx], data.candidates[idx], extra=extra)
 
