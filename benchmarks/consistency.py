@@ -31,7 +31,8 @@ thresholds must separate:
     python benchmarks/consistency.py --swaps    # + stretched and swapped pairs, ~40 min on one core;
                                                 #   writes benchmarks/results/consistency/consistency.{json,md}
 
-The thresholds and their reasons are in ``src/defectnet/checks.py`` and ``docs/predict-checks.md``.
+The thresholds and their reasons are in ``src/defectnet/checks/`` (``consistency.py``, ``plausibility.py``)
+and ``docs/predict-checks.md``.
 """
 
 from __future__ import annotations

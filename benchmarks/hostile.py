@@ -1,7 +1,7 @@
 """An independent set of hostile inputs to ``defectnet predict`` (issue 34): how many get a clear error, a
 correct answer, an answer with a warning, a silent wrong answer or a traceback.
 
-The set is built here from other spectra than ``tests/test_hostile_inputs.py`` (which works on the
+The set is built here from other spectra than ``tests/hostile_inputs/`` (which work on the
 README's GaAs example with fixed seeds): seeded draws of committed doped samples of GaAs, Si and
 CdTe (``datasets/textbook``, hosts whose simulated pristine the MLIP computes once and caches),
 each given as files that are valid in another form, corrupted, or meaningless, and the README

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from defectnet.errors import DefectnetError
-from defectnet.limits import (PREDICTORS, DetectionLimits, LimitsConfig, broadening_kernel, _search, counting_noise,
+from defectnet.limits import (PREDICTORS, DetectionLimits, LimitsConfig, broadening_kernel, counting_noise,
                               detection_limits)
+from defectnet.limits.search import _search
 from defectnet.resolution import get_resolution
 from defectnet.unmix import SignatureBasis
 
@@ -83,11 +84,11 @@ def test_twin_signatures_are_noted():
 
 
 def test_a_bisection_stops_measuring_once_the_verdict_is_certain_and_finds_the_same_limit(gaas, monkeypatch):
-    import defectnet.limits as limits
+    import defectnet.limits.search as search
 
     config = LimitsConfig(candidates=("Si",), noise=0.05, n_concentrations=9, measurements=20, seed=1)
     quick = detection_limits(gaas, config)
-    monkeypatch.setattr(limits, "SEQUENTIAL_CHUNK", 10_000)  # every measurement at every concentration
+    monkeypatch.setattr(search, "SEQUENTIAL_CHUNK", 10_000)  # every measurement at every concentration
     full = detection_limits(gaas, config)
     assert quick["Si"].limit == full["Si"].limit and quick["Si"].concentrations == full["Si"].concentrations
     assert set(full["Si"].measured) == {20} and min(quick["Si"].measured) < 20

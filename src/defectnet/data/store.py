@@ -33,158 +33,19 @@ pickle. Workers pack them, so the single writer (the client) only executes INSER
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from defectnet.data.integrity import IntegrityReport, check_store, label_problem
+from defectnet.data.schema import (HOST_COLUMNS, PATCH_COLUMNS, SAMPLE_COLUMNS, SCHEMA, SCHEMA_VERSION, decode_row,
+                                   encode, json_default, pack_arrays, sample_id, unpack_arrays)
 from defectnet.errors import DefectnetError
 
-#: Version of the SQLite layout below; a store of another version is refused.
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL                      -- JSON
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id           INTEGER PRIMARY KEY,
-    started      REAL NOT NULL,              -- unix time, s
-    finished     REAL,
-    status       TEXT NOT NULL,              -- running | finished | interrupted | failed
-    workers      TEXT,                       -- 'local:2' or the scheduler address
-    code_version TEXT,
-    config       TEXT,                       -- JSON of the config this run used
-    summary      TEXT                        -- JSON counts and writer statistics
-);
-CREATE TABLE IF NOT EXISTS hosts (
-    id                INTEGER PRIMARY KEY,
-    name              TEXT NOT NULL UNIQUE,
-    formula           TEXT,
-    prototype         TEXT,
-    source            TEXT,
-    elements          TEXT,                  -- JSON list, formula order
-    composition       TEXT,                  -- JSON {element: atomic fraction}
-    structure_hash    TEXT NOT NULL,         -- of the input structure
-    status            TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    reason            TEXT,                  -- failure reason (registry in tasks.py)
-    error             TEXT,                  -- one-line detail
-    n_atoms           INTEGER,               -- primitive cell
-    supercell_atoms   INTEGER,               -- doped supercell
-    fc_supercell_atoms INTEGER,              -- force-constant supercell
-    n_imaginary       INTEGER,               -- q-mesh modes below -tol
-    min_frequency_mev REAL,
-    recommendations   TEXT,                  -- JSON list of DopantRecord dicts
-    pool              TEXT,                  -- JSON list: true dopants are drawn from these
-    potential         TEXT,
-    potential_version TEXT,
-    tier              TEXT,
-    grid_id           TEXT,
-    timings           TEXT,                  -- JSON stage -> seconds
-    worker            TEXT,
-    code_version      TEXT,
-    created           REAL,
-    input             BLOB,
-    pristine          BLOB,
-    spectra           BLOB
-);
-CREATE TABLE IF NOT EXISTS patches (
-    host_id      INTEGER NOT NULL REFERENCES hosts(id),
-    site         INTEGER NOT NULL,           -- primitive-cell atom index
-    element      TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    reason       TEXT,
-    error        TEXT,
-    force_calls  INTEGER,
-    timings      TEXT,
-    worker       TEXT,
-    code_version TEXT,
-    created      REAL,
-    data         BLOB,
-    PRIMARY KEY (host_id, site, element)
-);
-CREATE TABLE IF NOT EXISTS samples (
-    id                  INTEGER PRIMARY KEY,     -- sample_id(host, sample_index)
-    host_id             INTEGER NOT NULL REFERENCES hosts(id),
-    host                TEXT NOT NULL,
-    prototype           TEXT,
-    sample_index        INTEGER NOT NULL,
-    status              TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    reason              TEXT,
-    error               TEXT,
-    n_dopants           INTEGER,
-    dopants             TEXT,    -- JSON [[element, site, requested fraction, atoms], ...]
-    concentrations      TEXT,    -- JSON {element: realised atomic fraction}
-    total_concentration REAL,
-    candidates          TEXT,    -- JSON list (true dopants + distractors), Z order
-    distractors         TEXT,    -- JSON list
-    tier                TEXT,
-    potential           TEXT,
-    grid_id             TEXT,
-    seed                INTEGER,                 -- the sample's seed (all its draws)
-    supercell_atoms     INTEGER,
-    n_imaginary         INTEGER,
-    min_frequency_mev   REAL,
-    timings             TEXT,
-    worker              TEXT,
-    code_version        TEXT,
-    created             REAL,
-    arrays              BLOB,
-    UNIQUE (host_id, sample_index)
-);
-CREATE INDEX IF NOT EXISTS samples_status ON samples (status, reason);
-CREATE INDEX IF NOT EXISTS samples_host ON samples (host);
-"""
-
-HOST_COLUMNS = (
-    "name", "formula", "prototype", "source", "elements", "composition", "structure_hash", "status", "reason",
-    "error", "n_atoms", "supercell_atoms", "fc_supercell_atoms", "n_imaginary", "min_frequency_mev",
-    "recommendations", "pool", "potential", "potential_version", "tier", "grid_id", "timings", "worker",
-    "code_version", "created", "input", "pristine", "spectra",
-)
-PATCH_COLUMNS = ("host_id", "site", "element", "status", "reason", "error", "force_calls", "timings", "worker",
-                 "code_version", "created", "data")
-SAMPLE_COLUMNS = (
-    "id", "host_id", "host", "prototype", "sample_index", "status", "reason", "error", "n_dopants", "dopants",
-    "concentrations", "total_concentration", "candidates", "distractors", "tier", "potential", "grid_id", "seed",
-    "supercell_atoms", "n_imaginary", "min_frequency_mev", "timings", "worker", "code_version", "created", "arrays",
-)
-_JSON_COLUMNS = frozenset({"elements", "composition", "recommendations", "pool", "timings", "dopants",
-                           "concentrations", "candidates", "distractors", "config", "summary"})
-
-
-# --------------------------------------------------------------------------- arrays
-def pack_arrays(**arrays) -> bytes:
-    """Compress named arrays into one blob (``numpy.savez_compressed``; no pickle)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return buf.getvalue()
-
-
-def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack_arrays`; object arrays are refused."""
-    if blob is None:
-        raise DefectnetError("row has no array data")
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def sample_id(host: str, sample_index: int) -> int:
-    """Deterministic 63-bit row id of sample ``sample_index`` of ``host``.
-
-    The same (host, index) gets the same id in every run, so an interrupted and an
-    uninterrupted run produce the same ids, and a re-committed sample collides with its
-    first commit instead of being duplicated.
-    """
-    digest = hashlib.blake2b(f"{host}\x00{int(sample_index)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+__all__ = ["HOST_COLUMNS", "PATCH_COLUMNS", "SAMPLE_COLUMNS", "SCHEMA_VERSION", "IntegrityReport", "Store",
+           "label_problem", "pack_arrays", "sample_id", "stored_hosts", "unpack_arrays"]
 
 
 def stored_hosts(path) -> set[str]:
@@ -193,54 +54,6 @@ def stored_hosts(path) -> set[str]:
         return set()
     with Store(path, "r") as store:
         return {h["name"] for h in store.hosts()}
-
-
-def _encode(column: str, value):
-    if value is None:
-        return None
-    if column in _JSON_COLUMNS:
-        return json.dumps(value, sort_keys=True, default=_json_default)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _decode_row(row: sqlite3.Row, blobs: bool = False) -> dict:
-    out = {}
-    for k in row.keys():
-        v = row[k]
-        if k in _JSON_COLUMNS and v is not None:
-            v = json.loads(v)
-        elif isinstance(v, bytes) and not blobs:
-            continue
-        out[k] = v
-    return out
-
-
-# --------------------------------------------------------------------------- the store
-@dataclass
-class IntegrityReport:
-    """Result of :meth:`Store.check`: ``ok`` is True when ``problems`` is empty."""
-
-    problems: list[str] = field(default_factory=list)
-    counts: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __str__(self) -> str:
-        if self.ok:
-            return "integrity check passed: " + ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        return "integrity check FAILED:\n  " + "\n  ".join(self.problems)
 
 
 class Store:
@@ -283,7 +96,7 @@ class Store:
             if mode == "w":
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-                self.conn.executescript(_SCHEMA)
+                self.conn.executescript(SCHEMA)
                 if self.get_meta("schema_version") is None:
                     self._set_meta({"schema_version": SCHEMA_VERSION, "created": time.time()})
             self._check_version()
@@ -348,7 +161,7 @@ class Store:
         with self._transaction():
             self.conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(k, json.dumps(v, sort_keys=True, default=_json_default)) for k, v in values.items()],
+                [(k, json.dumps(v, sort_keys=True, default=json_default)) for k, v in values.items()],
             )
 
     def set_meta(self, **values):
@@ -362,7 +175,7 @@ class Store:
             self.conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
             cur = self.conn.execute(
                 "INSERT INTO runs (started, status, workers, code_version, config) VALUES (?, 'running', ?, ?, ?)",
-                (time.time(), workers, code_version, _encode("config", config)),
+                (time.time(), workers, code_version, encode("config", config)),
             )
         return int(cur.lastrowid)
 
@@ -370,10 +183,10 @@ class Store:
         self._require_writer()
         with self._transaction():
             self.conn.execute("UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?",
-                              (time.time(), status, _encode("summary", summary), run_id))
+                              (time.time(), status, encode("summary", summary), run_id))
 
     def runs(self) -> list[dict]:
-        return [_decode_row(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
+        return [decode_row(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
 
     # ------------------------------------------------------------------ writing
     def _require_writer(self):
@@ -390,7 +203,7 @@ class Store:
             raise DefectnetError(f"unknown {table} columns {sorted(unknown)}")
         cols = [c for c in columns if c in row]
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) {conflict}"
-        return sql, [_encode(c, row[c]) for c in cols]
+        return sql, [encode(c, row[c]) for c in cols]
 
     def add_host(self, row: dict) -> int:
         """Insert (or, for a host that failed before, replace) one host row; returns its id."""
@@ -453,14 +266,14 @@ class Store:
         """Host rows (decoded JSON; blobs only if ``blobs``), by id."""
         cols = "*" if blobs else ", ".join(["id"] + [c for c in HOST_COLUMNS if c not in ("input", "pristine", "spectra")])
         sql = f"SELECT {cols} FROM hosts" + (" WHERE status = ?" if status else "") + " ORDER BY id"
-        return [_decode_row(r, blobs) for r in self.conn.execute(sql, (status,) if status else ())]
+        return [decode_row(r, blobs) for r in self.conn.execute(sql, (status,) if status else ())]
 
     def host(self, name: str, *, blobs: bool = True) -> dict | None:
         row = self.conn.execute("SELECT * FROM hosts WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _decode_row(row, blobs)
+        return None if row is None else decode_row(row, blobs)
 
     def patches(self, host_id: int, *, blobs: bool = False) -> list[dict]:
-        return [_decode_row(r, blobs) for r in self.conn.execute(
+        return [decode_row(r, blobs) for r in self.conn.execute(
             "SELECT * FROM patches WHERE host_id = ? ORDER BY site, element", (host_id,))]
 
     def done_samples(self, host_id: int) -> dict[int, str]:
@@ -473,7 +286,7 @@ class Store:
         cols = "*" if blobs else ", ".join(c for c in SAMPLE_COLUMNS if c != "arrays")
         sql = f"SELECT {cols} FROM samples" + (" WHERE status = ?" if status else "") + f" ORDER BY {order}"
         for r in self.conn.execute(sql, (status,) if status else ()):
-            yield _decode_row(r, blobs)
+            yield decode_row(r, blobs)
 
     def counts(self) -> dict:
         """Rows per table and status."""
@@ -492,150 +305,9 @@ class Store:
 
     # ------------------------------------------------------------------ integrity
     def check(self, *, deep: bool = True) -> IntegrityReport:
-        """Check the file and the rows: SQLite integrity, keys, ids, statuses and (``deep``) every blob.
-
-        Problems checked: SQLite ``integrity_check`` and ``foreign_key_check``; schema
-        version; duplicated (host, sample_index) pairs; sample ids that are not
-        :func:`sample_id` of their host and index; samples of a failed or missing host;
-        failed rows without a reason; ok rows without data; labels that do not follow from
-        the stored placement (:func:`label_problem`: concentrations, total and number of
-        dopants against the atoms placed; when ``deep``, also against the dopant indices and
-        the dopants' partial PDoS); and, when ``deep``, blobs that do not decode or spectra of
-        the wrong shape, not finite or not of unit area.
-        """
-        rep = IntegrityReport()
-        p = rep.problems
-        res = [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
-        if res != ["ok"]:
-            p += [f"sqlite integrity_check: {r}" for r in res[:10]]
-        fk = self.conn.execute("PRAGMA foreign_key_check").fetchall()
-        if fk:
-            p.append(f"{len(fk)} rows reference a missing row (foreign_key_check)")
-        if self.get_meta("schema_version") != SCHEMA_VERSION:
-            p.append(f"schema_version {self.get_meta('schema_version')!r} != {SCHEMA_VERSION}")
-        dup = self.conn.execute(
-            "SELECT host_id, sample_index, COUNT(*) FROM samples GROUP BY host_id, sample_index HAVING COUNT(*) > 1"
-        ).fetchall()
-        if dup:
-            p.append(f"{len(dup)} duplicated (host, sample_index) pairs")
-        orphans = self.conn.execute(
-            "SELECT COUNT(*) FROM samples s LEFT JOIN hosts h ON s.host_id = h.id "
-            "WHERE h.id IS NULL OR h.status != 'ok' OR h.name != s.host").fetchone()[0]
-        if orphans:
-            p.append(f"{orphans} samples belong to a missing or failed host, or name the wrong host")
-        for table in ("hosts", "patches", "samples"):
-            n = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE status = 'failed' AND "
-                                  "(reason IS NULL OR reason = '')").fetchone()[0]
-            if n:
-                p.append(f"{n} failed {table} rows have no reason")
-        blob_of = {"hosts": "pristine", "patches": "data", "samples": "arrays"}
-        for table, col in blob_of.items():
-            n = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE status = 'ok' AND {col} IS NULL").fetchone()[0]
-            if n:
-                p.append(f"{n} ok {table} rows have no {col} data")
-        grid = self.get_meta("grid")
-        n_bins = int(grid["n_bins"]) if grid else None
-        widths = None
-        if grid:
-            from defectnet.grid import EnergyGrid
-
-            widths = EnergyGrid.from_dict(grid).widths
-        bad_ids, bad_blobs = 0, []
-        host_elements = {name: set(json.loads(comp or "{}")) for name, comp in
-                         self.conn.execute("SELECT name, composition FROM hosts")}
-        for r in self.conn.execute("SELECT id, host, sample_index, status, n_dopants, dopants, concentrations, "
-                                   "total_concentration, supercell_atoms, n_imaginary, arrays FROM samples"):
-            if r["id"] != sample_id(r["host"], r["sample_index"]):
-                bad_ids += 1
-            if r["status"] != "ok":
-                continue
-            arrays, problem = None, None
-            if deep:
-                arrays, problem = _check_sample_blob(r["arrays"], n_bins, widths)
-            problem = problem or label_problem(_decode_row(r), host_elements.get(r["host"], set()), arrays, widths)
-            if problem:
-                bad_blobs.append(f"sample {r['host']}#{r['sample_index']}: {problem}")
-        if bad_ids:
-            p.append(f"{bad_ids} sample ids do not match sample_id(host, sample_index)")
-        p += bad_blobs[:20] + ([f"... and {len(bad_blobs) - 20} more"] if len(bad_blobs) > 20 else [])
-        if deep:
-            for table, col in (("hosts", "pristine"), ("hosts", "spectra"), ("patches", "data")):
-                for (blob,) in self.conn.execute(f"SELECT {col} FROM {table} WHERE status = 'ok'"):
-                    try:
-                        unpack_arrays(blob)
-                    except Exception as exc:  # any decoding error is a corrupt row
-                        p.append(f"{table}.{col}: blob does not decode ({type(exc).__name__})")
-        c = self.counts()
-        rep.counts = {f"{t} {s}": n for t, by in c.items() for s, n in sorted(by.items())}
-        return rep
-
-
-def _check_sample_blob(blob, n_bins, widths) -> tuple[dict | None, str | None]:
-    """(the sample's arrays, or None if they do not decode; what is wrong with them, or None)."""
-    try:
-        a = unpack_arrays(blob)
-    except Exception as exc:  # any decoding error is a corrupt row
-        return None, f"arrays do not decode ({type(exc).__name__})"
-    for key in ("doped", "doped_gpdos"):
-        v = a.get(key)
-        if v is None:
-            return a, f"no {key!r} array"
-        if n_bins is not None and v.shape != (n_bins,):
-            return a, f"{key} has shape {v.shape}, expected ({n_bins},)"
-        if not np.all(np.isfinite(v)):
-            return a, f"{key} is not finite"
-        if widths is not None and abs(float(np.sum(v * widths)) - 1.0) > 1e-3:
-            return a, f"{key} area {float(np.sum(v * widths)):.6f} != 1"
-    return a, None
-
-
-def label_problem(row: dict, host_elements: set, arrays: dict | None = None, widths=None) -> str | None:
-    """What is wrong with a sample's labels against what the store holds of its structure (None if nothing).
-
-    The labels are ``concentrations`` {element: atomic fraction}, ``total_concentration`` and
-    ``n_dopants``; the structure is what placement did: the atoms of each dopant (``dopants``
-    [[element, site, requested fraction, atoms], ...]) in a supercell of ``supercell_atoms``,
-    and, given the sample's ``arrays``, its ``dopant_indices`` and per-element partial PDoS
-    (each normalised to its element's share of the atoms, so a dopant that is not a host
-    element has a partial of area = its concentration). A concentration must be its atoms / the
-    supercell's atoms (to round-off), the total their sum, the dopant indices as many as the
-    atoms, and a dopant's partial area its concentration to within half an atom (and a third of
-    an atom per imaginary mode, which falls off the grid, ``n_imaginary``). Rows without
-    atom counts (written before they were stored) are not checked.
-    """
-    dopants, conc = row.get("dopants") or [], row.get("concentrations") or {}
-    counts: dict[str, int] = {}
-    for entry in dopants:
-        if len(entry) < 4 or entry[3] is None:
-            return None
-        counts[entry[0]] = counts.get(entry[0], 0) + int(entry[3])
-    if row.get("n_dopants") is not None and row["n_dopants"] != len(dopants):
-        return f"n_dopants is {row['n_dopants']} but {len(dopants)} dopants were placed"
-    if set(conc) != set(counts):
-        return f"concentrations name {sorted(conc)} but the dopants placed are {sorted(counts)}"
-    n = row.get("supercell_atoms")
-    for el, c in sorted(conc.items()):
-        if n and abs(c * n - counts[el]) > 1e-6:
-            return (f"concentration of {el} is {c:.6g}, but {counts[el]} atoms of {el} were placed in its supercell "
-                    f"of {n}: expected {counts[el] / n:.6g}")
-    total = row.get("total_concentration")
-    if total is not None and abs(total - sum(conc.values())) > 1e-9:
-        return f"total_concentration is {total:.6g}, the concentrations add up to {sum(conc.values()):.6g}"
-    if arrays is None:
-        return None
-    idx = arrays.get("dopant_indices")
-    if idx is not None and len(idx) != sum(counts.values()):
-        return f"{len(idx)} dopant indices for {sum(counts.values())} dopant atoms"
-    if n and widths is not None and "partials" in arrays:
-        area = {str(el): float(np.sum(p * widths)) for el, p in zip(arrays["partial_elements"], arrays["partials"])}
-        lost = int(row.get("n_imaginary") or 0)
-        tol = (0.5 + lost / 3) / n  # half an atom, and the modes off the grid (each 1/3 of an atom's)
-        for el, c in sorted(conc.items()):
-            if el not in host_elements and abs(area.get(el, 0.0) - c) > tol:
-                return (f"concentration of {el} is {c:.6g}, but its partial PDoS holds {area.get(el, 0.0):.6g} of the "
-                        f"modes: expected the same to within half an atom"
-                        + (f" and its {lost} imaginary modes" if lost else "") + f" ({tol:.2g})")
-    return None
+        """Check the file and the rows: SQLite integrity, keys, ids, statuses and (``deep``) every blob; what is
+        checked: :func:`~defectnet.data.integrity.check_store`."""
+        return check_store(self, deep=deep)
 
 
 class _Transaction:
