@@ -326,3 +326,23 @@ def test_predict_lvm_option_converts_units_and_needs_a_basis(capsys):
     assert main(["predict", *files, "--lvm", "Si=47.6"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "need a basis" in err[0]
+
+
+def test_site_knots_fit_the_sublattice():
+    from defectnet.signatures import MAX_SITE_SHARE, site_knots
+
+    assert site_knots((0.01, 0.05, 0.15), 0.5) == (0.01, 0.05, 0.15)  # the site holds them: as they are
+    zn = site_knots((0.01, 0.05, 0.15), 1 / 7)  # Zn in ZnAl2S4
+    assert zn[:2] == (0.01, 0.05) and zn[2] == pytest.approx(MAX_SITE_SHARE / 7)
+    thin = site_knots((0.01, 0.05, 0.15), 0.05)
+    assert thin == pytest.approx((0.01, 0.02, 0.04)) and all(np.diff(thin) > 0)
+
+
+def test_a_basis_on_a_minority_site_is_built_within_what_the_site_holds(cu_sim):
+    """Au is 1/8 of a Cu7Au cell: 15 at.% of Ag on it cannot be placed, the basis' top cell fills 80 % of it."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))  # 8 atoms
+    atoms[0].symbol = "Au"
+    b = signature_basis(atoms, ["Ag@Au"], BasisConfig(concentrations=(0.01, 0.05, 0.15), simulation=cu_sim))
+    x = b.realised[0]
+    assert b.elements == ("Ag",) and np.all(np.diff(x) > 0)
+    assert x[-1] <= 0.8 / 8 + 1e-9 and x[-1] > 0.05

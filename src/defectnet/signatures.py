@@ -166,6 +166,28 @@ def _read_synthesis(header: dict, z) -> dict:
             "patches": [z[f"synthesis_patch_{i}"].tobytes() for i in range(syn["n_patches"])]}
 
 
+#: A basis cell fills at most this share of its candidate's site sublattice.
+MAX_SITE_SHARE = 0.8
+
+
+def site_knots(concentrations, site_fraction: float) -> tuple[float, ...]:
+    """The concentrations (atomic fractions, ascending) a candidate's basis cells can hold on its site.
+
+    A site that makes up ``site_fraction`` of the crystal (the Zn sublattice of ZnAl2S4: 1/7) cannot
+    take 15 at.%: the largest concentration becomes :data:`MAX_SITE_SHARE` × ``site_fraction`` and
+    each smaller one at most half the next, so the knots stay distinct and span what the site holds.
+    Concentrations the site holds are kept as they are.
+    """
+    out = list(map(float, concentrations))
+    if max(out) <= site_fraction:  # the site holds them all
+        return tuple(out)
+    top = MAX_SITE_SHARE * float(site_fraction)
+    for i in reversed(range(len(out))):
+        out[i] = min(out[i], top)
+        top = out[i] / 2
+    return tuple(out)
+
+
 def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progress: bool = False,
                 synthesis: bool = True) -> SignatureBasis:
     """Simulate each candidate's signature in ``host`` (a :class:`~defectnet.host.Host`) cell by cell.
@@ -174,13 +196,16 @@ def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progr
     ``config.simulation.seed + placement``), the routine every doped spectrum of the host uses.
     ``checkpoint``, ``synthesis``: as for :func:`defectnet.unmix.signature_basis`.
     """
-    from defectnet.doping import parse_dopants
+    from defectnet.doping import auto_site, parse_dopants
     from defectnet.phonons.patches import UnstablePatch
 
     sim = config.simulation
     specs = [parse_dopants(f"{c}:{config.concentrations[0]}")[0] for c in candidates]
     if len({s.element for s in specs}) != len(specs):
         raise DefectnetError(f"candidates repeat an element: {list(candidates)}")
+    symbols = host.structure.get_chemical_symbols()  # the primitive cell: the same fractions, nothing computed
+    knots = {s.element: dict(zip(config.concentrations, site_knots(config.concentrations, symbols.count(
+        s.site or auto_site(s.element, sorted(set(symbols)))) / len(symbols)))) for s in specs}
     stamp = json.dumps({"host": host.name, "config": config.to_dict()}, sort_keys=True)
     cells = _read_cells(checkpoint, stamp)
     jobs = [(s, c, p) for s in specs for c in config.concentrations for p in range(config.placements)]
@@ -193,7 +218,7 @@ def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progr
         if key in cells or f"{spec.element}@{spec.site}|failed" in cells:
             continue
         try:
-            placed = host.place([replace(spec, fraction=c)], seed=sim.seed + p)
+            placed = host.place([replace(spec, fraction=knots[spec.element][c])], seed=sim.seed + p)
         except UnstablePatch as exc:
             cells[f"{spec.element}@{spec.site}|failed"] = str(exc)
         else:
