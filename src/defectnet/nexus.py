@@ -43,7 +43,7 @@ from defectnet.units import ENERGY_UNIT_TO_MEV, to_mev
 MEV_A2_PER_K2 = _c.hbar**2 / (2 * _c.m_n) / (1e-3 * _c.electron_volt) * 1e20
 KB_MEV_PER_K = _c.k / (1e-3 * _c.electron_volt)  # Boltzmann constant, meV/K
 MASK_BELOW = -1e29  # SPE/NXSPE files mark masked detectors with -1e30
-NOISE_SIGMAS = 3.0  # a negative value within this many σ of 0 is counting noise: kept
+NOISE_SIGMAS = 5.0  # a negative value within this many σ of 0 is counting noise: kept (as defectnet.io.ERROR_SIGMAS)
 MANTID_UNITS = {"deltae": "meV", "energy": "meV", "deltae_inwavenumber": "cm-1", "energy_inwavenumber": "cm-1"}
 
 
