@@ -46,6 +46,8 @@ FILES = ("datasets/textbook/textbook-001.h5", "datasets/reference/chunk-007.h5",
          "datasets/reference/chunk-022.h5", "datasets/reference/chunk-023.h5", "datasets/reference/chunk-024.h5")
 #: Flat background under the spectrum, as a share of its area over the grid (subtracted; its noise stays).
 BACKGROUND = 0.02
+#: A measurement covers energies up to this factor × the highest where the host or a candidate has signal.
+RANGE = 1.5
 #: The readings of the fits scored, in the tables' order.
 READINGS = ("as reported", "covariance alone", "Birge ratio", "no errors given")
 
@@ -59,22 +61,34 @@ def measured(values, grid, noise: float, rng) -> tuple[np.ndarray, np.ndarray]:
     return (q + sigma * rng.standard_normal(q.size)) / grid.widths, sigma / grid.widths
 
 
+def measured_range(basis) -> int:
+    """How many bins of the basis grid a measurement covers: up to RANGE × the highest energy (meV) where the
+    pristine or a candidate's curve exceeds 1e-3 of its largest value (an instrument's range, not the grid's
+    500 meV: noise about 0 up there would be most of the file)."""
+    g = basis.grid
+    rows = np.vstack([basis.pristine["gpdos"], np.abs(basis.curves["gpdos"]).reshape(-1, g.n_bins)])
+    top = max(float(g.centers[np.flatnonzero(np.abs(v) > 1e-3 * np.abs(v).max())[-1]]) for v in rows)
+    return int(np.searchsorted(g.edges, RANGE * top))
+
+
 def read(host: str, basis, pristine, doped, candidates, folder: Path, errors: bool):
-    """{element: (concentration, 1σ)} and (χ²/dof, inflation) of predict's unmixing of the (values, 1σ) pairs
-    ``pristine`` and ``doped``, written as files with their error column (``errors``) or without (the values
-    clipped at 0 then: without errors a reader takes no negative density)."""
+    """{element: (concentration, 1σ)} and (χ²/dof, inflation, fitted energy scale) of predict's unmixing of the
+    (values, 1σ) pairs ``pristine`` and ``doped`` over :func:`measured_range`, written as files with their error
+    column (``errors``) or without (the values clipped at 0 then: without errors a reader takes no negative
+    density)."""
     from defectnet.io import write_spectrum
     from defectnet.predict import predict_defects
     from defectnet.spectrum import Spectrum
 
-    paths = []
+    n, paths = measured_range(basis), []
     for name, (v, s) in (("pristine", pristine), ("doped", doped)):
-        spec = Spectrum.on_grid(basis.grid, v if errors else np.clip(v, 0.0, None), kind="gpdos",
-                                errors=s if errors else None)
+        spec = Spectrum(basis.grid.edges[:n + 1], v[:n] if errors else np.clip(v[:n], 0.0, None), kind="gpdos",
+                        errors=s[:n] if errors else None)
         paths.append(write_spectrum(spec, folder / f"{name}.csv"))
     pred = predict_defects(host, paths[1], pristine=paths[0], basis=basis, candidates=candidates, method="unmix")
     rows = {r["element"]: (r["concentration"], r["uncertainty"]) for r in pred.rows}
-    return rows, (pred.model.get("chi2_reduced", np.nan), pred.model.get("sigma_inflation", 1.0))
+    return rows, (pred.model.get("chi2_reduced", np.nan), pred.model.get("sigma_inflation", 1.0),
+                  pred.config.energy_scale)
 
 
 def sample_truth(data, i: int) -> tuple[list, dict]:
@@ -86,7 +100,8 @@ def sample_truth(data, i: int) -> tuple[list, dict]:
 
 def score_sample(host, basis, data, i, noises, rng, folder) -> list[dict]:
     """One row per (forward model, noise, true dopant): |error| and the 1σ of each reading, χ²/dof; one row
-    ``refused`` (predict's error) per measurement that predict refused."""
+    ``refused`` (predict's error) per measurement that predict refused; none for the basis' own curves where
+    they sum to a negative density beyond counting noise (a mix the basis cannot make)."""
     from defectnet.errors import DefectnetError
     from defectnet.unmix import contributions
 
@@ -98,8 +113,11 @@ def score_sample(host, basis, data, i, noises, rng, folder) -> list[dict]:
     for model, d0 in models.items():
         for noise in noises:
             p, d = measured(p0, basis.grid, noise, rng), measured(d0, basis.grid, noise, rng)
+            if np.any(d0 < -d[1]):
+                out.append({"host": host, "model": model, "noise": noise, "unphysical": True})
+                continue
             try:
-                weighted, (chi2, factor) = read(host, basis, p, d, cands, folder, errors=True)
+                weighted, (chi2, factor, scale) = read(host, basis, p, d, cands, folder, errors=True)
                 plain, _ = read(host, basis, p, d, cands, folder, errors=False)
             except DefectnetError as exc:  # counted: a refusal of a measurement with honest errors is a finding
                 out.append({"host": host, "model": model, "noise": noise, "refused": str(exc)})
@@ -108,6 +126,7 @@ def score_sample(host, basis, data, i, noises, rng, folder) -> list[dict]:
                 c, s = weighted[el]
                 out.append({"host": host, "model": model, "noise": noise, "element": el, "error": abs(c - truth[el]),
                             "plain_error": abs(plain[el][0] - truth[el]), "chi2": chi2, "inflation": factor,
+                            "energy_scale": scale,
                             "sigma": {"as reported": s, "covariance alone": s / factor,
                                       "Birge ratio": s / factor * np.sqrt(max(chi2, 1.0)),
                                       "no errors given": plain[el][1]}})
@@ -129,8 +148,11 @@ def summarise(rows: list[dict], noises) -> dict:
     table = {}
     for model in ("basis", "fresh"):
         for noise in noises:
-            part = [r for r in rows if r["model"] == model and r["noise"] == noise and "refused" not in r]
+            part = [r for r in rows if r["model"] == model and r["noise"] == noise and "error" in r]
             entry = {reading: coverage(part, reading) for reading in READINGS}
+            entry["unphysical"] = sum(1 for r in rows if r["model"] == model and r["noise"] == noise
+                                      and "unphysical" in r)
+            entry["energy_scale_spread"] = float(np.std([r["energy_scale"] for r in part]))
             entry["refused"] = [r["refused"] for r in rows if r["model"] == model and r["noise"] == noise
                                 and "refused" in r]
             entry["chi2_median"] = float(np.median([r["chi2"] for r in part]))
@@ -190,8 +212,11 @@ def table_md(r: dict) -> str:
             extra = f"{e['chi2_median']:.2f} | {e['inflation_median']:.2f}" if reading == "as reported" else " | "
             lines.append(f"| {key} | {reading} | {m['n']} | {m['coverage_1sigma']:.2f} | {m['coverage_2sigma']:.2f} | "
                          f"{m['factor_for_68']:.2f} | {m['mae_at_pct']:.3f} | {extra} |")
-    refused = sum(len(e["refused"]) for e in r["rows"].values())
-    lines += ["", f"Measurements predict refused (left out): {refused}."]
+    refused = {k: len(e["refused"]) for k, e in r["rows"].items() if e["refused"]}
+    unphysical = sum(e["unphysical"] for e in r["rows"].values())
+    lines += ["", f"Measurements predict refused (left out): {refused or 'none'}. Samples whose basis curves sum to a "
+              f"negative density (left out of `basis`): {unphysical}. Spread (SD) of the energy scale predict fits: "
+              + ", ".join(f"{k} {e['energy_scale_spread']:.4f}" for k, e in r["rows"].items()) + "."]
     lines += ["", "±1σ as reported, per host: " + "; ".join(
         f"{key}: " + ", ".join(f"{h} {v:.2f}" for h, v in e["per_host"].items()) for key, e in r["rows"].items())]
     p = r["provenance"]

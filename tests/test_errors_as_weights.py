@@ -65,8 +65,9 @@ def test_uniform_errors_give_the_unweighted_answer_and_their_1sigma_scales_with_
         assert doubled[el]["concentration"] == pytest.approx(weighted[el]["concentration"], rel=1e-4, abs=1e-8)
         assert doubled[el]["uncertainty"] / factor[id(two)] == pytest.approx(
             2 * weighted[el]["uncertainty"] / factor[id(one)], rel=0.01), el
-    # the same residual is a 4× smaller χ²/dof with 2× the errors, and needs less widening
-    assert two.model["chi2_reduced"] == pytest.approx(one.model["chi2_reduced"] / 4, rel=1e-3)
+    # the same residual is a 4× smaller χ²/dof with 2× the errors (over the bins with signal, which 2× errors
+    # change a little), and needs less widening
+    assert two.model["chi2_reduced"] == pytest.approx(one.model["chi2_reduced"] / 4, rel=0.02)
     assert factor[id(one)] > factor[id(two)] >= 1.0
     for el in truth:  # the counting noise alone: far below the residual-based 1σ (which counts the basis' errors)
         assert weighted[el]["uncertainty"] / factor[id(one)] < rows[el]["uncertainty"] / 3

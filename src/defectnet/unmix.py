@@ -239,7 +239,22 @@ def error_inflation(chi2: float, dof: int, tau: float) -> float:
     (what the residual-based 1σ without errors needs for the same basis errors):
     σ = σ_counting · √(1 + max(0, χ²/dof − 1 − 2√(2/dof)) · τ · SIGMA_SCALE²). ``benchmarks/error_calibration.py``
     measures it: ±1σ covers ~0.7 of the true dopants with the basis' own curves and on spectra simulated
-    afresh, where the Birge ratio √(χ²/dof) alone covers less than 0.2."""
+    afresh, where the Birge ratio √(χ²/dof) alone covers less than 0.2.
+
+    Parameters
+    ----------
+    chi2 : float
+        χ²/dof of the residual in units of the measured σ, over the bins where Δ or the basis has signal.
+    dof : int
+        Those bins less the candidates fitted present.
+    tau : float
+        The residual's integrated autocorrelation time over those bins, in bins (1: independent).
+
+    Returns
+    -------
+    float
+        The factor on the covariance 1σ, ≥ 1.
+    """
     excess = max(0.0, chi2 - 1.0 - 2.0 * np.sqrt(2.0 / max(dof, 1)))
     return float(np.sqrt(1.0 + excess * tau * SIGMA_SCALE ** 2))
 
@@ -418,10 +433,12 @@ def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool 
 
     active = c > 0
     occupied = np.abs(curves).max(axis=(0, 1)) + np.abs(y) > 1e-4 * (np.abs(curves).max() + np.abs(y).max())
+    if measured:  # in units of σ: where a candidate's curve shows above 1σ, or Δ is measured beyond 3σ
+        occupied = (np.abs(curves).max(axis=(0, 1)) > 1.0) | (np.abs(y) > 3.0)
     # Broadening correlates neighbouring bins: the residual's integrated autocorrelation time τ
     # (in bins) scales the least-squares variance, which assumes independent bins.
     dof, tau = max(int(occupied.sum()) - int(active.sum()), 1), _correlation_bins(r[occupied])
-    if measured:  # χ² where the spectra or the basis have signal: the empty bins would dilute it
+    if measured:  # χ² where Δ or the basis has signal: the empty bins would dilute it
         chi2 = float(r[occupied] @ r[occupied] / dof)
         fit = {**fit, "chi2_reduced": chi2, "sigma_inflation": error_inflation(chi2, dof, tau)}
         noise2 = fit["sigma_inflation"] ** 2
