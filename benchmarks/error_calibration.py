@@ -8,14 +8,16 @@ simulated with counting noise of known σ, the σ written as the files' error co
 :func:`defectnet.predict.predict_defects` (``method="unmix"``), the path of the command. Two forward models:
 
 * ``basis``: doped = pristine + Σ Δ_k(c_k) on the basis' own curves, at each sample's concentrations: no
-  model error, so ±1σ should cover 68 % of the true dopants if the σ is right;
+  model error, so ±1σ should cover 68 % of the true dopants if the σ is right (a sample whose curves sum to
+  a density below 0 by more than its 1σ, a mix the basis cannot make, is left out and counted);
 * ``fresh``: the sample's committed doped spectrum: its own placement, its mix of up to six dopants
   simulated whole (0.2–25 at.%), which the basis, one candidate at a time at 1, 5 and 15 at.%, only
   approximates: the model error a measurement also has (and more: the potential's own error).
 
 Counting noise is the convention of :func:`defectnet.limits.counting_noise` (a bin's share q of the area
 gets noise · √(q / B) · N(0, 1), Poisson statistics of B / noise² counts), plus a flat background (2 % of the
-area over the grid, subtracted) so that a bin without signal has an error too; not clipped. Each true
+area over the grid, subtracted) so that a bin without signal has an error too; not clipped. A file covers
+energies up to 1.5 × the highest where the host or a candidate has signal (an instrument's range). Each true
 dopant is scored by |c − c_true| ≤ k σ, k = 1, 2 (nominal 0.68, 0.95), under four readings of the same
 fits: as reported; the covariance alone (σ / ``sigma_inflation``: counting noise only); the Birge ratio
 (the covariance × √max(1, χ²/dof)); and the same files without their errors (the residual-based 1σ ×
@@ -72,7 +74,7 @@ def measured_range(basis) -> int:
 
 
 def read(host: str, basis, pristine, doped, candidates, folder: Path, errors: bool):
-    """{element: (concentration, 1σ)} and (χ²/dof, inflation, fitted energy scale) of predict's unmixing of the
+    """{element: (concentration, 1σ)} and (χ²/dof, inflation) of predict's unmixing of the
     (values, 1σ) pairs ``pristine`` and ``doped`` over :func:`measured_range`, written as files with their error
     column (``errors``) or without (the values clipped at 0 then: without errors a reader takes no negative
     density)."""
@@ -87,8 +89,7 @@ def read(host: str, basis, pristine, doped, candidates, folder: Path, errors: bo
         paths.append(write_spectrum(spec, folder / f"{name}.csv"))
     pred = predict_defects(host, paths[1], pristine=paths[0], basis=basis, candidates=candidates, method="unmix")
     rows = {r["element"]: (r["concentration"], r["uncertainty"]) for r in pred.rows}
-    return rows, (pred.model.get("chi2_reduced", np.nan), pred.model.get("sigma_inflation", 1.0),
-                  pred.config.energy_scale)
+    return rows, (pred.model.get("chi2_reduced", np.nan), pred.model.get("sigma_inflation", 1.0))
 
 
 def sample_truth(data, i: int) -> tuple[list, dict]:
@@ -117,7 +118,7 @@ def score_sample(host, basis, data, i, noises, rng, folder) -> list[dict]:
                 out.append({"host": host, "model": model, "noise": noise, "unphysical": True})
                 continue
             try:
-                weighted, (chi2, factor, scale) = read(host, basis, p, d, cands, folder, errors=True)
+                weighted, (chi2, factor) = read(host, basis, p, d, cands, folder, errors=True)
                 plain, _ = read(host, basis, p, d, cands, folder, errors=False)
             except DefectnetError as exc:  # counted: a refusal of a measurement with honest errors is a finding
                 out.append({"host": host, "model": model, "noise": noise, "refused": str(exc)})
@@ -126,7 +127,6 @@ def score_sample(host, basis, data, i, noises, rng, folder) -> list[dict]:
                 c, s = weighted[el]
                 out.append({"host": host, "model": model, "noise": noise, "element": el, "error": abs(c - truth[el]),
                             "plain_error": abs(plain[el][0] - truth[el]), "chi2": chi2, "inflation": factor,
-                            "energy_scale": scale,
                             "sigma": {"as reported": s, "covariance alone": s / factor,
                                       "Birge ratio": s / factor * np.sqrt(max(chi2, 1.0)),
                                       "no errors given": plain[el][1]}})
@@ -152,7 +152,6 @@ def summarise(rows: list[dict], noises) -> dict:
             entry = {reading: coverage(part, reading) for reading in READINGS}
             entry["unphysical"] = sum(1 for r in rows if r["model"] == model and r["noise"] == noise
                                       and "unphysical" in r)
-            entry["energy_scale_spread"] = float(np.std([r["energy_scale"] for r in part]))
             entry["refused"] = [r["refused"] for r in rows if r["model"] == model and r["noise"] == noise
                                 and "refused" in r]
             entry["chi2_median"] = float(np.median([r["chi2"] for r in part]))
@@ -214,9 +213,8 @@ def table_md(r: dict) -> str:
                          f"{m['factor_for_68']:.2f} | {m['mae_at_pct']:.3f} | {extra} |")
     refused = {k: len(e["refused"]) for k, e in r["rows"].items() if e["refused"]}
     unphysical = sum(e["unphysical"] for e in r["rows"].values())
-    lines += ["", f"Measurements predict refused (left out): {refused or 'none'}. Samples whose basis curves sum to a "
-              f"negative density (left out of `basis`): {unphysical}. Spread (SD) of the energy scale predict fits: "
-              + ", ".join(f"{k} {e['energy_scale_spread']:.4f}" for k, e in r["rows"].items()) + "."]
+    lines += ["", f"Measurements predict refused (left out): {refused or 'none'}. Measurements whose basis curves "
+              f"sum to a negative density beyond 1σ (a mix the basis cannot make; left out of `basis`): {unphysical}."]
     lines += ["", "±1σ as reported, per host: " + "; ".join(
         f"{key}: " + ", ".join(f"{h} {v:.2f}" for h, v in e["per_host"].items()) for key, e in r["rows"].items())]
     p = r["provenance"]
