@@ -167,7 +167,8 @@ def test_error_inflation_is_one_within_counting_noise_and_grows_with_the_excess(
 def test_counting_noise_with_the_basis_own_curves_is_covered_at_68_percent(basis):
     """Measurements made of the basis' own curves with known counting noise, read with their errors by predict:
     ±1σ covers ~68 % of the true dopants (no model error), and negatives of the noise are kept, not clipped
-    (clipped, they biased Δ where the pristine density is ~0 and ±1σ covered 0.58; benchmarks/error_calibration.py)."""
+    (clipped, they biased Δ where the pristine density is ~0: ±1σ covered 0.56–0.59 on the 8 hosts of
+    benchmarks/error_calibration.py)."""
     from defectnet.spectrum import Spectrum
 
     g, p0 = basis.grid, basis.pristine["gpdos"]
