@@ -238,8 +238,8 @@ def error_inflation(chi2: float, dof: int, tau: float) -> float:
     variance, with the residual's correlation time ``tau`` (bins) counted and times :data:`SIGMA_SCALE`²
     (what the residual-based 1σ without errors needs for the same basis errors):
     σ = σ_counting · √(1 + max(0, χ²/dof − 1 − 2√(2/dof)) · τ · SIGMA_SCALE²). ``benchmarks/error_calibration.py``
-    measures it: ±1σ covers ~0.7 of the true dopants with the basis' own curves and on spectra simulated
-    afresh, where the Birge ratio √(χ²/dof) alone covers less than 0.2.
+    measures it: ±1σ covers 0.61–0.76 of the true dopants with the basis' own curves and on spectra simulated
+    afresh (16 hosts), where the Birge ratio √(χ²/dof) alone covers 0.16–0.24 on the latter.
 
     Parameters
     ----------
