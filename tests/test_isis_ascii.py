@@ -90,17 +90,20 @@ def test_own_files_round_trip_errors(tmp_path):
         assert_allclose(back.errors, spec.errors, rtol=1e-12, atol=1e-300)
 
 
-def test_negatives_within_errors_are_clipped_beyond_are_refused(tmp_path):
+def test_negatives_within_errors_are_kept_beyond_are_refused(tmp_path):
+    """Within 5σ of 0 a negative is counting noise that the errors describe: kept (clipped, it would bias the
+    fit they weight where the density is ~0)."""
     x, s, err = measured()
-    s[3], s[7] = -2.0 * err[3], -4.0 * err[7]
+    s[3], s[7] = -4.0 * err[3], -6.0 * err[7]
     p = tmp_path / "neg.csv"
     p.write_text(mantid_ascii(x, s, err, comment="# DeltaE"))
-    with pytest.raises(DefectnetError, match=r"neg\.csv:11: negative intensity .*more than 3σ below 0"):
+    with pytest.raises(DefectnetError, match=r"neg\.csv:11: negative intensity .*more than 5σ below 0"):
         read_spectrum(p)  # comment, header, spectrum number on lines 1-3: row index 7 is line 11
     s[7] = 0.5
     p.write_text(mantid_ascii(x, s, err, comment="# DeltaE"))
     spec = read_spectrum(p)
-    assert spec.values[3] == 0.0 and spec.meta["clipped_negatives"] == 1 and spec.errors[3] == err[3]
+    assert spec.values[3] == pytest.approx(-4.0 * err[3]) and spec.meta["negatives_within_errors"] == 1
+    assert spec.errors[3] == err[3] and "clipped_negatives" not in spec.meta
 
 
 def rows(n=6, bad_row=None, bad=""):

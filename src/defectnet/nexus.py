@@ -43,7 +43,7 @@ from defectnet.units import ENERGY_UNIT_TO_MEV, to_mev
 MEV_A2_PER_K2 = _c.hbar**2 / (2 * _c.m_n) / (1e-3 * _c.electron_volt) * 1e20
 KB_MEV_PER_K = _c.k / (1e-3 * _c.electron_volt)  # Boltzmann constant, meV/K
 MASK_BELOW = -1e29  # SPE/NXSPE files mark masked detectors with -1e30
-NOISE_SIGMAS = 3.0  # a negative value within this many σ of 0 is counting noise: clipped to 0
+NOISE_SIGMAS = 5.0  # a negative value within this many σ of 0 is counting noise: kept (as defectnet.io.ERROR_SIGMAS)
 MANTID_UNITS = {"deltae": "meV", "energy": "meV", "deltae_inwavenumber": "cm-1", "energy_inwavenumber": "cm-1"}
 
 
@@ -151,7 +151,7 @@ def _read_mantid(f, src, unit) -> Spectrum:
     if x.size == n + 1 and _attr(ws["values"], "distribution") in ("0", "False", "false"):
         y, e = y / np.diff(x), e / np.diff(x)  # counts per bin → per unit energy
         meta["divided_by_bin_width"] = True
-    y, e = clip_noise(y, e, meta, src)
+    y, e = checked_negatives(y, e, meta, src)
     factor = ENERGY_UNIT_TO_MEV[unit]  # density per unit → per meV divides by meV-per-unit
     if x.size == n + 1:
         return Spectrum(x * factor, y / factor, kind="total", meta=meta, errors=e / factor)
@@ -172,8 +172,9 @@ def _mantid_unit(unit, axis_units, src) -> str:
     return next(k for k, v in ENERGY_UNIT_TO_MEV.items() if v == factor)
 
 
-def clip_noise(values, errors, meta, src):
-    """Clip negatives within NOISE_SIGMAS σ of 0 to 0 (count in ``meta["clipped_negatives"]``); refuse larger."""
+def checked_negatives(values, errors, meta, src):
+    """Keep negatives within NOISE_SIGMAS σ of 0, counting noise that the errors describe (clipping them would bias
+    a fit weighted by them where the density is ~0; count in ``meta["negatives_within_errors"]``); refuse larger."""
     bad = values < -NOISE_SIGMAS * errors
     if bad.any():
         i = int(np.argmax(bad))
@@ -182,8 +183,8 @@ def clip_noise(values, errors, meta, src):
     if np.any(errors < 0):
         raise DefectnetError(f"negative error {errors[int(np.argmax(errors < 0))]:g}; expected 1σ ≥ 0", source=src)
     if np.any(values < 0):
-        meta["clipped_negatives"] = int(np.sum(values < 0))
-    return np.maximum(values, 0.0), errors
+        meta["negatives_within_errors"] = int(np.sum(values < 0))
+    return values, errors
 
 
 @dataclass(frozen=True)
@@ -278,5 +279,5 @@ def reduce_nxspe(a: NxspeArrays, r: NxspeReduction, src: str = "NXSPE") -> Spect
         "debye_waller": "exp(-Q^2 <u^2>), <u^2> along Q", "q_used_inv_a": [float(q_used.min()), float(q_used.max())],
         "n_detectors": int(a.s.shape[0]), "masked_bins": int(masked.sum()),
         "ki_over_kf_applied_by_reader": not a.ki_over_kf_applied}}
-    g, sigma = clip_noise(g, sigma, meta, src)
+    g, sigma = checked_negatives(g, sigma, meta, src)
     return Spectrum(edges, g, kind="gpdos", meta=meta, errors=sigma)

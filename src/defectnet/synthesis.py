@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defectnet.unmix import KINDS, MIN_FRACTION, SignatureBasis, UnmixResult, own_curves, unmix_result, unmix
+from defectnet.unmix import (KINDS, MIN_FRACTION, SignatureBasis, UnmixResult, fit_weights, own_curves,
+                             residual_summary, unmix, unmix_result)
 
 
 @dataclass
@@ -69,8 +70,8 @@ class Synthesizer:
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",
-           candidates=None, iterations: int = 3, seed: int = 0) -> UnmixResult:
-    """:func:`unmix`, then corrected against the forward model itself.
+           candidates=None, iterations: int = 3, seed: int = 0, errors=None) -> UnmixResult:
+    """:func:`unmix`, then corrected against the forward model itself (weighted by measured errors when given).
 
     The basis adds each candidate's own curve, but a mix of several dopants at 10–30 % gives
     less signal than that sum (measured on fresh hosts, README), so :func:`unmix` reads such
@@ -90,21 +91,27 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     seed : int
         Placement seed of every synthesis (the same one, so that iterates differ by the
         concentrations, not by the placement).
+    errors : ndarray (B,), optional
+        The measured 1σ of Δ in each bin, per meV, as for :func:`unmix`: the start, every step and
+        the choice of the iterate kept weigh each bin by 1/σ (χ²), and the 1σ is the covariance
+        with these errors, widened as :func:`~defectnet.unmix.error_inflation` says.
 
     Returns
     -------
     UnmixResult
-        As :func:`unmix`, the 1σ from the kept iterate's residual; ``fit`` also has ``start``
-        (the unmixed concentrations), ``iteration`` (the one kept) and ``history`` (per
-        iteration, 0 = the start: ``residual_fraction`` of its synthesis and ``concentrations``).
+        As :func:`unmix`, the 1σ from the kept iterate's residual (or, with ``errors``, its covariance);
+        ``fit`` also has ``start`` (the unmixed concentrations), ``iteration`` (the one kept) and
+        ``history`` (per iteration, 0 = the start: ``residual_fraction`` of its synthesis, ‖r‖/‖Δ‖
+        unweighted, and ``concentrations``).
     """
     from scipy.optimize import lsq_linear
 
-    start = unmix(pristine, doped, basis, kind=kind, candidates=candidates)
+    start = unmix(pristine, doped, basis, kind=kind, candidates=candidates, errors=errors)
     asked = list(basis.elements if candidates is None else candidates)
     cands = [c for c in asked if c not in basis.failed]
-    sw = np.sqrt(basis.grid.widths)
-    y = (np.asarray(doped, float) - np.asarray(pristine, float)) * sw
+    sw, root = fit_weights(errors, basis.grid), np.sqrt(basis.grid.widths)
+    delta = np.asarray(doped, float) - np.asarray(pristine, float)
+    y = delta * sw
     cols = [basis.elements.index(c) for c in cands]
     knots, curves = basis.realised[cols], basis.curves[kind][cols] * sw
 
@@ -120,12 +127,14 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
             c = np.clip(c + lsq_linear(J, r, bounds=(-c, 1.0 - c)).x, 0.0, 1.0)
             c[c < MIN_FRACTION] = 0.0
             r = residual(c)
-        history.append({"residual_fraction": float(np.linalg.norm(r) / max(np.linalg.norm(y), 1e-300)),
+        history.append({"residual_fraction": float(np.linalg.norm(r * root / sw) / max(np.linalg.norm(delta * root),
+                                                                                        1e-300)),
                         "concentrations": dict(zip(cands, map(float, c)))})
         if r @ r < best[0]:
             best = (r @ r, it, c, r)
     _, it, c, r = best
     _, J = own_curves(knots, curves, c)
-    return unmix_result(asked, cands, c, J, r, y, curves,
-                   {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
-                    "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed}})
+    fit = {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
+           "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
+           **residual_summary(r, delta * root, sw, basis.grid, errors is not None)}
+    return unmix_result(asked, cands, c, J, r, y, curves, fit, measured=errors is not None)

@@ -150,7 +150,8 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     errors : ndarray (B,), optional
         The measured 1σ of Δ = doped − pristine in each bin, per meV (all > 0; independent bins):
         residuals are weighted by 1/σ instead of √(bin width) (:func:`fit_weights`), and the 1σ
-        of the answer is the least-squares covariance with these errors, not the residual's scale.
+        of the answer is the least-squares covariance with these errors, not the residual's scale,
+        widened by :func:`error_inflation` when χ²/dof shows the basis' own error.
 
     Returns
     -------
@@ -162,7 +163,8 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
         each present candidate's scale and the peak of its signature above the band edge, as
         simulated and as fitted). The 1σ is the least-squares standard error at the solution, with the residual
         (what the basis cannot explain) as the noise level, or with ``errors`` the covariance
-        (J^T W J)^-1 with W = 1/σ² (the result's ``fit`` then has ``weights: "errors"`` and ``chi2_reduced``); an
+        (J^T W J)^-1 with W = 1/σ², times ``fit["sigma_inflation"]`` (:func:`error_inflation`; the result's
+        ``fit`` then has ``weights: "errors"``, ``chi2_reduced`` over the bins with signal and ``sigma_inflation``); an
         absent candidate gets the error it would have if it were present beside the others.
     """
 
@@ -190,12 +192,8 @@ def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candida
     knots, curves = basis.realised[cols], np.array(moved) * sw  # (K, n), (K, n, B)
     slopes = np.array([stretched(basis.signatures[kind][k], basis.grid, edge, s) for k, s in zip(cols, scales)])
     c, fitted, J, name = _fit_concentrations(knots, curves, slopes.T * sw[:, None], y, method)
-    # what is reported of the residual is on the unweighted scale (an integral over energy), whatever the weights
-    unweighted = y - fitted if errors is None else (y - fitted) * np.sqrt(basis.grid.widths) / sw
     fit = {"model": name, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
-           "residual_range_mev": residual_range_mev(unweighted, basis.grid)}
-    if errors is not None:
-        fit |= _weighted_fit(y - fitted, unweighted, c, (d - p) * np.sqrt(basis.grid.widths))
+           **residual_summary(y - fitted, (d - p) * np.sqrt(basis.grid.widths), sw, basis.grid, errors is not None)}
     if stretch > 0:
         fit["modes"] = {el: _moved_mode(basis.signatures[kind][k], basis.grid, edge, s)
                         for el, k, s, ci in zip(cands, cols, scales, c)
@@ -218,12 +216,47 @@ def fit_weights(errors, grid: EnergyGrid) -> np.ndarray:
     return 1.0 / e
 
 
-def _weighted_fit(r, unweighted, c, delta) -> dict:
-    """What :func:`unmix` says of a fit weighted by errors: χ²/dof of the residual ``r`` (in units of σ), and the
-    residual's share of Δ (``unweighted`` and ``delta`` × √width) as without errors."""
-    dof = max(len(r) - int(np.count_nonzero(c)), 1)
-    return {"weights": "errors", "chi2_reduced": float(r @ r / dof),
-            "residual_fraction": float(np.linalg.norm(unweighted) / max(np.linalg.norm(delta), 1e-300))}
+def residual_summary(r, delta, sw, grid: EnergyGrid, measured: bool) -> dict:
+    """What a fit of Δ says of its residual ``r`` (B,), weighted by ``sw`` (B,) (:func:`fit_weights`), on the
+    unweighted scale whatever the weights (an integral over energy): ``residual_range_mev`` (meV) and, when
+    ``measured`` (weighted by errors), ``weights: "errors"`` and ``residual_fraction``, ‖r‖/‖Δ‖ with Δ
+    (``delta`` (B,), per meV × √width) and r both × √width, as without errors."""
+    unweighted = r * np.sqrt(grid.widths) / sw
+    out = {"residual_range_mev": residual_range_mev(unweighted, grid)}
+    if measured:
+        out |= {"weights": "errors",
+                "residual_fraction": float(np.linalg.norm(unweighted) / max(np.linalg.norm(delta), 1e-300))}
+    return out
+
+
+def error_inflation(chi2: float, dof: int, tau: float) -> float:
+    """The factor (≥ 1) on the 1σ of a fit weighted by measured errors: 1 (counting noise alone) unless the
+    residual exceeds the errors.
+
+    A χ²/dof above what counting noise gives (1 + 2√(2/dof), its 2σ fluctuation) is the basis' own error
+    (placement, mixing, potential), which does not average out over the bins: its excess is read as a
+    variance, with the residual's correlation time ``tau`` (bins) counted and times :data:`SIGMA_SCALE`²
+    (what the residual-based 1σ without errors needs for the same basis errors):
+    σ = σ_counting · √(1 + max(0, χ²/dof − 1 − 2√(2/dof)) · τ · SIGMA_SCALE²). ``benchmarks/error_calibration.py``
+    measures it: ±1σ covers 0.61–0.76 of the true dopants with the basis' own curves and on spectra simulated
+    afresh (16 hosts), where the Birge ratio √(χ²/dof) alone covers 0.16–0.24 on the latter.
+
+    Parameters
+    ----------
+    chi2 : float
+        χ²/dof of the residual in units of the measured σ, over the bins where Δ or the basis has signal.
+    dof : int
+        Those bins less the candidates fitted present.
+    tau : float
+        The residual's integrated autocorrelation time over those bins, in bins (1: independent).
+
+    Returns
+    -------
+    float
+        The factor on the covariance 1σ, ≥ 1.
+    """
+    excess = max(0.0, chi2 - 1.0 - 2.0 * np.sqrt(2.0 / max(dof, 1)))
+    return float(np.sqrt(1.0 + excess * tau * SIGMA_SCALE ** 2))
 
 
 def _fit_concentrations(knots, curves, A, y, method: str):
@@ -393,15 +426,24 @@ def _moved_mode(signature, grid: EnergyGrid, edge: float, scale: float) -> dict:
 def unmix_result(asked, cands, c, J, r, y, curves, fit: dict, *, measured: bool = False) -> UnmixResult:
     """:func:`unmix`'s result from the concentrations ``c`` (K,), the Jacobian ``J`` (B, K) and
     residual ``r`` (B,) at ``c``, the signature ``y`` and the basis ``curves`` (K, n, B). ``measured``:
-    ``J`` and ``r`` are in units of the measured σ, whose covariance (J^T J)^-1 is then the 1σ."""
+    ``J`` and ``r`` are in units of the measured σ, whose covariance (J^T J)^-1 is then the 1σ, times
+    :func:`error_inflation` of the χ²/dof over the bins with signal (``fit`` gains ``chi2_reduced`` and
+    ``sigma_inflation``)."""
     from scipy.stats import norm
 
     active = c > 0
     occupied = np.abs(curves).max(axis=(0, 1)) + np.abs(y) > 1e-4 * (np.abs(curves).max() + np.abs(y).max())
+    if measured:  # in units of σ: where a candidate's curve shows above 1σ, or Δ is measured beyond 3σ
+        occupied = (np.abs(curves).max(axis=(0, 1)) > 1.0) | (np.abs(y) > 3.0)
     # Broadening correlates neighbouring bins: the residual's integrated autocorrelation time τ
     # (in bins) scales the least-squares variance, which assumes independent bins.
-    noise2 = (r @ r) / max(int(occupied.sum()) - int(active.sum()), 1) * _correlation_bins(r[occupied])
-    noise2 = 1.0 if measured else noise2 * SIGMA_SCALE ** 2
+    dof, tau = max(int(occupied.sum()) - int(active.sum()), 1), _correlation_bins(r[occupied])
+    if measured:  # χ² where Δ or the basis has signal: the empty bins would dilute it
+        chi2 = float(r[occupied] @ r[occupied] / dof)
+        fit = {**fit, "chi2_reduced": chi2, "sigma_inflation": error_inflation(chi2, dof, tau)}
+        noise2 = fit["sigma_inflation"] ** 2
+    else:
+        noise2 = (r @ r) / dof * tau * SIGMA_SCALE ** 2
     sigma = np.zeros_like(c)
     for k in range(len(c)):
         with_k = active.copy()

@@ -355,15 +355,18 @@ def fitted_parts(basis, kind: str, results: dict, fit: dict) -> dict:
 
 
 def weights_note(fit: dict) -> list[Message]:
-    """How the unmixing's ±1σ was made when the files' errors weighted it (nothing otherwise)."""
+    """How the unmixing's ±1σ was made when the files' errors weighted it (nothing otherwise): the χ²/dof and,
+    when it shows more than counting noise, how much ±1σ was widened (:func:`~defectnet.unmix.error_inflation`)."""
     if fit.get("weights") != "errors":
         return []
-    chi2 = fit["chi2_reduced"]
+    chi2, factor = fit["chi2_reduced"], fit.get("sigma_inflation", 1.0)
     text = ("each bin weighted by 1/σ of Δ (σ² = σ_doped² + σ_pristine², the files' errors carried onto the grid); "
-            f"±1σ is the least-squares covariance with these errors (χ²/dof = {chi2:.2f}): counting noise only, not "
-            "the basis' own errors (placement, potential), which the ±1σ from the residual without errors counts")
-    if chi2 > 1.5:
-        text += "; χ²/dof above 1: the basis does not explain Δ within the errors and ±1σ is too small"
+            f"±1σ is the least-squares covariance with these errors (χ²/dof = {chi2:.2f} where Δ has signal)")
+    if factor > 1.0:
+        text += (f", widened ×{factor:.2f}: χ²/dof above what counting noise gives is the basis' own error "
+                 "(placement, mixing, potential), counted as the residual without errors counts it")
+    else:
+        text += ": Δ is explained within the errors, counting noise only"
     return [Message.note("errors-weighted", text)]
 
 
@@ -388,6 +391,8 @@ def unmixing_estimate(name: str, results, spectra: AlignedSpectra, basis, candid
     info = {"path": source or "in memory", "arch": "unmix", "method": "unmix", "spectrum_mode": spectra.kind,
             "basis_host": basis.host, "basis": basis.config, "residual_fraction": fit["residual_fraction"],
             "modes": fit.get("modes", {})}
+    if fit.get("weights") == "errors":
+        info |= {"chi2_reduced": fit["chi2_reduced"], "sigma_inflation": fit["sigma_inflation"]}
     return DopantEstimate.of(name, results, candidates, info, messages, fit,
                              fitted_parts(basis, spectra.kind, results, fit))
 
@@ -419,7 +424,7 @@ class UnmixEstimator:
 @dataclass(frozen=True)
 class RefineEstimator(UnmixEstimator):
     """The unmixing, corrected by ``iterations`` syntheses of the mix (~1–4 s each; the syntheses place
-    the local modes, so ``stretch`` is not used).
+    the local modes, so ``stretch`` is not used), each bin weighted by 1/σ of Δ when the spectra carry errors.
 
     Parameters
     ----------
@@ -436,11 +441,12 @@ class RefineEstimator(UnmixEstimator):
 
         basis = self.basis
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
-                     kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations)
+                     kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations,
+                     errors=delta_errors(spectra))
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
                                           f"{out.fit['iteration']} (0 = the unmixed concentrations)")
         return unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
-                                 messages=[refined, *unweighted_notes(spectra, "--refine", "--method unmix")])
+                                 messages=[refined])
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,8 @@ def fit_scale(config: PredictConfig, pristine, frame: Frame) -> tuple[PredictCon
 
 
 def common_range(p: Spectrum, d: Spectrum, grid) -> tuple[Spectrum, Spectrum, list[Message]]:
-    """Both spectra on ``grid``, zero outside the range both cover, unit area; a note when a low range is cut.
+    """Both spectra on ``grid``, zero outside the range both cover, unit area, negatives clipped unless the spectrum
+    has errors; a note when a low range is cut.
 
     The range must reach past ``COVERAGE`` of each spectrum's area, or the comparison
     would be made on part of the host's spectrum only.
@@ -291,8 +292,10 @@ def common_range(p: Spectrum, d: Spectrum, grid) -> tuple[Spectrum, Spectrum, li
     out = []
     keep = (grid.centers >= lo) & (grid.centers <= hi)
     for s in (p, d):
-        # a coarser file interpolated, not stepped (defectnet.io.onto_grid)
-        v = np.where(keep, np.clip(onto_grid(s, grid).values, 0.0, None), 0.0)
+        # a coarser file interpolated, not stepped (defectnet.io.onto_grid); with errors, negatives are counting
+        # noise the errors describe, kept (clipped, they would bias the weighted fit where the density is ~0)
+        v = onto_grid(s, grid).values
+        v = np.where(keep, v if s.errors is not None else np.clip(v, 0.0, None), 0.0)
         area = float(np.sum(v * grid.widths))
         errors = None if s.errors is None else errors_on_grid(s, grid, keep) / area
         out.append(Spectrum.on_grid(grid, v / area, kind=s.kind, meta={"source": s.meta.get("source")}, errors=errors))
@@ -333,7 +336,8 @@ def measured_errors(p: Spectrum, d: Spectrum, doped, pristine) -> tuple[Spectrum
 
     Errors weight a fit of Δ = doped − pristine only when Δ's are known: the doped spectrum's errors,
     and the pristine's, or none when the pristine is simulated (``pristine`` None: it has no counting
-    noise, its errors are 0). When one measured file carries errors and the other none, neither is kept."""
+    noise, its errors are 0). When one measured file carries errors and the other none, neither is kept, and the
+    negatives kept as noise are clipped (unit area again) as in a spectrum without errors."""
     if p.errors is None and d.errors is None:
         return p, d, []
     if d.errors is not None and (p.errors is not None or pristine is None):
@@ -344,6 +348,7 @@ def measured_errors(p: Spectrum, d: Spectrum, doped, pristine) -> tuple[Spectrum
                                                   "information shared among the grid bins it spans)")]
     has, lacks = (_label(doped, "doped"), _label(pristine, "pristine")) if d.errors is not None else \
         (_label(pristine, "pristine"), _label(doped, "doped"))
-    drop = [Spectrum(s.edges_mev, s.values, kind=s.kind, meta=s.meta) for s in (p, d)]
+    clipped = [np.clip(s.values, 0.0, None) for s in (p, d)]
+    drop = [Spectrum(s.edges_mev, v / float(v @ s.widths_mev), kind=s.kind, meta=s.meta) for s, v in zip((p, d), clipped)]
     return drop[0], drop[1], [Message.note("errors-unused", f"{has} carries 1σ errors and {lacks} none: the errors "
                                                             "are not used (Δ's error is unknown)")]
