@@ -178,11 +178,11 @@ def client_loop_rate(directory: Path, n: int = 2000, workers: int = 2) -> dict:
             "client_capacity_tasks_per_s": n / cpu, "writer_share_of_loop": write_s / dt}
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-throughput", action="store_true", help="only the writer and client-loop measurements")
     p.add_argument("--potential", default=WORKLOAD["potential"], help="sevennet (default) | chgnet | ...")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     WORKLOAD["potential"] = args.potential
     res = {"defectnet_version": defectnet.__version__, "machine": f"{platform.node()}, {os.cpu_count()} cores",
            "date": time.strftime("%Y-%m-%d %H:%M"), "workload": WORKLOAD}

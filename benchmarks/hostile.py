@@ -498,12 +498,12 @@ def applies(only: str, b: Base, all_bases: list[Base]) -> bool:
     return b.name == only
 
 
-def main(argv_: list[str] | None = None) -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=34, help="draws the committed samples and the noise")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for hostile.{json,md}")
     ap.add_argument("--only", default=None, help="run only the cases whose id holds this text (not written)")
-    args = ap.parse_args(argv_)
+    args = ap.parse_args(argv)
     from defectnet.provenance import provenance
 
     t0, prov = time.perf_counter(), provenance()

@@ -66,13 +66,13 @@ def run_case(case: str, potential: str) -> dict:
     return out
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", action="append", help="HOST:El1,El2:SHELL (shell 0 = nearest on the sublattice)")
     ap.add_argument("--potential", default="sevennet")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pair_coupling.json")
     ap.add_argument("--report", action="store_true", help="print the table of an existing --out JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     results = (json.loads(args.out.read_text())["cases"] if args.report
                else [run_case(c, args.potential) for c in (args.case or CASES)])
     print("| case | separation | lowest non-acoustic mode, patch (meV) | full (meV) | verdict |\n|---|---|---|---|---|")

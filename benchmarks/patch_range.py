@@ -113,7 +113,7 @@ def run_case(case: str, calc, potential: str, cube: int = 3) -> dict:
     return row
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="Si:B,GaAs:C,GaAs:Zn", help="host:element[@site], comma-separated")
     ap.add_argument("--potential", default="sevennet")
@@ -122,7 +122,7 @@ def main():
                     help="reference cell: N×N×N conventional cells (3: 216 atoms; 4: 512, where the wide "
                          "patch, computed at 216, is tested outside its own cell)")
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         import torch
 

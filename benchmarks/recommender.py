@@ -9,6 +9,7 @@ Run: ``python benchmarks/recommender.py``
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -77,7 +78,8 @@ def dopant_ranks(records) -> dict[str, tuple[int, str]]:
     return ranks
 
 
-def main() -> dict:
+def main(argv=None) -> dict:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # no options: --help only
     recommender = DopantRecommender(n_max=TOP)
     t0 = time.perf_counter()
     recommender.fit()

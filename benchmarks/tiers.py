@@ -259,7 +259,7 @@ def _plot(rows, timing, path):
     fig.savefig(path, dpi=120)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--potential", default="sevennet")
     ap.add_argument("--hosts", default="Si,GaAs,AlN,ZnO,ZnS")
@@ -272,7 +272,7 @@ def main():
     ap.add_argument("--no-fidelity", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         import torch
 

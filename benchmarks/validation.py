@@ -145,13 +145,13 @@ def _plot(rows, path: Path):
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("full", type=Path, help="store made with examples/generate-validation.yaml")
     ap.add_argument("--patch", type=Path, help="its patch-tier twin (default: <full>-patch.sqlite; made or resumed)")
     ap.add_argument("--model", help="checkpoint to evaluate (default: the shipped model)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validation")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     patch = args.patch or args.full.with_name(args.full.stem.replace("-full", "") + "-patch.sqlite")
     twin_store(args.full, patch)
     rows, summary = compare(args.full, patch)
