@@ -288,3 +288,31 @@ def test_coverage_warns_with_the_numbers():
     (w,) = coverage_warnings({"p.csv": 40.0, "d.csv": 40.0}, 29.1, "GaAs", {"Si": 37.4, "C": 67.8})
     assert "stop at 40.0 meV, below where the simulated signatures of C (67.8 meV) reach 99 %" in w
     assert coverage_warnings({"p.csv": 80.0, "d.csv": 80.0}, 29.1, "GaAs", {"C": 67.8}) == []
+
+
+def test_a_noisy_flat_background_is_taken_off_a_trend_is_not():
+    from defectnet.checks import above_background, band_edge
+    from defectnet.spectrum import Spectrum
+
+    rng = np.random.default_rng(0)
+    e = np.linspace(0, 500, 641)
+    c = 0.5 * (e[1:] + e[:-1])
+    bands = np.exp(-0.5 * ((c - 20) / 5) ** 2)
+    level = 2e-3
+    noisy = bands + level + level * rng.standard_normal(c.size)  # counts of a weak background: scatter ~ level
+    s = above_background(Spectrum(e, np.clip(noisy, 0, None)))
+    assert np.all(s.values[c > 100] <= 6 * level) and np.median(s.values[c > 250]) == 0.0
+    assert band_edge(Spectrum(e, np.clip(noisy, 0, None))) < 40  # not ~375 meV: the background's own quantile
+    falling = bands + 0.01 * np.exp(-c / 150) * (1 + 0.3 * rng.standard_normal(c.size))  # a trend: kept
+    np.testing.assert_array_equal(above_background(Spectrum(e, np.clip(falling, 0, None))).values,
+                                  np.clip(falling, 0, None))
+
+
+def test_noise_is_not_counted_as_unexplained():
+    from defectnet.checks import unexplained_warning
+
+    fit = {"residual_fraction": 0.54, "residual_range_mev": (11.1, 26.6)}
+    assert "54 %" in unexplained_warning(fit)
+    assert unexplained_warning(fit, noise_share=0.5) is None  # √(0.54² − 0.5²) = 0.20: within the 30 %
+    said = unexplained_warning(fit, noise_share=0.2)
+    assert "54 %" in said and "50 % beyond its noise" in said

@@ -295,7 +295,8 @@ class ConditionedEstimator:
                 res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
                                          read, basis)
             # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
-            if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False).fit):
+            if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False).fit,
+                                              noise_share=spectra.noise_share):
                 messages.append(Message.warning("unexplained", warning))
         if unstable := [c for c in candidates if c in basis.failed]:
             messages.append(Message.note("unstable", "no stable position in the basis' simulations, reported absent: "
@@ -386,7 +387,7 @@ def unmixing_estimate(name: str, results, spectra: AlignedSpectra, basis, candid
     messages.append(Message.note("explained", f"{what} explains {100 * (1 - fit['residual_fraction'] ** 2):.0f} % "
                                               "of the signature's variance"))
     messages += weights_note(fit)
-    if warning := unexplained_warning(fit):
+    if warning := unexplained_warning(fit, noise_share=spectra.noise_share):
         messages.append(Message.warning("unexplained", warning))
     info = {"path": source or "in memory", "arch": "unmix", "method": "unmix", "spectrum_mode": spectra.kind,
             "basis_host": basis.host, "basis": basis.config, "residual_fraction": fit["residual_fraction"],

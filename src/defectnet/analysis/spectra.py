@@ -70,6 +70,9 @@ class AlignedSpectra:
     composition : dict
         Host atomic fractions {element: fraction}.
     kind : {'total', 'gpdos'}
+    noise_share : float
+        The share of ‖Δ‖ that noise accounts for (the signal check's noise / norm, on the files' own
+        bins; 0 when unknown): what no basis can explain (:func:`~defectnet.checks.unexplained_warning`).
     """
 
     pristine: Spectrum
@@ -77,6 +80,7 @@ class AlignedSpectra:
     host: str
     composition: dict
     kind: str
+    noise_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,9 @@ def align(doped, pristine, config: PredictConfig, frame: Frame) -> Aligned:
     notes += said
     if problems and not config.force:
         raise DefectnetError(problems[0].text)
-    return Aligned(AlignedSpectra(p, d, frame.host, frame.composition, frame.kind), config, checks,
+    signal = checks["signal"]
+    noise_share = float(signal["noise"] / signal["norm"]) if signal["norm"] > 0 else 0.0
+    return Aligned(AlignedSpectra(p, d, frame.host, frame.composition, frame.kind, noise_share), config, checks,
                    tuple(notes + problems + warned))
 
 

@@ -54,17 +54,24 @@ def plausibility_warnings(rows, *, max_total: float = MAX_TOTAL_FRACTION, max_do
 MAX_UNEXPLAINED = 0.3
 
 
-def unexplained_warning(fit: dict, *, limit: float = MAX_UNEXPLAINED) -> str | None:
+def unexplained_warning(fit: dict, *, limit: float = MAX_UNEXPLAINED, noise_share: float = 0.0) -> str | None:
     """The warning when the basis' best fit of the candidates leaves more than ``limit`` of ‖Δ‖ unexplained.
 
-    ``fit`` is the ``fit`` of :func:`defectnet.unmix.unmix`'s result: ``residual_fraction`` and ``residual_range_mev``.
+    ``fit`` is the ``fit`` of :func:`defectnet.unmix.unmix`'s result: ``residual_fraction`` and
+    ``residual_range_mev``. ``noise_share``: the share of ‖Δ‖ that noise accounts for, which no basis
+    explains; it is taken off in quadrature (‖r‖² − ‖noise‖²) before the comparison with ``limit``,
+    which was set on noiseless simulations.
     """
     share = fit.get("residual_fraction")
-    if share is None or not share > limit:
+    if share is None:
+        return None
+    beyond_noise = float(np.sqrt(max(share ** 2 - noise_share ** 2, 0.0)))
+    if not beyond_noise > limit:
         return None
     lo, hi = fit.get("residual_range_mev") or (float("nan"), float("nan"))
-    return (f"the candidates' signatures leave {100 * share:.0f} % of the signature (‖r‖/‖Δ‖) unexplained, half of it "
-            f"at {lo:.1f}–{hi:.1f} meV (a complete list leaves ≤ {100 * limit:.0f} % in 99 % of simulated tests): a "
+    noise = f", {100 * beyond_noise:.0f} % beyond its noise" if noise_share > 0.05 else ""
+    return (f"the candidates' signatures leave {100 * share:.0f} % of the signature (‖r‖/‖Δ‖) unexplained{noise}, half "
+            f"of it at {lo:.1f}–{hi:.1f} meV (a complete list leaves ≤ {100 * limit:.0f} % in 99 % of simulated tests): a "
             "dopant not among the candidates may be present, or the basis' modes are off (--stretch, --lvm)")
 
 

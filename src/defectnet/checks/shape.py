@@ -24,16 +24,33 @@ def band_edge(spectrum) -> float:
 
 
 def above_background(spectrum):
-    """``spectrum`` less a flat background, if it has one: when the upper half of its energy range is
-    flat (a median m > 0 with a scatter s, 1.48 × the median absolute deviation, below m/4), what
-    stands above m + 3s; a spectrum that falls to zero, or is cut inside its bands, is returned as is."""
+    """``spectrum`` less a flat background, if it has one: what stands above m + 3s, where m is the
+    median of the upper half of its energy range and s its scatter (1.48 × the median absolute
+    deviation). The upper half is a flat background when m > 0 and either s < m/4, or, for a noisy
+    one (counts of a weak background: s ~ m), it is flat through its noise (:func:`noisy_flat`). A
+    spectrum that falls to zero, or is cut inside its bands (its upper half has a trend), is returned
+    as is."""
     v, e = spectrum.values, spectrum.centers_mev
     upper = v[e > 0.5 * (e[0] + e[-1])]
     level = float(np.median(upper)) if upper.size else 0.0
     scatter = 1.4826 * float(np.median(np.abs(upper - level))) if upper.size else 0.0
-    if not level > 0 or scatter > 0.25 * level:
+    if not level > 0 or (scatter > 0.25 * level and not noisy_flat(upper, level, scatter)):
         return spectrum
     return type(spectrum)(spectrum.edges_mev, np.clip(v - level - 3 * scatter, 0, None), kind=spectrum.kind)
+
+
+def noisy_flat(values, level: float, scatter: float) -> bool:
+    """Whether ``values`` (the upper half of a spectrum, median ``level``, scatter ``scatter``) are a
+    constant above 0 seen through noise: at least 16 points a quarter, quarter medians within 4 standard
+    errors of each other (a median's is 1.25 s / √n) and within half the level, and ``level`` 4 of
+    its standard errors above 0."""
+    quarters = np.array_split(np.asarray(values, float), 4)
+    if min(len(q) for q in quarters) < 16:  # too few points to tell a background from a band's flank
+        return False
+    medians = [float(np.median(q)) for q in quarters]
+    spread_se = 1.2533 * scatter / np.sqrt(min(len(q) for q in quarters))
+    return (max(medians) - min(medians) <= min(4 * spread_se, 0.5 * level)
+            and level >= 4 * 1.2533 * scatter / np.sqrt(len(values)))
 
 
 def is_cut(spectrum) -> bool:
