@@ -435,7 +435,7 @@ def run_predict(args: list[str], json_path: Path) -> SimpleNamespace:
     return SimpleNamespace(code=code, out=out, err=err, raw_warnings=raw, result=result, seconds=time.perf_counter() - t0)
 
 
-def argv(b: Base, pf, df, extra, json_path: Path) -> list[str]:
+def predict_argv(b: Base, pf, df, extra, json_path: Path) -> list[str]:
     args = ["--host", b.host, "--pristine", str(pf), "--doped", str(df), "--candidates", ",".join(b.candidates),
             "--json", str(json_path), *b.extra]
     extra = list(extra)
@@ -514,7 +514,7 @@ def main(argv=None) -> int:
         for k, b in enumerate(all_bases):
             tmp = tmp_root / f"base{k}"
             tmp.mkdir()
-            clean = run_predict(argv(b, csv(tmp / "p0.csv", b.e, b.p), csv(tmp / "d0.csv", b.e, b.d), (), tmp / "b.json"),
+            clean = run_predict(predict_argv(b, csv(tmp / "p0.csv", b.e, b.p), csv(tmp / "d0.csv", b.e, b.d), (), tmp / "b.json"),
                                 tmp / "b.json")
             baseline = answer(clean.result) if clean.result else None
             print(f"{b.name} ({b.host}, candidates {','.join(b.candidates)}, truth "
@@ -530,7 +530,7 @@ def main(argv=None) -> int:
                 work.mkdir()
                 rng = np.random.default_rng([args.seed, k, j])
                 pf, df, extra, blame = case.make(b, work, rng)
-                run = run_predict(argv(b, pf, df, extra, work / "o.json"), work / "o.json")
+                run = run_predict(predict_argv(b, pf, df, extra, work / "o.json"), work / "o.json")
                 outcome, why = classify(case, run, blame, baseline)
                 rows.append({"base": b.name, "host": b.host, "case": case.id, "kind": case.kind, "outcome": outcome,
                              "exit": run.code, "seconds": round(run.seconds, 1),
