@@ -67,7 +67,7 @@ def test_every_config_round_trips_through_json():
             HostSelection: HostSelection(names=("Si",)), DopantRecord: DopantRecord("Ge", "Si", 0.5, "periodic", 4),
             type(potential_info("emt")): potential_info("emt")}
     classes = [c for c in _every_settings_class() if c.__module__.startswith("defectnet.")]
-    assert len(classes) >= 12
+    assert len(classes) >= 18
     for cls in classes:
         config = made.get(cls) or cls()
         assert cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config, cls.__name__
