@@ -29,13 +29,20 @@ def exception_reason(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text[:limit]}"
 
 
+def refuse_unknown_keys(d, known, what: str) -> None:
+    """A one-line error naming ``what`` when mapping ``d`` has keys not in ``known``."""
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise DefectnetError(f"unknown {what} keys {unknown}; expected some of {sorted(known)}")
+
+
 def dataclass_from_dict(cls, d, what: str):
-    """``cls(**d)`` for a dataclass, unknown keys rejected by a one-line error naming ``what``."""
+    """``cls(**d)`` for a dataclass, unknown keys rejected by a one-line error naming ``what``.
+
+    The unchecked form of :meth:`defectnet.settings.Settings.from_dict`, for a dataclass that is not one.
+    """
     from dataclasses import fields
 
     d = dict(d or {})
-    known = sorted(f.name for f in fields(cls))
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise DefectnetError(f"unknown {what} keys {unknown}; expected some of {known}")
+    refuse_unknown_keys(d, [f.name for f in fields(cls)], what)
     return cls(**d)

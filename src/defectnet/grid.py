@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 
 from defectnet.errors import DefectnetError
-from defectnet.settings import Settings
+from defectnet.settings import Settings, setting
 
 
 def _asinh_forward(e, e0):
@@ -64,13 +64,16 @@ class EnergyGrid(Settings, what="energy-grid"):
         Number of bins.
     e0_mev : float
         Knee of the asinh warp (meV): below it bins are ~uniform, above they grow ∝ E.
+
+    An energy read from a dict keeps its type (``exact``: 400 stays 400, not 400.0):
+    :attr:`grid_id` hashes :meth:`to_dict`, and a grid saved with an int keeps its id.
     """
 
     kind: str = "asinh"
-    e_min_mev: float = 0.0
-    e_max_mev: float = 500.0
+    e_min_mev: float = setting(0.0, exact=True)
+    e_max_mev: float = setting(500.0, exact=True)
     n_bins: int = 640
-    e0_mev: float = 25.0
+    e0_mev: float = setting(25.0, exact=True)
 
     def __post_init__(self):
         if self.kind not in GRID_KINDS:

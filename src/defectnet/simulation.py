@@ -9,24 +9,24 @@ them is :class:`defectnet.host.Host`; :func:`defectnet.simulate.simulate_spectra
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from defectnet.data.validate import parse_settings
 from defectnet.doping import DEFAULT_SUPERCELL_ATOMS
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.host import HostSettings
+from defectnet.settings import Settings
 
 DEFAULT_TIER = "patch"
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(Settings, what="simulation config"):
     """Everything that determines a simulated pair of spectra; saved next to every output."""
 
     tier: str = DEFAULT_TIER
@@ -54,21 +54,11 @@ class SimulationConfig:
         if self.host.potential != self.potential:
             object.__setattr__(self, "host", replace(self.host, potential=self.potential))
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["grid"] = self.grid.to_dict()
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict) -> SimulationConfig:
-        """The config :meth:`to_dict` wrote (e.g. the ``simulation`` of a saved basis)."""
-        d = dict(d)
-        d["grid"] = EnergyGrid.from_dict(d["grid"])
-        d["host"] = parse_settings("host", d["host"], HostSettings)
-        d["tier_settings"] = parse_settings("tier_settings", d["tier_settings"], TierSettings)
-        if isinstance(d["supercell_atoms"], list):
-            d["supercell_atoms"] = tuple(d["supercell_atoms"])
-        return cls(**d)
+    def from_dict(cls, d, *, key: str | None = ""):
+        """The config :meth:`to_dict` wrote (e.g. the ``simulation`` of a saved basis); errors name
+        the dotted key (``config key 'host.fmax_ev_ang': ...``)."""
+        return super().from_dict(d, key=key)
 
     def broadening(self) -> dict:
         return {"resolution": self.resolution} if self.resolution else {"fwhm_mev": self.fwhm_mev}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from defectnet.checks import split_candidate
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 #: What an input spectrum may be: the total PDoS or the neutron-weighted GPDoS.
 KINDS = ("total", "gpdos")
@@ -18,7 +19,7 @@ AUTO = ("auto",)
 
 
 @dataclass(frozen=True)
-class PredictConfig:
+class PredictConfig(Settings, what="predict config"):
     """How a prediction is made; saved beside every output.
 
     Parameters
@@ -117,14 +118,3 @@ class PredictConfig:
         if self.candidates != AUTO:
             for c in self.candidates:
                 split_candidate(c)
-
-    def to_dict(self) -> dict:
-        """JSON-safe fields (``candidates`` as a list)."""
-        return asdict(self) | {"candidates": list(self.candidates)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PredictConfig":
-        """The config :meth:`to_dict` wrote; unknown keys are a one-line :class:`DefectnetError`."""
-        d = dict(d or {})
-        d["candidates"] = tuple(d.get("candidates") or ())
-        return dataclass_from_dict(cls, d, "predict config")

@@ -11,22 +11,101 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from defectnet.data.validate import check_keys, is_number, key_error, parse_settings, to_bool, to_float, to_int, to_pair, to_str, to_str_list
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.host import HostSettings
+from defectnet.phonons.potentials import canonical_name
+from defectnet.settings import Settings, check_keys, key_error, setting, to_str_list
+
+HOST_ORDERS = ("listed", "cheapest")
+POOL_CHOICES = ("random", "best")
+
+
+# ------------------------------------------------- readers of the keys that need more than their type
+def _read_structures(key: str, v) -> dict:
+    if not isinstance(v, Mapping):
+        raise key_error(key, "expected a mapping name -> {cell, species, positions}")
+    out = {}
+    for name, s in v.items():
+        if isinstance(s, Atoms):
+            s = _atoms_to_dict(s)
+        d = check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
+        try:
+            dict_to_atoms(d)
+        except Exception as exc:  # numpy/ase raise several types for malformed input
+            raise key_error(f"{key}.{name}", f"not a valid structure ({exc})") from None
+        out[str(name)] = {"cell": np.asarray(d["cell"], float).tolist(), "species": list(d["species"]),
+                          "positions": np.asarray(d["positions"], float).tolist()}
+    return out
+
+
+def _atoms_to_dict(atoms: Atoms) -> dict:
+    return {"cell": atoms.cell.array.tolist(), "species": atoms.get_chemical_symbols(),
+            "positions": atoms.get_scaled_positions(wrap=True).tolist()}
+
+
+def dict_to_atoms(d: Mapping) -> Atoms:
+    from defectnet.elements import check_element
+
+    for s in d["species"]:
+        check_element(s)
+    return Atoms(list(d["species"]), cell=np.asarray(d["cell"], float).reshape(3, 3),
+                 scaled_positions=np.asarray(d["positions"], float).reshape(-1, 3), pbc=True)
+
+
+def _check_vocabulary(vocabulary) -> None:
+    from defectnet.elements import check_element
+
+    for el in vocabulary:
+        check_element(el, dopant=True)
+
+
+def _read_pools(key: str, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{host: [El or El@Site, ...]}`` (or its stored list of pairs) → sorted pairs."""
+    from defectnet.elements import check_element
+
+    if isinstance(val, Mapping):
+        items = list(val.items())
+    elif isinstance(val, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in val):
+        items = [tuple(x) for x in val]
+    else:
+        raise key_error(key, f"expected a mapping of host name to a list of dopants, got {val!r}")
+    out = {}
+    for host, entries in items:
+        entries = to_str_list(f"{key}.{host}", entries)
+        if not entries:
+            raise key_error(f"{key}.{host}", "expected at least one dopant")
+        for e in entries:
+            for j, el in enumerate(e.split("@")):
+                try:
+                    check_element(el, dopant=j == 0)
+                except DefectnetError as exc:
+                    raise key_error(f"{key}.{host}", f"{e!r}: {exc}") from None
+            if e.count("@") > 1:
+                raise key_error(f"{key}.{host}", f"expected El or El@Site, got {e!r}")
+        out[str(host)] = tuple(entries)
+    return tuple(sorted(out.items()))
+
+
+def _check_tier(tier: str) -> None:
+    from defectnet.phonons.tiers import get_tier
+
+    get_tier(tier)
+    if tier == "cluster":  # its patches are made inside each sample, not stored per host
+        raise DefectnetError("tier 'cluster' is not wired into generation yet (its patches are not stored); "
+                             "use tier 'patch'")
 
 
 @dataclass(frozen=True)
-class HostSelection:
+class HostSelection(Settings, what="hosts"):
     """Which hosts to generate; the union of every way given, in this order, without repeats.
 
     Attributes
@@ -61,11 +140,11 @@ class HostSelection:
     filter: str | None = None
     all: bool = False
     files: tuple[str, ...] = ()
-    structures: Mapping = field(default_factory=dict)
+    structures: Mapping = setting(default_factory=dict, parse=_read_structures)
     exclude: tuple[str, ...] = ()
     exclude_from: tuple[str, ...] = ()
-    max_hosts: int | None = None
-    order: str = "listed"
+    max_hosts: int | None = setting(None, lo=1)
+    order: str = setting("listed", choices=HOST_ORDERS)
 
     @staticmethod
     def from_atoms(structures: Mapping[str, Atoms], **kw) -> HostSelection:
@@ -75,13 +154,27 @@ class HostSelection:
     def is_empty(self) -> bool:
         return not (self.names or self.filter or self.all or self.files or self.structures)
 
+    def to_dict(self) -> dict:
+        """The keys that differ from their defaults."""
+        default = Settings.to_dict(HostSelection())
+        return {k: v for k, v in super().to_dict().items() if v != default[k]}
 
-HOST_ORDERS = ("listed", "cheapest")
-POOL_CHOICES = ("random", "best")
+
+def _read_hosts(key: str, v) -> HostSelection:
+    """``hosts``: a mapping of :class:`HostSelection` keys, or a list of names and/or files."""
+    if isinstance(v, (list, tuple, str)):
+        names, files = [], []
+        for item in to_str_list(key, v):
+            (files if Path(item).suffix or os.sep in item else names).append(item)
+        v = {"names": names, "files": files}
+    selection = HostSelection.from_dict(v, key=key)
+    if selection.is_empty():
+        raise key_error(key, "names no host; give names, a filter, all: true, files or structures")
+    return selection
 
 
 @dataclass(frozen=True)
-class SamplerSettings:
+class SamplerSettings(Settings, what="sampler settings"):
     """How doped samples are drawn for a host (see :mod:`defectnet.sampling`).
 
     Attributes
@@ -130,15 +223,15 @@ class SamplerSettings:
 
     n_dopants: tuple[int, int] = (1, 4)
     conc_range: tuple[float, float] = (0.002, 0.1)  # atomic fraction of the supercell
-    max_total: float = 0.25  # atomic fraction of the supercell
+    max_total: float = setting(0.25, above=0.0)  # atomic fraction of the supercell
     n_distractors: tuple[int, int] = (1, 4)
-    dopant_pool: int = 6
-    pool_choice: str = "random"
-    n_recommend: int = 20
-    vocabulary: tuple[str, ...] | None = None
-    max_radius_mismatch: float | None = None
+    dopant_pool: int = setting(6, lo=1)
+    pool_choice: str = setting("random", choices=POOL_CHOICES)
+    n_recommend: int = setting(20, lo=1)
+    vocabulary: tuple[str, ...] | None = setting(None, check=_check_vocabulary)
+    max_radius_mismatch: float | None = setting(None, above=0.0)
     isovalent_ionic: bool = False
-    pools: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pools: tuple[tuple[str, tuple[str, ...]], ...] = setting((), parse=_read_pools)
 
     def pool_for(self, host: str) -> tuple[str, ...] | None:
         """The explicit pool of ``host`` (``El`` or ``El@Site`` entries), or None."""
@@ -152,14 +245,17 @@ class SamplerSettings:
 
 
 @dataclass(frozen=True)
-class Broadening:
-    """Exactly one of a constant Gaussian FWHM (meV) or an instrument-resolution preset."""
+class Broadening(Settings, what="broadening"):
+    """Exactly one of a constant Gaussian FWHM (meV) or an instrument-resolution preset; neither
+    is a FWHM of 1 meV."""
 
-    fwhm_mev: float | None = 1.0
+    fwhm_mev: float | None = setting(None, above=0.0)
     resolution: str | None = None
 
     def __post_init__(self):
-        if (self.fwhm_mev is None) == (self.resolution is None):
+        if self.fwhm_mev is None and self.resolution is None:
+            object.__setattr__(self, "fwhm_mev", 1.0)
+        if self.fwhm_mev is not None and self.resolution is not None:
             raise DefectnetError("broadening: give exactly one of fwhm_mev or resolution")
         if self.fwhm_mev is not None and not self.fwhm_mev > 0:
             raise DefectnetError(f"broadening.fwhm_mev must be > 0 meV, got {self.fwhm_mev}")
@@ -173,7 +269,8 @@ class Broadening:
         return {"resolution": self.resolution} if self.resolution else {"fwhm_mev": self.fwhm_mev}
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The one of the two that is given."""
+        return {k: v for k, v in super().to_dict().items() if v is not None}
 
 
 #: Config keys that may change between runs on one store: they say how much to do, not how
@@ -185,7 +282,7 @@ EXTENT_KEYS = ("hosts", "samples_per_host", "samples_per_task", "task_timeout_s"
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(Settings, what="generation config"):
     """Everything that determines a generated dataset; saved in the store.
 
     Attributes
@@ -240,32 +337,27 @@ class GenerateConfig:
         unstable_host`` draws such samples again.
     """
 
-    hosts: HostSelection = HostSelection()
-    samples_per_host: int = 16
-    samples_per_task: int = 4
-    potential: str = "sevennet"
-    tier: str = "patch"
-    supercell_atoms: tuple[int, int] | int = (433, 500)
-    seed: int = 0
+    hosts: HostSelection = setting(HostSelection(), parse=_read_hosts,
+                                   required="names, a filter, all: true, files or structures")
+    samples_per_host: int = setting(16, lo=1)
+    samples_per_task: int = setting(4, lo=1)
+    potential: str = setting("sevennet", check=canonical_name)
+    tier: str = setting("patch", check=_check_tier)
+    supercell_atoms: tuple[int, int] | int = setting((433, 500), lo=1)
+    seed: int = setting(0, lo=0)
     grid: EnergyGrid = DEFAULT_GRID
     broadening: Broadening = Broadening()
     sampler: SamplerSettings = SamplerSettings()
-    host: HostSettings = HostSettings()
+    host: HostSettings = setting(HostSettings(), key="host_settings")
     tier_settings: TierSettings = TierSettings()
-    max_imaginary_mev: float = 1.0  # meV
-    max_doped_imaginary_mev: float | None = None  # meV
-    placement_attempts: int = 1
-    task_timeout_s: float = 3600.0
-    max_unstable_fraction: float | None = None
+    max_imaginary_mev: float = setting(1.0, lo=0.0)  # meV
+    max_doped_imaginary_mev: float | None = setting(None, lo=0.0)  # meV
+    placement_attempts: int = setting(1, lo=1)
+    task_timeout_s: float = setting(3600.0, above=0.0)
+    max_unstable_fraction: float | None = setting(None, lo=0.0)
 
     def __post_init__(self):
-        from defectnet.phonons.tiers import get_tier
-        from defectnet.phonons.potentials import canonical_name
-
-        get_tier(self.tier)
-        if self.tier == "cluster":  # its patches are made inside each sample, not stored per host
-            raise DefectnetError("tier 'cluster' is not wired into generation yet (its patches are not stored); "
-                                 "use tier 'patch'")
+        _check_tier(self.tier)
         pot = canonical_name(self.potential)
         object.__setattr__(self, "potential", pot)
         if self.host.potential != pot:
@@ -301,30 +393,18 @@ class GenerateConfig:
         """A doped cell whose lowest Γ mode is below -this (meV) is placed again, then fails."""
         return self.max_imaginary_mev if self.max_doped_imaginary_mev is None else self.max_doped_imaginary_mev
 
-    # ----------------------------------------------------------------- (de)serialisation
-    def to_dict(self) -> dict:
-        """JSON-able dict; :meth:`from_dict` rebuilds an equal config."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["hosts"] = _drop_defaults(asdict(self.hosts), HostSelection())
-        d["grid"] = self.grid.to_dict()
-        d["broadening"] = self.broadening.to_dict()
-        d["sampler"] = asdict(self.sampler)
-        d["host_settings"] = self.host.to_dict()
-        del d["host"]
-        d["tier_settings"] = self.tier_settings.to_dict()
-        return json.loads(json.dumps(d, default=_json_default))  # tuples -> lists
-
     @classmethod
-    def from_dict(cls, data: Mapping, *, source: str | None = None) -> GenerateConfig:
-        """Build and validate a config from a mapping (e.g. parsed YAML).
+    def from_dict(cls, data: Mapping, *, key: str = "", source: str | None = None) -> GenerateConfig:
+        """Build and validate a config from a mapping (e.g. parsed YAML, or :meth:`to_dict`'s).
 
         Raises
         ------
         DefectnetError
-            One line naming the offending key: unknown keys, wrong types, bad ranges.
+            One line naming the offending key (and ``source``, the file, when given): unknown
+            keys, wrong types, bad ranges.
         """
         try:
-            return _parse_config(data)
+            return super().from_dict(data, key=key)
         except DefectnetError as exc:
             raise DefectnetError(str(exc), source=source) from None
 
@@ -355,226 +435,3 @@ def load_config(path) -> GenerateConfig:
     if not isinstance(data, Mapping):
         raise DefectnetError("expected a mapping of config keys at the top level", source=str(path))
     return GenerateConfig.from_dict(data, source=str(path))
-
-
-# ---------------------------------------------------------------- parsing helpers
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _drop_defaults(d: dict, default) -> dict:
-    ref = asdict(default)
-    return {k: v for k, v in d.items() if v != ref[k]}
-
-
-def _parse_hosts(key, v) -> HostSelection:
-    if isinstance(v, HostSelection):
-        return v
-    if isinstance(v, (list, tuple, str)):  # shorthand: a list of names and/or files
-        names, files = [], []
-        for item in to_str_list(key, v):
-            (files if Path(item).suffix or os.sep in item else names).append(item)
-        return HostSelection(names=tuple(names), files=tuple(files))
-    d = check_keys(key, v, [f.name for f in fields(HostSelection)])
-    out = {}
-    for k, val in d.items():
-        kk = f"{key}.{k}"
-        if k in ("names", "files", "exclude", "exclude_from"):
-            out[k] = to_str_list(kk, val)
-        elif k == "filter":
-            out[k] = None if val is None else to_str(kk, val)
-        elif k == "all":
-            out[k] = to_bool(kk, val)
-        elif k == "max_hosts":
-            out[k] = None if val is None else to_int(kk, val, 1)
-        elif k == "structures":
-            out[k] = _parse_structures(kk, val)
-        elif k == "order":
-            out[k] = _parse_choice(HOST_ORDERS)(kk, to_str(kk, val))
-    sel = HostSelection(**out)
-    if sel.is_empty():
-        raise key_error(key, "names no host; give names, a filter, all: true, files or structures")
-    return sel
-
-
-def _parse_structures(key, v) -> dict:
-    if not isinstance(v, Mapping):
-        raise key_error(key, "expected a mapping name -> {cell, species, positions}")
-    out = {}
-    for name, s in v.items():
-        if isinstance(s, Atoms):
-            s = _atoms_to_dict(s)
-        d = check_keys(f"{key}.{name}", s, ["cell", "species", "positions"])
-        try:
-            dict_to_atoms(d)
-        except Exception as exc:  # numpy/ase raise several types for malformed input
-            raise key_error(f"{key}.{name}", f"not a valid structure ({exc})") from None
-        out[str(name)] = {"cell": np.asarray(d["cell"], float).tolist(), "species": list(d["species"]),
-                          "positions": np.asarray(d["positions"], float).tolist()}
-    return out
-
-
-def _atoms_to_dict(atoms: Atoms) -> dict:
-    return {"cell": atoms.cell.array.tolist(), "species": atoms.get_chemical_symbols(),
-            "positions": atoms.get_scaled_positions(wrap=True).tolist()}
-
-
-def dict_to_atoms(d: Mapping) -> Atoms:
-    from defectnet.elements import check_element
-
-    for s in d["species"]:
-        check_element(s)
-    return Atoms(list(d["species"]), cell=np.asarray(d["cell"], float).reshape(3, 3),
-                 scaled_positions=np.asarray(d["positions"], float).reshape(-1, 3), pbc=True)
-
-
-def _parse_choice(choices):
-    def parse(key, val):
-        if val not in choices:
-            raise key_error(key, f"expected one of {', '.join(choices)}, got {val!r}")
-        return val
-    return parse
-
-
-def _parse_vocabulary(key, val):
-    from defectnet.elements import check_element
-
-    if val is None:
-        return None
-    vocab = to_str_list(key, val)
-    for el in vocab:
-        try:
-            check_element(el, dopant=True)
-        except DefectnetError as exc:
-            raise key_error(key, str(exc)) from None
-    return vocab
-
-
-#: Parser of each sampler key: ``(key, value) -> value``.
-_SAMPLER_PARSERS: dict[str, Callable] = {
-    "n_dopants": lambda k, v: to_pair(k, v, int),
-    "n_distractors": lambda k, v: to_pair(k, v, int),
-    "conc_range": lambda k, v: to_pair(k, v, float),
-    "max_total": lambda k, v: to_float(k, v, 0.0, strict=True),
-    "dopant_pool": lambda k, v: to_int(k, v, 1),
-    "n_recommend": lambda k, v: to_int(k, v, 1),
-    "max_radius_mismatch": lambda k, v: None if v is None else to_float(k, v, 0.0, strict=True),
-    "isovalent_ionic": to_bool,
-    "pools": lambda k, v: _parse_pools(k, v),  # defined below
-    "pool_choice": _parse_choice(POOL_CHOICES),
-    "vocabulary": _parse_vocabulary,
-}
-
-
-def _parse_sampler(key, v) -> SamplerSettings:
-    if isinstance(v, SamplerSettings):
-        return v
-    d = check_keys(key, v, [f.name for f in fields(SamplerSettings)])
-    return SamplerSettings(**{k: _SAMPLER_PARSERS[k](f"{key}.{k}", val) for k, val in d.items()})
-
-
-def _parse_pools(key, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``{host: [El or El@Site, ...]}`` (or its stored list of pairs) → sorted pairs."""
-    from defectnet.elements import check_element
-
-    if isinstance(val, Mapping):
-        items = list(val.items())
-    elif isinstance(val, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in val):
-        items = [tuple(x) for x in val]
-    else:
-        raise key_error(key, f"expected a mapping of host name to a list of dopants, got {val!r}")
-    out = {}
-    for host, entries in items:
-        entries = to_str_list(f"{key}.{host}", entries)
-        if not entries:
-            raise key_error(f"{key}.{host}", "expected at least one dopant")
-        for e in entries:
-            for j, el in enumerate(e.split("@")):
-                try:
-                    check_element(el, dopant=j == 0)
-                except DefectnetError as exc:
-                    raise key_error(f"{key}.{host}", f"{e!r}: {exc}") from None
-            if e.count("@") > 1:
-                raise key_error(f"{key}.{host}", f"expected El or El@Site, got {e!r}")
-        out[str(host)] = tuple(entries)
-    return tuple(sorted(out.items()))
-
-
-def _parse_broadening(key, v) -> Broadening:
-    if isinstance(v, Broadening):
-        return v
-    d = check_keys(key, v, ["fwhm_mev", "resolution"])
-    fwhm = d.get("fwhm_mev")
-    res = d.get("resolution")
-    if res is not None:
-        res = to_str(f"{key}.resolution", res)
-    if fwhm is not None:
-        fwhm = to_float(f"{key}.fwhm_mev", fwhm, 0.0, strict=True)
-    if fwhm is None and res is None:
-        fwhm = 1.0
-    try:
-        return Broadening(fwhm_mev=fwhm, resolution=res)
-    except DefectnetError as exc:
-        raise key_error(key, str(exc)) from None
-
-
-def _parse_grid(key, v) -> EnergyGrid:
-    if isinstance(v, EnergyGrid):
-        return v
-    check_keys(key, v, [f.name for f in fields(EnergyGrid)])
-    try:
-        return EnergyGrid.from_dict({**DEFAULT_GRID.to_dict(), **v})
-    except (DefectnetError, TypeError) as exc:
-        raise key_error(key, str(exc)) from None
-
-
-def _parse_supercell(key, v):
-    if is_number(v):
-        return to_int(key, v, 1)
-    return to_pair(key, v, int)
-
-
-#: Top-level key -> parser(key, value). YAML names are the dataclass field names, except
-#: ``host_settings`` for :class:`HostSettings`.
-_TOP_LEVEL: dict[str, tuple[str, Callable]] = {
-    "hosts": ("hosts", _parse_hosts),
-    "samples_per_host": ("samples_per_host", lambda k, v: to_int(k, v, 1)),
-    "samples_per_task": ("samples_per_task", lambda k, v: to_int(k, v, 1)),
-    "potential": ("potential", to_str),
-    "tier": ("tier", to_str),
-    "supercell_atoms": ("supercell_atoms", _parse_supercell),
-    "seed": ("seed", lambda k, v: to_int(k, v, 0)),
-    "grid": ("grid", _parse_grid),
-    "broadening": ("broadening", _parse_broadening),
-    "sampler": ("sampler", _parse_sampler),
-    "host_settings": ("host", lambda k, v: parse_settings(k, v, HostSettings)),
-    "tier_settings": ("tier_settings", lambda k, v: parse_settings(k, v, TierSettings)),
-    "max_imaginary_mev": ("max_imaginary_mev", lambda k, v: to_float(k, v, 0.0)),
-    "max_doped_imaginary_mev": ("max_doped_imaginary_mev", lambda k, v: None if v is None else to_float(k, v, 0.0)),
-    "placement_attempts": ("placement_attempts", lambda k, v: to_int(k, v, 1)),
-    "task_timeout_s": ("task_timeout_s", lambda k, v: to_float(k, v, 0.0, strict=True)),
-    "max_unstable_fraction": ("max_unstable_fraction", lambda k, v: None if v is None else to_float(k, v, 0.0)),
-}
-
-
-def _parse_config(data: Mapping) -> GenerateConfig:
-    d = check_keys("", data, _TOP_LEVEL)
-    if "hosts" not in d:
-        raise DefectnetError("config key 'hosts' is required (names, a filter, all: true, files or structures)")
-    kwargs = {}
-    for key, value in d.items():
-        name, parse = _TOP_LEVEL[key]
-        kwargs[name] = parse(key, value)
-    for key in ("potential", "tier"):
-        if key in kwargs:
-            try:
-                GenerateConfig(**{key: kwargs[key]})
-            except DefectnetError as exc:
-                raise key_error(key, str(exc)) from None
-    return GenerateConfig(**kwargs)

@@ -8,16 +8,17 @@ are in meV. All randomness comes from one numpy Generator, so a seeded run is re
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from defectnet.errors import DefectnetError
 from defectnet.grid import EnergyGrid
+from defectnet.settings import Settings
 
 
 @dataclass(frozen=True)
-class Augment:
+class Augment(Settings, what="augment"):
     """Random perturbations of a batch of spectra, applied identically to a pristine/doped pair.
 
     Attributes
@@ -121,6 +122,3 @@ def _broadening_matrix(grid: EnergyGrid, fwhm_mev: float) -> np.ndarray:
     k = np.diff(ndtr((edges[None, :] - c[:, None]) / s), axis=1)
     return k / k.sum(1, keepdims=True)
 
-
-def augment_to_dict(a: Augment) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(a).items()}

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from defectnet.errors import DefectnetError, dataclass_from_dict
-from defectnet.model.augment import Augment, augment_to_dict
+from defectnet.errors import DefectnetError
+from defectnet.model.augment import Augment
 from defectnet.model.dataset import DISTRACTOR_MODES, SplitConfig
 from defectnet.model.network import ModelConfig
+from defectnet.settings import Settings
 
 # The string-valued fields and what each accepts: one table, one check.
 CHOICES = {
@@ -22,7 +23,7 @@ CHOICES = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings, what="training config"):
     """Everything that determines a training run (saved as ``config.yaml`` beside it).
 
     Attributes
@@ -115,24 +116,6 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.threads < 1:
             raise DefectnetError("epochs, batch_size, patience, threads must be >= 1 and lr > 0")
         ModelConfig.from_dict({"arch": self.arch, **self.model})  # validates the overrides
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["split"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["split"].items()}
-        d["augment"] = augment_to_dict(self.augment)
-        d["model"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.model.items()}
-        d["freeze"] = list(self.freeze)
-        d["oversample"] = dict(self.oversample)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d or {})
-        if "split" in d:
-            d["split"] = dataclass_from_dict(SplitConfig, d["split"], "split")
-        if "augment" in d:
-            d["augment"] = dataclass_from_dict(Augment, d["augment"], "augment")
-        return dataclass_from_dict(cls, d, "training config")
 
     @classmethod
     def from_yaml(cls, path) -> TrainConfig:

@@ -22,9 +22,10 @@ import numpy as np
 import periodictable
 
 from defectnet.elements import DOPANTS
-from defectnet.errors import DefectnetError, dataclass_from_dict
+from defectnet.errors import DefectnetError
 from defectnet.data.export import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
+from defectnet.settings import Settings
 
 #: Order of the host composition vector: symbols of Z = 1–94.
 HOST_ELEMENTS: tuple[str, ...] = tuple(periodictable.elements[z].symbol for z in range(1, 95))
@@ -265,7 +266,7 @@ def composition_vector(composition, host_elements=HOST_ELEMENTS) -> np.ndarray:
 
 # ------------------------------------------------------------------------ splits
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Settings, what="split"):
     """How samples are split, grouped by host.
 
     Attributes
@@ -458,4 +459,4 @@ def select_split(data: TrainingData, info: dict, name: str) -> np.ndarray:
     if info.get("fingerprint") != fingerprint(data):
         raise DefectnetError(f"split {name!r} needs the data the model was trained on (fingerprint "
                              f"{info.get('fingerprint')}, this file has {fingerprint(data)}); use --split ood or all")
-    return split_by_host(data, dataclass_from_dict(SplitConfig, info["split_config"], "split")).part(name)
+    return split_by_host(data, SplitConfig.from_dict(info["split_config"])).part(name)

@@ -24,7 +24,7 @@ depends on the host, so caches are per host.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ase import Atoms
@@ -32,9 +32,10 @@ from ase import Atoms
 from defectnet.elements import mass_amu
 from defectnet.errors import DefectnetError
 from defectnet.phonons.symmetry import HostSymmetry
+from defectnet.settings import Settings
 
 @dataclass(frozen=True)
-class ClusterSettings:
+class ClusterSettings(Settings, what="cluster settings"):
     """How the ``cluster`` tier groups dopants (the cutoff is ``TierSettings.cutoff_ang``)."""
 
     # a cluster of more dopants than this falls back to single patches (its patch cell and force
@@ -43,9 +44,6 @@ class ClusterSettings:
     # the width of a cluster's patch cell, Å, is rounded up to a multiple of this, so clusters of
     # similar extent share one perfect cell (and its force constants)
     cell_width_step_ang: float = 1.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ClusterDoesNotFit(DefectnetError):

@@ -8,42 +8,40 @@ columns, the sum rules, and the host's force constants on any supercell.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
 
 from defectnet.errors import DefectnetError
+from defectnet.settings import Settings, setting
 
 
 @dataclass(frozen=True)
-class TierSettings:
-    """Settings shared by the tiers (lengths in Å, forces in eV/Å)."""
+class TierSettings(Settings, what="tier settings"):
+    """Settings shared by the tiers (lengths in Å, forces in eV/Å; every number >= 0)."""
 
     # local/patch: atoms within this distance of a dopant are displaced. 4.6 Å holds the third
     # shell of diamond/zincblende (4.5 Å in Si) and stays below the half-width of a 9.5 Å
     # force-constant cell; against 4.0 Å it raises the patch fidelity S at 216 atoms from 0.61
     # to 0.68 (Si:B) and 0.82 to 0.89 (Si:Ge) with the same 28 force calls (phonopy route)
-    cutoff_ang: float = 4.6
+    cutoff_ang: float = setting(4.6, lo=0.0)
     # patch: compute patches in a host cell at least this wide (Å); 0 = the host's force-constant
     # cell. The cutoff is capped at half the width: 17 Å (216 atoms of zincblende) holds an 8 Å
     # cluster, which lifts GaAs:Zn from S = 0.20 to 0.81 (benchmarks/patch_range.py) at ~3× the calls
-    patch_cell_width_ang: float = 0.0
-    displacement_ang: float = 0.01
+    patch_cell_width_ang: float = setting(0.0, lo=0.0)
+    displacement_ang: float = setting(0.01, lo=0.0)
     plusminus: bool = True  # central differences: cancel residual forces and the cubic term
     relax: bool = True  # relax positions (cell fixed) before displacing
-    fmax_ev_ang: float = 0.01  # the published protocol's force tolerance
-    relax_steps: int = 200
+    fmax_ev_ang: float = setting(0.01, lo=0.0)  # the published protocol's force tolerance
+    relax_steps: int = setting(200, lo=0)
     # patch: a patch whose own cell has a mode below -tol (meV) sits on a saddle point; it is
     # relaxed again along that mode without symmetry (0: never check)
-    soft_mode_tol_mev: float = 1.0
+    soft_mode_tol_mev: float = setting(1.0, lo=0.0)
     # patch: times a remaining soft mode is followed before the patch is declared unstable. One
     # follow costs the cluster's columns without symmetry (~174 force calls in a 64-atom cell
     # against 28 for the symmetric patch); a degenerate soft mode can need a second or third
-    soft_mode_follows: int = 3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    soft_mode_follows: int = setting(3, lo=0)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
@@ -12,26 +12,24 @@ from defectnet.elements import mass_amu
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.phonons.potentials import DEFAULT_POTENTIAL, get_calculator, potential_info
+from defectnet.settings import Settings, setting
 from defectnet.units import UNITS
 
 
 @dataclass(frozen=True)
-class HostSettings:
-    """How a pristine host is relaxed and its force constants computed."""
+class HostSettings(Settings, what="host settings"):
+    """How a pristine host is relaxed and its force constants computed (every number >= 0)."""
 
     potential: str = DEFAULT_POTENTIAL
-    fmax_ev_ang: float = 0.005  # relaxation force tolerance, eV/Å
-    relax_steps: int = 300
+    fmax_ev_ang: float = setting(0.005, lo=0.0)  # relaxation force tolerance, eV/Å
+    relax_steps: int = setting(300, lo=0)
     relax: bool = True
-    displacement_ang: float = 0.01  # finite-displacement amplitude, Å
-    fc_min_width_ang: float = 9.5  # force-constant supercell: smallest perpendicular width, Å
-    fc_max_atoms: int = 256
-    mesh_length_ang: float = 40.0  # phonopy q-mesh density for the host DOS (length, Å)
-    imaginary_tol_mev: float = 0.5  # a mode below -tol counts as imaginary, meV
-    symprec: float = 1e-4
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    displacement_ang: float = setting(0.01, lo=0.0)  # finite-displacement amplitude, Å
+    fc_min_width_ang: float = setting(9.5, lo=0.0)  # force-constant supercell: smallest perpendicular width, Å
+    fc_max_atoms: int = setting(256, lo=0)
+    mesh_length_ang: float = setting(40.0, lo=0.0)  # phonopy q-mesh density for the host DOS (length, Å)
+    imaginary_tol_mev: float = setting(0.5, lo=0.0)  # a mode below -tol counts as imaginary, meV
+    symprec: float = setting(1e-4, lo=0.0)
 
 
 @dataclass

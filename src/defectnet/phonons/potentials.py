@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 from defectnet.errors import DefectnetError
+from defectnet.settings import Settings
 
 DEFAULT_POTENTIAL = "sevennet"
 
 
 @dataclass(frozen=True)
-class PotentialInfo:
+class PotentialInfo(Settings, what="potential"):
     """What a potential is, recorded next to every spectrum it produces."""
 
     name: str  # registry name
@@ -31,9 +32,6 @@ class PotentialInfo:
     package: str  # distribution that ships the weights
     version: str  # installed package version
     note: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _sevennet(model: str):
