@@ -60,6 +60,8 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
         "",
         f"Architecture `{ckpt['arch']}` ({metrics.get('n_parameters', '?'):,} parameters), defectnet "
         f"{ckpt['code_version']}, torch {ckpt['torch_version']}, created {ckpt['created']}.",
+        "This is the plain network, which answers without a basis; with one, `predict --basis` answers with the "
+        "conditioned model ([CONDITIONED_CARD.md](CONDITIONED_CARD.md)).",
         "Load it with `defectnet.load_model()`; `model.predict(pristine, doped, composition, candidates)` gives, "
         "per candidate, the concentration (atomic fraction), a 1σ uncertainty and a presence probability.",
         "",
