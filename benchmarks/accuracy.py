@@ -7,7 +7,7 @@ samples. Every model is scored on the in-distribution test (unseen configuration
 training hosts) and the out-of-distribution test (hosts never seen). Speed: training
 seconds per 1,000 spectra per epoch, and batched inference throughput.
 
-Writes ``benchmarks/results/accuracy.json`` and ``accuracy.md`` (the README table).
+Writes ``benchmarks/results/accuracy/accuracy.json`` and ``accuracy.md`` (the README table).
 
 Run::
 
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "accuracy"
 HEADLINE = ("mae_at_pct", "rmse_at_pct", "r2", "mae_true_at_pct", "f1", "f1_ge1pct", "distractor_mean_at_pct")
 
 
@@ -342,7 +342,7 @@ def main(argv=None) -> int:
         results.update(run_accuracy(args))
     if not args.no_speed:
         results["speed"] = run_speed(args)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(results, indent=2, default=float))
     if "models" in results:
         md = markdown(results)

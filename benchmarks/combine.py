@@ -15,11 +15,11 @@ training draws them), GPDoS, the model's σ calibration for seen / unseen hosts 
 the MLIP against a crystal).
 
     python benchmarks/combine.py                                      # the shipped model, ~15 s
-    python benchmarks/combine.py --split val --out benchmarks/results/combine-val.json
+    python benchmarks/combine.py --split val --out benchmarks/results/combine/combine-val.json
     defectnet train --data datasets/reference,datasets/textbook --config configs/candidate-16k.yaml --out runs/ship16k
-    python benchmarks/combine.py --model runs/ship16k/model.pt --out benchmarks/results/combine-ship16k.json
+    python benchmarks/combine.py --model runs/ship16k/model.pt --out benchmarks/results/combine/combine-ship16k.json
 
-Writes ``benchmarks/results/combine.json``. ``combine-22host.json`` is the model shipped
+Writes ``benchmarks/results/combine/combine.json``. ``combine-22host.json`` is the model shipped
 before 2026-12-06 (``git show 1804ee6:src/defectnet/pretrained/defectnet.pt``), for which every
 basis host is a never-seen host.
 """
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                                                 "checkpoint names, found under datasets/)")
     ap.add_argument("--basis-dir", default="datasets/reference/bases")
     ap.add_argument("--split", default="id", choices=("id", "val"), help="the training hosts' spectra to score")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "combine.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "combine" / "combine.json"))
     args = ap.parse_args(argv)
 
     import torch

@@ -14,7 +14,7 @@ Three measurements, in one run:
    commit), against what 1,000 workers would ask of it.
 
 Run: ``python benchmarks/generation.py`` (~5 minutes on 2 cores). Writes
-``benchmarks/results/generation.json``. The machine's load average is recorded: other jobs
+``benchmarks/results/generation/generation.json``. The machine's load average is recorded: other jobs
 on the same cores slow the force calls (compare ``total_s`` with the workers' ``cpu_s``).
 """
 
@@ -34,7 +34,7 @@ import defectnet
 from defectnet.data.generate import GenerateConfig, run_generate
 from defectnet.data.store import Store, pack_arrays
 
-RESULTS = Path(__file__).resolve().parent / "results" / "generation.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "generation" / "generation.json"
 
 #: The benchmark dataset: two cubic hosts of similar cost, so two workers stay busy; one
 #: dopant per pool keeps the 1-worker run near 10 minutes on 2 shared cores with SevenNet.

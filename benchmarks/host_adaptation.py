@@ -11,7 +11,7 @@ the same held-out structures. Candidate lists: true dopants plus 1–4 distracto
 host's dopant pool, seeded, as in ``defectnet evaluate``.
 
 Prints a table (metrics over all held-out spectra, before/after and their ratio) and writes
-``benchmarks/results/host_adaptation.json``.
+``benchmarks/results/host_adaptation/host_adaptation.json``.
 
 Run: ``python benchmarks/host_adaptation.py [--n-train 8,24] [--test 12] [--epochs 80] [--lr 1e-3]``
 """
@@ -34,7 +34,7 @@ from defectnet.model.dataset import SplitConfig, load_training_file, with_candid
 from defectnet.model.evaluate import compute_metrics, predict_arrays
 from defectnet.model.train import checkpoint_metrics, finetune_config, train
 
-RESULTS = Path(__file__).resolve().parent / "results" / "host_adaptation.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "host_adaptation" / "host_adaptation.json"
 DATA = "datasets/reference,datasets/textbook"
 KEYS = ("mae_at_pct", "rmse_at_pct", "r2", "f1", "f1_ge1pct", "distractor_mean_at_pct", "coverage_1sigma_true")
 

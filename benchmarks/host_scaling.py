@@ -9,7 +9,7 @@ out — and scores every run on the same never-seen hosts (the config's ``ood_ho
 same candidate lists. A power law MAE ∝ N_hosts^(−α) fitted to the mean over seeds gives the
 number of hosts a target MAE would need (an extrapolation: reported as such).
 
-Prints a table and writes ``benchmarks/results/host_scaling.json`` and ``.png``.
+Prints a table and writes ``benchmarks/results/host_scaling/host_scaling.json`` and ``.png``.
 
 Run: ``python benchmarks/host_scaling.py [--fractions 0.25,0.5,1] [--seeds 0,1] [--threads 1]``
 """
@@ -32,7 +32,7 @@ from defectnet.model.evaluate import evaluate_checkpoint
 from defectnet.model.train import train
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results" / "host_scaling.json"
+RESULTS = ROOT / "results" / "host_scaling" / "host_scaling.json"
 DATA = "datasets/reference,datasets/textbook"
 KEYS = ("mae_at_pct", "f1", "f1_ge1pct", "distractor_mean_at_pct")
 

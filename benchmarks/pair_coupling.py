@@ -9,7 +9,7 @@ structure is unstable. In the patch tier only, it is a superposition artefact.
     python benchmarks/pair_coupling.py                       # SrO: Mg-Mg (1st shell), Ca-Ca (2nd, Ca-O-Ca)
     python benchmarks/pair_coupling.py --case GaAs:Zn,Zn:0
 
-Writes ``benchmarks/results/pair_coupling.json`` (the cases and their provenance).
+Writes ``benchmarks/results/pair_coupling/pair_coupling.json`` (the cases and their provenance).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", action="append", help="HOST:El1,El2:SHELL (shell 0 = nearest on the sublattice)")
     ap.add_argument("--potential", default="sevennet")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pair_coupling.json")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pair_coupling" / "pair_coupling.json")
     ap.add_argument("--report", action="store_true", help="print the table of an existing --out JSON")
     args = ap.parse_args(argv)
     results = (json.loads(args.out.read_text())["cases"] if args.report

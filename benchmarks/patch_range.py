@@ -20,9 +20,9 @@ S = 1 − ‖Δ_tier − Δ_ref‖₁ / ‖Δ_ref‖₁ with Δ = g_doped − g_
 
     python benchmarks/patch_range.py                     # Si:B, GaAs:C, GaAs:Zn
     python benchmarks/patch_range.py --cases GaAs:Si@Ga
-    python benchmarks/patch_range.py --cube 4 --cases GaAs:Zn --out benchmarks/results/patch_range-512.json
+    python benchmarks/patch_range.py --cube 4 --cases GaAs:Zn --out benchmarks/results/patch_range/patch_range-512.json
 
-Writes ``benchmarks/results/patch_range.json`` (resumable per case) and prints a table.
+Writes ``benchmarks/results/patch_range/patch_range.json`` (resumable per case) and prints a table.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="Si:B,GaAs:C,GaAs:Zn", help="host:element[@site], comma-separated")
     ap.add_argument("--potential", default="sevennet")
-    ap.add_argument("--out", default="benchmarks/results/patch_range.json")
+    ap.add_argument("--out", default="benchmarks/results/patch_range/patch_range.json")
     ap.add_argument("--cube", type=int, default=3,
                     help="reference cell: N×N×N conventional cells (3: 216 atoms; 4: 512, where the wide "
                          "patch, computed at 216, is tested outside its own cell)")
@@ -128,6 +128,7 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"potential": args.potential, "cases": {}}
     if results["potential"] != args.potential:
         raise SystemExit(f"{out} holds results of {results['potential']}; use another --out")

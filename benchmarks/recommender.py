@@ -2,7 +2,7 @@
 
 For a dozen well-studied hosts, built from experimental lattice constants, report which
 of the dopants used in practice rank in the recommender's top 10, and at what rank.
-Prints a table and writes ``benchmarks/results/recommender.json``.
+Prints a table and writes ``benchmarks/results/recommender/recommender.json``.
 
 Run: ``python benchmarks/recommender.py``
 """
@@ -23,7 +23,7 @@ import defectnet
 from defectnet.recommend import DopantRecommender, coverage
 
 TOP = 10
-RESULTS = Path(__file__).resolve().parent / "results" / "recommender.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "recommender" / "recommender.json"
 
 #: Dopants used in practice: (primary, also used). Sources: standard semiconductor
 #: references (Sze & Ng, *Physics of Semiconductor Devices*; Madelung, *Semiconductors:

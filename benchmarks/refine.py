@@ -11,7 +11,7 @@ same samples, overall and by total dopant fraction. ``best≤k`` rows score what
 k < ``--iterations`` iterations would have kept (from its history), so one run settles the count.
 
     python benchmarks/refine.py --store data/ref18.sqlite --basis-dir datasets/reference/bases \
-        --samples 12 --iterations 3 --out benchmarks/results/refine.json
+        --samples 12 --iterations 3 --out benchmarks/results/refine/refine.json
 
 The spectra are patch-tier like the forward model, so this measures how far the basis'
 additivity is from the tier's own physics, not the MLIP's error against a measurement.
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=12, help="samples drawn per host")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "refine.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "refine" / "refine.json"))
     args = ap.parse_args(argv)
 
     import torch

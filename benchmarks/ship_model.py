@@ -8,7 +8,7 @@ results.
 
 Run::
 
-    python benchmarks/ship_model.py runs/benchmark/defectnet/model.pt --results benchmarks/results/accuracy.json
+    python benchmarks/ship_model.py runs/benchmark/defectnet/model.pt --results benchmarks/results/accuracy/accuracy.json
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def card(ckpt: dict, results: dict | None, extra: dict | None = None, families: 
                          f"{_fmt(m, 'distractor_mean_at_pct')} | {_fmt(m, 'coverage_1sigma_true', 1, 2)} / "
                          f"{_fmt(m, 'coverage_2sigma_true', 1, 2)} |")
     if results and "models" in results:
-        lines += ["", "Same data and split, other models (from `benchmarks/results/accuracy.json`):", "",
+        lines += ["", "Same data and split, other models (from `benchmarks/results/accuracy/accuracy.json`):", "",
                   "| model | ID MAE | OOD MAE | OOD F1 |", "|---|---|---|---|"]
         for name, e in results["models"].items():
             lines.append(f"| {name} | {e['id']['mae_at_pct']:.3f} | {e['ood']['mae_at_pct']:.3f} | {e['ood']['f1']:.3f} |")
@@ -193,7 +193,7 @@ def _labelled_metrics(item: str) -> tuple[str, dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
-    ap.add_argument("--results", default=None, help="benchmarks/results/accuracy.json of the same run")
+    ap.add_argument("--results", default=None, help="benchmarks/results/accuracy/accuracy.json of the same run")
     ap.add_argument("--eval", action="append", default=[], metavar="LABEL=METRICS_JSON",
                     help="a further metrics row: `defectnet evaluate`'s metrics.json on other data (repeatable)")
     ap.add_argument("--families", default=None, metavar="LABEL=METRICS_JSON",

@@ -13,7 +13,7 @@ large cell:
     python benchmarks/soft_hosts.py data/ref.sqlite --placements
     python benchmarks/soft_hosts.py data/ref.sqlite --unrelaxed BaO --only Sr --n 10
 
-Writes (merges into) ``benchmarks/results/soft_hosts.json``.
+Writes (merges into) ``benchmarks/results/soft_hosts/soft_hosts.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from defectnet.data.config import GenerateConfig
 from defectnet.data.plan import SampleJob, draw_seeds
 from defectnet.data.store import Store
 
-OUT = Path(__file__).parent / "results" / "soft_hosts.json"
+OUT = Path(__file__).parent / "results" / "soft_hosts" / "soft_hosts.json"
 
 
 def placements(store_path) -> dict:
@@ -95,7 +95,7 @@ def main(argv=None):
         key = args.unrelaxed + (f":{args.only}" if args.only else "")
         result.setdefault("unrelaxed", {})[key] = unrelaxed(args.store, args.unrelaxed,
                                                              args.only.split(",") if args.only else None, args.n)
-    OUT.parent.mkdir(exist_ok=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1))
     print(f"wrote {OUT}")
 

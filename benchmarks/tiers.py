@@ -277,7 +277,7 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(args.threads)
-    out = Path(args.out or f"benchmarks/results/tiers-{args.potential}.json")
+    out = Path(args.out or f"benchmarks/results/tiers/tiers-{args.potential}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"fidelity": {}, "timing": {}}
     settings = TierSettings(cutoff_ang=args.cutoff)

@@ -22,7 +22,7 @@ factor per host fitted on the pristine pair (what ``predict --energy-scale auto`
 measured pristine spectrum), and the source-only and fine-tuned models are scored on them.
 
 Gap closed = (MAE_source-only − MAE_fine-tuned) / (MAE_source-only − MAE_oracle), on the
-target test spectra. Writes ``benchmarks/results/transfer.json`` and ``transfer.md``.
+target test spectra. Writes ``benchmarks/results/transfer/transfer.json`` and ``transfer.md``.
 
     defectnet generate --config benchmarks/configs/transfer-chgnet.yaml --out data/chgnet.sqlite --workers 2
     python benchmarks/transfer.py --source data/chgnet.sqlite --target data/ref.sqlite
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "transfer"
 
 
 def _keys(store_path) -> dict[int, tuple[str, int]]:
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default="transfer")
     args = ap.parse_args(argv)
     r = run(args)
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.tag}.json").write_text(json.dumps(r, indent=1))
     md = markdown(r)
     (RESULTS / f"{args.tag}.md").write_text(md)

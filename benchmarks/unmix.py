@@ -19,16 +19,16 @@ the linearity of the signatures, not the MLIP's error against a measurement.
     python benchmarks/unmix.py                       # InAs, NaCl, HgTe, CuI (~50 min on one core)
     python benchmarks/unmix.py --hosts GaAs --data datasets/textbook
     python benchmarks/unmix.py --hosts ZnSe,GaSb,KBr --basis-dir runs/unmix-basis-val \
-        --out benchmarks/results/unmix-fresh-hosts.json    # hosts the 1σ factor was not fitted on
+        --out benchmarks/results/unmix/unmix-fresh-hosts.json    # hosts the 1σ factor was not fitted on
     python benchmarks/unmix.py --hosts InAs --placements 2 --basis-dir runs/unmix-basis-p2 \
-        --out benchmarks/results/unmix-placements2.json    # two placements averaged per concentration
+        --out benchmarks/results/unmix/unmix-placements2.json    # two placements averaged per concentration
     python benchmarks/unmix.py --hosts all --basis-dir datasets/reference/bases --candidates pool \
-        --out benchmarks/results/unmix-store-bases.json    # every host a chunk has a basis for (`dataset bases`)
+        --out benchmarks/results/unmix/unmix-store-bases.json    # every host a chunk has a basis for (`dataset bases`)
     python benchmarks/unmix.py --data datasets/validation --hosts Si,GaAs,ZnS,CdTe,SrO --tier patch \
-        --basis-dir runs/unmix-basis-64 --out benchmarks/results/unmix-validation.json
+        --basis-dir runs/unmix-basis-64 --out benchmarks/results/unmix/unmix-validation.json
         # a patch-tier basis against full-tier spectra (64-atom cells, every atom displaced)
 
-Writes ``benchmarks/results/unmix.json`` (and one basis per host under ``--basis-dir``,
+Writes ``benchmarks/results/unmix/unmix.json`` (and one basis per host under ``--basis-dir``,
 reused when the command is run again).
 """
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
                          "dopants plus distractors from the host's pool, as training and the accuracy benchmark draw "
                          "them (what the bases of `defectnet dataset bases` cover)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pool candidate lists")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "unmix.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "unmix" / "unmix.json"))
     args = ap.parse_args(argv)
 
     import torch

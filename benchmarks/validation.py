@@ -17,7 +17,7 @@ dopants on the same atoms — and compares them sample by sample:
 
     python benchmarks/validation.py data/validation-full.sqlite
 
-Writes ``benchmarks/results/validation.{json,png}``. Rerunnable: the twin store resumes.
+Writes ``benchmarks/results/validation/validation.{json,png}``. Rerunnable: the twin store resumes.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main(argv=None):
     ap.add_argument("full", type=Path, help="store made with examples/generate-validation.yaml")
     ap.add_argument("--patch", type=Path, help="its patch-tier twin (default: <full>-patch.sqlite; made or resumed)")
     ap.add_argument("--model", help="checkpoint to evaluate (default: the shipped model)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validation")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validation" / "validation")
     args = ap.parse_args(argv)
     patch = args.patch or args.full.with_name(args.full.stem.replace("-full", "") + "-patch.sqlite")
     twin_store(args.full, patch)

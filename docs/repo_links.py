@@ -1,7 +1,7 @@
 """MkDocs hook: links from a docs page to repository files outside ``docs/``.
 
 The pages link results, configs and the model card by their path in the repository
-(``../benchmarks/results/combine.json``), which works where the markdown is read on a code
+(``../benchmarks/results/combine/combine.json``), which works where the markdown is read on a code
 host. The built site holds only ``docs/``, so this hook checks that every such target exists
 (a missing one is a warning, an error under ``mkdocs build --strict``) and rewrites the link:
 to ``repo_url``/blob/main/PATH when ``mkdocs.yml`` sets ``repo_url``, else to the link text

@@ -223,6 +223,11 @@ def test_results_name_commit_and_command():
     assert not missing, f"result files that do not name their commit and command: {missing}"
 
 
+def test_results_in_one_folder_per_benchmark():
+    flat = sorted(p.name for p in RESULTS.iterdir() if p.is_file())
+    assert not flat, f"results lie flat in benchmarks/results (move them to results/<script>/): {flat}"
+
+
 def test_results_without_command_exist():
     stale = {p for p in RESULTS_WITHOUT_COMMAND if not (RESULTS / p).exists()}
     assert not stale, f"no longer committed (drop them): {sorted(stale)}"
