@@ -142,11 +142,10 @@ class BasisTable:
     def alternative_lookup(self, host_rows, candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(curves, knots, ok (B,)): :meth:`lookup` in :attr:`alternative` for the samples whose host has
         an alternative basis holding every one of their candidates (``ok``); zeros elsewhere."""
-        alt, B = self.alternative, len(host_rows)
-        order, valid = candidate_order(candidates)
+        alt = self.alternative
         if alt is None:
-            return (np.zeros((B, order.shape[1], self.knots.shape[-1], self.curves.shape[-1]), np.float32),
-                    np.zeros((B, order.shape[1], self.knots.shape[-1]), np.float32), np.zeros(B, bool))
+            raise DefectnetError("this basis table has no alternative bases (with_alternative)")
+        order, valid = candidate_order(candidates)
         index = {h: i for i, h in enumerate(alt.hosts)}
         rows = np.array([index.get(self.hosts[r], -1) for r in np.asarray(host_rows)], int)
         safe = np.maximum(rows, 0)
