@@ -11,7 +11,7 @@ from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_DOPANTS, MAX_TOTAL_FRACTION
                               swap_consistency, change_unexplained_warning, low_energy_text, sharpening_text,
                               swap_problem, w1_noise)
 from defectnet.errors import DefectnetError
-from defectnet.io import onto_grid
+from defectnet.spectrum import onto_grid
 from defectnet.spectrum import Spectrum
 
 E = np.arange(0.125, 100.0, 0.25)  # uniform points, meV

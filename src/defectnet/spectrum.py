@@ -422,3 +422,31 @@ class Spectrum:
             raise DefectnetError(f"a spectrum dict needs edges_mev and values (unknown keys {sorted(unknown)})")
         return cls(d["edges_mev"], d["values"], d.get("partials"), kind=d.get("kind", "total"), meta=d.get("meta"),
                    errors=d.get("errors"))
+
+
+#: A file's bins are "coarser" than a grid's where they are wider than this many of its bins.
+COARSER = 1.5
+
+
+def onto_grid(spectrum: Spectrum, grid) -> Spectrum:
+    """``spectrum`` (as read from a file) on the bins of ``grid`` (an EnergyGrid or edges, meV).
+
+    Where the file's points are at least as fine as the grid, its bins are averaged into the
+    grid's (:meth:`Spectrum.resample`, which averages noise). Where they are coarser (a file
+    on uniform 0.5 meV points read onto a grid of 0.15 meV bins at low energies), averaging
+    would give a staircase: each file bin a flat step over several grid bins, with jumps the
+    sampled density does not have. A phonon density of states is continuous, so there the
+    density is interpolated linearly between the file's points, as the file samples it. A
+    spectrum already on the grid's bins is returned unchanged.
+    """
+    edges = grid.edges if hasattr(grid, "edges") else np.asarray(grid, dtype=float)
+    averaged = spectrum.resample(edges)
+    if spectrum.is_on(edges) or spectrum.values.size < 2:
+        return averaged
+    centres, widths = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    src_c, src_w = spectrum.centers_mev, spectrum.widths_mev
+    coarse = (np.interp(centres, src_c, src_w) > COARSER * widths) & (centres >= src_c[0]) & (centres <= src_c[-1])
+    if not np.any(coarse):
+        return averaged
+    values = np.where(coarse, np.interp(centres, src_c, spectrum.values), averaged.values)
+    return Spectrum(edges, values, kind=spectrum.kind, meta={**averaged.meta, "interpolated_bins": int(coarse.sum())})

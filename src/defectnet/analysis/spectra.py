@@ -17,9 +17,8 @@ from defectnet.checks import (DOPED_EDGE_WINDOW, MAX_ROUGHNESS, PRISTINE_EDGE_WI
                               is_cut, roughness, scale_warning, scaled_distance, signal_against_noise, swap_consistency,
                               swap_problem)
 from defectnet.errors import DefectnetError
-from defectnet.io import onto_grid
 from defectnet.prediction import extent_mev
-from defectnet.spectrum import Spectrum
+from defectnet.spectrum import Spectrum, onto_grid
 
 #: Share of the pristine spectrum's area that the input range must cover (the rest may be cut).
 COVERAGE = 0.995
@@ -298,7 +297,7 @@ def common_range(p: Spectrum, d: Spectrum, grid) -> tuple[Spectrum, Spectrum, li
     out = []
     keep = (grid.centers >= lo) & (grid.centers <= hi)
     for s in (p, d):
-        # a coarser file interpolated, not stepped (defectnet.io.onto_grid); with errors, negatives are counting
+        # a coarser file interpolated, not stepped (defectnet.spectrum.onto_grid); with errors, negatives are counting
         # noise the errors describe, kept (clipped, they would bias the weighted fit where the density is ~0)
         v = onto_grid(s, grid).values
         v = np.where(keep, v if s.errors is not None else np.clip(v, 0.0, None), 0.0)
