@@ -3,11 +3,12 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 
 from defectnet.cli import main
 from defectnet.errors import DefectnetError
-from defectnet.output import add_json_option, emit_json
+from defectnet.output import add_json_option, emit_json, json_default
 
 
 def test_json_option_means_stdout_without_a_path():
@@ -87,3 +88,11 @@ def test_recommend_quiet_prints_the_table_only(capsys):
     assert main(["recommend", "GaAs", "--n", "3", "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "rank" and len(lines) == 4
+
+
+def test_json_default_writes_numpy_as_python_and_refuses_the_rest():
+    text = json.dumps({"i": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True), "a": np.arange(3)},
+                      default=json_default, sort_keys=True)
+    assert json.loads(text) == {"a": [0, 1, 2], "b": True, "f": 0.5, "i": 3}
+    with pytest.raises(TypeError, match="not JSON serialisable: set"):
+        json.dumps({1}, default=json_default)

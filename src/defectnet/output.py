@@ -1,5 +1,7 @@
 """What the CLI's subcommands share: the :class:`Command` interface, one ``--json [PATH]`` option, one writer.
 
+:func:`json_default` is the package's one ``default`` for ``json.dumps`` of numpy data.
+
 The subcommand modules of other subpackages import :class:`Command` from here rather than
 from :mod:`defectnet.cli`, which imports them: no cycle.
 """
@@ -35,6 +37,29 @@ def add_json_option(parser, what: str) -> None:
 def add_quiet_option(parser, what: str = "no progress bars") -> None:
     """``--quiet``: the answer only (no progress bars, no chatter)."""
     parser.add_argument("--quiet", action="store_true", help=what)
+
+
+def json_default(o):
+    """``json.dumps``' ``default``: numpy scalars and arrays (torch tensors too) as Python numbers and lists.
+
+    Parameters
+    ----------
+    o : object
+        What ``json`` cannot write itself.
+
+    Returns
+    -------
+    int, float, bool or list
+        ``o.tolist()``.
+
+    Raises
+    ------
+    TypeError
+        ``o`` is none of these, as ``json.dumps`` expects.
+    """
+    if hasattr(o, "tolist"):  # numpy's scalars give a Python scalar, its arrays and torch's tensors a list
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def emit_json(obj, dest: str) -> None:

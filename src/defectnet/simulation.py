@@ -18,6 +18,7 @@ from ase import Atoms
 from defectnet.doping import DEFAULT_SUPERCELL_ATOMS
 from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
+from defectnet.output import json_default
 from defectnet.phonons.forceconstants import TierSettings
 from defectnet.phonons.host import HostSettings
 from defectnet.settings import Settings
@@ -91,18 +92,10 @@ class SimulationResult:
         write_spectrum(self.pristine, out / "pristine.csv", extra_columns={"gpdos": self.pristine_gpdos.values})
         write_spectrum(self.doped, out / "doped.csv", extra_columns={"gpdos": self.doped_gpdos.values})
         write_spectrum(self.host_spectrum, out / "host_qmesh.csv")
-        (out / "meta.json").write_text(json.dumps(self.meta, indent=2, default=_json_default))
+        (out / "meta.json").write_text(json.dumps(self.meta, indent=2, default=json_default))
         (out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         plot_comparison(self, out / "spectra.png")
         return out
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
 def resolve_host(host) -> tuple[Atoms, str]:

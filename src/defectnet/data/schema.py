@@ -11,6 +11,7 @@ import sqlite3
 import numpy as np
 
 from defectnet.errors import DefectnetError
+from defectnet.output import json_default
 
 #: Version of the SQLite layout below; a store of another version is refused.
 SCHEMA_VERSION = 1
@@ -161,15 +162,6 @@ def encode(column: str, value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def json_default(o):
-    """``json.dumps``' ``default``: numpy scalars and arrays as Python numbers and lists."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def decode_row(row: sqlite3.Row, blobs: bool = False) -> dict:

@@ -41,8 +41,9 @@ from pathlib import Path
 
 from defectnet.data.integrity import IntegrityReport, check_store, label_problem
 from defectnet.data.schema import (HOST_COLUMNS, PATCH_COLUMNS, SAMPLE_COLUMNS, SCHEMA, SCHEMA_VERSION, decode_row,
-                                   encode, json_default, pack_arrays, sample_id, unpack_arrays)
+                                   encode, pack_arrays, sample_id, unpack_arrays)
 from defectnet.errors import DefectnetError
+from defectnet.output import json_default
 
 __all__ = ["HOST_COLUMNS", "PATCH_COLUMNS", "SAMPLE_COLUMNS", "SCHEMA_VERSION", "IntegrityReport", "Store",
            "label_problem", "pack_arrays", "sample_id", "stored_hosts", "unpack_arrays"]

@@ -25,6 +25,7 @@ import torch
 
 from defectnet.errors import DefectnetError
 from defectnet.grid import EnergyGrid
+from defectnet.output import json_default
 
 FORMAT = "defectnet-model"
 FORMAT_VERSION = 1
@@ -39,7 +40,7 @@ _REQUIRED = ("format", "format_version", "arch", "model_config", "state_dict", "
 
 def _plain(obj):
     """JSON-safe copy (numpy scalars → Python), so the payload unpickles with weights_only=True."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else o.tolist()))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 def checkpoint_payload(model, *, metrics=None, train_config=None, data=None) -> dict:
