@@ -1,5 +1,6 @@
 """Spectrum: physical invariants of building, broadening, rebinning and weighting spectra."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -39,6 +40,26 @@ def delta(grid: EnergyGrid, e_mev: float) -> Spectrum:
 
 def gaussian_spectrum(grid, centre, sigma):
     return Spectrum.on_grid(grid, np.exp(-0.5 * ((grid.centers - centre) / sigma) ** 2)).normalized()
+
+
+# ------------------------------------------------------------------ grid
+
+
+def test_grid_id_of_the_default_grid_stays_and_equal_grids_share_an_id():
+    assert DEFAULT_GRID.grid_id == "asinh-0-500meV-640-d92f65f9"  # what committed datasets and models record
+    for grid in (EnergyGrid(e_min_mev=0, e_max_mev=500, e0_mev=25), EnergyGrid.from_dict({"e_max_mev": 500})):
+        assert grid.grid_id == DEFAULT_GRID.grid_id
+    assert EnergyGrid(e_min_mev=0, e_max_mev=400).grid_id == EnergyGrid(e_min_mev=0.0, e_max_mev=400.0).grid_id
+    assert EnergyGrid(e_max_mev=400).grid_id != DEFAULT_GRID.grid_id
+
+
+def test_a_grid_knows_the_id_older_files_gave_it_when_saved_with_an_int():
+    grid = EnergyGrid.from_dict({"e_max_mev": 400})
+    assert grid.to_dict()["e_max_mev"] == 400 and isinstance(grid.to_dict()["e_max_mev"], int)
+    digest = hashlib.sha1(json.dumps(grid.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    old = f"asinh-0-400meV-640-{digest}"  # the id as hashed before ids were canonical
+    assert old != grid.grid_id and grid.is_id(old) and grid.is_id(grid.grid_id)
+    assert not grid.is_id(DEFAULT_GRID.grid_id)
 
 
 # ------------------------------------------------------------------ construction

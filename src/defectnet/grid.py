@@ -43,6 +43,9 @@ def _linear_inverse(u, e0):
     return np.asarray(u, dtype=float)
 
 
+#: The fields in meV, hashed into :attr:`EnergyGrid.grid_id` as floats.
+ENERGY_KEYS = ("e_min_mev", "e_max_mev", "e0_mev")
+
 #: Grid kinds: name -> (warp E -> u, inverse u -> E); bins are uniform in u.
 GRID_KINDS = {
     "asinh": (_asinh_forward, _asinh_inverse),
@@ -65,8 +68,9 @@ class EnergyGrid(Settings, what="energy-grid"):
     e0_mev : float
         Knee of the asinh warp (meV): below it bins are ~uniform, above they grow ∝ E.
 
-    An energy read from a dict keeps its type (``exact``: 400 stays 400, not 400.0):
-    :attr:`grid_id` hashes :meth:`to_dict`, and a grid saved with an int keeps its id.
+    An energy read from a dict keeps its type (``exact``: 400 stays 400, not 400.0), so
+    :meth:`is_id` still knows the id that files written before ids were canonical give a grid
+    saved with an int.
     """
 
     kind: str = "asinh"
@@ -104,8 +108,33 @@ class EnergyGrid(Settings, what="energy-grid"):
 
     @property
     def grid_id(self) -> str:
-        """Short stable identifier recorded in datasets and checkpoints."""
-        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        """Short stable identifier recorded in datasets and checkpoints; equal grids have equal ids.
+
+        The energies are hashed as floats (``0`` as ``0.0``): the form the default grid has always
+        been saved in, so its id, ``asinh-0-500meV-640-d92f65f9``, is the one committed data record.
+        """
+        d = self.to_dict()
+        return self._id({**d, **{k: float(d[k]) for k in ENERGY_KEYS}})
+
+    def is_id(self, grid_id: str) -> bool:
+        """Whether ``grid_id`` names this grid.
+
+        Parameters
+        ----------
+        grid_id : str
+            An id a file records for this grid.
+
+        Returns
+        -------
+        bool
+            It is :attr:`grid_id`, or the id a file written before ids were canonical gives a grid
+            saved with an integer energy (its energies hashed as saved).
+        """
+        return grid_id in (self.grid_id, self._id(self.to_dict()))
+
+    def _id(self, d: dict) -> str:
+        digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.kind}-{self.e_min_mev:g}-{self.e_max_mev:g}meV-{self.n_bins}-{digest}"
+
 
 DEFAULT_GRID = EnergyGrid()

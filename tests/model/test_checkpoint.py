@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -60,6 +63,19 @@ def test_mismatched_grid_and_vocabulary_are_refused(tmp_path):
     with pytest.raises(DefectnetError, match="vocabulary"):
         ck.load_model(path, vocabulary=["H", "Li"])
     assert ck.load_model(path, grid=DEFAULT_GRID, vocabulary=ck.read_checkpoint(path)["vocabulary"]) is not None
+
+
+def test_a_checkpoint_with_the_old_id_of_an_integer_grid_loads_with_the_canonical_id(tmp_path):
+    grid = EnergyGrid.from_dict({"e_max_mev": 400})
+    digest = hashlib.sha1(json.dumps(grid.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    model = build_model(ModelConfig(**SMALL), grid)
+    model.meta = {"grid": grid.to_dict(), "spectrum_mode": "gpdos"}
+    path = ck.save_checkpoint(model, tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    raw["grid_id"] = f"asinh-0-400meV-640-{digest}"  # as saved before ids were canonical
+    torch.save(raw, path)
+    assert ck.read_checkpoint(path)["grid_id"] == grid.grid_id
+    assert ck.load_model(path, grid=EnergyGrid(e_max_mev=400.0)).meta["grid_id"] == grid.grid_id
 
 
 class _Payload:

@@ -472,11 +472,12 @@ def read_training_file(path) -> dict:
     from defectnet.grid import EnergyGrid
 
     try:
-        grid_id = EnergyGrid.from_dict(d["grid"]).grid_id
+        grid = EnergyGrid.from_dict(d["grid"])
     except (KeyError, TypeError, ValueError) as exc:
         raise DefectnetError(f"bad grid attribute ({exc})", source=str(path)) from None
-    if d["grid_id"] != grid_id:
-        raise DefectnetError(f"grid_id {d['grid_id']} does not match its grid ({grid_id})", source=str(path))
+    if not grid.is_id(d["grid_id"]):
+        raise DefectnetError(f"grid_id {d['grid_id']} does not match its grid ({grid.grid_id})", source=str(path))
+    d["grid_id"] = grid.grid_id  # an older file's id of an integer energy, as ids are now
     if d["vocabulary"] != list(DOPANTS):
         raise DefectnetError("vocabulary differs from defectnet.elements.DOPANTS", source=str(path))
     n_bins = int(d["grid"]["n_bins"])

@@ -192,7 +192,19 @@ def read_checkpoint(path) -> dict:
     if ckpt["arch"] == "conditioned" and not set(BASIS_KEYS) <= set(ckpt.get("basis") or {}):
         raise DefectnetError(f"{path}: a conditioned checkpoint without what a basis must match ('basis': "
                              f"{', '.join(BASIS_KEYS)}); re-export it with benchmarks/conditioned.py")
+    _canonical_grid_ids(ckpt)
     return ckpt
+
+
+def _canonical_grid_ids(ckpt: dict) -> None:
+    """An older checkpoint's ids of its grid (an integer energy hashed as an int) as ids are now, in place."""
+    try:
+        grid = EnergyGrid.from_dict(ckpt["grid"])
+    except DefectnetError:
+        return  # model_from_checkpoint says what is wrong with the grid
+    for record in (ckpt, ckpt.get("basis") or {}):
+        if record.get("grid_id") != grid.grid_id and grid.is_id(record.get("grid_id")):
+            record["grid_id"] = grid.grid_id
 
 
 def check_compatible(ckpt: dict, *, grid=None, vocabulary=None, host_elements=None, source: str = "checkpoint"):
@@ -220,7 +232,7 @@ def model_from_checkpoint(ckpt: dict, *, source: str = "checkpoint"):
 
     config = ModelConfig.from_dict(ckpt["model_config"])
     grid = EnergyGrid.from_dict(ckpt["grid"])
-    if grid.grid_id != ckpt["grid_id"]:
+    if not grid.is_id(ckpt["grid_id"]):
         raise DefectnetError(f"{source}: grid_id {ckpt['grid_id']} does not match its grid ({grid.grid_id})")
     if config.n_bins != grid.n_bins or config.n_elements != len(ckpt["vocabulary"]):
         raise DefectnetError(f"{source}: model config does not match its grid / vocabulary")
