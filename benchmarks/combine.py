@@ -97,8 +97,8 @@ def main(argv=None) -> int:
         rows = rows[[set(vocab[data.candidates[i]]) <= known for i in rows]]
         if not len(rows):
             continue
-        with host_calibration(model, seen=seen):
-            net = predict_arrays(model, P[rows], D[rows], data.composition[rows], data.candidates[rows])
+        net = predict_arrays(host_calibration(model, seen=seen), P[rows], D[rows], data.composition[rows],
+                             data.candidates[rows])
         unm = unmix_arrays(data.pristine_gpdos[rows], data.doped_gpdos[rows], data.candidates[rows], vocab, basis,
                            kind="gpdos")
         groups["training hosts" if seen else "never-seen hosts"].append((rows, net, unm))

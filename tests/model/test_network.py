@@ -11,7 +11,7 @@ from defectnet.errors import DefectnetError
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.model.synthetic import make_synthetic
 from defectnet.model.architectures import ARCHITECTURES, build_model
-from defectnet.model.network import ARCHITECTURE_NAMES, ModelConfig, n_parameters
+from defectnet.model.network import ARCHITECTURE_NAMES, ModelConfig, host_calibration, n_parameters
 
 #: The architectures that read the spectra alone (the conditioned one: tests/model/test_conditioned.py).
 PLAIN = sorted(set(ARCHITECTURES) - {"conditioned"})
@@ -148,6 +148,26 @@ def test_predict_numpy_api(data):
         model.predict(data.pristine[0][:320], data.doped[0][:320], {"Si": 1}, ["Ge"])
     with pytest.raises(DefectnetError, match="resample"):
         model.predict(data.pristine[0], data.doped[0], {"Si": 1}, ["Ge"], grid=EnergyGrid(e_max_mev=400.0))
+
+
+def test_host_calibration_leaves_the_model_passed_in_unchanged(data):
+    model = _model()
+    model.sigma_scale.fill_(1.5)
+    model.sigma_scale_unseen = 3.0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert host_calibration(model, seen=True) is model
+    unseen = host_calibration(model, seen=False)
+    assert float(unseen.sigma_scale) == 3.0 and unseen.conv[0].weight is model.conv[0].weight  # weights shared
+    with torch.no_grad():
+        wide, own = unseen(*_inputs(data)), model(*_inputs(data))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the σ scale too
+    assert float(model.sigma_scale) == 1.5
+    with torch.no_grad():  # the copy answers as the model would with the unseen scale in place
+        model.sigma_scale.fill_(3.0)
+        torch.testing.assert_close(model(*_inputs(data))["sigma"], wide["sigma"], rtol=0, atol=0)
+    assert torch.all(wide["sigma"] >= own["sigma"]) and not torch.equal(wide["sigma"], own["sigma"])
+    model.sigma_scale_unseen = float("nan")  # no unseen-host scale: the model itself
+    assert host_calibration(model, seen=False) is model
 
 
 def test_unknown_config_key_is_rejected():

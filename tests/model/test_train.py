@@ -173,9 +173,10 @@ def test_unseen_host_uncertainty_is_calibrated_on_held_out_hosts(data, baby, tmp
     model = load_model(tmp_path / "model.pt")
     assert model.sigma_scale_unseen == pytest.approx(m["sigma_scale_unseen"])
     assert float(model.sigma_scale) == pytest.approx(m["sigma_scale"])
-    with host_calibration(model, seen=False):
-        assert float(model.sigma_scale) == pytest.approx(m["sigma_scale_unseen"])
-    assert float(model.sigma_scale) == pytest.approx(m["sigma_scale"])  # restored
+    unseen = host_calibration(model, seen=False)
+    assert float(unseen.sigma_scale) == pytest.approx(m["sigma_scale_unseen"])
+    assert float(model.sigma_scale) == pytest.approx(m["sigma_scale"])  # the model passed in is unchanged
+    assert host_calibration(model, seen=True) is model
     comps = model.meta["data"]["train_compositions"]
     assert comps and all(abs(sum(c.values()) - 1) < 1e-3 for c in comps)
 

@@ -236,8 +236,8 @@ class NetworkEstimator:
         if seen is not True and (note := family_note(model, name)):
             messages.append(Message.note("family", note))
         messages += unweighted_notes(spectra, "the network", "--basis with --method unmix")
-        with host_calibration(model, seen=seen is not False):
-            res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
+        res = host_calibration(model, seen=seen is not False).predict(
+            spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
         doubts = unchecked_network(model, name, seen, sum(res[el]["concentration"] for el in candidates))
         messages += doubts
         if seen is not True or doubts:  # the way out
@@ -291,9 +291,8 @@ class ConditionedEstimator:
         read = [c for c in candidates if c not in basis.failed]
         res = {}
         if read:
-            with host_calibration(model, seen=seen is not False):
-                res = predict_with_basis(model, spectra.pristine.values, spectra.doped.values, spectra.composition,
-                                         read, basis)
+            res = predict_with_basis(host_calibration(model, seen=seen is not False), spectra.pristine.values,
+                                     spectra.doped.values, spectra.composition, read, basis)
             # what the candidates' signatures cannot explain, whoever answers: the basis' best fit of them
             if warning := unexplained_warning(unmixed(spectra, basis, read, weighted=False).fit,
                                               noise_share=spectra.noise_share):
@@ -485,8 +484,8 @@ class MergeEstimator:
         if why := self._cannot(spectra, candidates):
             note = f"{name} is a training host of the model, but {why}: the unmixing alone is reported"
             return replace(alone, messages=alone.messages + (Message.note("not-merged", note),))
-        with host_calibration(model, seen=True):
-            res = model.predict(spectra.pristine.values, spectra.doped.values, spectra.composition, list(candidates))
+        res = host_calibration(model, seen=True).predict(spectra.pristine.values, spectra.doped.values,
+                                                         spectra.composition, list(candidates))
         note = Message.note("merged", f"{name} is a training host of the model: its answer and the unmixing's are "
                                       "merged (1/σ² weights; --method unmix for the unmixing alone)")
         info = alone.model | {"arch": f"unmix+{model.config.arch}", "model": self.network.label,

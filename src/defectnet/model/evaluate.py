@@ -456,9 +456,8 @@ def evaluate_checkpoint(checkpoint, data_path, *, split: str = "ood", out_dir=No
     res = {}
     for mask, is_seen in ((seen, True), (~seen, False)):
         if mask.any():
-            with host_calibration(model, seen=is_seen):
-                part = predict_arrays(model, pristine[mask], doped[mask], sub.composition[mask], sub.candidates[mask],
-                                      batch_size=batch_size)
+            part = predict_arrays(host_calibration(model, seen=is_seen), pristine[mask], doped[mask],
+                                  sub.composition[mask], sub.candidates[mask], batch_size=batch_size)
             for k, v in part.items():
                 res.setdefault(k, np.zeros((len(sub),) + v.shape[1:], v.dtype))[mask] = v
     seconds = time.perf_counter() - t0

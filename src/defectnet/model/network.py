@@ -14,8 +14,8 @@ really there). Shapes in comments: B batch, G energy bins, L tokens, K candidate
 
 from __future__ import annotations
 
+import copy
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -437,16 +437,27 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@contextmanager
 def host_calibration(model, *, seen: bool):
-    """Use the σ calibration for hosts seen in training, or for unseen hosts when the model has one."""
+    """The model calibrated for a host seen in training, or for an unseen one; ``model`` is left as it is.
+
+    Parameters
+    ----------
+    model : SpectralModel
+        A trained model; ``model.sigma_scale_unseen``, when it has one, is the σ scale of hosts
+        held out of training.
+    seen : bool
+        Whether the host was in the model's training data.
+
+    Returns
+    -------
+    SpectralModel
+        ``model`` itself for a seen host (or a model without an unseen-host scale); otherwise a
+        shallow copy that shares its weights and answers with ``sigma_scale_unseen`` as its σ scale.
+    """
     unseen = getattr(model, "sigma_scale_unseen", None)
     if seen or unseen is None or not hasattr(model, "sigma_scale") or not np.isfinite(unseen):
-        yield model
-        return
-    kept = float(model.sigma_scale)
-    model.sigma_scale.fill_(float(unseen))
-    try:
-        yield model
-    finally:
-        model.sigma_scale.fill_(kept)
+        return model
+    calibrated = copy.copy(model)  # the same weights; its own buffer dict, so the scale is its own
+    calibrated._buffers = dict(model._buffers)
+    calibrated.sigma_scale = torch.full_like(model.sigma_scale, float(unseen))
+    return calibrated

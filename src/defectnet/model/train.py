@@ -384,8 +384,8 @@ def _finished(out: Path, config: TrainConfig, split, tensors, run: _Run) -> Trai
     parts = (("val", split.val), ("val_ood", split.val_ood), ("test_id", split.test_id), ("test_ood", split.test_ood))
     for name, idx in parts:
         if len(idx):
-            with host_calibration(model, seen=name in ("val", "test_id")):
-                o = predict_arrays(model, P[idx].numpy(), D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
+            o = predict_arrays(host_calibration(model, seen=name in ("val", "test_id")), P[idx].numpy(),
+                               D[idx].numpy(), C[idx].numpy(), M[idx].numpy())
             metrics[name] = checkpoint_metrics(compute_metrics(o["concentration"], T[idx].numpy(), M[idx].numpy(),
                                                       sigma=o["sigma"], presence=o["presence"]
                                                       if config.arch != "paper" else None))
