@@ -30,14 +30,14 @@ rebuilds it exactly.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from defectnet.elements import DOPANTS, check_element
 from defectnet.errors import DefectnetError
-from defectnet.settings import Settings
+from defectnet.settings import Settings, to_float, to_pair
 
 __all__ = ["SamplerConfig", "DopingScenario", "sample_scenario", "sample_candidates"]
 
@@ -49,21 +49,6 @@ _Z_ORDER = {el: i for i, el in enumerate(DOPANTS)}  # candidate lists use the mo
 
 def _by_z(elements: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(elements, key=lambda el: (_Z_ORDER.get(el, len(_Z_ORDER)), el)))
-
-
-def _pair(name: str, value, kind: type) -> tuple:
-    """``value`` as an ordered (lo, hi) tuple of ``kind`` or a one-line DefectnetError."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise DefectnetError(f"{name} must be a (min, max) pair, got {value!r}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise DefectnetError(f"{name} must hold numbers, got {value!r}")
-        if kind is int and float(v) != int(v):
-            raise DefectnetError(f"{name} must hold integers, got {value!r}")
-    lo, hi = kind(value[0]), kind(value[1])
-    if lo > hi:
-        raise DefectnetError(f"{name} must be ordered (min <= max), got {value!r}")
-    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -93,14 +78,10 @@ class SamplerConfig(Settings, what="SamplerConfig"):
     supercell_atoms: tuple[int, int] = (433, 500)  # atoms
 
     def __post_init__(self):
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        set_("n_dopants", _pair("n_dopants", self.n_dopants, int))
-        set_("conc_range", _pair("conc_range", self.conc_range, float))
-        set_("n_distractors", _pair("n_distractors", self.n_distractors, int))
-        set_("supercell_atoms", _pair("supercell_atoms", self.supercell_atoms, int))
-        if isinstance(self.max_total, bool) or not isinstance(self.max_total, (int, float, np.number)):
-            raise DefectnetError(f"max_total must be a number, got {self.max_total!r}")
-        set_("max_total", float(self.max_total))
+        # Built directly too (not only by from_dict): the pairs and the number are read as from_dict reads them.
+        for name, kind in (("n_dopants", int), ("conc_range", float), ("n_distractors", int), ("supercell_atoms", int)):
+            object.__setattr__(self, name, to_pair(name, getattr(self, name), kind))
+        object.__setattr__(self, "max_total", to_float("max_total", self.max_total))
 
         if self.n_dopants[0] < 1:
             raise DefectnetError(f"n_dopants must be >= 1, got {self.n_dopants}")
@@ -218,7 +199,7 @@ def _uniform_count(rng: np.random.Generator, bounds) -> int:
         if bounds < 0:
             raise DefectnetError(f"a count must be >= 0, got {bounds}")
         return int(bounds)
-    lo, hi = _pair("n_distractors", bounds, int)
+    lo, hi = to_pair("n_distractors", bounds, int)
     if lo < 0:
         raise DefectnetError(f"n_distractors must be >= 0, got {bounds}")
     return int(rng.integers(lo, hi + 1))
