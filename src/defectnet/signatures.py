@@ -21,6 +21,15 @@ from defectnet.grid import EnergyGrid
 
 #: The spectra a basis holds: total PDoS and neutron-weighted GPDoS.
 KINDS = ("pdos", "gpdos")
+#: Each basis kind as a spectrum names it (``Spectrum.kind``, ``predict --kind``, a checkpoint's
+#: ``spectrum_mode``): the one mapping between the two names that files already use for the total
+#: PDoS, ``pdos`` in a basis (its arrays, ``limits --kind``) and ``total`` in a spectrum.
+SPECTRUM_KINDS = {"pdos": "total", "gpdos": "gpdos"}
+
+
+def basis_kind(kind: str) -> str:
+    """The basis' name (:data:`KINDS`) of a spectrum kind: ``gpdos``, or ``pdos`` for the total."""
+    return "gpdos" if kind == "gpdos" else "pdos"
 
 
 @dataclass(frozen=True)

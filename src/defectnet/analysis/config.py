@@ -9,9 +9,10 @@ import numpy as np
 from defectnet.checks import split_candidate
 from defectnet.errors import DefectnetError
 from defectnet.settings import Settings
+from defectnet.signatures import SPECTRUM_KINDS
 
-#: What an input spectrum may be: the total PDoS or the neutron-weighted GPDoS.
-KINDS = ("total", "gpdos")
+#: What an input spectrum may be: the total PDoS or the neutron-weighted GPDoS (a basis' kinds, as a spectrum names them).
+KINDS = tuple(SPECTRUM_KINDS.values())
 #: Who answers with a basis: the conditioned network, the unmixing alone, or the unmixing merged with the plain network.
 METHODS = ("conditioned", "unmix", "merge")
 #: ``candidates`` meaning "no list": every candidate of the basis, ranked (``--candidates auto``)

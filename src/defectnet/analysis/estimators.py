@@ -29,6 +29,7 @@ from defectnet.analysis.result import Message
 from defectnet.analysis.spectra import AlignedSpectra
 from defectnet.checks import unexplained_warning
 from defectnet.errors import DefectnetError
+from defectnet.signatures import basis_kind
 
 
 @dataclass(frozen=True)
@@ -311,11 +312,6 @@ class ConditionedEstimator:
 
 
 # ----------------------------------------------------------------------------- the unmixing
-def basis_kind(kind: str) -> str:
-    """The basis' name of a spectrum kind: ``gpdos``, or ``pdos`` for the total."""
-    return "gpdos" if kind == "gpdos" else "pdos"
-
-
 def delta_errors(spectra: AlignedSpectra):
     """The 1σ of Δ = doped − pristine per bin, √(σ_doped² + σ_pristine²) (B,), or None when the files gave none."""
     p, d = spectra.pristine.errors, spectra.doped.errors

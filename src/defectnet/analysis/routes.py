@@ -16,13 +16,14 @@ import numpy as np
 
 from defectnet.analysis.config import AUTO, PredictConfig
 from defectnet.analysis.estimators import (ConditionedEstimator, Estimator, MergeEstimator, NetworkEstimator,
-                                           RefineEstimator, UnmixEstimator, basis_kind, label_of, loaded)
+                                           RefineEstimator, UnmixEstimator, label_of, loaded)
 from defectnet.analysis.reference import broadening_text, computed_pristine, model_grid, resolve_host
 from defectnet.analysis.result import Message
 from defectnet.analysis.spectra import Frame
 from defectnet.checks import basis_candidates, check_in_basis, model_candidates
 from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
+from defectnet.signatures import basis_kind
 from defectnet.spectrum import Spectrum
 
 

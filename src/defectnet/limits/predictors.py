@@ -7,9 +7,10 @@ from functools import lru_cache
 import numpy as np
 
 from defectnet.errors import DefectnetError
+from defectnet.signatures import SPECTRUM_KINDS
 
-#: The spectra a basis holds, as the predictor calls them.
-PREDICT_KINDS = {"gpdos": "gpdos", "pdos": "total"}
+#: The spectra a basis holds, as the predictor calls them (a spectrum's name of the total PDoS is "total").
+PREDICT_KINDS = SPECTRUM_KINDS
 
 
 def unmix_predictor(pristine, doped, basis, candidates, *, kind: str) -> dict:
