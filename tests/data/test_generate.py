@@ -24,6 +24,7 @@ from defectnet.cli import main
 from defectnet.data.blobs import cache_patches, unpack_pristine
 from defectnet.data.generate import run_generate
 from defectnet.data.plan import HostInput, plan_host
+from defectnet.data.recorder import Progress
 from defectnet.data.store import Store, unpack_arrays
 from defectnet.data.tasks import TaskFailure, TaskTimeout, failure_reason
 from defectnet.errors import DefectnetError
@@ -433,3 +434,20 @@ def test_generate_cli_retry_failed_reasons():
 
     assert _retry_reasons(None) is False and _retry_reasons("all") is True
     assert _retry_reasons("imaginary_modes, timeout") == ["imaginary_modes", "timeout"]
+
+
+def test_progress_counts_failures_by_stage_and_keeps_the_bar_total_to_what_will_be_made():
+    progress = Progress(show=True)
+    progress.start(total=10, done=2)
+    progress.count("hosts", "failed", "host", "timeout")
+    progress.drop(4)  # the failed host's samples will never be made
+    progress.count("samples", "ok", "sample")
+    progress.advance(3)
+    progress.hosts(1, 2)
+    assert (progress.bar.n, progress.bar.total) == (5, 6)
+    progress.close()
+    assert progress.counts["hosts"] == {"failed": 1} and progress.counts["samples"] == {"ok": 1}
+    assert progress.counts["failures"] == {"host:timeout": 1}
+    quiet = Progress(show=False)
+    quiet.start(10, 0), quiet.advance(1), quiet.drop(1), quiet.hosts(0, 0), quiet.close()
+    assert quiet.bar is None

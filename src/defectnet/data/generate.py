@@ -1,6 +1,7 @@
 """Dataset generation: the Dask pipeline (client side) that runs the tasks of :mod:`.tasks`.
 
-The config is :mod:`.config`, the per-host plan :mod:`.plan`, the stored blobs :mod:`.blobs`.
+The config is :mod:`.config`, the per-host plan :mod:`.plan`, the stored blobs :mod:`.blobs`;
+the pipeline's Dask side is :mod:`.dispatch`, its store writes, counts and progress bar :mod:`.recorder`.
 
 The work of one host is three kinds of task, each committed to the store as it finishes:
 
@@ -48,24 +49,21 @@ client is resumed by running the same command again.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from defectnet.data.blobs import derive_patch, pack_patch, site_equivalence, unpack_patch
 from defectnet.data.cluster import dask_client, existing_client
 from defectnet.data.config import EXTENT_KEYS, GenerateConfig
+from defectnet.data.dispatch import Dispatch
 from defectnet.data.plan import HostInput, HostPlan, SampleJob, plan_host, resolve_hosts
+from defectnet.data.recorder import Progress, Recorder
 from defectnet.data.store import stored_hosts
 from defectnet.data.summary import GenerateSummary
-from defectnet.data.tasks import DefectnetWorkerSetup, package_version, one_line, patch_task, pristine_task, samples_task
+from defectnet.data.tasks import DefectnetWorkerSetup, package_version, patch_task, pristine_task, samples_task
 from defectnet.errors import DefectnetError
 from defectnet.phonons.tiers import get_tier
-
-
-_PRIORITY = {"pristine": 0, "patch": 10, "samples": 20}  # finish open hosts before starting new ones
 
 
 @dataclass
@@ -102,41 +100,20 @@ class _HostState:
 
 
 class _Pipeline:
-    """The client's loop: opens hosts, submits their tasks as inputs become ready, commits results."""
+    """The client's loop: opens hosts, submits their tasks as inputs become ready, commits results.
+
+    What each host needs next is decided here; the Dask side is :class:`~defectnet.data.dispatch.Dispatch`
+    (``self.dispatch``, during :meth:`run`), the store's rows and the counts are
+    :class:`~defectnet.data.recorder.Recorder` (``self.record``) and its :class:`~defectnet.data.recorder.Progress`.
+    """
 
     def __init__(self, store, config: GenerateConfig, hosts: list[HostInput], progress: bool):
         self.store, self.config = store, config
         self.hosts = hosts
-        self.client = None
-        self.tasks: dict = {}  # future key -> (kind, state, payload)
+        self.dispatch = None
         self.recommender = None
-        self.summary_counts = {"hosts": Counter(), "patches": Counter(), "samples": Counter(), "failures": Counter()}
-        self.writer = {"rows": 0, "transactions": 0, "seconds": 0.0}
-        self.progress = progress
-        self.bar = None
-        self._threads, self._threads_at = 1, -np.inf
-
-    # ----------------------------------------------------------------- bookkeeping
-    def _write(self, fn, arg):
-        """One store transaction (timed: the writer is the one central component)."""
-        t0 = time.perf_counter()
-        out = fn(arg)
-        self.writer["seconds"] += time.perf_counter() - t0
-        self.writer["transactions"] += 1
-        self.writer["rows"] += len(arg) if isinstance(arg, list) else 1
-        return out
-
-    def _submit(self, kind, state, fn, *args, payload=None):
-        fut = self.client.submit(fn, *args, priority=_PRIORITY[kind], pure=False)
-        self.tasks[fut.key] = (kind, state, payload)
-        self.ac.add(fut)
-        return fut
-
-    def _scatter(self, blob):
-        return self.client.scatter(blob, hash=False)
-
-    def _fail(self, stage: str, reason: str):
-        self.summary_counts["failures"][f"{stage}:{reason}"] += 1
+        self.progress = Progress(progress)
+        self.record = Recorder(store, config, self.progress)
 
     # ----------------------------------------------------------------- run
     def plan(self) -> int:
@@ -164,50 +141,22 @@ class _Pipeline:
         return total - initial
 
     def run(self, client):
-        from distributed import as_completed
-
-        self.client = client
-        # Results are fetched by as_completed's own loop: half the client CPU per task of fut.result().
-        self.ac = as_completed(with_results=True, raise_errors=False)
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.total, initial=self.skipped, unit="spectra", desc="generate",
-                            dynamic_ncols=True, smoothing=0.05)
+        """Compute what :meth:`plan` found left to do on ``client``, committing each result as it comes."""
+        self.dispatch = Dispatch(client)
+        self.progress.start(self.total, self.skipped)
         self._fill()
-        for fut, result in self.ac:
-            kind, state, payload = self.tasks.pop(fut.key)
-            error = None
-            if fut.status != "finished":  # the worker died (KilledWorker) or the task was cancelled
-                exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
-                result, error = None, ("worker_died", f"{type(exc).__name__}: {one_line(exc)}")
+        for kind, state, result, error, payload in self.dispatch.finished():
             getattr(self, f"_on_{kind}")(state, result, error, payload)
-            fut.release()
             self._fill()
-        if self.bar is not None:
-            self.bar.close()
-
-    def _max_open(self) -> int:
-        """Hosts in progress at once: twice the worker threads, refreshed every 10 s (clusters scale)."""
-        now = time.monotonic()
-        if now - self._threads_at > 10.0:
-            info = self.client.scheduler_info(n_workers=0)  # totals only: cheap with 1,000 workers
-            self._threads, self._threads_at = int(info.get("total_threads") or 1), now
-        return max(2, 2 * self._threads)
+        self.progress.close()
 
     def _fill(self):
         """Open hosts until enough are in progress to keep every worker busy."""
-        while self.queue and len(self.open) < self._max_open():
+        while self.queue and len(self.open) < self.dispatch.max_open():
             state = self.queue.pop(0)
             self.open.append(state)
             self._open(state)
-        self._postfix()
-
-    def _postfix(self):
-        if self.bar is not None:
-            c = self.summary_counts
-            self.bar.set_postfix_str(f"hosts open {len(self.open)}, left {len(self.queue)}; "
-                                     f"failed {sum(c['failures'].values())}", refresh=False)
+        self.progress.hosts(len(self.open), len(self.queue))
 
     def _close(self, state: _HostState):
         state.pristine = None
@@ -235,57 +184,33 @@ class _Pipeline:
         state.plan = plan_host(h, cfg, self._recommender(), missing, exclude=state.excluded)
         if state.plan.failure:
             reason, msg = state.plan.failure
-            self._write(self.store.add_host, self._host_row(state, {"status": "failed", "reason": reason,
-                                                                     "error": msg, "created": time.time()}))
+            self.record.add_host(state, {"status": "failed", "reason": reason, "error": msg, "created": time.time()})
             self._host_failed(state, reason, len(missing))
             return
         state.waiting = [state.plan.jobs[i] for i in missing]
         if row is None:
-            self._submit("pristine", state, pristine_task, h, cfg)
+            self.dispatch.submit("pristine", state, pristine_task, h, cfg)
             return
         state.host_id = row["id"]
-        state.pristine = self._scatter(row["pristine"])
+        state.pristine = self.dispatch.scatter(row["pristine"])
         self._start_patches(state)
 
-    def _host_row(self, state: _HostState, worker_row: dict) -> dict:
-        from defectnet.data.store import pack_arrays
-        from defectnet.phonons.potentials import potential_info
-
-        h, cfg, info = state.host, self.config, potential_info(self.config.potential)
-        plan = state.plan
-        a = h.atoms
-        return {
-            **worker_row,
-            "name": h.name, "formula": h.formula, "prototype": h.prototype, "source": h.source,
-            "elements": sorted(set(a.get_chemical_symbols())), "composition": h.composition,
-            "structure_hash": h.structure_hash,
-            "recommendations": [r.to_dict() for r in plan.records] if plan else None,
-            "pool": list(plan.pool) if plan else None,
-            "potential": info.name, "potential_version": f"{info.package} {info.version} ({info.model})",
-            "tier": cfg.tier, "grid_id": cfg.grid.grid_id,
-            "input": pack_arrays(cell=a.cell.array, scaled_positions=a.get_scaled_positions(), numbers=a.numbers),
-        }
-
     def _host_failed(self, state: _HostState, reason: str, n_samples: int):
-        self.summary_counts["hosts"]["failed"] += 1
-        self._fail("host", reason)
-        if self.bar is not None:
-            self.bar.total -= n_samples
-            self.bar.refresh()
+        self.progress.count("hosts", "failed", "host", reason)
+        self.progress.drop(n_samples)
         self._close(state)
 
     # ----------------------------------------------------------------- results
     def _on_pristine(self, state: _HostState, result, error, payload):
         if error:
             result = {"status": "failed", "reason": error[0], "error": error[1], "created": time.time()}
-        row = self._host_row(state, result)
-        state.host_id = self._write(self.store.add_host, row)
+        state.host_id, row = self.record.add_host(state, result)
         if row["status"] != "ok":
             self._host_failed(state, row["reason"], len(state.waiting))
             return
-        self.summary_counts["hosts"]["ok"] += 1
+        self.progress.count("hosts", "ok", "host")
         state.set_primitive(row["pristine"])
-        state.pristine = self._scatter(row["pristine"])
+        state.pristine = self.dispatch.scatter(row["pristine"])
         self._start_patches(state)
 
     def _start_patches(self, state: _HostState):
@@ -306,7 +231,7 @@ class _Pipeline:
 
     def _submit_patch(self, state: _HostState, key):
         state.patch_status[key] = "pending"
-        self._submit("patch", state, patch_task, state.host.name, state.pristine, key[0], key[1], self.config,
+        self.dispatch.submit("patch", state, patch_task, state.host.name, state.pristine, key[0], key[1], self.config,
                      payload=key)
 
     def _on_patch(self, state: _HostState, row, error, key):
@@ -319,14 +244,10 @@ class _Pipeline:
     def _patch_known(self, state: _HostState, key, row: dict, *, commit: bool):
         """A patch row is final (computed, rotated or stored): record it, and resolve its equivalent sites."""
         if commit:
-            row["host_id"] = state.host_id
-            self._write(self.store.add_patch, row)
-            self.summary_counts["patches"][row["status"]] += 1
-            if row["status"] != "ok":
-                self._fail("patch", row["reason"])
+            self.record.add_patch(state, row)
         if row["status"] == "ok":
             state.patch_status[key] = "ok"
-            state.patch_futures[key] = self._scatter(row["data"])
+            state.patch_futures[key] = self.dispatch.scatter(row["data"])
         else:
             state.patch_status[key] = (row["reason"], row["error"])
         for dkey in state.derived.pop(key, []):
@@ -369,13 +290,11 @@ class _Pipeline:
             keys = sorted(set().union(*(state.needs(j, cfg.tier) for j in chunk)))
             patches = [state.patch_futures[k] for k in keys]
             state.in_flight += len(chunk)
-            self._submit("samples", state, samples_task, state.host.name, state.host.prototype, state.pristine,
+            self.dispatch.submit("samples", state, samples_task, state.host.name, state.host.prototype, state.pristine,
                          patches, chunk, cfg, payload=chunk)
         self._maybe_done(state)
 
     def _commit_doomed(self, state: _HostState, jobs, give_up: str | None = None):
-        from defectnet.phonons.potentials import potential_info
-
         rows = []
         for job in jobs:
             bad = [(k, state.patch_status[k]) for k in sorted(state.needs(job, self.config.tier))
@@ -385,46 +304,19 @@ class _Pipeline:
             err = f"patch {el}@{state.symbols[site]}[{site}] failed: {err}"
             if give_up and unstable:  # the host's verdict; a patch failed otherwise (a timeout) keeps its reason
                 reason, err = "unstable_host", f"{give_up}; {err}"
-            rows.append(self._failed_sample_row(state, job, reason, err, potential_info(self.config.potential).name))
-        self._commit_samples(state, rows)
-
-    def _failed_sample_row(self, state, job: SampleJob, reason, error, potential) -> dict:
-        return {"host": state.host.name, "prototype": state.host.prototype, "sample_index": job.index,
-                "seed": job.seed, "status": "failed", "reason": reason, "error": error,
-                "n_dopants": len(job.dopants), "dopants": [[e, s, f, None] for e, s, f in job.dopants],
-                "candidates": list(job.candidates), "distractors": list(job.distractors), "tier": self.config.tier,
-                "potential": potential, "grid_id": self.config.grid.grid_id, "created": time.time(),
-                "code_version": package_version()}
+            rows.append(self.record.failed_sample_row(state, job, reason, err))
+        self.record.add_samples(state, rows)
 
     def _on_samples(self, state: _HostState, rows, error, jobs):
         if error:
-            from defectnet.phonons.potentials import potential_info
-
-            pot = potential_info(self.config.potential).name
-            rows = [self._failed_sample_row(state, j, error[0], error[1], pot) for j in jobs]
+            rows = [self.record.failed_sample_row(state, j, error[0], error[1]) for j in jobs]
         state.in_flight -= len(jobs)
-        self._commit_samples(state, rows)
+        self.record.add_samples(state, rows)
         self._maybe_done(state)
 
-    def _commit_samples(self, state: _HostState, rows):
-        for r in rows:
-            r["host_id"] = state.host_id
-        self._write(self.store.add_samples, rows)
-        for r in rows:
-            self.summary_counts["samples"][r["status"]] += 1
-            if r["status"] != "ok":
-                self._fail("sample", r["reason"])
-        if self.bar is not None:
-            self.bar.update(len(rows))
-
     def fill(self, summary: GenerateSummary):
-        c = self.summary_counts
-        summary.hosts, summary.patches, summary.samples = dict(c["hosts"]), dict(c["patches"]), dict(c["samples"])
-        summary.failures = dict(c["failures"])
-        summary.skipped_samples = getattr(self, "skipped", 0)
-        w = dict(self.writer)
-        w["rows_per_s"] = w["rows"] / w["seconds"] if w["seconds"] > 0 else None
-        summary.writer = w
+        """The run's counts and the writer's rate in ``summary``."""
+        self.record.fill(summary, getattr(self, "skipped", 0))
 
     def _maybe_done(self, state: _HostState):
         pending = any(s == "pending" for s in state.patch_status.values())
