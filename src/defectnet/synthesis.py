@@ -70,7 +70,7 @@ class Synthesizer:
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",
-           candidates=None, iterations: int = 3, seed: int = 0, errors=None) -> UnmixResult:
+           candidates=None, iterations: int = 3, seed: int = 0, errors=None, start=None) -> UnmixResult:
     """:func:`unmix`, then corrected against the forward model itself (weighted by measured errors when given).
 
     The basis adds each candidate's own curve, but a mix of several dopants at 10–30 % gives
@@ -87,7 +87,7 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     synthesizer : Synthesizer
         The host's forward model, with the settings the basis was simulated with.
     iterations : int
-        Syntheses after the start (each ~1–4 s); 0 gives :func:`unmix`'s concentrations.
+        Syntheses after the start (each ~1–4 s); 0 gives the start's concentrations.
     seed : int
         Placement seed of every synthesis (the same one, so that iterates differ by the
         concentrations, not by the placement).
@@ -95,18 +95,22 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
         The measured 1σ of Δ in each bin, per meV, as for :func:`unmix`: the start, every step and
         the choice of the iterate kept weigh each bin by 1/σ (χ²), and the 1σ is the covariance
         with these errors, widened as :func:`~defectnet.unmix.error_inflation` says.
+    start : dict element -> atomic fraction, optional
+        Where to start instead of :func:`unmix`'s answer (e.g. the conditioned network's); a
+        candidate it does not name starts at 0. Unmixing's answer is synthesised too, and the
+        iterations go on from whichever of the two the forward model finds closer.
 
     Returns
     -------
     UnmixResult
         As :func:`unmix`, the 1σ from the kept iterate's residual (or, with ``errors``, its covariance);
-        ``fit`` also has ``start`` (the unmixed concentrations), ``iteration`` (the one kept) and
-        ``history`` (per iteration, 0 = the start: ``residual_fraction`` of its synthesis, ‖r‖/‖Δ‖
+        ``fit`` also has ``start`` (the concentrations started from), ``unmixed`` (unmixing's),
+        ``iteration`` (the one kept) and ``history`` (per iteration, 0 = the start: ``residual_fraction`` of its synthesis, ‖r‖/‖Δ‖
         unweighted, and ``concentrations``).
     """
     from scipy.optimize import lsq_linear
 
-    start = unmix(pristine, doped, basis, kind=kind, candidates=candidates, errors=errors)
+    unmixed = unmix(pristine, doped, basis, kind=kind, candidates=candidates, errors=errors)
     asked = list(basis.elements if candidates is None else candidates)
     cands = [c for c in asked if c not in basis.failed]
     sw, root = fit_weights(errors, basis.grid), np.sqrt(basis.grid.widths)
@@ -118,8 +122,14 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     def residual(c):
         return y - synthesizer.signature(dict(zip(cands, c)), kind=kind, seed=seed) * sw
 
-    c = np.array([start[el]["concentration"] for el in cands])
+    c = np.array([unmixed[el]["concentration"] for el in cands])
     r = residual(c)
+    if start is not None:  # the other start, kept only if the forward model finds it closer
+        c1 = np.clip([float(start.get(el, 0.0)) for el in cands], 0.0, 1.0)
+        r1 = residual(c1)
+        if r1 @ r1 < r @ r:
+            c, r = c1, r1
+    first = dict(zip(cands, map(float, c)))
     best, history = (r @ r, 0, c, r), []
     for it in range(iterations + 1):
         if it:
@@ -134,7 +144,8 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
             best = (r @ r, it, c, r)
     _, it, c, r = best
     _, J = own_curves(knots, curves, c)
-    fit = {"model": "refined", "iteration": it, "start": {el: start[el]["concentration"] for el in cands},
+    fit = {"model": "refined", "iteration": it, "start": first,
+           "unmixed": {el: unmixed[el]["concentration"] for el in cands},
            "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
            **residual_summary(r, delta * root, sw, basis.grid, errors is not None)}
     return unmix_result(asked, cands, c, J, r, y, curves, fit, measured=errors is not None)

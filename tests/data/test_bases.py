@@ -172,6 +172,26 @@ def test_refine_moves_a_mix_the_basis_reads_low_towards_the_truth(emt_store, bas
     assert none["Ag"]["concentration"] == u["Ag"]["concentration"] and none.fit["iteration"] == 0
 
 
+def test_refine_starts_from_the_closer_of_a_given_answer_and_the_unmixing(emt_store, bases):
+    """A start near the truth is kept (its synthesis is closer than the unmixing's); a far one is not."""
+    from defectnet.data.bases import store_synthesizer
+    from defectnet.synthesis import refine
+
+    out, _, _ = emt_store
+    d, _ = bases
+    b = SignatureBasis.load(d / "Cu.npz")
+    syn = store_synthesizer(out, "Cu")
+    p = syn.pristine["gpdos"]
+    true = {"Ag": 9 / 32, "Ni": 3 / 32}
+    doped = p + syn.signature(true, seed=5)
+    near = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5, start=true)
+    assert near.fit["start"] == pytest.approx(true) and near.fit["unmixed"]["Ag"] < 0.25
+    assert near["Ag"]["concentration"] == pytest.approx(9 / 32) and near.fit["residual_fraction"] < 1e-6
+    far = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5, start={"Ag": 0.0, "Ni": 0.5})
+    assert far.fit["start"] == far.fit["unmixed"]  # the unmixing's answer was closer
+    assert far["Ni"]["concentration"] == pytest.approx(far.fit["unmixed"]["Ni"])
+
+
 def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):
     """The store is gone, its exported file remains: each host's basis is simulated again with the
     settings the file records, matching the one built from the store's patches; a rerun computes nothing."""
