@@ -94,6 +94,24 @@ def test_refine_returns_the_typed_estimate(spectra, basis):
     est = RefineEstimator(basis, iterations=1).estimate(spectra, CANDIDATES)
     _check(est, "refine")
     assert est.messages[0].code == "refined" and est.fit["model"] == "refined"
+    assert "from the unmixing's answer" in est.messages[0].text
+
+
+def test_refine_from_the_conditioned_answer(spectra, basis):
+    """Started from the network's answer when its synthesis is closer; a dilute answer is left as it is."""
+    conditioned = ConditionedEstimator(basis)
+    first = conditioned.estimate(spectra, CANDIDATES)
+    est = RefineEstimator(basis, iterations=1, start=conditioned).estimate(spectra, CANDIDATES)
+    _check(est, "refine")
+    assert est.model["method"] == "conditioned+refine" and est.model["arch"] == "conditioned"
+    start = {el: c.concentration for el, c in first.candidates.items()}
+    began_there = est.fit["start"] == pytest.approx(start)
+    assert began_there or est.fit["start"] == est.fit["unmixed"]
+    assert ("the conditioned network's answer" in est.messages[0].text) == began_there
+    total = sum(start.values())  # the example's mix is dilute (~2.7 %): above its total nothing is refined
+    kept = RefineEstimator(basis, iterations=1, start=conditioned, from_total=total + 0.01).estimate(spectra, CANDIDATES)
+    assert kept.candidates == first.candidates and kept.messages[-1].code == "not-refined"
+    assert kept.fit is None and kept.estimator == "conditioned"
 
 
 def test_a_prediction_is_frozen_and_its_json_round_trips(unmixed, tmp_path):

@@ -389,8 +389,6 @@ def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
               "--method merge merges the unmixing with the plain network; .*conditioned.pt is a conditioned model"),
              ({"basis": ex / "basis.npz", "method": "conditioned", "model": model_path},
               "--method conditioned needs a conditioned model; .*model.pt is a defectnet model"),
-             ({"basis": ex / "basis.npz", "refine": 2, "method": "conditioned"},
-              "--refine corrects an unmixing, .* add --method unmix"),
              ({"basis": ex / "basis.npz", "stretch": 0.2, "method": "conditioned"}, "--stretch .* add --method unmix")]
     for extra, message in cases:
         with pytest.raises(DefectnetError, match=message):
@@ -405,6 +403,10 @@ def test_methods_and_models_that_do_not_go_together_are_refused(model_path):
     # unasked, --stretch (an unmixing's option) gets an unmixing, and says so
     pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", stretch=0.2, **kw)
     assert pred.model["method"] == "merge" and pred.notes[0].startswith("--stretch refines an unmixing")
+    # unasked, --refine refines the conditioned network's answer by synthesising the mix
+    pred = predict_defects("GaAs", ex / "doped.csv", basis=ex / "basis.npz", refine=1, **kw)
+    assert pred.model["method"] == "conditioned+refine"
+    assert any(n.startswith("refined by synthesising the mix 1 times") for n in pred.notes)
 
 
 def test_a_model_without_uncertainty_is_not_merged_with_the_basis():

@@ -290,10 +290,11 @@ class Predict(Command):
                             "through its signature (default when one is given by --model, or shipped and able to read "
                             "the basis); unmix = the signature unmixed against the basis; merge = the unmixing merged "
                             "with the plain network on its training hosts, the unmixing alone elsewhere (default "
-                            "otherwise, and with --refine or --stretch)")
+                            "otherwise, and with --stretch)")
         p.add_argument("--refine", type=int, default=0, metavar="N",
-                       help="with --basis: correct the unmixing by N syntheses of the mix "
-                            "(~1-4 s each; 3 measured in benchmarks/refine.py)")
+                       help="with --basis: correct the answer (the conditioned network's, or the unmixing's) by N "
+                            "syntheses of the mix from the host's patches the basis keeps (~1-4 s each; mixes of "
+                            "several dopants at 10-30 %% read low without; 3 measured in benchmarks/refine.py)")
         p.add_argument("--stretch", type=float, default=0.0, metavar="FRACTION",
                        help="with --basis: let each candidate's local modes (above the host's bands) sit up to this "
                             "fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential puts them "

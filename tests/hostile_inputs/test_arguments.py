@@ -15,9 +15,10 @@ ARGUMENTS = [
     Case("method-without-basis", flags("--method", "unmix"), Error("chooses how a basis is read: it needs a basis")),
     Case("basis-only-against-method", flags("--basis", str(EX / "basis.npz"), "--basis-only", "--method", "merge"),
          Error("--basis-only is --method unmix, which contradicts --method merge")),
-    Case("refine-where-the-conditioned-network-answers",
-         flags("--basis", str(EX / "basis.npz"), "--method", "conditioned", "--refine", "2"),
-         Error("--refine corrects an unmixing, and here the conditioned network answers; add --method unmix")),
+    Case("stretch-where-the-conditioned-network-answers",
+         flags("--basis", str(EX / "basis.npz"), "--method", "conditioned", "--stretch", "0.2"),
+         Error("--stretch moves the local modes of an unmixing, and here the conditioned network answers; "
+               "add --method unmix")),
     Case("kind-the-model-does-not-read", flags("--kind", "total"),
          Error("the model reads gpdos spectra but the input is total; expected --kind gpdos")),
 ]

@@ -58,11 +58,12 @@ class PredictConfig(Settings, what="predict config"):
         either alone there, worse on hosts it never saw, where the unmixing alone is kept).
         ``None``: ``conditioned`` when a conditioned model is given, or none is given and the
         shipped one can read the basis; else ``merge``, with a note when a conditioned model
-        is shipped but cannot read the basis or ``refine`` / ``stretch`` asks for an unmixing.
+        is shipped but cannot read the basis or ``stretch`` asks for an unmixing.
     refine : int
-        With ``method`` unmix or merge: correct the unmixed concentrations by this many
-        syntheses of the mix (:func:`~defectnet.unmix.refine`, ~1–4 s each; mixes of several
-        dopants at 10–30 % are read low without). 0 = unmixing alone.
+        With a basis: correct the answer by this many syntheses of the mix from the host's
+        patches the basis keeps (:func:`~defectnet.synthesis.refine`, ~1–4 s each; mixes of
+        several dopants at 10–30 % are read low without), started from the conditioned network's
+        answer (method conditioned) or the unmixing's (unmix, merge). 0 = not refined.
     combine : bool
         The older spelling of ``method``: ``False`` is ``method='unmix'``.
     stretch : float

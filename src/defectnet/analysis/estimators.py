@@ -419,30 +419,53 @@ class UnmixEstimator:
 
 @dataclass(frozen=True)
 class RefineEstimator(UnmixEstimator):
-    """The unmixing, corrected by ``iterations`` syntheses of the mix (~1–4 s each; the syntheses place
-    the local modes, so ``stretch`` is not used), each bin weighted by 1/σ of Δ when the spectra carry errors.
+    """An answer corrected by ``iterations`` syntheses of the mix (~1–4 s each; the syntheses place the
+    local modes, so ``stretch`` is not used), each bin weighted by 1/σ of Δ when the spectra carry errors.
+
+    Started from the unmixing, or from ``start``'s answer (the conditioned network's) when its
+    synthesis is closer (:func:`~defectnet.synthesis.refine`).
 
     Parameters
     ----------
     iterations : int
-        Syntheses after the unmixing (0 = the unmixing's concentrations); the rest as :class:`UnmixEstimator`.
+        Syntheses after the start (0 = the start's concentrations); the rest as :class:`UnmixEstimator`.
+    start : Estimator, optional
+        Whose answer is the other start.
+    from_total : float
+        Refine only when ``start``'s total is at least this (atomic fraction); below it ``start``'s
+        answer is returned as it is, with a note (dilute mixes are as the basis adds them).
     """
 
     iterations: int = 1
+    start: object = None
+    from_total: float = 0.0
     name: ClassVar[str] = "refine"
 
     def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
-        """The refined concentrations of ``candidates``, with the synthesis kept said in a note."""
+        """The refined concentrations of ``candidates``, with the start and the synthesis kept said in a note."""
         from defectnet.synthesis import Synthesizer, refine
 
+        first = self.start.estimate(spectra, candidates) if self.start is not None else None
+        total = 0.0 if first is None else sum(c.concentration for c in first.candidates.values())
+        if first is not None and total < self.from_total:
+            return replace(first, messages=first.messages + (Message.note(
+                "not-refined", f"not refined by synthesis: a total of {100 * total:.1f} at.% is below "
+                               f"{100 * self.from_total:.0f} at.%, where the basis' curves add up (--refine N refines)"),))
         basis = self.basis
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations,
-                     errors=delta_errors(spectra))
-        refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times; kept synthesis "
-                                          f"{out.fit['iteration']} (0 = the unmixed concentrations)")
-        return unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
-                                 messages=[refined])
+                     errors=delta_errors(spectra),
+                     start=None if first is None else {el: c.concentration for el, c in first.candidates.items()})
+        began = "the unmixing's answer" if first is None or out.fit["start"] == out.fit["unmixed"] else \
+            f"the {first.estimator} network's answer (its synthesis was closer than the unmixing's)"
+        refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times from {began}; "
+                                          f"kept synthesis {out.fit['iteration']} (0 = the start)")
+        est = unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
+                                messages=[refined])
+        if first is None:
+            return est
+        return replace(est, model={**first.model, "method": f"{first.estimator}+refine",
+                                   "residual_fraction": est.model["residual_fraction"]})
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def network_plan(host, config: PredictConfig, model, *, pristine_given: bool, pr
     """The plain network's plan: its grid and kind, the host's MLIP pristine as the reference (computed,
     cached), candidates from the user and the recommender."""
     if config.refine:
-        raise DefectnetError("refine corrects an unmixing: it needs a basis (--basis)")
+        raise DefectnetError("refine corrects an answer by synthesising the mix from a basis: it needs a basis (--basis)")
     estimator = NetworkEstimator(model)
     model = estimator.model
     if model.config.arch == "conditioned":
@@ -164,7 +164,7 @@ def choose_method(config: PredictConfig, model, basis, source: str) -> tuple[str
     ``config.method`` when it names one. Else ``conditioned`` when the model given is a
     conditioned one, or none is given and the shipped conditioned model can read this basis;
     ``merge`` (what ``--basis`` did before there was a conditioned model) when the model given
-    is a plain one, none is shipped, an unmixing option (refine, stretch) is asked for, or the
+    is a plain one, none is shipped, --stretch (an unmixing option) is asked for, or the
     shipped conditioned model cannot read the basis; the last two are said in the note."""
     from defectnet.model.checkpoint import pretrained_path
 
@@ -186,20 +186,19 @@ def choose_method(config: PredictConfig, model, basis, source: str) -> tuple[str
     if method == "merge" and arch == "conditioned":
         raise DefectnetError(f"--method merge merges the unmixing with the plain network; {label_of(model)} is a "
                              "conditioned model (--method conditioned reads the basis with it)")
-    if method == "conditioned" and (config.refine or config.stretch):
-        what = "--refine corrects" if config.refine else "--stretch moves the local modes of"
-        raise DefectnetError(f"{what} an unmixing, and here the conditioned network answers; add --method unmix "
-                             "(or merge)")
+    if method == "conditioned" and config.stretch:
+        raise DefectnetError("--stretch moves the local modes of an unmixing, and here the conditioned network "
+                             "answers; add --method unmix (or merge)")
     return method, model, note
 
 
 def _shipped_or_merge(config: PredictConfig, basis, source: str) -> tuple[str, object, str | None]:
-    """(method, model, note) unasked: the shipped conditioned network when it can read ``basis`` and no
-    unmixing option is asked for; else ``merge``, with a note saying why."""
+    """(method, model, note) unasked: the shipped conditioned network when it can read ``basis`` and
+    ``--stretch`` (an unmixing's option) is not asked for; else ``merge``, with a note saying why."""
     from defectnet.model.checkpoint import load_model
 
-    if asked := "--refine" if config.refine else "--stretch" if config.stretch else None:
-        return "merge", None, f"{asked} refines an unmixing: answered as --method merge, not by the conditioned network"
+    if config.stretch:
+        return "merge", None, "--stretch refines an unmixing: answered as --method merge, not by the conditioned network"
     shipped = load_model(arch="conditioned")
     shipped.meta["path"] = "shipped"
     try:
@@ -277,6 +276,8 @@ def conditioned_plan(host, config: PredictConfig, basis, source, model, *, prist
         raise DefectnetError(f"candidates {outside} are not in the conditioned model's dopant vocabulary")
     read = [c for c in cands if c not in basis.failed]
     frame = _basis_frame(basis, name, composition, kind, read)
+    if config.refine:
+        estimator = RefineEstimator(basis, source=source, iterations=config.refine, start=estimator)
     return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates not in ((), AUTO) else "basis"),
                 tuple(opening + pristine))
 
