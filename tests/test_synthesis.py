@@ -34,6 +34,26 @@ def test_a_saved_basis_keeps_its_forward_model(cu, cu_sim, cu_basis, tmp_path):
         Synthesizer.from_basis(replace(again, synthesis={}))
 
 
+def test_the_potential_is_loaded_only_for_a_patch_not_at_hand(cu_basis, tmp_path, monkeypatch):
+    """A basis' host synthesises its candidates without the MLIP (loading one costs ~15 s); a dopant it
+    holds no patch for loads it."""
+    import defectnet.phonons.potentials as potentials
+
+    real, loads = potentials.get_calculator, []
+
+    def counted(name=potentials.DEFAULT_POTENTIAL):
+        loads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(potentials, "get_calculator", counted)
+    monkeypatch.setenv("DEFECTNET_CACHE", "off")  # the patches come from the basis file, not the disk
+    syn = Synthesizer.from_basis(SignatureBasis.load(cu_basis.save(tmp_path / "b.npz")))
+    assert np.any(syn.signature({"Ag": 6 / 108, "Pd": 4 / 108}, seed=3) != 0)
+    assert loads == []
+    syn.signature({"Au": 4 / 108}, seed=3)  # no patch of Au in the basis: computed, with the potential
+    assert loads == [syn.host.config.potential]
+
+
 def test_placement_is_retried_with_new_seeds_until_stable(cu, cu_sim):
     from defectnet.phonons.forceconstants import pristine_supercell
     from defectnet.phonons.potentials import get_calculator

@@ -323,10 +323,11 @@ class Host:
 
 
 def _calculator(config: SimulationConfig):
-    """The potential's calculator, or None for a tier that makes no force call."""
-    from defectnet.phonons.potentials import get_calculator
+    """The potential's calculator, loaded when a force call is first needed (cached patches need none),
+    or None for a tier that makes no force call."""
+    from defectnet.phonons.potentials import DeferredCalculator
 
-    return get_calculator(config.potential) if get_tier(config.tier).needs_calculator else None
+    return DeferredCalculator(config.potential) if get_tier(config.tier).needs_calculator else None
 
 
 def placed_spectrum(sc, specs, seed: int, *, fc0, host, calc, tier: str, tier_settings, grid, broadening: dict,

@@ -158,6 +158,7 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
 
     from defectnet.doping import min_width_ang
     from defectnet.phonons.forceconstants import neighbours_within, primitive_site_indices
+    from defectnet.phonons.potentials import resolve_calculator
     from defectnet.phonons.patches import (
         PATCH_CELL_MAX_ATOMS,
         LatticeIndex,
@@ -178,6 +179,7 @@ def get_cluster_patch(host, canon: CanonicalCluster, calc, settings, cluster_set
 
     centre = canon.vectors_ang.mean(axis=0)
     need = float(np.linalg.norm(canon.vectors_ang - centre, axis=1).max()) + settings.cutoff_ang
+    calc = resolve_calculator(calc)  # the first force call of this cluster
     small, fc0 = small_cell(host, settings, calc)
     if 0.5 * min_width_ang(small.cell.array) - 1e-3 < need:
         width = float(np.ceil((2 * need + 2e-3) / step) * step)

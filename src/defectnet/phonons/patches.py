@@ -23,6 +23,7 @@ from ase import Atoms
 
 from defectnet.elements import mass_amu
 from defectnet.errors import DefectnetError
+from defectnet.phonons.potentials import resolve_calculator
 from defectnet.phonons.symmetry import HostSymmetry
 
 #: Version of how a patch is made. 2: every pair unfolded onto all its shortest images (1
@@ -119,6 +120,7 @@ def get_patch(host, site: int, element: str, calc, settings, *, progress: bool =
         cache[key] = turned(base, rotation, site)
         return cache[key], calls
 
+    calc = resolve_calculator(calc)  # the first force call of this host's patches
     small, fc0 = small_cell(host, settings, calc)
     d = int(np.flatnonzero(primitive_site_indices(host, small) == site)[0])
     doped = small.copy()

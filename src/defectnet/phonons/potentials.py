@@ -109,3 +109,26 @@ def get_calculator(name: str = DEFAULT_POTENTIAL):
         ) from None
     except Exception as exc:  # weights missing, incompatible versions, ...
         raise DefectnetError(f"potential {key!r} ({package} {model}) could not be loaded: {exc}") from None
+
+
+class DeferredCalculator:
+    """A potential's calculator, loaded when a force call is first needed (:func:`resolve_calculator`).
+
+    Loading an MLIP costs ~15 s (imports and model build); a host whose patches are all in its
+    cache synthesises and simulates without one, so its placement is handed this instead.
+    """
+
+    def __init__(self, name: str = DEFAULT_POTENTIAL):
+        self.name = name
+
+    def load(self):
+        """The calculator (:func:`get_calculator`)."""
+        return get_calculator(self.name)
+
+    def __repr__(self) -> str:
+        return f"DeferredCalculator({self.name!r})"
+
+
+def resolve_calculator(calc):
+    """``calc`` itself, or the calculator a :class:`DeferredCalculator` stands for (loaded now)."""
+    return calc.load() if isinstance(calc, DeferredCalculator) else calc

@@ -38,6 +38,7 @@ from defectnet.phonons.forceconstants import (
     restore_sum_rules,
 )
 from defectnet.phonons.patches import apply_patches, get_patch
+from defectnet.phonons.potentials import resolve_calculator
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ def tier_mass(system: DopedSystem, s: TierSettings) -> TierResult:
 
 def tier_local(system: DopedSystem, s: TierSettings) -> TierResult:
     t0 = time.perf_counter()
-    atoms, info = relax_positions(system.atoms, system.calc, s)
+    calc = resolve_calculator(system.calc)
+    atoms, info = relax_positions(system.atoms, calc, s)
     t1 = time.perf_counter()
     idx = neighbours_within(atoms, system.dopant_indices, s.cutoff_ang)
-    cols, calls = finite_difference_columns(atoms, idx, system.calc, s.displacement_ang, s.plusminus, system.progress)
+    cols, calls = finite_difference_columns(atoms, idx, calc, s.displacement_ang, s.plusminus, system.progress)
     fc = system.pristine_fc.copy()
     insert_columns(fc, idx, cols)
     restore_sum_rules(fc)
@@ -84,9 +86,10 @@ def tier_full(system: DopedSystem, s: TierSettings) -> TierResult:
     from defectnet.phonons.host import displaced_force_constants
 
     t0 = time.perf_counter()
-    atoms, info = relax_positions(system.atoms, system.calc, s)
+    calc = resolve_calculator(system.calc)
+    atoms, info = relax_positions(system.atoms, calc, s)
     t1 = time.perf_counter()
-    ph = displaced_force_constants(atoms, system.calc, np.eye(3, dtype=int), displacement_ang=s.displacement_ang,
+    ph = displaced_force_constants(atoms, calc, np.eye(3, dtype=int), displacement_ang=s.displacement_ang,
                                    plusminus=s.plusminus,
                                    progress="displacements (full)" if system.progress else None)
     fc = np.array(ph.force_constants)
