@@ -12,7 +12,9 @@ with the candidates of ``conditioned.py`` (the host's pool). Scored on the same 
 * ``conditioned`` (the model given, the shipped one by default);
 * ``conditioned + refine``: refined always;
 * ``conditioned + refine (auto)``: refined when the network's total is ≥ ``--auto-total`` (what
-  ``predict --basis`` does by default if the rule in docs/accuracy.md is met).
+  ``predict --basis`` would do by default under the rule in docs/accuracy.md);
+* ``conditioned + refine, absent held``: the candidates the network finds absent (presence < 0.5)
+  held at 0, so the refinement corrects only the amounts of those it found (and its auto form).
 
 Each host's relaxed cell, force constants and patches come from the disk cache
 (``~/.cache/defectnet``), or are computed first (minutes per candidate, said in the log).
@@ -36,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("unmix", "unmix + refine", "conditioned", "conditioned + refine", "conditioned + refine (auto)")
+METHODS = ("unmix", "unmix + refine", "conditioned", "conditioned + refine", "conditioned + refine (auto)",
+           "conditioned + refine, absent held", "conditioned + refine, absent held (auto)")
 SPLITS = {"all": (0.0, 1.0), "total < 5 %": (0.0, 0.05), "total 5–10 %": (0.05, 0.10), "total ≥ 10 %": (0.10, 1.0)}
 
 
@@ -65,15 +68,21 @@ def refine_host(host, rows, data, bases, model, table, args) -> list[dict]:
         started = refine(p, d, basis, synthesizer, candidates=cands, iterations=args.iterations,
                          start={el: c for el, (c, _) in cond.items()})
         t2 = time.perf_counter()
+        absent = [el for el in cands if net["presence"][i, vocab.index(el)] < 0.5]
+        held = refine(p, d, basis, synthesizer, candidates=cands, iterations=args.iterations,
+                      start={el: c for el, (c, _) in cond.items()}, absent=absent)
         row = {"host": host, "index": int(j), "true": {el: float(data.targets[j, vocab.index(el)]) for el in cands},
                "unmix": {el: [plain.fit["unmixed"][el], None] for el in cands},
                "unmix + refine": {el: [plain[el]["concentration"], plain[el]["uncertainty"]] for el in cands},
                "conditioned": cond,
                "conditioned + refine": {el: [started[el]["concentration"], started[el]["uncertainty"]] for el in cands},
-               "started_from": "conditioned" if started.fit["start"] != plain.fit["unmixed"] else "unmix",
+               "conditioned + refine, absent held": {el: [held[el]["concentration"], held[el]["uncertainty"]]
+                                                     for el in cands},
+               "started_from": started.fit["started_from"], "absent": absent,
                "seconds": {"unmix + refine": t1 - t0, "conditioned + refine": t2 - t1}}
         auto = sum(c for c, _ in cond.values()) >= args.auto_total
         row["conditioned + refine (auto)"] = row["conditioned + refine"] if auto else cond
+        row["conditioned + refine, absent held (auto)"] = row["conditioned + refine, absent held"] if auto else cond
         out.append(row)
     return out
 
@@ -166,7 +175,7 @@ def main(argv=None) -> int:
               "iterations": args.iterations, "auto_total": args.auto_total, "results": score(samples, vocab),
               "seconds_per_spectrum": {k: float(np.median([s["seconds"][k] for s in samples]))
                                        for k in ("unmix + refine", "conditioned + refine")},
-              "conditioned_start_kept": sum(s["started_from"] == "conditioned" for s in samples),
+              "conditioned_start_kept": sum(s["started_from"] == "given" for s in samples),
               "samples": samples, "provenance": prov}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "refine_conditioned.json").write_text(json.dumps(result, indent=1, default=json_default))

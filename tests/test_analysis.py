@@ -112,6 +112,10 @@ def test_refine_from_the_conditioned_answer(spectra, basis):
     kept = RefineEstimator(basis, iterations=1, start=conditioned, from_total=total + 0.01).estimate(spectra, CANDIDATES)
     assert kept.candidates == first.candidates and kept.messages[-1].code == "not-refined"
     assert kept.fit is None and kept.estimator == "conditioned"
+    held = RefineEstimator(basis, iterations=1, start=conditioned, hold_absent=True).estimate(spectra, CANDIDATES)
+    absent = [el for el, c in first.candidates.items() if c.presence < 0.5]
+    assert all(held.candidates[el].concentration == 0.0 for el in absent)
+    assert ("held at 0" in held.messages[0].text) == bool(absent)
 
 
 def test_a_prediction_is_frozen_and_its_json_round_trips(unmixed, tmp_path):

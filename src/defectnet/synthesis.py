@@ -70,15 +70,14 @@ class Synthesizer:
 
 
 def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, kind: str = "gpdos",
-           candidates=None, iterations: int = 3, seed: int = 0, errors=None, start=None) -> UnmixResult:
+           candidates=None, iterations: int = 3, seed: int = 0, errors=None, start=None,
+           absent=()) -> UnmixResult:
     """:func:`unmix`, then corrected against the forward model itself (weighted by measured errors when given).
 
-    The basis adds each candidate's own curve, but a mix of several dopants at 10–30 % gives
-    less signal than that sum (measured on fresh hosts, README), so :func:`unmix` reads such
-    mixes low. Each iteration synthesises the mix at the current concentrations and moves them
-    by the bounded least-squares step that the basis' Jacobian gives for the residual (defect
-    correction: the basis only has to point the way). The iterate whose synthesis is closest to
-    the signature is kept (a placement's noise can make later ones worse).
+    A mix of several dopants at 10–30 % gives less signal than the sum of the basis' curves, so
+    :func:`unmix` reads it low. Each iteration synthesises the mix and moves the concentrations by
+    the bounded least-squares step of the basis' Jacobian on the residual (defect correction: the
+    basis only points the way). The iterate whose synthesis is closest to the signature is kept.
 
     Parameters
     ----------
@@ -89,8 +88,7 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     iterations : int
         Syntheses after the start (each ~1–4 s); 0 gives the start's concentrations.
     seed : int
-        Placement seed of every synthesis (the same one, so that iterates differ by the
-        concentrations, not by the placement).
+        Placement seed of every synthesis (one, so iterates differ by concentrations only).
     errors : ndarray (B,), optional
         The measured 1σ of Δ in each bin, per meV, as for :func:`unmix`: the start, every step and
         the choice of the iterate kept weigh each bin by 1/σ (χ²), and the 1σ is the covariance
@@ -99,14 +97,16 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
         Where to start instead of :func:`unmix`'s answer (e.g. the conditioned network's); a
         candidate it does not name starts at 0. Unmixing's answer is synthesised too, and the
         iterations go on from whichever of the two the forward model finds closer.
+    absent : sequence of str
+        Candidates held at 0 throughout (e.g. those the network found absent).
 
     Returns
     -------
     UnmixResult
         As :func:`unmix`, the 1σ from the kept iterate's residual (or, with ``errors``, its covariance);
-        ``fit`` also has ``start`` (the concentrations started from), ``unmixed`` (unmixing's),
-        ``iteration`` (the one kept) and ``history`` (per iteration, 0 = the start: ``residual_fraction`` of its synthesis, ‖r‖/‖Δ‖
-        unweighted, and ``concentrations``).
+        ``fit`` also has ``start`` (the concentrations started from), ``started_from`` (``unmixing``
+        or ``given``), ``unmixed``, ``iteration`` (the one kept) and ``history`` (per iteration, 0 =
+        the start: ``residual_fraction`` of its synthesis, ‖r‖/‖Δ‖ unweighted, and ``concentrations``).
     """
     from scipy.optimize import lsq_linear
 
@@ -122,19 +122,18 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     def residual(c):
         return y - synthesizer.signature(dict(zip(cands, c)), kind=kind, seed=seed) * sw
 
-    c = np.array([unmixed[el]["concentration"] for el in cands])
-    r = residual(c)
-    if start is not None:  # the other start, kept only if the forward model finds it closer
-        c1 = np.clip([float(start.get(el, 0.0)) for el in cands], 0.0, 1.0)
-        r1 = residual(c1)
-        if r1 @ r1 < r @ r:
-            c, r = c1, r1
+    free = np.array([el not in set(absent) for el in cands], bool)
+    c, r, began = _closer_start(residual, [unmixed[el]["concentration"] for el in cands],
+                                None if start is None else [float(start.get(el, 0.0)) for el in cands], free)
     first = dict(zip(cands, map(float, c)))
     best, history = (r @ r, 0, c, r), []
     for it in range(iterations + 1):
         if it:
             _, J = own_curves(knots, curves, c)
-            c = np.clip(c + lsq_linear(J, r, bounds=(-c, 1.0 - c)).x, 0.0, 1.0)
+            step = np.zeros_like(c)
+            if free.any():
+                step[free] = lsq_linear(J[:, free], r, bounds=(-c[free], 1.0 - c[free])).x
+            c = np.clip(c + step, 0.0, 1.0)
             c[c < MIN_FRACTION] = 0.0
             r = residual(c)
         history.append({"residual_fraction": float(np.linalg.norm(r * root / sw) / max(np.linalg.norm(delta * root),
@@ -144,8 +143,22 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
             best = (r @ r, it, c, r)
     _, it, c, r = best
     _, J = own_curves(knots, curves, c)
-    fit = {"model": "refined", "iteration": it, "start": first,
+    fit = {"model": "refined", "iteration": it, "start": first, "started_from": began,
            "unmixed": {el: unmixed[el]["concentration"] for el in cands},
            "history": history, "unstable": {el: basis.failed[el] for el in asked if el in basis.failed},
            **residual_summary(r, delta * root, sw, basis.grid, errors is not None)}
     return unmix_result(asked, cands, c, J, r, y, curves, fit, measured=errors is not None)
+
+
+def _closer_start(residual, unmixed, given, free) -> tuple[np.ndarray, np.ndarray, str]:
+    """(c, residual, ``unmixing`` or ``given``): of the unmixed concentrations and the ``given`` ones
+    (None: none given), each with the held candidates (``free`` False) at 0, the one whose
+    synthesis is closer to the signature."""
+    c = np.clip(unmixed, 0.0, 1.0) * free
+    r = residual(c)
+    if given is not None:
+        c1 = np.clip(given, 0.0, 1.0) * free
+        r1 = residual(c1)
+        if r1 @ r1 < r @ r:
+            return c1, r1, "given"
+    return c, r, "unmixing"

@@ -185,11 +185,16 @@ def test_refine_starts_from_the_closer_of_a_given_answer_and_the_unmixing(emt_st
     true = {"Ag": 9 / 32, "Ni": 3 / 32}
     doped = p + syn.signature(true, seed=5)
     near = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5, start=true)
-    assert near.fit["start"] == pytest.approx(true) and near.fit["unmixed"]["Ag"] < 0.25
+    assert near.fit["start"] == pytest.approx(true) and near.fit["started_from"] == "given"
+    assert near.fit["unmixed"]["Ag"] < 0.25
     assert near["Ag"]["concentration"] == pytest.approx(9 / 32) and near.fit["residual_fraction"] < 1e-6
     far = refine(p, doped, b, syn, kind="gpdos", iterations=0, seed=5, start={"Ag": 0.0, "Ni": 0.5})
-    assert far.fit["start"] == far.fit["unmixed"]  # the unmixing's answer was closer
+    assert far.fit["start"] == far.fit["unmixed"] and far.fit["started_from"] == "unmixing"  # it was closer
     assert far["Ni"]["concentration"] == pytest.approx(far.fit["unmixed"]["Ni"])
+    held = refine(p, doped, b, syn, kind="gpdos", iterations=2, seed=5, start=true, absent=["Ni"])
+    assert held["Ni"]["concentration"] == 0.0 and held.fit["start"]["Ni"] == 0.0  # held at 0 throughout
+    assert all(h["concentrations"]["Ni"] == 0.0 for h in held.fit["history"])
+    assert held["Ag"]["concentration"] > 0.2  # Ag still refined, on the signal Ni leaves
 
 
 def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):

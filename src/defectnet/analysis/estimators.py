@@ -434,11 +434,15 @@ class RefineEstimator(UnmixEstimator):
     from_total : float
         Refine only when ``start``'s total is at least this (atomic fraction); below it ``start``'s
         answer is returned as it is, with a note (dilute mixes are as the basis adds them).
+    hold_absent : bool
+        Hold the candidates ``start`` finds absent (presence < 0.5) at 0: the refinement only
+        corrects the amounts of those it found.
     """
 
     iterations: int = 1
     start: object = None
     from_total: float = 0.0
+    hold_absent: bool = False
     name: ClassVar[str] = "refine"
 
     def estimate(self, spectra: AlignedSpectra, candidates: Sequence[str]) -> DopantEstimate:
@@ -452,14 +456,17 @@ class RefineEstimator(UnmixEstimator):
                 "not-refined", f"not refined by synthesis: a total of {100 * total:.1f} at.% is below "
                                f"{100 * self.from_total:.0f} at.%, where the basis' curves add up (--refine N refines)"),))
         basis = self.basis
+        absent = [el for el, c in first.candidates.items() if c.presence < 0.5] if first and self.hold_absent else []
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations,
                      errors=delta_errors(spectra),
-                     start=None if first is None else {el: c.concentration for el, c in first.candidates.items()})
-        began = "the unmixing's answer" if first is None or out.fit["start"] == out.fit["unmixed"] else \
+                     start=None if first is None else {el: c.concentration for el, c in first.candidates.items()},
+                     absent=absent)
+        began = "the unmixing's answer" if out.fit["started_from"] == "unmixing" else \
             f"the {first.estimator} network's answer (its synthesis was closer than the unmixing's)"
         refined = Message.note("refined", f"refined by synthesising the mix {self.iterations} times from {began}; "
-                                          f"kept synthesis {out.fit['iteration']} (0 = the start)")
+                                          f"kept synthesis {out.fit['iteration']} (0 = the start)"
+                                          + (f"; held at 0: {', '.join(absent)}, found absent" if absent else ""))
         est = unmixing_estimate(self.name, out, spectra, basis, candidates, self.source, what="the synthesis",
                                 messages=[refined])
         if first is None:
