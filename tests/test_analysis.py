@@ -160,3 +160,27 @@ def test_the_plain_network_doubts_what_no_basis_can_check(spectra):
     assert plain.model["host_in_training"] is True
     assert not [m for m in plain.messages if m.level == "warning"]
     assert "basis-suggested" not in {m.code for m in plain.messages}
+
+
+def test_the_conditioned_route_refines_by_default_when_the_basis_can_synthesise(basis):
+    """``refine=None`` (auto): the conditioned answer refined as AUTO_REFINE says, absent candidates held;
+    ``refine=0``: the network alone; a basis without host and patches: the network, with a note."""
+    from defectnet.analysis.config import AUTO_REFINE, PredictConfig
+    from defectnet.analysis.routes import plan_prediction
+
+    def plan(config, b=basis):
+        return plan_prediction("GaAs", config, basis=b, pristine_given=True)
+
+    auto = plan(PredictConfig(candidates=CANDIDATES))
+    assert isinstance(auto.estimator, RefineEstimator) and isinstance(auto.estimator.start, ConditionedEstimator)
+    assert (auto.estimator.iterations, auto.estimator.from_total) == (AUTO_REFINE["iterations"],
+                                                                      AUTO_REFINE["from_total"])
+    assert auto.estimator.hold_absent
+    assert isinstance(plan(PredictConfig(candidates=CANDIDATES, refine=0)).estimator, ConditionedEstimator)
+    asked = plan(PredictConfig(candidates=CANDIDATES, refine=2)).estimator
+    assert asked.iterations == 2 and asked.from_total == 0.0
+    bare = plan(PredictConfig(candidates=CANDIDATES), dataclasses.replace(basis, synthesis={}))
+    assert isinstance(bare.estimator, ConditionedEstimator) and [m.code for m in bare.after] == ["not-refined"]
+    # the unmixing is not refined unasked
+    assert isinstance(plan(PredictConfig(candidates=CANDIDATES, method="unmix")).estimator, UnmixEstimator)
+    assert not isinstance(plan(PredictConfig(candidates=CANDIDATES, method="unmix")).estimator, RefineEstimator)

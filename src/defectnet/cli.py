@@ -218,13 +218,20 @@ class Recommend(Command):
         return 0
 
 
-def _energy_scale(text: str):
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+def _auto_or(cast, what: str):
+    """An argparse type: ``auto`` gives None, anything else ``cast(text)``."""
+    def parse(text: str):
+        if text.strip().lower() == "auto":
+            return None
+        try:
+            return cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} or 'auto', got {text!r}") from None
+    return parse
+
+
+_energy_scale = _auto_or(float, "a number")
+_refine = _auto_or(int, "a number of syntheses")
 
 
 def _local_modes(text: str) -> dict:
@@ -291,10 +298,11 @@ class Predict(Command):
                             "the basis); unmix = the signature unmixed against the basis; merge = the unmixing merged "
                             "with the plain network on its training hosts, the unmixing alone elsewhere (default "
                             "otherwise, and with --stretch)")
-        p.add_argument("--refine", type=int, default=0, metavar="N",
+        p.add_argument("--refine", type=_refine, default=None, metavar="N|auto",
                        help="with --basis: correct the answer (the conditioned network's, or the unmixing's) by N "
                             "syntheses of the mix from the host's patches the basis keeps (~1-4 s each; mixes of "
-                            "several dopants at 10-30 %% read low without; 3 measured in benchmarks/refine.py)")
+                            "several dopants at 10-30 %% read low without); default auto: the conditioned "
+                            "network's answer 3 times when it totals >= 5 at.%%, the unmixing's not; 0 = off")
         p.add_argument("--stretch", type=float, default=0.0, metavar="FRACTION",
                        help="with --basis: let each candidate's local modes (above the host's bands) sit up to this "
                             "fraction from the basis' energies, fitted and reported (e.g. 0.2; a potential puts them "

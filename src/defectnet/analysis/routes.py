@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from defectnet.analysis.config import AUTO, PredictConfig
+from defectnet.analysis.config import AUTO, AUTO_REFINE, PredictConfig
 from defectnet.analysis.estimators import (ConditionedEstimator, Estimator, MergeEstimator, NetworkEstimator,
                                            RefineEstimator, UnmixEstimator, label_of, loaded)
 from defectnet.analysis.reference import broadening_text, computed_pristine, model_grid, resolve_host
@@ -276,10 +276,23 @@ def conditioned_plan(host, config: PredictConfig, basis, source, model, *, prist
         raise DefectnetError(f"candidates {outside} are not in the conditioned model's dopant vocabulary")
     read = [c for c in cands if c not in basis.failed]
     frame = _basis_frame(basis, name, composition, kind, read)
-    if config.refine:
-        estimator = RefineEstimator(basis, source=source, iterations=config.refine, start=estimator)
+    estimator, after = refined(estimator, basis, source, config.refine)
     return Plan(estimator, frame, dict.fromkeys(cands, "user" if config.candidates not in ((), AUTO) else "basis"),
-                tuple(opening + pristine))
+                tuple(opening + pristine), after)
+
+
+def refined(network, basis, source, refine: int | None) -> tuple:
+    """(the estimator, notes after the answer): the conditioned ``network`` refined by synthesis as
+    ``refine`` says (None: :data:`~defectnet.analysis.config.AUTO_REFINE` when the basis keeps its host
+    and patches), the candidates it finds absent held at 0."""
+    if refine is None and not basis.synthesis:
+        return network, (Message.note("not-refined", "not refined by synthesis: the basis keeps no host and patches "
+                                                     "(a basis made by `defectnet basis` keeps them)"),)
+    if refine is None:
+        return RefineEstimator(basis, source=source, start=network, hold_absent=True, **AUTO_REFINE), ()
+    if refine:
+        return RefineEstimator(basis, source=source, iterations=refine, start=network, hold_absent=True), ()
+    return network, ()
 
 
 def unmix_plan(host, config: PredictConfig, basis, source, model, *, pristine_given: bool, merge: bool) -> Plan:
