@@ -189,6 +189,8 @@ def test_recommender(tmp_path, monkeypatch, capsys):
         assert all(v["rank"] is None or v["rank"] >= 1 for v in r["known"].values())
         assert re.search(rf"^{re.escape(r['host'])}\s+{r['found_primary']}/{r['n_primary']}", out, re.M)
     assert 0 <= res["coverage_min5"] <= 1
+    assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", str(res["provenance"]["commit"]))  # no options: no command args
+    assert res["provenance"]["command"] == "recommender.py"
 
 
 def test_unexplained(tiny, tmp_path, monkeypatch, capsys):
@@ -252,6 +254,7 @@ def test_combine(tiny, tmp_path, monkeypatch, capsys):
     for m in group["answers"].values():
         in_range(m)
     assert len(re.findall(r"^never-seen hosts\s+(model|unmix|merged)\s", printed, re.M)) == 3
+    check_provenance(res["provenance"], "combine")
 
 
 def test_error_calibration(tiny, tmp_path, monkeypatch, capsys):
@@ -321,6 +324,7 @@ def test_unmix(tiny, tmp_path, monkeypatch, capsys):
         assert r["n_samples"] == (n["ref"] if r["host"] == "all" else PER_HOST)
         in_range(r)
     assert len(res["rows"]) == (len(hosts) + 1) * len(methods)
+    check_provenance(res["provenance"], "unmix")
 
 
 def test_conditioned(tiny, tmp_path, monkeypatch, capsys):
