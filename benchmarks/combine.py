@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     from defectnet.model.dataset import load_training_file, select_split, with_candidates
     from defectnet.model.evaluate import compute_metrics, predict_arrays
     from defectnet.model.network import host_calibration
+    from defectnet.provenance import provenance
     from defectnet.unmix import SignatureBasis, basis_files, unmix_arrays
 
     torch.set_num_threads(1)
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
                            kind="gpdos")
         groups["training hosts" if seen else "never-seen hosts"].append((rows, net, unm))
     results = {"model": args.model, "split": args.split, "data": args.data, "basis_dir": args.basis_dir,
-               "seconds": time.perf_counter() - t0, "groups": {}}
+               "seconds": time.perf_counter() - t0, "groups": {}, "provenance": provenance()}
     print(f"{'hosts':18s} {'answer':10s} {'n':>6s} {'MAE at.%':>9s} {'F1':>6s} {'F1≥1%':>6s} {'distr.':>7s} {'±1σ cov.':>8s}")
     for group, parts in groups.items():
         if not parts:

@@ -269,7 +269,8 @@ def table_md(r: dict) -> str:
         ratios = [p["ratio"] for p in pairs if p["ratio"]]
         lines += ["", "## The planner against held-out measurements", "",
                   f"Hosts with a forward model at hand: {', '.join(hosts)}. Observed: the same settings with fresh "
-                  "placements of the host's patches (Synthesizer, 3 placements per concentration, seeds ≠ the basis'), "
+                  f"placements of the host's patches (Synthesizer, {r['config']['placements']} placements per "
+                  "concentration, seeds ≠ the basis'), "
                   "new noise draws (seed 1) and a grid twice as fine (×1.26 per step); the observed limit is the "
                   "concentration placed (whole dopant atoms). "
                   f"**{ok} of {len(told)} host × dopant × setting cases within a factor {FACTOR:g}** "

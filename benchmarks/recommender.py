@@ -20,6 +20,7 @@ from ase.build import bulk
 from ase.spacegroup import crystal
 
 import defectnet
+from defectnet.provenance import provenance
 from defectnet.recommend import DopantRecommender, coverage
 
 TOP = 10
@@ -122,6 +123,7 @@ def main(argv=None) -> dict:
         "hosts": rows,
         "versions": {"defectnet": defectnet.__version__, "pymatgen": pymatgen.core.__version__,
                      "python": platform.python_version()},
+        "provenance": provenance(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")

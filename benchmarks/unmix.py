@@ -160,6 +160,7 @@ def main(argv=None) -> int:
     from defectnet.hosts import load_host
     from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.phonons.host import compute_pristine
+    from defectnet.provenance import provenance
     from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, basis_files, signature_basis, unmix_arrays
 
     torch.set_num_threads(1)
@@ -257,7 +258,8 @@ def main(argv=None) -> int:
     print(f"\n±1σ of unmix (auto, gpdos): {calibration['summary']}")
     Path(args.out).write_text(json.dumps({"hosts": args.hosts, "data": args.data, "candidates": args.candidates,
                                           "basis": bcfg.to_dict(),
-                                          "rows": rows, "sigma_calibration": calibration}, indent=1, default=float))
+                                          "rows": rows, "sigma_calibration": calibration,
+                                          "provenance": provenance()}, indent=1, default=float))
     print(f"wrote {args.out}")
     return 0
 
