@@ -52,7 +52,7 @@ class DopedSystem:
     dopant_indices: np.ndarray  # (n_dopants,) supercell indices of substituted atoms
     pristine_fc: np.ndarray  # (N, N, 3, 3) host force constants interpolated onto this supercell
     host: object  # PristineHost (for the patch tier's small cell)
-    calc: object | None = None  # ASE calculator or a DeferredCalculator loaded on first force call (not needed by 'mass')
+    calc: object | None = None  # ASE calculator, or a DeferredCalculator (loaded at the first force call)
     progress: bool = False
 
 
