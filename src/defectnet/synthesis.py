@@ -122,7 +122,8 @@ def refine(pristine, doped, basis: SignatureBasis, synthesizer: Synthesizer, *, 
     def residual(c):
         return y - synthesizer.signature(dict(zip(cands, c)), kind=kind, seed=seed) * sw
 
-    free = np.array([el not in set(absent) for el in cands], bool)
+    held = set(absent)
+    free = np.array([el not in held for el in cands], bool)
     c, r, began = _closer_start(residual, [unmixed[el]["concentration"] for el in cands],
                                 None if start is None else [float(start.get(el, 0.0)) for el in cands], free)
     first = dict(zip(cands, map(float, c)))

@@ -456,7 +456,8 @@ class RefineEstimator(UnmixEstimator):
                 "not-refined", f"not refined by synthesis: a total of {100 * total:.1f} at.% is below "
                                f"{100 * self.from_total:.0f} at.%, where the basis' curves add up (--refine N refines)"),))
         basis = self.basis
-        absent = [el for el, c in first.candidates.items() if c.presence < 0.5] if first and self.hold_absent else []
+        absent = [el for el, c in first.candidates.items() if c.presence < 0.5] \
+            if first is not None and self.hold_absent else []
         out = refine(spectra.pristine.values, spectra.doped.values, basis, Synthesizer.from_basis(basis),
                      kind=basis_kind(spectra.kind), candidates=list(candidates), iterations=self.iterations,
                      errors=delta_errors(spectra),
