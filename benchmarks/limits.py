@@ -79,8 +79,7 @@ def synthesizer_at_hand(basis):
         return None
     if any(not list((cache.path / "patches").glob(f"*-{el}-*.bin")) for el in basis.elements):
         return None
-    sites = {spec.partition("@")[0]: spec.partition("@")[2] or None for spec in basis.config.get("candidates") or ()}
-    return Synthesizer(Host.load(basis.host, config), {el: sites.get(el) for el in basis.elements}, config)
+    return Synthesizer(Host.load(basis.host, config), basis.sites, config)
 
 
 def run(basis, config, **kw) -> dict:

@@ -53,7 +53,7 @@ def refine_host(host, rows, data, bases, model, table, args) -> list[dict]:
 
     basis = bases[host]
     config = SimulationConfig.from_dict(basis.config["simulation"])
-    synthesizer = Synthesizer(Host.load(host, config), {}, config)  # the sites auto_site gives, as the basis'
+    synthesizer = Synthesizer(Host.load(host, config), basis.sites, config)  # each candidate on the basis' site
     net = predict_conditioned(model, data, table, rows)
     vocab = list(data.vocabulary)
     out = []

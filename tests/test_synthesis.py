@@ -70,3 +70,18 @@ def test_placement_is_retried_with_new_seeds_until_stable(cu, cu_sim):
     assert n == 3
     assert sorted(sub2.indices["Ag@Cu"]) != sorted(sub0.indices["Ag@Cu"])
     assert not np.allclose(last.values, first.values)
+
+
+def test_a_basis_says_which_site_each_candidate_was_simulated_on():
+    """A Synthesizer of a basis must place each element where the basis (and a store's samples) did:
+    the synthesis record's sites, else the El@Site candidates; a bare element is auto_site's (None)."""
+    from defectnet.grid import DEFAULT_GRID
+    from defectnet.signatures import SignatureBasis
+
+    z = np.zeros(DEFAULT_GRID.n_bins)
+    asked = SignatureBasis("BAs", ("C", "Si", "Zn"), DEFAULT_GRID, {"gpdos": z}, {}, {}, np.zeros((3, 1)),
+                           config={"candidates": ["C@B", "Si@As", "Zn"]})
+    assert asked.sites == {"C": "B", "Si": "As", "Zn": None}
+    recorded = SignatureBasis("BAs", ("C", "Si"), DEFAULT_GRID, {"gpdos": z}, {}, {}, np.zeros((2, 1)),
+                              config={"candidates": ["C", "Si"]}, synthesis={"sites": {"C": "B", "Si": "As"}})
+    assert recorded.sites == {"C": "B", "Si": "As"}

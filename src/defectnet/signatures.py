@@ -104,6 +104,20 @@ class SignatureBasis:
     config: dict = field(default_factory=dict)
     synthesis: dict = field(default_factory=dict)
 
+    @property
+    def sites(self) -> dict:
+        """{element: host site symbol, or None for :func:`~defectnet.doping.auto_site`} each candidate
+        was simulated on: the synthesis record's, else the ``El@Site`` candidates it was made of.
+
+        A :class:`~defectnet.synthesis.Synthesizer` of the basis must place each element there: a
+        store's basis puts its dopants where the samples were placed, which ``auto_site`` often is
+        not (C, Si, Ge, Sn in BAs; Ag in KI)."""
+        recorded = (self.synthesis or {}).get("sites")
+        if recorded:
+            return {el: recorded.get(el) for el in self.elements}
+        asked = {c.partition("@")[0]: c.partition("@")[2] or None for c in self.config.get("candidates") or ()}
+        return {el: asked.get(el) for el in self.elements}
+
     def similarity(self, kind: str = "pdos") -> np.ndarray:
         """(K, K) cosine similarity of the signatures over energy: near 1, two candidates are
         twins that no spectrum tells apart (Ag and Pd in Cu: 0.96), and unmixing can split

@@ -213,6 +213,7 @@ def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases
     for host in res.written:
         fresh, stored = SignatureBasis.load(tmp_path / "b" / f"{host}.npz"), SignatureBasis.load(d / f"{host}.npz")
         assert fresh.host == host and set(fresh.elements) == set(stored.elements)
+        assert fresh.sites == stored.sites  # the sites the samples were placed on, replayed from the planner
         order = [fresh.elements.index(el) for el in stored.elements]
         scale = np.abs(stored.curves["gpdos"]).max()
         assert np.abs(fresh.curves["gpdos"][order] - stored.curves["gpdos"]).max() < 1e-3 * scale

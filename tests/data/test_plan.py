@@ -115,3 +115,21 @@ def test_random_dopant_pool_is_seeded_and_not_the_ranking():
     assert sum(set(p) == set(best) for p in pools) < 5
     with pytest.raises(DefectnetError, match="pool_choice"):
         SamplerSettings(pool_choice="top")
+
+
+def test_generation_sites_are_where_the_planner_placed_each_dopant_not_auto_site(emt, chem_recommender):
+    """Training files do not record sites: a basis of their data must replay the planner, not guess
+    (auto_site put Ag on I in KI-wurtzite, where every sample had it on K)."""
+    from defectnet.data.bases import generation_sites
+    from defectnet.doping import auto_site
+
+    gaas = bulk("GaAs", "zincblende", a=5.65)
+    sampler = {**emt.base["sampler"], "vocabulary": None, "n_dopants": [1, 3],
+               "pools": {"GaAs": ["Ge@Ga", "Se@As", "Zn"]}}
+    cfg = emt.config(emt.inline(GaAs=gaas), sampler=sampler)
+    host = HostInput("GaAs", gaas, "GaAs")
+    sites = generation_sites(host, cfg, chem_recommender, ["Ge", "Se", "Zn"])
+    placed = {(el, site) for job in plan_host(host, cfg, chem_recommender, range(cfg.samples_per_host)).jobs.values()
+              for el, site, _ in job.dopants}
+    assert {(el, s) for el, s in sites.items()} <= placed and sites["Ge"] == "Ga" and sites["Se"] == "As"
+    assert auto_site("Ge", ["Ga", "As"]) == "As"  # what the bases of training files used to take

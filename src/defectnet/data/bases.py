@@ -125,8 +125,10 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
 
     For data whose store is gone: each host's basis is simulated from scratch (``defectnet
     basis``) with the generation settings its training file records, its candidates the host's
-    dopant pool (every element that is a true dopant in one of its samples, each on the site
-    :func:`~defectnet.doping.auto_site` gives: the files do not record sites). Resumable at
+    dopant pool (every element that is a true dopant in one of its samples, each on the site its
+    samples were placed on: the files do not record sites, so :func:`generation_sites` replays the
+    planner of the file's config; :func:`~defectnet.doping.auto_site` put Ag on I in KI, not on K
+    where the data has it). Resumable at
     three levels: a host whose file exists is skipped, a host's finished cells are kept in a
     checkpoint, and its relaxed cell and patches in the engine's disk cache
     (:mod:`defectnet.phonons.cache`). Costs 5–25 min of one core per host.
@@ -148,6 +150,7 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, existing, skipped = [], [], {}
+    recommenders = {}  # (n_recommend, vocabulary) -> the planner's recommender
     for path in training_file_paths(paths):
         data = load_training_file(path)
         raw = data.attrs.get("config")
@@ -165,11 +168,16 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
             if (out_dir / f"{name}.npz").exists():
                 existing.append(name)
                 continue
-            specs = [el for el, on in zip(data.vocabulary, pools[h]) if on]
+            elements = [el for el, on in zip(data.vocabulary, pools[h]) if on]
+            key = (cfg.sampler.n_recommend, tuple(cfg.sampler.vocabulary or ()))
+            if key not in recommenders:
+                recommenders[key] = _recommender(cfg)
+            sites = generation_sites(_host_input(name, cfg), cfg, recommenders[key], elements)
+            specs = [f"{el}@{sites[el]}" if sites.get(el) else el for el in elements]
             if progress:
                 print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
             try:
-                basis = signature_basis(_host_atoms(name, cfg), specs, bcfg, progress=progress,
+                basis = signature_basis(_host_input(name, cfg).atoms, specs, bcfg, progress=progress,
                                         checkpoint=out_dir / f".{name}.cells.npz", synthesis=False)
             except DefectnetError as exc:
                 skipped[name] = str(exc)
@@ -182,15 +190,47 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     return StoreBasesResult(tuple(written), tuple(existing), skipped)
 
 
-def _host_atoms(name: str, cfg):
-    """The structure of host ``name`` of a generation config: its inline structure, or the library's."""
+def _host_input(name: str, cfg):
+    """Host ``name`` of a generation config as its planner saw it: its inline structure, or the library's."""
     from defectnet.data.config import HostSelection
-    from defectnet.data.plan import resolve_hosts
+    from defectnet.data.plan import HostInput, resolve_hosts
     from defectnet.hosts import load_host
 
     if name in cfg.hosts.structures:
-        return resolve_hosts(HostSelection(structures={name: cfg.hosts.structures[name]}))[0].atoms
-    return load_host(name).to_atoms()
+        return resolve_hosts(HostSelection(structures={name: cfg.hosts.structures[name]}))[0]
+    h = load_host(name)
+    return HostInput(h.name, h.to_atoms(), h.formula, h.prototype, h.source)
+
+
+def _recommender(cfg):
+    """The dopant recommender a generation with ``cfg`` planned with (as ``generate`` builds it)."""
+    from defectnet.recommend import DopantRecommender
+
+    vocab = cfg.sampler.vocabulary
+    return DopantRecommender(n_max=cfg.sampler.n_recommend, **({} if vocab is None else {"vocabulary": vocab})).fit()
+
+
+def generation_sites(host, cfg, recommender, elements) -> dict[str, str | None]:
+    """{element: host site symbol} each of ``elements`` was placed on by a generation with ``cfg``.
+
+    For data whose store is gone (a store says it: :func:`pool_sites`): the planner is replayed
+    (:func:`~defectnet.data.plan.plan_host`, ``host`` a :class:`~defectnet.data.plan.HostInput`,
+    ``cfg.samples_per_host`` samples, no patch excluded) and each element gets the site it was
+    drawn on most often; an element the replay never draws (its pool then differed), the site of
+    its best placeable recommendation, else None (:func:`~defectnet.doping.auto_site`). On
+    KI-wurtzite (chunk-007) the replay's requested fractions match all 96 samples' targets.
+    """
+    from defectnet.data.plan import placeable, plan_host
+
+    counts = collections.defaultdict(collections.Counter)
+    plan = plan_host(host, cfg, recommender, range(cfg.samples_per_host))
+    for job in plan.jobs.values():
+        for el, site, _ in job.dopants:
+            counts[el][site] += 1
+    best = {}
+    for r in sorted(placeable(plan.records, cfg.sampler, host.atoms), key=lambda r: -r.score):
+        best.setdefault(r.dopant, r.site)
+    return {el: counts[el].most_common(1)[0][0] if counts[el] else best.get(el) for el in elements}
 
 
 def _host_with_patches(store, cfg, name: str):
