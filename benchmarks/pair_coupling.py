@@ -215,7 +215,8 @@ def main(argv=None):
             args.out.write_text(json.dumps(saved, indent=1))
             args.out.with_suffix(".md").write_text(markdown(saved["cases"], prov))
             print(f"{case}: saved to {args.out}", flush=True)
-    print(verdict_table(saved["cases"]))
+    if any("lowest_mev" in r.get("patch", {}) and "lowest_mev" in r.get("full", {}) for r in saved["cases"]):
+        print(verdict_table(saved["cases"]))
     if saved["cases"] and "provenance" in saved:
         print("\n" + markdown(saved["cases"], saved["provenance"]))
 
