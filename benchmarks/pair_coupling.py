@@ -70,9 +70,10 @@ def parse_case(case: str) -> tuple[str, list[str], int, str | None]:
         raise SystemExit(f"bad case {case!r}: expected HOST:El1,El2:SHELL[@SITE], e.g. GaAs:Si,Si:0@Ga") from None
 
 
-def case_key(case: str, cell_atoms: int | None, tiers) -> str:
-    """The key a finished case is saved under: the case, the cell (``fc``: the host's force-constant cell), the tiers."""
-    return f"{case}|{cell_atoms or 'fc'}|{','.join(tiers)}"
+def case_key(case: str, cell_atoms: int | None, tiers, host_fc: str = "interpolated") -> str:
+    """The key a finished case is saved under: the case, the cell (``fc``: the host's force-constant cell), the
+    tiers, and ``|direct`` when the cell's pristine force constants were computed in it."""
+    return f"{case}|{cell_atoms or 'fc'}|{','.join(tiers)}" + ("|direct" if host_fc == "direct" else "")
 
 
 def row_key(row: dict) -> str:
@@ -104,11 +105,21 @@ def place_pair(cell, pair, shell: int, site: str | None = None):
     return doped, np.array(sorted([sites[0], partner])), float(shells[shell])
 
 
-def pair_cell(host, cell_atoms: int | None):
-    """The pristine cell and its force constants: the host's force-constant cell, or an N-atom supercell."""
+def pair_cell(host, cell_atoms: int | None, calc=None, host_fc: str = "interpolated"):
+    """The pristine cell, its force constants and the force calls they took.
+
+    The host's force-constant cell, or an N-atom supercell whose force constants are
+    interpolated from the host's (``host_fc="interpolated"``) or computed in it by finite
+    displacements, as `full` computes the doped cell's (``"direct"``: then `full` and the
+    pristine reference share their long-range host part, which interpolation misses).
+    """
     if not cell_atoms:
-        return to_ase_atoms(host.phonon.supercell), np.array(host.phonon.force_constants)
-    return pristine_supercell(host, choose_supercell(host.atoms, (cell_atoms, cell_atoms)))
+        return to_ase_atoms(host.phonon.supercell), np.array(host.phonon.force_constants), 0
+    cell, fc0 = pristine_supercell(host, choose_supercell(host.atoms, (cell_atoms, cell_atoms)))
+    if host_fc != "direct":
+        return cell, fc0, 0
+    r = get_tier("full")(DopedSystem(cell.copy(), np.array([0]), fc0, host, calc), TierSettings(cutoff_ang=CUTOFF_ANG))
+    return r.atoms, r.fc, r.info["force_calls"]
 
 
 def fidelities(spectra: dict, pristine) -> dict:
@@ -118,16 +129,19 @@ def fidelities(spectra: dict, pristine) -> dict:
     return {t: spectra[t].signature_fidelity(spectra["full"], pristine) for t in spectra if t != "full"}
 
 
-def run_case(case: str, potential: str, tiers=DEFAULT_TIERS, cell_atoms: int | None = None, host=None) -> dict:
+def run_case(case: str, potential: str, tiers=DEFAULT_TIERS, cell_atoms: int | None = None, host=None,
+             host_fc: str = "interpolated") -> dict:
     """Every tier of ``tiers`` on the pair of ``case``; ``host`` (a PristineHost) is computed when not given."""
     name, pair, shell, site = parse_case(case)
     calc = get_calculator(potential)
     if host is None:
         host = compute_pristine(load_host(name).to_atoms(), HostSettings(potential=potential))
-    cell, fc0 = pair_cell(host, cell_atoms)
+    cell, fc0, calls = pair_cell(host, cell_atoms, calc, host_fc)
     doped, idx, separation = place_pair(cell, pair, shell, site)
-    out = {"key": case_key(case, cell_atoms, tiers), "case": case, "cell_atoms": len(cell),
+    out = {"key": case_key(case, cell_atoms, tiers, host_fc), "case": case, "cell_atoms": len(cell),
            "separation_ang": separation, "tiers": list(tiers), "potential": potential}
+    if cell_atoms:
+        out.update(host_fc=host_fc, host_fc_force_calls=calls)
     spectra = {}
     for tier in tiers:
         t0 = time.perf_counter()
@@ -167,7 +181,8 @@ def markdown(rows, prov) -> str:
     for r in rows:
         s = [f"{r[t]['S']:.3f}" if "S" in r.get(t, {}) else "–" for t in scored]
         cost = [f"{r[t]['seconds']:.0f} / {r[t].get('force_calls', '–')}" if t in r else "–" for t in tiers]
-        lines.append(f"| {r['case']} | {r['cell_atoms']} | {r['separation_ang']:.2f} | " + " | ".join(s) + " | "
+        direct = " (host fc direct)" if r.get("host_fc") == "direct" else ""
+        lines.append(f"| {r['case']} | {r['cell_atoms']}{direct} | {r['separation_ang']:.2f} | " + " | ".join(s) + " | "
                      + " | ".join(_mode(r, t) for t in tiers) + " | " + " | ".join(cost) + " |")
     return "\n".join(lines) + "\n"
 
@@ -193,6 +208,9 @@ def main(argv=None):
     ap.add_argument("--potential", default="sevennet")
     ap.add_argument("--cell-atoms", type=int, default=None,
                     help="place the pair in an N-atom supercell of the host (default: the host's force-constant cell)")
+    ap.add_argument("--host-fc", choices=("interpolated", "direct"), default="interpolated",
+                    help="with --cell-atoms: the cell's pristine force constants interpolated from the host's "
+                         "force-constant cell, or computed in the cell (a few force calls with symmetry)")
     ap.add_argument("--tiers", default=",".join(DEFAULT_TIERS), help=f"tiers to run, of {', '.join(TIERS)}; "
                                                                        "S is computed against full when it is among them")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pair_coupling" / "pair_coupling.json")
@@ -206,10 +224,10 @@ def main(argv=None):
         prov = provenance()  # of the run that last added cases (runs resume)
         done = {row_key(r) for r in saved["cases"]}
         for case in args.case or CASES:
-            if case_key(case, args.cell_atoms, tiers) in done:
+            if case_key(case, args.cell_atoms, tiers, args.host_fc) in done:
                 print(f"{case}: already in {args.out}, skipped", flush=True)
                 continue
-            saved["cases"].append(run_case(case, args.potential, tiers, args.cell_atoms))
+            saved["cases"].append(run_case(case, args.potential, tiers, args.cell_atoms, host_fc=args.host_fc))
             saved["provenance"] = prov
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(saved, indent=1))

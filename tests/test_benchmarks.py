@@ -11,7 +11,7 @@ of the shipped model), ``conditioned`` (one epoch of a small network, then ``--r
 ``consistency`` (the tables, and ``--swaps`` on 4 pairs), ``coverage``, ``cross_potential``,
 ``error_calibration`` (one host, two samples), ``learning_curve`` (one epoch), ``limits`` (the
 GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out run), ``pair_coupling``
-(its saving and resuming with a stand-in for the MLIP run, and one Ni pair in Cu with EMT, ~15 s),
+(its saving and resuming with a stand-in for the MLIP run, and one Ni pair in Cu with EMT, ~20 s),
 ``recommender``, ``ship_model`` (the shipped checkpoint, into a temporary folder), ``unexplained``,
 ``unmix`` (the committed bases, nothing simulated).
 
@@ -412,9 +412,9 @@ def test_pair_coupling_saves_each_case_and_resumes(tmp_path, monkeypatch, capsys
     module = load(BENCHMARKS / "pair_coupling.py", monkeypatch)
     calls = []
 
-    def fake_run_case(case, potential, tiers, cell_atoms):
-        calls.append((case, cell_atoms, tuple(tiers)))
-        row = {"key": module.case_key(case, cell_atoms, tiers), "case": case, "cell_atoms": cell_atoms or 64,
+    def fake_run_case(case, potential, tiers, cell_atoms, host_fc):
+        calls.append((case, cell_atoms, tuple(tiers)) + (("direct",) if host_fc == "direct" else ()))
+        row = {"key": module.case_key(case, cell_atoms, tiers, host_fc), "host_fc": host_fc, "case": case, "cell_atoms": cell_atoms or 64,
                "separation_ang": 2.35, "tiers": list(tiers)}
         for k, t in enumerate(tiers):
             row[t] = {"lowest_mev": [-0.01, 0.0, 0.01, 5.0 + k], "n_imaginary": 0, "seconds": 10.0 * (k + 1),
@@ -434,12 +434,16 @@ def test_pair_coupling_saves_each_case_and_resumes(tmp_path, monkeypatch, capsys
     run("pair_coupling", argv, monkeypatch, capsys, run_case=fake_run_case)
     run("pair_coupling", argv, monkeypatch, capsys, run_case=fake_run_case)  # finished: skipped
     assert calls[1:] == [("Si:B,B:0", 216, ("patch", "cluster", "full"))]
+    run("pair_coupling", argv + ["--host-fc", "direct"], monkeypatch, capsys, run_case=fake_run_case)  # another case
+    assert calls[2:] == [("Si:B,B:0", 216, ("patch", "cluster", "full"), "direct")]
     res = read_json(out)
-    assert [(r["case"], r["cell_atoms"]) for r in res["cases"]] == [("Si:B,B:0", 64), ("Si:C,C:0", 64), ("Si:B,B:0", 216)]
+    assert [(r["case"], r["cell_atoms"]) for r in res["cases"]] == [("Si:B,B:0", 64), ("Si:C,C:0", 64), ("Si:B,B:0", 216),
+                                                                   ("Si:B,B:0", 216)]
     check_provenance(res["provenance"], "pair_coupling")
     rows = table_lines(out.with_suffix(".md").read_text())
-    assert rows[0].split(" | ")[3:5] == ["S patch", "S cluster"] and len(rows) == 4
+    assert rows[0].split(" | ")[3:5] == ["S patch", "S cluster"] and len(rows) == 5
     assert rows[3] == ("| Si:B,B:0 | 216 | 2.35 | 0.500 | 0.600 | 5.00 | 6.00 | 7.00 | 10 / 0 | 20 / 7 | 30 / 14 |")
+    assert rows[4].startswith("| Si:B,B:0 | 216 (host fc direct) | 2.35 | 0.500 |")
 
 
 def test_pair_coupling_with_emt(monkeypatch):
@@ -459,3 +463,6 @@ def test_pair_coupling_with_emt(monkeypatch):
     assert r["cluster"]["n_clusters"] == 1 and not r["cluster"]["fallbacks"] and r["cluster"]["force_calls"] > 0
     assert "S" not in r["full"] and all(-1 < r[t]["S"] < 1 for t in ("patch", "cluster"))
     assert r["cluster"]["S"] != r["patch"]["S"] and len(r["full"]["lowest_mev"]) == 8
+    direct = module.run_case("Cu:Ni,Ni:0", "emt", ("patch", "full"), 32, host=host, host_fc="direct")
+    assert direct["key"].endswith("|direct") and direct["host_fc_force_calls"] > 0
+    assert direct["full"]["lowest_mev"] == r["full"]["lowest_mev"]  # full does not use the pristine fc
