@@ -10,7 +10,8 @@ provenance: ``auto_candidates``, ``cluster_stats`` (one placement), ``combine`` 
 of the shipped model), ``conditioned`` (one epoch of a small network, then ``--reuse-model``),
 ``consistency`` (the tables, and ``--swaps`` on 4 pairs), ``coverage``, ``cross_potential``,
 ``error_calibration`` (one host, two samples), ``learning_curve`` (one epoch), ``limits`` (the
-GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out run),
+GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out run), ``pair_coupling``
+(its saving and resuming with a stand-in for the MLIP run, and one Ni pair in Cu with EMT, ~20 s),
 ``recommender``, ``ship_model`` (the shipped checkpoint, into a temporary folder), ``unexplained``,
 ``unmix`` (the committed bases, nothing simulated).
 
@@ -18,7 +19,7 @@ GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out
 
 * ``accuracy``: trains DefectNet, the paper's network and four baselines on one split (its
   ``--inference-only`` times 16,000 spectra): minutes at any setting;
-* ``dev_dataset``, ``lvm``, ``pair_coupling``, ``patch_range``, ``tiers``: MLIP force calls, minutes to hours;
+* ``dev_dataset``, ``lvm``, ``patch_range``, ``tiers``: MLIP force calls, minutes to hours;
 * ``generation``: runs the MLIP and a two-worker dask cluster (``--skip-throughput`` still
   starts the cluster and pushes 2,000 tasks: ~12 s of CPU plus two worker processes);
 * ``host_adaptation``, ``host_scaling``: fine-tune or train a network per host set from the
@@ -373,3 +374,95 @@ def test_ship_model(tmp_path, monkeypatch, capsys):
     load_model(tmp_path / PRETRAINED_FILE)
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "**Bundled example**" in card and str(ROOT) not in card
+
+
+# --- pair_coupling: its bookkeeping without a force call, and one pair with EMT -------------------
+
+def test_pair_coupling_places_the_pair_on_the_chosen_sublattice(monkeypatch):
+    from ase.build import bulk
+
+    module = load(BENCHMARKS / "pair_coupling.py", monkeypatch)
+    assert module.parse_case("GaAs:Si,Zn:1@As") == ("GaAs", ["Si", "Zn"], 1, "As")
+    assert module.parse_case("SrO:Mg,Mg:0") == ("SrO", ["Mg", "Mg"], 0, None)
+    cell = bulk("GaAs", "zincblende", a=5.653, cubic=True).repeat(2)  # 64 atoms, Ga first
+    for site, on, shell, sep in ((None, "Ga", 0, 5.653 / 2**0.5), ("Ga", "Ga", 1, 5.653), ("As", "As", 0, 5.653 / 2**0.5)):
+        doped, idx, separation = module.place_pair(cell, ["Si", "Zn"], shell, site)
+        assert [cell[i].symbol for i in idx] == [on, on] and sorted(doped[i].symbol for i in idx) == ["Si", "Zn"]
+        assert separation == pytest.approx(sep, abs=0.01)
+        assert doped.get_distance(*idx, mic=True) == pytest.approx(separation, abs=0.01)
+        assert doped.get_chemical_symbols().count(on) == 30 and doped[idx[0]].mass != cell[idx[0]].mass
+    _, _, bond = module.place_pair(bulk("Si", "diamond", a=5.431, cubic=True).repeat(2), ["B", "B"], 0)
+    assert bond == pytest.approx(5.431 * 3**0.5 / 4, abs=0.01)  # one sublattice = every Si: the bond
+
+
+def test_pair_coupling_fidelity_is_the_share_of_the_signature(monkeypatch):
+    from defectnet.grid import DEFAULT_GRID
+    from defectnet.spectrum import Spectrum
+
+    module = load(BENCHMARKS / "pair_coupling.py", monkeypatch)
+    modes = lambda f, w=None: Spectrum.from_modes(f, DEFAULT_GRID, weights=w, fwhm_mev=1.0)  # noqa: E731
+    pristine, full = modes([10.0, 20.0, 30.0]), modes([10.0, 20.0, 40.0])
+    half = modes([10.0, 20.0, 30.0, 40.0], [1, 1, 0.5, 0.5])  # halfway from pristine to full
+    s = module.fidelities({"full": full, "same": modes([10.0, 20.0, 40.0]), "mass": pristine, "half": half}, pristine)
+    assert s == pytest.approx({"same": 1.0, "mass": 0.0, "half": 0.5})
+    assert module.fidelities({"patch": half}, pristine) == {}
+
+
+def test_pair_coupling_saves_each_case_and_resumes(tmp_path, monkeypatch, capsys):
+    module = load(BENCHMARKS / "pair_coupling.py", monkeypatch)
+    calls = []
+
+    def fake_run_case(case, potential, tiers, cell_atoms, host_fc):
+        calls.append((case, cell_atoms, tuple(tiers)) + (("direct",) if host_fc == "direct" else ()))
+        row = {"key": module.case_key(case, cell_atoms, tiers, host_fc), "host_fc": host_fc, "case": case, "cell_atoms": cell_atoms or 64,
+               "separation_ang": 2.35, "tiers": list(tiers)}
+        for k, t in enumerate(tiers):
+            row[t] = {"lowest_mev": [-0.01, 0.0, 0.01, 5.0 + k], "n_imaginary": 0, "seconds": 10.0 * (k + 1),
+                      "force_calls": 7 * k, **({} if t == "full" else {"S": 0.5 + 0.1 * k})}
+        return row
+
+    out = tmp_path / "pair.json"
+    old = {"case": "Si:B,B:0", "cell_atoms": 64, "separation_ang": 2.35,  # a row from before --tiers
+           "patch": {"lowest_mev": [0.0, 0.0, 0.0, 6.0], "n_imaginary": 0, "seconds": 1.0, "force_calls": 1},
+           "full": {"lowest_mev": [0.0, 0.0, 0.0, -7.0], "n_imaginary": 1, "seconds": 2.0, "force_calls": 2}}
+    out.write_text(json.dumps({"cases": [old], "provenance": {"commit": "abc1234", "command": "by hand"}}))
+    printed = run("pair_coupling", ["--case", "Si:B,B:0", "--case", "Si:C,C:0", "--out", out], monkeypatch, capsys,
+                  run_case=fake_run_case)
+    assert calls == [("Si:C,C:0", None, ("patch", "full"))]
+    assert "| Si:B,B:0 | 2.35 Å | 6.00 | -7.00 | physical instability the patch tier misses |" in printed
+    argv = ["--case", "Si:B,B:0", "--cell-atoms", 216, "--tiers", "patch,cluster,full", "--out", out]
+    run("pair_coupling", argv, monkeypatch, capsys, run_case=fake_run_case)
+    run("pair_coupling", argv, monkeypatch, capsys, run_case=fake_run_case)  # finished: skipped
+    assert calls[1:] == [("Si:B,B:0", 216, ("patch", "cluster", "full"))]
+    run("pair_coupling", argv + ["--host-fc", "direct"], monkeypatch, capsys, run_case=fake_run_case)  # another case
+    assert calls[2:] == [("Si:B,B:0", 216, ("patch", "cluster", "full"), "direct")]
+    res = read_json(out)
+    assert [(r["case"], r["cell_atoms"]) for r in res["cases"]] == [("Si:B,B:0", 64), ("Si:C,C:0", 64), ("Si:B,B:0", 216),
+                                                                   ("Si:B,B:0", 216)]
+    check_provenance(res["provenance"], "pair_coupling")
+    rows = table_lines(out.with_suffix(".md").read_text())
+    assert rows[0].split(" | ")[3:5] == ["S patch", "S cluster"] and len(rows) == 5
+    assert rows[3] == ("| Si:B,B:0 | 216 | 2.35 | 0.500 | 0.600 | 5.00 | 6.00 | 7.00 | 10 / 0 | 20 / 7 | 30 / 14 |")
+    assert rows[4].startswith("| Si:B,B:0 | 216 (host fc direct) | 2.35 | 0.500 |")
+
+
+def test_pair_coupling_with_emt(monkeypatch):
+    """A nearest-neighbour Ni pair in Cu (EMT; cutoff 2.6 Å, the first shell) in a 32-atom cell: the
+    cluster tier patches it together, the patch tier does not, and both are scored against full."""
+    from ase.build import bulk
+
+    from defectnet.phonons.host import HostSettings, compute_pristine
+
+    module = load(BENCHMARKS / "pair_coupling.py", monkeypatch)
+    monkeypatch.setattr(module, "CUTOFF_ANG", 2.6)
+    host = compute_pristine(bulk("Cu", "fcc", a=3.6), HostSettings(potential="emt", fc_min_width_ang=6.5,
+                                                                      mesh_length_ang=15.0))
+    r = module.run_case("Cu:Ni,Ni:0", "emt", ("patch", "cluster", "full"), 32, host=host)
+    assert r["key"] == "Cu:Ni,Ni:0|32|patch,cluster,full" and r["cell_atoms"] == 32
+    assert r["separation_ang"] == pytest.approx(2.55, abs=0.03)
+    assert r["cluster"]["n_clusters"] == 1 and not r["cluster"]["fallbacks"] and r["cluster"]["force_calls"] > 0
+    assert "S" not in r["full"] and all(-1 < r[t]["S"] < 1 for t in ("patch", "cluster"))
+    assert r["cluster"]["S"] != r["patch"]["S"] and len(r["full"]["lowest_mev"]) == 8
+    direct = module.run_case("Cu:Ni,Ni:0", "emt", ("patch", "full"), 32, host=host, host_fc="direct")
+    assert direct["key"].endswith("|direct") and direct["host_fc_force_calls"] > 0
+    assert direct["full"]["lowest_mev"] == r["full"]["lowest_mev"]  # full does not use the pristine fc
