@@ -8,7 +8,7 @@ written to a temporary folder by the ``tiny`` fixture; outputs under ``tmp_path`
 files written, their keys and counts against the inputs, metrics within their range and the
 provenance: ``auto_candidates``, ``cluster_stats`` (one placement), ``combine`` (a never-seen host
 of the shipped model), ``conditioned`` (one epoch of a small network, then ``--reuse-model``),
-``consistency`` (the tables, and ``--swaps`` on 4 pairs), ``coverage``, ``cross_potential``,
+``consistency`` (the tables, and ``--swaps`` on 4 pairs), ``data_coverage``, ``cross_potential``,
 ``error_calibration`` (one host, two samples), ``learning_curve`` (one epoch), ``limits`` (the
 GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out run), ``pair_coupling``
 (its saving and resuming with a stand-in for the MLIP run, and one Ni pair in Cu with EMT, ~20 s),
@@ -67,6 +67,17 @@ def load(path: Path, monkeypatch):
 def test_every_script_is_covered():
     assert len(SCRIPTS) >= 25 and all(p.read_text().count("def main(argv=None)") == 1 for p in SCRIPTS), \
         [p.name for p in SCRIPTS if p.read_text().count("def main(argv=None)") != 1]
+
+
+def test_no_script_shadows_an_installed_module():
+    # Scripts import their siblings with benchmarks/ on sys.path; a script named like a package
+    # (coverage.py) then replaced that package for everything imported later (numba's coverage hook).
+    # Checked against the standard library and every installed distribution's top-level names
+    # (`coverage` itself is not installed here: numba only tries it, which is how it bit).
+    from importlib.metadata import packages_distributions
+
+    taken = set(sys.stdlib_module_names) | set(packages_distributions()) | {"coverage"}
+    assert [p.name for p in SCRIPTS if p.stem in taken] == []
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
@@ -169,16 +180,16 @@ def test_cluster_stats(tmp_path, monkeypatch, capsys):
     check_provenance(res["meta"]["provenance"], "cluster_stats")
 
 
-def test_coverage(tiny, tmp_path, monkeypatch, capsys):
+def test_data_coverage(tiny, tmp_path, monkeypatch, capsys):
     root, n = tiny
     (tmp_path / "stores").mkdir()
-    run("coverage", ["--data", root / "ref", "--stores", tmp_path / "stores", "--out", tmp_path / "out"],
+    run("data_coverage", ["--data", root / "ref", "--stores", tmp_path / "stores", "--out", tmp_path / "out"],
         monkeypatch, capsys)
     res = read_json(tmp_path / "out" / "coverage.json")
     assert res["data"]["spectra"] == n["ref"] and res["data"]["files"] == 2
     assert sum(sum(r["files"].values()) for r in res["curated"]) <= n["ref"]
     assert (tmp_path / "out" / "coverage.md").read_text().strip()
-    check_provenance(res["provenance"], "coverage")
+    check_provenance(res["provenance"], "data_coverage")
 
 
 def test_recommender(tmp_path, monkeypatch, capsys):

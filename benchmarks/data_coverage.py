@@ -16,8 +16,8 @@ file names, the stores' rows opened read-only), so it takes seconds. Relative pa
 from the working directory, so the command below can read another checkout's data (its
 uncommitted stores) and still write its results into this one:
 
-    python benchmarks/coverage.py
-    cd /path/to/checkout && python /path/to/this/benchmarks/coverage.py
+    python benchmarks/data_coverage.py
+    cd /path/to/checkout && python /path/to/this/benchmarks/data_coverage.py
 
 Writes ``benchmarks/results/coverage/coverage.{json,md}``.
 """
