@@ -144,6 +144,7 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     """
     from defectnet.data.config import GenerateConfig
     from defectnet.data.export import training_file_paths
+    from defectnet.data.plan import planner_recommender
     from defectnet.model.dataset import host_pools, load_training_file
     from defectnet.unmix import BasisConfig, signature_basis
 
@@ -171,13 +172,14 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
             elements = [el for el, on in zip(data.vocabulary, pools[h]) if on]
             key = (cfg.sampler.n_recommend, tuple(cfg.sampler.vocabulary or ()))
             if key not in recommenders:
-                recommenders[key] = _recommender(cfg)
-            sites = generation_sites(_host_input(name, cfg), cfg, recommenders[key], elements)
+                recommenders[key] = planner_recommender(cfg.sampler)
+            host = _host_input(name, cfg)
+            sites = generation_sites(host, cfg, recommenders[key], elements)
             specs = [f"{el}@{sites[el]}" if sites.get(el) else el for el in elements]
             if progress:
                 print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
             try:
-                basis = signature_basis(_host_input(name, cfg).atoms, specs, bcfg, progress=progress,
+                basis = signature_basis(host.atoms, specs, bcfg, progress=progress,
                                         checkpoint=out_dir / f".{name}.cells.npz", synthesis=False)
             except DefectnetError as exc:
                 skipped[name] = str(exc)
@@ -193,21 +195,11 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
 def _host_input(name: str, cfg):
     """Host ``name`` of a generation config as its planner saw it: its inline structure, or the library's."""
     from defectnet.data.config import HostSelection
-    from defectnet.data.plan import HostInput, resolve_hosts
-    from defectnet.hosts import load_host
+    from defectnet.data.plan import resolve_hosts
 
-    if name in cfg.hosts.structures:
-        return resolve_hosts(HostSelection(structures={name: cfg.hosts.structures[name]}))[0]
-    h = load_host(name)
-    return HostInput(h.name, h.to_atoms(), h.formula, h.prototype, h.source)
-
-
-def _recommender(cfg):
-    """The dopant recommender a generation with ``cfg`` planned with (as ``generate`` builds it)."""
-    from defectnet.recommend import DopantRecommender
-
-    vocab = cfg.sampler.vocabulary
-    return DopantRecommender(n_max=cfg.sampler.n_recommend, **({} if vocab is None else {"vocabulary": vocab})).fit()
+    inline = name in cfg.hosts.structures
+    return resolve_hosts(HostSelection(structures={name: cfg.hosts.structures[name]}) if inline
+                         else HostSelection(names=(name,)))[0]
 
 
 def generation_sites(host, cfg, recommender, elements) -> dict[str, str | None]:

@@ -166,11 +166,9 @@ class _Pipeline:
 
     def _recommender(self):
         if self.recommender is None:
-            from defectnet.recommend import DopantRecommender
+            from defectnet.data.plan import planner_recommender
 
-            vocab = self.config.sampler.vocabulary
-            kw = {} if vocab is None else {"vocabulary": vocab}
-            self.recommender = DopantRecommender(n_max=self.config.sampler.n_recommend, **kw).fit()
+            self.recommender = planner_recommender(self.config.sampler)
         return self.recommender
 
     def _open(self, state: _HostState):

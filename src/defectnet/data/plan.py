@@ -45,6 +45,15 @@ class HostInput:
         return atomic_fractions(self.atoms.get_chemical_symbols())
 
 
+def planner_recommender(sampler):
+    """The fitted :class:`~defectnet.recommend.DopantRecommender` a generation with ``sampler`` (its
+    :class:`~defectnet.data.config.SamplerConfig`) plans its hosts' dopant pools with."""
+    from defectnet.recommend import DopantRecommender
+
+    kw = {} if sampler.vocabulary is None else {"vocabulary": sampler.vocabulary}
+    return DopantRecommender(n_max=sampler.n_recommend, **kw).fit()
+
+
 def resolve_hosts(sel: HostSelection, host_settings=None, keep=()) -> list[HostInput]:
     """The hosts a selection names, in a stable order (library hosts via :mod:`defectnet.hosts`).
 

