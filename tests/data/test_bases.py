@@ -1,5 +1,7 @@
 """Signature bases built from a generation store's patches (EMT store of conftest)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,7 @@ def test_every_host_with_samples_gets_a_basis_of_its_pool_without_a_force_call(e
     out, _, _ = emt_store
     d, res = bases
     assert sorted(res.written) == ["Au", "Cu", "Cu-hcp"] and not res.existing and not res.skipped
+    assert not res.notes  # every element of a pool sits on one site
     with Store(out) as s:
         pools = pool_sites(s)
         for host in res.written:
@@ -213,7 +216,7 @@ def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases
     for host in res.written:
         fresh, stored = SignatureBasis.load(tmp_path / "b" / f"{host}.npz"), SignatureBasis.load(d / f"{host}.npz")
         assert fresh.host == host and set(fresh.elements) == set(stored.elements)
-        assert fresh.sites == stored.sites  # the sites the samples were placed on, replayed from the planner
+        assert fresh.sites == stored.sites  # the sites the samples were placed on, as the file records them
         order = [fresh.elements.index(el) for el in stored.elements]
         scale = np.abs(stored.curves["gpdos"]).max()
         assert np.abs(fresh.curves["gpdos"][order] - stored.curves["gpdos"]).max() < 1e-3 * scale
@@ -235,3 +238,102 @@ def test_a_second_potential_is_asked_of_training_files_not_of_a_store(emt_store,
     assert main(["dataset", "bases", str(out), "--out", str(tmp_path / "c"), "--potential", "chgnet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected training files" in err[0] and "--potential" in err[0]
+
+
+@pytest.fixture
+def planned(monkeypatch):
+    """Stub the simulation of training-file bases: record each host's candidate specs and the planner
+    replays (``generation_sites``), and skip the host instead of simulating it."""
+    import defectnet.data.bases as bases_module
+    import defectnet.unmix
+
+    specs, replays = {}, []
+    real = bases_module.generation_sites
+
+    def replay(host, cfg, recommender, elements):
+        replays.append((host.name, list(elements)))
+        return real(host, cfg, recommender, elements)
+
+    def no_simulation(atoms, candidates, *a, **k):
+        specs[len(specs)] = list(candidates)
+        raise DefectnetError("not simulated in this test")
+
+    monkeypatch.setattr(bases_module, "generation_sites", replay)
+    monkeypatch.setattr(defectnet.unmix, "signature_basis", no_simulation)
+    return specs, replays
+
+
+def _cu_pool_file(emt_store, path, *, moved=0, seed=None, strip=False):
+    """Export the EMT store to ``path`` (.npz) and edit what it records: ``moved`` of Cu's samples of its
+    first pool element (all if None) on the Au site; ``seed``, another generation seed (so other samples);
+    ``strip``, no sites at all (a file exported before they were recorded).
+    Returns (that element, Cu's samples of it)."""
+    from defectnet.data.export import export
+    from defectnet.elements import DOPANTS
+
+    export(emt_store[0], path)
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    cu = d["host_id"] == [str(x) for x in d["host_names"]].index("Cu")
+    j = int(np.flatnonzero((d["targets"][cu] > 0).any(0))[0])
+    rows = np.flatnonzero(cu & (d["targets"][:, j] > 0))
+    d["dopant_site"][rows[:moved], j] = json.loads(str(d["host_elements"])).index("Au")
+    if seed is not None:
+        d["config"] = np.array(json.dumps({**json.loads(str(d["config"])), "seed": seed}))
+    if strip:
+        del d["dopant_site"]
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **d)
+    return DOPANTS[j], len(rows)
+
+
+def test_training_file_bases_take_the_recorded_sites_over_the_planners(emt_store, planned, tmp_path):
+    """Cu's first pool element recorded on the Au site: the basis takes it there, where the planner's
+    replay (what a file without sites gets) puts it on Cu, and the planner is not replayed."""
+    from defectnet.data.bases import training_file_bases
+
+    specs, replays = planned
+    _cu_pool_file(emt_store, tmp_path / "old.npz", strip=True)
+    res = training_file_bases(str(tmp_path / "old.npz"), tmp_path / "a", hosts=["Cu"], progress=False)
+    replayed = specs[0]
+    assert res.skipped["Cu"] == "not simulated in this test" and not res.notes
+    assert replays == [("Cu", [s.split("@")[0] for s in replayed])] and all(s.endswith("@Cu") for s in replayed)
+
+    el, _ = _cu_pool_file(emt_store, tmp_path / "new.npz", moved=None)  # all of them
+    res = training_file_bases(str(tmp_path / "new.npz"), tmp_path / "b", hosts=["Cu"], progress=False)
+    assert f"{el}@Cu" in replayed and specs[1] == [f"{el}@Au" if s == f"{el}@Cu" else s for s in replayed]
+    assert len(replays) == 1 and not res.notes  # every element recorded: no replay
+
+
+def test_an_element_recorded_on_two_sites_of_a_host_gets_the_most_frequent_and_a_note(emt, emt_store, planned,
+                                                                                         tmp_path, capsys):
+    from defectnet.data.bases import training_file_bases
+    from defectnet.data.export import export
+
+    specs, replays = planned
+    export(emt_store[0], tmp_path / "a.h5", compact=True)
+    el, n = _cu_pool_file(emt_store, tmp_path / "b.npz", seed=emt.base["seed"] + 1, moved=1)
+    files = f"{tmp_path / 'a.h5'},{tmp_path / 'b.npz'}"
+    res = training_file_bases(files, tmp_path / "c", hosts=["Cu"], progress=False)
+    note = f"Cu: {el} sits on 2 sites (Cu in {2 * n - 1}, Au in 1 samples); its basis puts it on Cu"
+    assert res.notes == (note,) and f"{el}@Cu" in specs[0] and not replays
+    assert main(["dataset", "bases", files, "--out", str(tmp_path / "d"), "--hosts", "Cu", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if "sits on" in line] == [f"  note: {note}"]
+    # the same samples (same seed) in a second file count once: no second site, no note
+    _cu_pool_file(emt_store, tmp_path / "same.npz", moved=1)
+    res = training_file_bases(f"{tmp_path / 'a.h5'},{tmp_path / 'same.npz'}", tmp_path / "e", hosts=["Cu"],
+                              progress=False)
+    assert not res.notes and f"{el}@Cu" in specs[2]
+
+
+def test_most_frequent_sites_keeps_the_first_counted_of_a_tie_and_notes_every_split():
+    from collections import Counter
+
+    from defectnet.data.bases import most_frequent_sites
+
+    sites, notes = most_frequent_sites("GaAs", {"Si": Counter(["Ga", "As", "As", "Ga"]), "Zn": Counter({"Ga": 5}),
+                                                "C": Counter({"Ga": 1, "As": 4})})
+    assert sites == {"Si": "Ga", "Zn": "Ga", "C": "As"}
+    assert notes == ["GaAs: C sits on 2 sites (As in 4, Ga in 1 samples); its basis puts it on As",
+                     "GaAs: Si sits on 2 sites (Ga in 2, As in 2 samples); its basis puts it on Ga"]

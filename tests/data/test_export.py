@@ -250,3 +250,69 @@ def test_the_model_reads_a_store_through_the_one_exporter(emt_store, tmp_path):
     via_file = load_training_file(export(out, tmp_path / "d.h5")["path"])
     assert (tmp_path / "x" / (out.stem + ".h5")).is_file() and len(via_store) == len(via_file) == 18
     assert np.array_equal(via_store.doped, via_file.doped)
+
+
+def _strip_sites(path):
+    """Rewrite a training file as one exported before ``dopant_site`` was recorded."""
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            kept = {k: z[k] for k in z.files if k != "dopant_site"}
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **kept)
+    else:
+        with h5py.File(path, "r+") as f:
+            del f["dopant_site"]
+
+
+def test_export_records_the_site_of_each_dopant(emt_store, tmp_path):
+    """The site each dopant was placed on survives h5, npz and the compact layout, as the store has it;
+    one Cu sample's dopant is moved to the Au site in a copy of the store, so the sites are not all alike."""
+    from defectnet.data.export import training_file_sites
+
+    src = tmp_path / "s.sqlite"
+    shutil.copy(emt_store[0], src)
+    with Store(src, "w") as s:
+        row = next(r for r in s.samples() if r["host"] == "Cu")
+        moved = [[el, "Au", *rest] for el, _, *rest in row["dopants"][:1]] + row["dopants"][1:]
+        s.conn.execute("UPDATE samples SET dopants = ? WHERE id = ?", (json.dumps(moved), row["id"]))
+        want = {r["id"]: {el: site for el, site, *_ in r["dopants"]} for r in s.samples()}
+        hosts = {r["id"]: r["host"] for r in s.samples()}
+    assert want[row["id"]][moved[0][0]] == "Au"
+    for path, compact in ((tmp_path / "d.h5", False), (tmp_path / "d.npz", False), (tmp_path / "c.h5", True)):
+        export(src, path, compact=compact)
+        d = read_training_file(path)
+        site = d["dopant_site"]
+        assert site.dtype == np.int8 and site.shape == (18, len(DOPANTS)), path
+        got = {sid: {DOPANTS[j]: d["host_elements"][site[i, j]] for j in np.flatnonzero(site[i] >= 0)}
+               for i, sid in enumerate(d["sample_id"].tolist())}
+        assert got == want, path
+        assert training_file_sites(path) == {(hosts[sid], sid, 7): sites for sid, sites in want.items()}, path
+
+
+@pytest.mark.parametrize("name,compact", [("d.h5", False), ("d.npz", False), ("c.h5", True)])
+def test_a_training_file_without_sites_still_reads(emt_store, tmp_path, name, compact):
+    from defectnet.data.export import training_file_sites
+    from defectnet.model.dataset import load_training_file as load_for_model
+
+    out, _, _ = emt_store
+    path = tmp_path / name
+    export(out, path, compact=compact)
+    full = read_training_file(path)
+    _strip_sites(path)
+    old = read_training_file(path)
+    assert "dopant_site" in full and "dopant_site" not in old
+    np.testing.assert_array_equal(old["targets"], full["targets"])
+    assert training_file_sites(path) is None
+    assert len(load_for_model(path)) == 18
+
+
+def test_a_site_recorded_for_an_element_that_is_not_a_dopant_is_refused(emt_store, tmp_path):
+    out, _, _ = emt_store
+    path = tmp_path / "d.h5"
+    export(out, path)
+    with h5py.File(path, "r+") as f:
+        site = f["dopant_site"][0]
+        site[np.flatnonzero(site < 0)[0]] = 0  # H, for an element with no concentration
+        f["dopant_site"][0] = site
+    with pytest.raises(DefectnetError, match="dopant_site records a site where targets has no dopant"):
+        read_training_file(path)

@@ -11,7 +11,7 @@ only on the few whose bases were simulated by hand.
 The basis is exactly what ``defectnet basis`` gives with the store's settings
 (:meth:`~defectnet.data.config.GenerateConfig.simulation_config`); its candidates are the
 host's dopant pool, the elements placed in its successful samples, each on the site it was
-placed on most often.
+placed on most often (an element placed on more than one site is named in the result's notes).
 """
 
 from __future__ import annotations
@@ -28,11 +28,22 @@ from defectnet.errors import DefectnetError
 
 @dataclass(frozen=True)
 class StoreBasesResult:
-    """What :func:`store_bases` did: hosts written, already there, and skipped (with why)."""
+    """What :func:`store_bases` did: hosts written, already there, and skipped (with why); ``notes``,
+    one line each, name the choices made for the user (an element placed on two sites of a host)."""
 
     written: tuple[str, ...]
     existing: tuple[str, ...]
     skipped: dict
+    notes: tuple[str, ...] = ()
+
+
+def pool_site_counts(store) -> dict[str, dict[str, collections.Counter]]:
+    """{host: {element: Counter(host site symbol -> successful samples)}}: where each host's pool was placed."""
+    placed = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+    for row in store.samples():
+        for el, site, *_ in row["dopants"]:
+            placed[row["host"]][el][site] += 1
+    return placed
 
 
 def pool_sites(store) -> dict[str, dict[str, str]]:
@@ -40,11 +51,55 @@ def pool_sites(store) -> dict[str, dict[str, str]]:
 
     An element placed on more than one site is given the site it was placed on most often.
     """
-    placed = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
-    for row in store.samples():
-        for el, site, *_ in row["dopants"]:
-            placed[row["host"]][el][site] += 1
-    return {h: {el: c.most_common(1)[0][0] for el, c in sorted(els.items())} for h, els in sorted(placed.items())}
+    return {h: most_frequent_sites(h, els)[0] for h, els in sorted(pool_site_counts(store).items())}
+
+
+def most_frequent_sites(host: str, counts) -> tuple[dict[str, str], list[str]]:
+    """Each element's most frequent site (of equal counts, the one counted first), and a note per element
+    seen on several.
+
+    Parameters
+    ----------
+    host : str
+        Named in the notes.
+    counts : dict of str to Counter
+        {element: Counter(host site symbol -> samples)}.
+
+    Returns
+    -------
+    sites : dict of str to str
+        {element: site}.
+    notes : list of str
+        One line per element placed on more than one site: the host, the element, each site and its
+        samples, and the site chosen (a basis holds one site per element, so the others go unexplained).
+    """
+    sites, notes = {}, []
+    for el, c in sorted(counts.items()):
+        ranked = c.most_common()  # stable: a tie keeps the order counted in, as pool_sites always did
+        sites[el] = ranked[0][0]
+        if len(ranked) > 1:
+            seen = ", ".join(f"{site} in {n}" for site, n in ranked)
+            notes.append(f"{host}: {el} sits on {len(ranked)} sites ({seen} samples); its basis puts it on {sites[el]}")
+    return sites, notes
+
+
+def recorded_site_counts(paths) -> dict[str, dict[str, collections.Counter]]:
+    """{host: {element: Counter(host site symbol -> samples)}} over the training files that record sites.
+
+    Files exported before sites were recorded add nothing (their hosts' sites are replayed:
+    :func:`generation_sites`); a sample that several files hold (same host, id and seed) counts once.
+    """
+    from defectnet.data.export import training_file_paths, training_file_sites
+
+    samples = {}
+    for path in training_file_paths(paths):
+        for key, sites in (training_file_sites(path) or {}).items():
+            samples.setdefault(key, sites)
+    counts = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+    for (host, _, _), sites in samples.items():
+        for el, site in sites.items():
+            counts[host][el][site] += 1
+    return counts
 
 
 def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None,
@@ -75,7 +130,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, existing, skipped = [], [], {}
+    written, existing, skipped, notes = [], [], {}, []
     with Store(store_path, "r") as store:
         raw = store.get_meta("config")
         if raw is None:
@@ -84,7 +139,8 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
         if cfg.tier == "mass":
             raise DefectnetError("a mass-tier store has no patches to build bases from", source=str(store_path))
         bcfg = BasisConfig(concentrations=tuple(concentrations), simulation=cfg.simulation_config())
-        pools = pool_sites(store)
+        counts = pool_site_counts(store)
+        pools = {h: most_frequent_sites(h, counts[h])[0] for h in sorted(counts)}
         names = list(pools) if hosts is None else list(hosts)
         unknown = sorted(set(names) - set(pools))
         if unknown:
@@ -103,6 +159,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
                 existing.append(name)
                 continue
             host, _ = _host_with_patches(store, cfg, name)
+            notes += most_frequent_sites(name, counts[name])[1]
             specs = [f"{el}@{site}" for el, site in pools[name].items()]
             checkpoint = out_dir / f".{name}.cells.npz"
             try:
@@ -116,7 +173,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             basis.save(path, dtype=np.float32)  # committed beside the chunks: half the size
             checkpoint.unlink(missing_ok=True)
             written.append(name)
-    return StoreBasesResult(tuple(written), tuple(existing), skipped)
+    return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
 
 
 def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None, potential: str | None = None,
@@ -126,7 +183,9 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     For data whose store is gone: each host's basis is simulated from scratch (``defectnet
     basis``) with the generation settings its training file records, its candidates the host's
     dopant pool (every element that is a true dopant in one of its samples, each on the site its
-    samples were placed on: the files do not record sites, so :func:`generation_sites` replays the
+    samples were placed on: the site the files record (``dopant_site``), most frequent over the
+    host's samples of all ``paths``; an element placed on two sites gets a line in the result's
+    notes. Files exported before sites were recorded have :func:`generation_sites` replay the
     planner of the file's config; :func:`~defectnet.doping.auto_site` put Ag on I in KI, not on K
     where the data has it). Resumable at
     three levels: a host whose file exists is skipped, a host's finished cells are kept in a
@@ -144,13 +203,13 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     """
     from defectnet.data.config import GenerateConfig
     from defectnet.data.export import training_file_paths
-    from defectnet.data.plan import planner_recommender
     from defectnet.model.dataset import host_pools, load_training_file
     from defectnet.unmix import BasisConfig, signature_basis
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, existing, skipped = [], [], {}
+    written, existing, skipped, notes = [], [], {}, []
+    recorded = recorded_site_counts(paths)  # over all files: a host two files hold is one basis
     recommenders = {}  # (n_recommend, vocabulary) -> the planner's recommender
     for path in training_file_paths(paths):
         data = load_training_file(path)
@@ -170,11 +229,13 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
                 existing.append(name)
                 continue
             elements = [el for el, on in zip(data.vocabulary, pools[h]) if on]
-            key = (cfg.sampler.n_recommend, tuple(cfg.sampler.vocabulary or ()))
-            if key not in recommenders:
-                recommenders[key] = planner_recommender(cfg.sampler)
             host = _host_input(name, cfg)
-            sites = generation_sites(host, cfg, recommenders[key], elements)
+            got = recorded.get(name, {})
+            sites, why = most_frequent_sites(name, {el: got[el] for el in elements if el in got})
+            notes += [w for w in why if w not in notes]  # a host skipped in one file is tried again from the next
+            unrecorded = [el for el in elements if el not in sites]
+            if unrecorded:
+                sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
             specs = [f"{el}@{sites[el]}" if sites.get(el) else el for el in elements]
             if progress:
                 print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
@@ -189,7 +250,17 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
             basis.save(out_dir / f"{name}.npz", dtype=np.float32)
             (out_dir / f".{name}.cells.npz").unlink(missing_ok=True)
             written.append(name)
-    return StoreBasesResult(tuple(written), tuple(existing), skipped)
+    return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
+
+
+def _recommender(cfg, cache: dict):
+    """The planner's recommender of a generation config, fitted once per (n_recommend, vocabulary) in ``cache``."""
+    from defectnet.data.plan import planner_recommender
+
+    key = (cfg.sampler.n_recommend, tuple(cfg.sampler.vocabulary or ()))
+    if key not in cache:
+        cache[key] = planner_recommender(cfg.sampler)
+    return cache[key]
 
 
 def _host_input(name: str, cfg):
@@ -205,7 +276,8 @@ def _host_input(name: str, cfg):
 def generation_sites(host, cfg, recommender, elements) -> dict[str, str | None]:
     """{element: host site symbol} each of ``elements`` was placed on by a generation with ``cfg``.
 
-    For data whose store is gone (a store says it: :func:`pool_sites`): the planner is replayed
+    For data whose store is gone and whose training files record no sites (a store says it:
+    :func:`pool_sites`; newer files too: :func:`recorded_site_counts`): the planner is replayed
     (:func:`~defectnet.data.plan.plan_host`, ``host`` a :class:`~defectnet.data.plan.HostInput`,
     ``cfg.samples_per_host`` samples, no patch excluded) and each element gets the site it was
     drawn on most often; an element the replay never draws (its pool then differed), the site of

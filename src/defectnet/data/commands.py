@@ -240,6 +240,8 @@ def _bases(args) -> int:
     print(f"{args.out}: {len(res.written)} bases written, {len(res.existing)} already there, {len(res.skipped)} skipped")
     for name, why in res.skipped.items():
         print(f"  skipped {name}: {why}")
+    for note in res.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -15,7 +15,11 @@ datasets
     fractions; ``candidates`` (n, D) bool (true dopants ∪ distractors); ``composition``
     (n, H) float32 host atomic fractions; ``host_id`` (n,) int32 index into ``host_names``
     (n_hosts,) utf-8; ``n_dopants`` (n,) int8; ``sample_id`` (n,) int64 (the store row
-    id); ``supercell_atoms`` (n,) int16.
+    id); ``supercell_atoms`` (n,) int16; ``dopant_site`` (n, D) int8, the host site each true
+    dopant sits on, as an index into ``host_elements`` (Z − 1 of the site's element; a site is a
+    host element), −1 where the element is not a dopant of the sample (so ≥ 0 exactly where
+    ``targets`` > 0). ``dopant_site`` is optional: files exported before it was added record no
+    sites (``defectnet dataset bases`` then replays the planner for them).
 
 The compact layout (``layout = "compact"``, HDF5 only; ``defectnet dataset export --compact``)
 is what gets committed to the repository and carried between sessions: each host's arrays
@@ -63,8 +67,9 @@ DATASETS: dict[str, tuple[tuple, str]] = {
     "n_dopants": ((), "int8"),
     "sample_id": ((), "int64"),
     "supercell_atoms": ((), "int16"),
+    "dopant_site": (("D",), "int8"),
 }
-OPTIONAL_DATASETS = frozenset({"host_pdos"})
+OPTIONAL_DATASETS = frozenset({"host_pdos", "dopant_site"})
 ATTRIBUTES = ("schema_version", "grid", "grid_id", "vocabulary", "host_elements", "potential", "tier",
               "broadening", "created", "defectnet_version", "config")
 _JSON_ATTRS = frozenset({"grid", "vocabulary", "host_elements", "broadening", "config"})
@@ -114,11 +119,7 @@ def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
         if h is None:
             continue  # belongs to a host that is not ok (the integrity check reports it)
         a = unpack_arrays(r["arrays"])
-        t = np.zeros(len(DOPANTS), np.float32)
-        for el, x in r["concentrations"].items():
-            t[d_of[el]] = x
-        m = np.zeros(len(DOPANTS), bool)
-        m[[d_of[el] for el in r["candidates"]]] = True
+        t, m, site = _sample_labels(r, d_of, z_of)
         host_pdos = h["host_pdos"]
         if host_pdos.shape != (grid.n_bins,):
             has_host_pdos = False
@@ -127,7 +128,7 @@ def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
                            ("doped_gpdos", a["doped_gpdos"]), ("host_pdos", host_pdos), ("targets", t),
                            ("candidates", m), ("composition", h["composition"]), ("host_id", index[h["name"]]),
                            ("n_dopants", r["n_dopants"]), ("sample_id", r["id"]),
-                           ("supercell_atoms", r["supercell_atoms"])):
+                           ("supercell_atoms", r["supercell_atoms"]), ("dopant_site", site)):
             cols[key].append(value)
     dims = {"B": grid.n_bins, "D": len(DOPANTS), "H": len(host_elements)}
     arrays = {}
@@ -151,6 +152,22 @@ def training_arrays(store) -> tuple[dict[str, np.ndarray], dict]:
         "config": json.dumps(meta.get("config", {}), sort_keys=True),
     }
     return arrays, attrs
+
+
+def _sample_labels(row, d_of, z_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets float32 (D,), candidates bool (D,), dopant_site int8 (D,)) of a store's sample row;
+    ``d_of``, ``z_of``: column of each dopant element, index of each host element."""
+    t = np.zeros(len(d_of), np.float32)
+    for el, x in row["concentrations"].items():
+        t[d_of[el]] = x
+    m = np.zeros(len(d_of), bool)
+    m[[d_of[el] for el in row["candidates"]]] = True
+    site = np.full(len(d_of), -1, np.int8)
+    for el, on, *_ in row["dopants"]:  # a sample draws each element once (sampling.sample_scenario)
+        if on not in z_of:
+            raise DefectnetError(f"host {row['host']}: site {on} of {el} is beyond Z = 94 of the host elements")
+        site[d_of[el]] = z_of[on]
+    return t, m, site
 
 
 def export(store_path, out, fmt: str | None = None, *, compact: bool = False, skip_in=()) -> dict:
@@ -309,7 +326,7 @@ def compact_arrays(arrays: dict) -> dict:
     for key, (name, base) in _DELTAS.items():
         out[name] = ((arrays[key] - arrays[base]) * DELTA_SCALE).astype(np.float16)
     for key in DATASETS:
-        if key not in _HOST_LEVEL and key not in _DELTAS:
+        if key not in _HOST_LEVEL and key not in _DELTAS and key in arrays:  # optional ones may be absent
             out[key] = arrays[key]
     out["host_names"] = arrays["host_names"]
     return out
@@ -387,6 +404,44 @@ def training_file_hosts(path) -> tuple[set[str], set[str]]:
         return present | set(json.loads(done)), set(json.loads(failed))
     except (OSError, KeyError, ValueError) as exc:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+
+
+def training_file_sites(path) -> dict[tuple[str, int, object], dict[str, str]] | None:
+    """The host site of each true dopant that a training file records, without reading spectra.
+
+    Returns
+    -------
+    dict or None
+        ``{(host name, sample_id, generation seed): {element: host site symbol}}``, one entry per
+        sample (keyed as :func:`defectnet.model.dataset.concat_training_data` tells samples
+        apart, so a sample two files hold is one key); None if the file records no sites
+        (exported before ``dopant_site`` was added).
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "dopant_site" not in z.files:
+                    return None
+                names, hid, sid, site = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"], \
+                    z["dopant_site"]
+                vocab, elements, config = (str(z[k]) for k in ("vocabulary", "host_elements", "config"))
+        else:
+            with h5py.File(path, "r") as f:
+                if "dopant_site" not in f:
+                    return None
+                names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
+                hid, sid, site = f["host_id"][()], f["sample_id"][()], f["dopant_site"][()]
+                vocab, elements, config = (f.attrs[k] for k in ("vocabulary", "host_elements", "config"))
+        vocab, elements, seed = json.loads(vocab), json.loads(elements), json.loads(config).get("seed")
+    except (OSError, KeyError, ValueError) as exc:
+        raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+    if site.shape != (len(hid), len(vocab)) or (site.size and (site.min() < -1 or site.max() >= len(elements))):
+        raise DefectnetError("dopant_site does not index host_elements per sample and dopant", source=str(path))
+    return {(names[h], s, seed): {vocab[j]: elements[site[i, j]] for j in np.flatnonzero(site[i] >= 0)}
+            for i, (h, s) in enumerate(zip(hid.tolist(), sid.tolist()))}
 
 
 def training_format(out: Path, fmt: str | None = None, compact: bool = False) -> str:
@@ -497,7 +552,30 @@ def read_training_file(path) -> dict:
     d["host_names"] = [str(x) for x in d["host_names"]]
     if n and (d["host_id"].min() < 0 or d["host_id"].max() >= len(d["host_names"])):
         raise DefectnetError("host_id indexes outside host_names", source=str(path))
+    if "dopant_site" in d:
+        problem = dopant_site_problem(d["dopant_site"], d["targets"], len(d["host_elements"]))
+        if problem:
+            raise DefectnetError(problem, source=str(path))
     return d
+
+
+def dopant_site_problem(site: np.ndarray, targets: np.ndarray, n_host_elements: int) -> str | None:
+    """Why a ``dopant_site`` array breaks the contract, else None.
+
+    Parameters
+    ----------
+    site : ndarray of int8, shape (n, D)
+        Index into the host elements per true dopant, −1 elsewhere.
+    targets : ndarray of float, shape (n, D)
+        Atomic fractions: a site is recorded exactly where one is > 0.
+    n_host_elements : int
+        H, the length of ``host_elements``.
+    """
+    if site.size and (site.min() < -1 or site.max() >= n_host_elements):
+        return "dopant_site indexes outside host_elements"
+    if not np.array_equal(site >= 0, np.asarray(targets) > 0):
+        return "dopant_site records a site where targets has no dopant, or none where it has one"
+    return None
 
 
 def training_label_problems(d: dict) -> list[str]:
