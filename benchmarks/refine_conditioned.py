@@ -71,7 +71,9 @@ def refine_host(host, rows, data, bases, model, table, args) -> list[dict]:
         absent = [el for el in cands if net["presence"][i, vocab.index(el)] < 0.5]
         held = refine(p, d, basis, synthesizer, candidates=cands, iterations=args.iterations,
                       start={el: c for el, (c, _) in cond.items()}, absent=absent)
-        row = {"host": host, "index": int(j), "true": {el: float(data.targets[j, vocab.index(el)]) for el in cands},
+        # "index" is the row of the data as built from the bases present; (host, sample_id) stays valid
+        row = {"host": host, "index": int(j), "sample_id": int(data.sample_id[j]),
+               "true": {el: float(data.targets[j, vocab.index(el)]) for el in cands},
                "unmix": {el: [plain.fit["unmixed"][el], None] for el in cands},
                "unmix + refine": {el: [plain[el]["concentration"], plain[el]["uncertainty"]] for el in cands},
                "conditioned": cond,
