@@ -125,6 +125,11 @@ def main(argv=None):
     ap.add_argument("--second-bases", default=None,
                     help="a folder of bases of training hosts from a second potential: each such sample is read "
                          "through it half the time in training (never train on a perfect match)")
+    ap.add_argument("--basis-stretch", type=float, default=0.0, metavar="FRACTION",
+                    help="in training, stretch each candidate's whole basis curve in energy by up to this fraction "
+                         "(half the time): a second potential's bands sit elsewhere too")
+    ap.add_argument("--basis-gain", type=float, default=0.0, metavar="FRACTION",
+                    help="in training, scale each candidate's basis curve by up to this fraction (half the time)")
     ap.add_argument("--compare-with", type=Path, default=None,
                     help="a saved conditioned model (e.g. the shipped one) scored on the same samples")
     ap.add_argument("--reuse-model", action="store_true",
@@ -158,7 +163,8 @@ def main(argv=None):
           f"val {len(idx['val'])} ({len(val)}), test {len(idx['test'])} ({len(test)}: {', '.join(test)})", flush=True)
 
     config = ConditionedTrainConfig(model=ModelConfig(arch="conditioned", d_model=args.width, n_layers=args.layers),
-                                    epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
+                                    epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads,
+                                    basis_stretch=args.basis_stretch, basis_gain=args.basis_gain)
     second = {}
     if args.second_bases:  # only training hosts' (validation and tests read the spectra's own potential)
         from defectnet.signatures import SignatureBasis, basis_files
@@ -209,6 +215,8 @@ def main(argv=None):
                         "left_out_no_curve": dropped},
               "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
                                              "mode_shift": config.mode_shift, "model": config.model.to_dict(),
+                                             "basis_stretch": config.basis_stretch, "basis_gain": config.basis_gain,
+                                             "basis_warp_probability": config.basis_warp_probability,
                                              "second_bases": {"dir": args.second_bases, "hosts": sorted(second),
                                                               "probability": config.second_basis_probability}},
               "rows": rows, "family_rows": family_rows, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,

@@ -260,3 +260,22 @@ def test_physics_reading_recovers_concentrations_with_coupling_and_drops_absent_
     assert torch.all(c >= 0)
     np.testing.assert_allclose(c.numpy(), true.numpy(), atol=2e-3)
     assert float(resid.norm() / delta.norm()) < 0.02
+
+
+def test_warp_curves_stretches_whole_curves_keeping_area_and_scales_them():
+    from defectnet.model.conditioned_train import ConditionedTrainConfig, warp_curves
+
+    e = GRID.centers
+    peak = np.exp(-0.5 * ((e - 0.4 * e[-1]) / (0.02 * e[-1])) ** 2)  # a curve well inside the grid
+    curves = np.broadcast_to(peak, (4, 3, 2, len(e))).astype(np.float32).copy()
+    off = ConditionedTrainConfig()
+    np.testing.assert_array_equal(warp_curves(curves, np.random.default_rng(0), off, GRID), curves)
+    stretch = ConditionedTrainConfig(basis_stretch=0.2, basis_warp_probability=1.0)
+    got = warp_curves(curves, np.random.default_rng(1), stretch, GRID)
+    first = (got * e).sum(-1) / got.sum(-1)  # each curve's mean energy moved by its own factor ...
+    assert np.ptp(first) > 0.02 * e[-1] and np.all(np.abs(first / ((peak * e).sum() / peak.sum()) - 1) <= 0.21)
+    np.testing.assert_allclose(got.sum(-1), curves.sum(-1), rtol=0.01)  # ... its area kept (to interpolation)
+    gain = ConditionedTrainConfig(basis_gain=0.3, basis_warp_probability=1.0)
+    ratio = warp_curves(curves, np.random.default_rng(2), gain, GRID).sum(-1) / curves.sum(-1)
+    assert np.all((ratio >= 0.7 - 1e-6) & (ratio <= 1.3 + 1e-6)) and np.ptp(ratio) > 0.05
+    np.testing.assert_allclose(ratio[..., 0], ratio[..., 1], rtol=1e-6)  # one factor per candidate, all knots

@@ -43,6 +43,12 @@ class ConditionedTrainConfig:
     mode_shift_probability: float = 0.5  # ... each candidate of a sample with this chance
     second_basis_probability: float = 0.5  # a sample whose host has a second potential's basis
     # (``BasisTable.with_alternative``) is read through it with this chance: never train on a perfect match
+    # A second potential moves the host's bands too, and a mode's strength with them: each candidate's whole
+    # curve stretched in energy by a factor in [1 − basis_stretch, 1 + basis_stretch] (area kept) and scaled by
+    # one in [1 − basis_gain, 1 + basis_gain], each with chance basis_warp_probability (0: off)
+    basis_stretch: float = 0.0
+    basis_gain: float = 0.0
+    basis_warp_probability: float = 0.5
 
 
 def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: str = "gpdos"):
@@ -95,6 +101,20 @@ def shift_modes(curves: np.ndarray, edges_mev: np.ndarray, scales: np.ndarray, g
     return (curves - above + moved).astype(np.float32)
 
 
+def warp_curves(curves: np.ndarray, rng, config: ConditionedTrainConfig, grid) -> np.ndarray:
+    """Curves (B, K, n, G) with each candidate's whole curve stretched in energy and scaled, each with chance
+    ``config.basis_warp_probability`` (:attr:`ConditionedTrainConfig.basis_stretch`, ``basis_gain``)."""
+    shape, p = curves.shape[:2], config.basis_warp_probability
+    if config.basis_stretch > 0:
+        s = rng.uniform(1 - config.basis_stretch, 1 + config.basis_stretch, shape)
+        s = np.where(rng.random(shape) < p, s, 1.0)
+        curves = shift_modes(curves, np.full(shape[0], -np.inf), s, grid)  # no band edge: the whole curve
+    if config.basis_gain > 0:
+        g = rng.uniform(1 - config.basis_gain, 1 + config.basis_gain, shape)
+        curves = (curves * np.where(rng.random(shape) < p, g, 1.0)[..., None, None]).astype(np.float32)
+    return curves
+
+
 class BasisInputs:
     """The conditioned model's extra inputs for samples ``b``: their candidates' curves and knots.
 
@@ -120,6 +140,8 @@ class BasisInputs:
             s = rng.uniform(1 - config.mode_shift, 1 + config.mode_shift, curves.shape[:2])
             s = np.where(rng.random(s.shape) < config.mode_shift_probability, s, 1.0)
             curves = shift_modes(curves, self.edges[b], s, self.grid)
+        if rng is not None and config is not None:
+            curves = warp_curves(curves, rng, config, self.grid)
         return torch.from_numpy(curves), torch.from_numpy(knots)
 
 
