@@ -279,3 +279,32 @@ def test_warp_curves_stretches_whole_curves_keeping_area_and_scales_them():
     ratio = warp_curves(curves, np.random.default_rng(2), gain, GRID).sum(-1) / curves.sum(-1)
     assert np.all((ratio >= 0.7 - 1e-6) & (ratio <= 1.3 + 1e-6)) and np.ptp(ratio) > 0.05
     np.testing.assert_allclose(ratio[..., 0], ratio[..., 1], rtol=1e-6)  # one factor per candidate, all knots
+
+
+def test_drop_true_dopant_removes_one_true_candidate_and_keeps_distractors():
+    from defectnet.model.conditioned_train import drop_true_dopant
+
+    rng = np.random.default_rng(0)
+    cands = rng.random((200, 12)) < 0.5
+    targets = np.where(cands & (rng.random((200, 12)) < 0.5), rng.uniform(0.002, 0.2, (200, 12)), 0.0)
+    n_true = (cands & (targets > 0)).sum(1)
+    np.testing.assert_array_equal(drop_true_dopant(cands, targets, np.random.default_rng(1), 0.0), cands)
+    got = drop_true_dopant(cands, targets, np.random.default_rng(1), 1.0)
+    assert not np.any(got & ~cands)  # nothing added
+    np.testing.assert_array_equal(got & (targets == 0), cands & (targets == 0))  # distractors kept
+    np.testing.assert_array_equal((cands & ~got).sum(1), np.minimum(n_true, 1))  # one true dopant, where there is one
+    half = drop_true_dopant(cands, targets, np.random.default_rng(2), 0.5)
+    assert 0.35 < (half != cands).any(1)[n_true > 0].mean() < 0.65
+
+
+def test_training_reads_shortened_lists_and_warped_curves():
+    data, bases = synthetic()
+    table = BasisTable(bases, data.vocabulary, GRID)
+    idx = np.arange(len(data))
+    cfg = ConditionedTrainConfig(model=SMALL, epochs=2, batch_size=32, max_minutes=1.0, threads=1,
+                                 drop_true_probability=1.0, basis_stretch=0.1, basis_gain=0.2)
+    model, history = train_conditioned(data, table, idx[::2], idx[1::2], cfg, progress=False)
+    assert history["epochs_run"] == 2 and np.isfinite(history["val_mae_at_pct"]).all()
+    out = predict_conditioned(model, data, table, idx[1::2])
+    assert np.isfinite(out["concentration"]).all()
+    assert np.all(out["concentration"][~data.candidates[1::2]] == 0)  # the hard mask holds

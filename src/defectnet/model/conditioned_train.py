@@ -49,6 +49,10 @@ class ConditionedTrainConfig:
     basis_stretch: float = 0.0
     basis_gain: float = 0.0
     basis_warp_probability: float = 0.5
+    # A spectrum may hold a signature no candidate's curve explains (a dopant left off the list, a second
+    # potential's mode): a training sample's list loses one of its true dopants with this chance, and the
+    # others keep their true targets, so that they learn not to take its signal (0: off)
+    drop_true_probability: float = 0.0
 
 
 def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: str = "gpdos"):
@@ -115,6 +119,17 @@ def warp_curves(curves: np.ndarray, rng, config: ConditionedTrainConfig, grid) -
     return curves
 
 
+def drop_true_dopant(candidates: np.ndarray, targets: np.ndarray, rng, probability: float) -> np.ndarray:
+    """Candidate masks (B, V) bool with, in each sample with chance ``probability``, one of its true dopants
+    (``targets`` (B, V) > 0 among its candidates) drawn at random and removed; distractors are kept."""
+    out = candidates.copy()
+    for i in np.flatnonzero(rng.random(len(out)) < probability):
+        true = np.flatnonzero(out[i] & (targets[i] > 0))
+        if len(true):
+            out[i, rng.choice(true)] = False
+    return out
+
+
 class BasisInputs:
     """The conditioned model's extra inputs for samples ``b``: their candidates' curves and knots.
 
@@ -128,11 +143,12 @@ class BasisInputs:
         self.table, self.rows, self.candidates, self.grid = table, rows, candidates, grid
         self.edges = area_quantile_mev(pristine, grid.edges, BAND_EDGE_QUANTILE)  # (n,) meV
 
-    def __call__(self, b, rng=None, config: ConditionedTrainConfig | None = None):
+    def __call__(self, b, rng=None, config: ConditionedTrainConfig | None = None, candidates=None):
         b = np.asarray(b)
-        curves, knots = self.table.lookup(self.rows[b], self.candidates[b])
+        candidates = self.candidates[b] if candidates is None else candidates  # (B, V) bool
+        curves, knots = self.table.lookup(self.rows[b], candidates)
         if rng is not None and config is not None and config.second_basis_probability > 0 and self.table.alternative:
-            alt_curves, alt_knots, ok = self.table.alternative_lookup(self.rows[b], self.candidates[b])
+            alt_curves, alt_knots, ok = self.table.alternative_lookup(self.rows[b], candidates)
             use = ok & (rng.random(len(b)) < config.second_basis_probability)
             curves = np.where(use[:, None, None, None], alt_curves, curves)
             knots = np.where(use[:, None, None], alt_knots, knots)
@@ -192,8 +208,11 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
             p, d = P[b], D[b]
             if config.augment.active:
                 p, d = config.augment(p, d, data.grid, rng)
-            extra = inputs(b, rng, config) if inputs else ()
-            loss, _ = model.loss(model(p, d, C[b], M[b], *extra), T[b], M[b])
+            m = M[b]
+            if config.drop_true_probability > 0:
+                m = torch.from_numpy(drop_true_dopant(m.numpy(), T[b].numpy(), rng, config.drop_true_probability))
+            extra = inputs(b, rng, config, m.numpy()) if inputs else ()
+            loss, _ = model.loss(model(p, d, C[b], m, *extra), T[b], m)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
