@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The held-out sets the conditioned network never trains on: a host in them is no training host.
-CONDITIONED_SETS = ("conditioned.py TEST_HOSTS", "conditioned.py FAMILY_TEST_HOSTS")
+CONDITIONED_SETS = ("conditioned.py TEST_HOSTS", "conditioned.py FAMILY_TEST_HOSTS", "conditioned.py CURATED_TEST_HOSTS")
 #: Keys of a training config's ``split`` that name held-out hosts.
 SPLIT_KEYS = ("ood_hosts", "calib_hosts")
 #: Status of a curated host, in the order the summary counts them.
@@ -226,12 +226,12 @@ def basis_status(folder: Path, names: Names) -> dict[str, str]:
 
 
 def held_out_sets(split_configs, names: Names) -> dict[str, list[str]]:
-    """{set: [host]}: the conditioned benchmark's ``TEST_HOSTS`` and ``FAMILY_TEST_HOSTS``, and
+    """{set: [host]}: the conditioned benchmark's ``TEST_HOSTS``, ``FAMILY_TEST_HOSTS`` and ``CURATED_TEST_HOSTS``, and
     the ``split.ood_hosts`` / ``split.calib_hosts`` of each training config in ``split_configs``."""
     import yaml
-    from conditioned import FAMILY_TEST_HOSTS, TEST_HOSTS
+    from conditioned import CURATED_TEST_HOSTS, FAMILY_TEST_HOSTS, TEST_HOSTS
 
-    sets = dict(zip(CONDITIONED_SETS, (TEST_HOSTS, FAMILY_TEST_HOSTS)))
+    sets = dict(zip(CONDITIONED_SETS, (TEST_HOSTS, FAMILY_TEST_HOSTS, CURATED_TEST_HOSTS)))
     for path in split_configs:
         split = (yaml.safe_load(Path(path).read_text()) or {}).get("split") or {}
         sets |= {f"{Path(path).name} {key}": split[key] for key in SPLIT_KEYS if split.get(key)}
@@ -408,7 +408,7 @@ def host_table_md(rows: list[dict]) -> list[str]:
 
 #: What the columns of the two tables mean.
 FAMILY_NOTE = ("Family: the library's prototype. Hosts in data: hosts with spectra in the training data, curated or "
-               "not; held out: those in the conditioned benchmark's `TEST_HOSTS` or `FAMILY_TEST_HOSTS`; training "
+               "not; held out: those in the conditioned benchmark's `TEST_HOSTS`, `FAMILY_TEST_HOSTS` or `CURATED_TEST_HOSTS`; training "
                "hosts: the others (with basis: what the conditioned network trains on). Flag: fewer than two training "
                "hosts (or fewer than two with a basis).")
 HOST_NOTE = ("Files: spectra per committed file (validation and cross-potential files are not training data). Reason: "
