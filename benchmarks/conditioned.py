@@ -141,6 +141,9 @@ def main(argv=None):
     ap.add_argument("--drop-true", type=float, default=0.0, metavar="PROBABILITY",
                     help="in training, remove one true dopant from a sample's candidates with this chance (the "
                          "others must not take its signal)")
+    ap.add_argument("--foreign-curves", type=float, default=0.0, metavar="PROBABILITY",
+                    help="in training, read a candidate through the same element's curve in another training host "
+                         "with this chance (a basis that does not match its spectrum)")
     ap.add_argument("--compare-with", type=Path, default=None,
                     help="a saved conditioned model (e.g. the shipped one) scored on the same samples")
     ap.add_argument("--reuse-model", action="store_true",
@@ -176,7 +179,8 @@ def main(argv=None):
     config = ConditionedTrainConfig(model=ModelConfig(arch="conditioned", d_model=args.width, n_layers=args.layers),
                                     epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads,
                                     basis_stretch=args.basis_stretch, basis_gain=args.basis_gain,
-                                    drop_true_probability=args.drop_true)
+                                    drop_true_probability=args.drop_true,
+                                    foreign_curve_probability=args.foreign_curves)
     second = {}
     if args.second_bases:  # only training hosts' (validation and tests read the spectra's own potential)
         from defectnet.signatures import SignatureBasis, basis_files
@@ -235,6 +239,7 @@ def main(argv=None):
                                              "basis_stretch": config.basis_stretch, "basis_gain": config.basis_gain,
                                              "basis_warp_probability": config.basis_warp_probability,
                                              "drop_true_probability": config.drop_true_probability,
+                                             "foreign_curve_probability": config.foreign_curve_probability,
                                              "second_bases": {"dir": args.second_bases, "hosts": sorted(second),
                                                               "probability": config.second_basis_probability}},
               "rows": rows, **{f"{k}_rows": g[2] for k, g in groups.items()}, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,

@@ -302,9 +302,38 @@ def test_training_reads_shortened_lists_and_warped_curves():
     table = BasisTable(bases, data.vocabulary, GRID)
     idx = np.arange(len(data))
     cfg = ConditionedTrainConfig(model=SMALL, epochs=2, batch_size=32, max_minutes=1.0, threads=1,
-                                 drop_true_probability=1.0, basis_stretch=0.1, basis_gain=0.2)
+                                 drop_true_probability=1.0, basis_stretch=0.1, basis_gain=0.2,
+                                 foreign_curve_probability=0.5)
     model, history = train_conditioned(data, table, idx[::2], idx[1::2], cfg, progress=False)
     assert history["epochs_run"] == 2 and np.isfinite(history["val_mae_at_pct"]).all()
     out = predict_conditioned(model, data, table, idx[1::2])
     assert np.isfinite(out["concentration"]).all()
     assert np.all(out["concentration"][~data.candidates[1::2]] == 0)  # the hard mask holds
+
+
+def test_foreign_curves_come_from_the_same_element_in_another_allowed_host():
+    from defectnet.model.conditioned_train import foreign_curves
+
+    data, bases = synthetic()
+    table = BasisTable(bases, data.vocabulary, GRID)
+    rows = table.rows_of(data)
+    b = np.arange(len(data))
+    curves, knots = table.lookup(rows[b], data.candidates[b])
+    allowed = np.arange(0, len(table.hosts), 2)  # "training hosts": every other one
+    same, _ = foreign_curves(curves, knots, table, rows[b], data.candidates[b], allowed, np.random.default_rng(0), 0.0)
+    np.testing.assert_array_equal(same, curves)
+    got, got_knots = foreign_curves(curves, knots, table, rows[b], data.candidates[b], allowed,
+                                    np.random.default_rng(0), 1.0)
+    order, valid = candidate_order(data.candidates[b])
+    changed = 0
+    for i, k in np.argwhere(valid):
+        v = order[i, k]
+        sources = [r for r in allowed if table.has[r, v] and r != rows[i]]
+        if not sources:
+            np.testing.assert_array_equal(got[i, k], curves[i, k])
+            continue
+        match = [r for r in sources if np.array_equal(got[i, k], table.curves[r, v])]
+        assert match, (i, k)  # another allowed host's curve of the same element, never its own host's
+        np.testing.assert_array_equal(got_knots[i, k], table.knots[match[0], v])
+        changed += 1
+    assert changed > 0.5 * valid.sum() and not np.array_equal(got, curves)

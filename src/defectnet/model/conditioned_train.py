@@ -53,6 +53,10 @@ class ConditionedTrainConfig:
     # potential's mode): a training sample's list loses one of its true dopants with this chance, and the
     # others keep their true targets, so that they learn not to take its signal (0: off)
     drop_true_probability: float = 0.0
+    # The shipped model, the most robust to a second potential's spectra, trained on some bases with a candidate
+    # on the wrong site: a candidate's curve is replaced with this chance by the same element's curve in another
+    # training host, so the network never trusts a curve blindly (0: off)
+    foreign_curve_probability: float = 0.0
 
 
 def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: str = "gpdos"):
@@ -130,6 +134,25 @@ def drop_true_dopant(candidates: np.ndarray, targets: np.ndarray, rng, probabili
     return out
 
 
+def foreign_curves(curves, knots, table, rows, candidates, allowed_rows, rng, probability: float):
+    """``curves`` (B, K, n, G) and ``knots`` (B, K, n) of samples in host rows ``rows`` (B,) with each candidate's,
+    with chance ``probability``, replaced by the same element's in another of ``allowed_rows`` of ``table``
+    (a candidate no other allowed host has keeps its own)."""
+    from defectnet.model.conditioned import candidate_order
+
+    order, valid = candidate_order(candidates)
+    curves, knots = curves.copy(), knots.copy()
+    allowed = np.zeros(len(table.hosts), bool)
+    allowed[np.asarray(allowed_rows, int)] = True
+    for i, k in np.argwhere(valid & (rng.random(valid.shape) < probability)):
+        others = np.flatnonzero(table.has[:, order[i, k]] & allowed)
+        others = others[others != rows[i]]
+        if len(others):
+            r = rng.choice(others)
+            curves[i, k], knots[i, k] = table.curves[r, order[i, k]], table.knots[r, order[i, k]]
+    return curves, knots
+
+
 class BasisInputs:
     """The conditioned model's extra inputs for samples ``b``: their candidates' curves and knots.
 
@@ -139,8 +162,9 @@ class BasisInputs:
     candidate's local modes move with chance ``mode_shift_probability``.
     """
 
-    def __init__(self, table, rows, candidates, pristine, grid):
+    def __init__(self, table, rows, candidates, pristine, grid, foreign_rows=()):
         self.table, self.rows, self.candidates, self.grid = table, rows, candidates, grid
+        self.foreign_rows = foreign_rows  # host rows whose curves may stand in for a candidate's (training hosts')
         self.edges = area_quantile_mev(pristine, grid.edges, BAND_EDGE_QUANTILE)  # (n,) meV
 
     def __call__(self, b, rng=None, config: ConditionedTrainConfig | None = None, candidates=None):
@@ -152,6 +176,9 @@ class BasisInputs:
             use = ok & (rng.random(len(b)) < config.second_basis_probability)
             curves = np.where(use[:, None, None, None], alt_curves, curves)
             knots = np.where(use[:, None, None], alt_knots, knots)
+        if rng is not None and config is not None and config.foreign_curve_probability > 0:
+            curves, knots = foreign_curves(curves, knots, self.table, self.rows[b], candidates, self.foreign_rows, rng,
+                                           config.foreign_curve_probability)
         if rng is not None and config is not None and config.mode_shift > 0:
             s = rng.uniform(1 - config.mode_shift, 1 + config.mode_shift, curves.shape[:2])
             s = np.where(rng.random(s.shape) < config.mode_shift_probability, s, 1.0)
@@ -194,7 +221,8 @@ def train_conditioned(data, table, train_idx, val_idx, config: ConditionedTrainC
     tensors = training_tensors(data, config.spectrum_mode)
     P, D, C, M, T = tensors
     rows = table.rows_of(data) if table is not None else None
-    inputs = BasisInputs(table, rows, data.candidates, P.numpy(), data.grid) if config.model.arch == "conditioned" else None
+    inputs = (BasisInputs(table, rows, data.candidates, P.numpy(), data.grid, foreign_rows=np.unique(rows[train_idx]))
+              if config.model.arch == "conditioned" else None)
     model = build_model(config.model, data.grid, data.vocabulary, data.host_elements)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * int(np.ceil(len(train_idx) / config.batch_size))
