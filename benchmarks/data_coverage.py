@@ -446,7 +446,7 @@ def table_md(r: dict) -> str:
     lines += [f"- unreadable store {s}" for s in r["sources"]["unreadable_stores"]]
     lines += [f"- held out, {label}: {', '.join(hosts)}" for label, hosts in r["sources"]["held_out"].items()]
     made = f"Commit {p['commit']}, `{p['command']}`, {p['date']}"
-    lines += ["", f"{made}; data read from {p['data_root']} at commit {p['data_commit']}."]
+    lines += ["", f"{made}; data read at commit {p['data_commit']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -516,7 +516,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     result = coverage(args)
     result["seconds"] = round(time.perf_counter() - t0, 2)
-    result["provenance"] = provenance() | {"data_root": str(Path.cwd()), "data_commit": git_commit(Path.cwd())}
+    result["provenance"] = provenance() | {"data_commit": git_commit(Path.cwd())}  # no machine path in a result
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "coverage.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     (args.out / "coverage.md").write_text(table_md(result))

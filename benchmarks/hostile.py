@@ -431,6 +431,7 @@ def run_predict(args: list[str], json_path: Path) -> SimpleNamespace:
 
     t0 = time.perf_counter()
     code, out, err, raw = run_captured(["predict", *args])
+    out, err = (t.replace(f"{ROOT}/", "") for t in (out, err))  # paths in messages relative to the repo: no machine path
     result = json.loads(json_path.read_text()) if code == 0 and json_path.is_file() else None
     return SimpleNamespace(code=code, out=out, err=err, raw_warnings=raw, result=result, seconds=time.perf_counter() - t0)
 
