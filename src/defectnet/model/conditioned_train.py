@@ -158,8 +158,11 @@ class BasisInputs:
 
     Called with an ``rng`` and a training config, as in training: a sample whose host has an
     alternative basis (:meth:`~defectnet.model.conditioned.BasisTable.with_alternative`) covering
-    its candidates is read through it with chance ``second_basis_probability``, and then each
-    candidate's local modes move with chance ``mode_shift_probability``.
+    its candidates is read through it with chance ``second_basis_probability``; then a candidate is read
+    through another training host's curve of its element (``foreign_curve_probability``, from
+    ``foreign_rows``), its local modes move (``mode_shift_probability``) and its whole curve is warped
+    (:func:`warp_curves`). ``candidates`` (B, V), when given, replaces the samples' own lists (one
+    with a true dopant left off, :func:`drop_true_dopant`).
     """
 
     def __init__(self, table, rows, candidates, pristine, grid, foreign_rows=()):
