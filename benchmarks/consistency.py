@@ -58,7 +58,7 @@ def load_arrays(paths) -> dict:
     """Every committed sample as arrays on the files' one grid: ``host`` names, ``total`` concentration,
     ``p``/``d`` pristine and doped GPDoS, ``pt``/``dt`` their total PDoS, ``q`` the host's q-mesh total PDoS,
     ``edges`` (meV)."""
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
     from defectnet.grid import EnergyGrid
 
     parts = {k: [] for k in ("host", "total", "p", "d", "pt", "dt", "q")}
@@ -81,7 +81,7 @@ def load_arrays(paths) -> dict:
 def load(paths):
     """Per sample (host, total concentration, pristine GPDoS, doped GPDoS) and per host (pristine total,
     q-mesh total, pristine GPDoS) as Spectrum objects on the files' grid."""
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
     from defectnet.grid import EnergyGrid
     from defectnet.spectrum import Spectrum
 

@@ -115,7 +115,7 @@ def committed_data(paths, names: Names) -> dict:
     Parameters
     ----------
     paths : list of Path
-        The files (:func:`defectnet.data.export.training_file_paths`).
+        The files (:func:`defectnet.data.training_file.training_file_paths`).
     names : Names
         Resolves the files' host names.
 
@@ -126,7 +126,7 @@ def committed_data(paths, names: Names) -> dict:
         of the files that list a host without a spectrum, ``failed`` {host: {reason: [file]}},
         ``done`` (hosts a file holds with all their samples) and ``settings`` ({(tier, potential)}).
     """
-    from defectnet.data.export import training_file_hosts
+    from defectnet.data.training_file import training_file_hosts
 
     out = {"spectra": defaultdict(dict), "listed": defaultdict(list), "failed": defaultdict(lambda: defaultdict(list)),
            "done": set(), "settings": set()}
@@ -472,7 +472,7 @@ def coverage(args) -> dict:
         ``counts``, ``families``, ``curated`` (one row per curated host), ``data``,
         ``observations`` and ``sources``.
     """
-    from defectnet.data.export import training_file_paths
+    from defectnet.data.training_file import training_file_paths
     from defectnet.hosts import get_library
 
     library = get_library()

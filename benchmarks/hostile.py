@@ -73,7 +73,7 @@ class Base:
 def bases(seed: int) -> list[Base]:
     """The README example (plain, and with its basis) and PER_HOST seeded committed samples of each of HOSTS
     with at most 25 at.% of dopants in all (the model's range)."""
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
     from defectnet.elements import DOPANTS
     from defectnet.grid import EnergyGrid
     from defectnet.io import read_spectrum
@@ -98,7 +98,7 @@ def bases(seed: int) -> list[Base]:
 
 def other_host_gpdos(name: str, e: np.ndarray) -> np.ndarray:
     """The pristine GPDoS of another committed host (textbook chunk), on the points ``e``."""
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
     from defectnet.grid import EnergyGrid
 
     t = read_training_file(TEXTBOOK)

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     from defectnet.unmix import METHODS, BasisConfig, SignatureBasis, basis_files, signature_basis, unmix_arrays
 
     torch.set_num_threads(1)
-    from defectnet.data.export import training_file_hosts, training_file_paths
+    from defectnet.data.training_file import training_file_hosts, training_file_paths
 
     files = training_file_paths(args.data)
     model = load_model()

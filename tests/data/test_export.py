@@ -1,6 +1,6 @@
 """Export of a generation store (``defectnet.data.export``) on EMT hosts: the training-file
-contract, the compact layout, chunking without overlap (``--skip-in``, ``hosts.exclude_from``),
-joining chunks by host, and refusal of broken files."""
+contract (``defectnet.data.training_file``), the compact layout, chunking without overlap
+(``--skip-in``, ``hosts.exclude_from``), joining chunks by host, and refusal of broken files."""
 
 import json
 import shutil
@@ -14,7 +14,8 @@ from ase.build import bulk
 
 from defectnet.cli import main
 from defectnet.data.config import GenerateConfig
-from defectnet.data.export import TRAINING_SCHEMA_VERSION, export, read_training_file
+from defectnet.data.export import export
+from defectnet.data.training_file import TRAINING_SCHEMA_VERSION, read_training_file
 from defectnet.data.generate import run_generate
 from defectnet.data.store import Store, sample_id
 from defectnet.elements import DOPANTS
@@ -99,7 +100,7 @@ def test_export_skips_samples_an_earlier_chunk_holds(emt_store, tmp_path, capsys
     assert not key(a) & key(b)  # no sample twice
     assert key(a) | key(b) == key(read_training_file(export(out, tmp_path / "all.h5")["path"]))  # none lost
     assert {b["host_names"][h] for h in b["host_id"]} == {"Cu"} and len(b["sample_id"]) == 18 - first["n_samples"]
-    from defectnet.data.export import training_file_hosts
+    from defectnet.data.training_file import training_file_hosts
 
     assert "Cu" not in training_file_hosts(chunks / "chunk-001.h5")[0]  # Cu was exported mid-run
     assert "Cu" in training_file_hosts(tmp_path / "chunk-002.h5")[0]
@@ -111,7 +112,7 @@ def test_export_skips_samples_an_earlier_chunk_holds(emt_store, tmp_path, capsys
 
 def test_a_host_done_in_a_chunk_counts_even_with_all_its_samples_in_earlier_chunks(tmp_path):
     """--skip-in can leave none of a finished host's samples in the new chunk; it is still done."""
-    from defectnet.data.export import training_file_hosts
+    from defectnet.data.training_file import training_file_hosts
 
     with h5py.File(tmp_path / "c.h5", "w") as f:
         f["host_names"], f["host_id"] = np.array([b"A", b"B"]), np.array([1, 1])  # only B's samples are new
@@ -267,7 +268,7 @@ def _strip_sites(path):
 def test_export_records_the_site_of_each_dopant(emt_store, tmp_path):
     """The site each dopant was placed on survives h5, npz and the compact layout, as the store has it;
     one Cu sample's dopant is moved to the Au site in a copy of the store, so the sites are not all alike."""
-    from defectnet.data.export import training_file_sites
+    from defectnet.data.training_file import training_file_sites
 
     src = tmp_path / "s.sqlite"
     shutil.copy(emt_store[0], src)
@@ -291,7 +292,7 @@ def test_export_records_the_site_of_each_dopant(emt_store, tmp_path):
 
 @pytest.mark.parametrize("name,compact", [("d.h5", False), ("d.npz", False), ("c.h5", True)])
 def test_a_training_file_without_sites_still_reads(emt_store, tmp_path, name, compact):
-    from defectnet.data.export import training_file_sites
+    from defectnet.data.training_file import training_file_sites
     from defectnet.model.dataset import load_training_file as load_for_model
 
     out, _, _ = emt_store

@@ -18,7 +18,7 @@ def _noise(g, upto=None, seed=0):
 
 def _other_host(name):
     """The pristine GPDoS of another committed host (the textbook chunk), on the example's bins."""
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
 
     d = read_training_file(Path(__file__).resolve().parents[2] / "datasets" / "textbook" / "textbook-001.h5")
     i = int(np.flatnonzero(np.asarray(d["host_id"]) == d["host_names"].index(name))[0])

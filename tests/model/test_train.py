@@ -222,7 +222,7 @@ def test_training_file_round_trip(data, tmp_path):
         assert np.array_equal(back.targets, data.targets) and np.array_equal(back.candidates, data.candidates)
         assert list(back.host_names) == list(data.host_names)
         try:  # the dataset pipeline's own reader must accept what we write (one contract)
-            from defectnet.data.export import read_training_file as pipeline_reader
+            from defectnet.data.training_file import read_training_file as pipeline_reader
         except ImportError:
             continue
         d = pipeline_reader(tmp_path / name)

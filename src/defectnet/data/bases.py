@@ -89,7 +89,7 @@ def recorded_site_counts(paths) -> dict[str, dict[str, collections.Counter]]:
     Files exported before sites were recorded add nothing (their hosts' sites are replayed:
     :func:`generation_sites`); a sample that several files hold (same host, id and seed) counts once.
     """
-    from defectnet.data.export import training_file_paths, training_file_sites
+    from defectnet.data.training_file import training_file_paths, training_file_sites
 
     samples = {}
     for path in training_file_paths(paths):
@@ -202,7 +202,7 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
         Simulate with this MLIP instead of the one the files record (all other settings theirs).
     """
     from defectnet.data.config import GenerateConfig
-    from defectnet.data.export import training_file_paths
+    from defectnet.data.training_file import training_file_paths
     from defectnet.model.dataset import host_pools, load_training_file
     from defectnet.unmix import BasisConfig, signature_basis
 

@@ -198,7 +198,7 @@ def _check(args) -> int:
     from defectnet.data.store import IntegrityReport, Store
 
     if Path(args.store).suffix.lower() in TRAINING_SUFFIXES:  # a training file: its labels against its supercells
-        from defectnet.data.export import read_training_file, training_label_problems
+        from defectnet.data.training_file import read_training_file, training_label_problems
 
         d = read_training_file(args.store)
         problems = training_label_problems(d)

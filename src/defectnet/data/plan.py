@@ -113,7 +113,7 @@ def hosts_in_training_files(paths) -> set[str]:
     predecessors); a file that is not a readable training file is an error. A host listed
     without samples (its samples were still to come) is not done.
     """
-    from defectnet.data.export import training_file_hosts, training_file_paths
+    from defectnet.data.training_file import training_file_hosts, training_file_paths
 
     names: set[str] = set()
     for f in training_file_paths(paths, missing_ok=True):

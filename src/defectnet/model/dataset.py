@@ -1,8 +1,8 @@
 """Training files as tensors: loading, a synthetic generator, host-grouped splits, candidates.
 
 The training file (written by ``defectnet dataset export`` or :func:`write_training_file`) has
-one contract, one reader and one writer, in :mod:`defectnet.data.export`; :func:`load_training_file`
-is the entry point that reads one or many files (or a store) into a
+one contract, one reader and one writer, in :mod:`defectnet.data.training_file`;
+:func:`load_training_file` is the entry point that reads one or many files (or a store) into a
 :class:`TrainingData` of n samples on one :class:`~defectnet.grid.EnergyGrid` of G bins, the
 dopant vocabulary of V elements (:data:`defectnet.elements.DOPANTS`) and H host elements.
 
@@ -23,7 +23,7 @@ import periodictable
 
 from defectnet.elements import DOPANTS
 from defectnet.errors import DefectnetError
-from defectnet.data.export import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
+from defectnet.data.training_file import TRAINING_SCHEMA_VERSION as SCHEMA_VERSION
 from defectnet.grid import DEFAULT_GRID, EnergyGrid
 from defectnet.settings import Settings
 
@@ -134,7 +134,7 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         Missing file, unknown suffix, wrong schema, a store that cannot be exported, or
         files that cannot be joined (another grid, vocabulary, potential or tier).
     """
-    from defectnet.data.export import training_file_paths
+    from defectnet.data.training_file import training_file_paths
 
     paths = training_file_paths(path)
     if len(paths) > 1:
@@ -145,7 +145,7 @@ def load_training_file(path, *, export_dir=None) -> TrainingData:
         return load_training_file(_export_store(path, export_dir))
     if suffix not in (".h5", ".hdf5", ".npz"):
         raise DefectnetError(f"training data {path}: expected .h5, .npz or .sqlite, got {suffix!r}")
-    from defectnet.data.export import read_training_file
+    from defectnet.data.training_file import read_training_file
 
     return _from_contract(read_training_file(path), source=str(path))
 
@@ -206,7 +206,7 @@ def _generation_seed(d: TrainingData):
 
 
 def _from_contract(d: dict, source: str) -> TrainingData:
-    """TrainingData from the validated dict of :func:`defectnet.data.export.read_training_file`."""
+    """TrainingData from the validated dict of :func:`defectnet.data.training_file.read_training_file`."""
     skip = {*TRAINING_ARRAYS, "host_names", "grid", "vocabulary", "host_elements"}
     attrs = {k: v for k, v in d.items() if k not in skip and not isinstance(v, np.ndarray)}
     attrs["source"] = source
@@ -228,7 +228,7 @@ def write_training_file(data: TrainingData, path) -> Path:
     import time
 
     import defectnet
-    from defectnet.data.export import write_training_arrays
+    from defectnet.data.training_file import write_training_arrays
 
     attrs = {
         "schema_version": SCHEMA_VERSION,
