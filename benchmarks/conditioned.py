@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -234,12 +234,7 @@ def main(argv=None):
                         **{f"{k}_test": g[0] for k, g in groups.items()},
                         **{f"n_{k}_test": int(len(g[1])) for k, g in groups.items()},
                         "left_out_no_curve": dropped},
-              "history": history, "config": {"epochs": config.epochs, "max_minutes": config.max_minutes,
-                                             "mode_shift": config.mode_shift, "model": config.model.to_dict(),
-                                             "basis_stretch": config.basis_stretch, "basis_gain": config.basis_gain,
-                                             "basis_warp_probability": config.basis_warp_probability,
-                                             "drop_true_probability": config.drop_true_probability,
-                                             "foreign_curve_probability": config.foreign_curve_probability,
+              "history": history, "config": {**asdict(config), "model": config.model.to_dict(),  # every field, none forgotten
                                              "second_bases": {"dir": args.second_bases, "hosts": sorted(second),
                                                               "probability": config.second_basis_probability}},
               "rows": rows, **{f"{k}_rows": g[2] for k, g in groups.items()}, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,
