@@ -232,21 +232,23 @@ def training_file_sites(path) -> dict[tuple[str, int, object], dict[str, str]] |
             with np.load(path, allow_pickle=False) as z:
                 if "dopant_site" not in z.files:
                     return None
-                names, hid, sid, site = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"], \
-                    z["dopant_site"]
+                names, hid, sid = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"]
+                site, targets = z["dopant_site"], z["targets"]
                 vocab, elements, config = (str(z[k]) for k in ("vocabulary", "host_elements", "config"))
         else:
             with h5py.File(path, "r") as f:
                 if "dopant_site" not in f:
                     return None
                 names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
-                hid, sid, site = f["host_id"][()], f["sample_id"][()], f["dopant_site"][()]
+                hid, sid, site, targets = (f[k][()] for k in ("host_id", "sample_id", "dopant_site", "targets"))
                 vocab, elements, config = (f.attrs[k] for k in ("vocabulary", "host_elements", "config"))
         vocab, elements, seed = json.loads(vocab), json.loads(elements), json.loads(config).get("seed")
     except (OSError, KeyError, ValueError) as exc:
         raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
-    if site.shape != (len(hid), len(vocab)) or (site.size and (site.min() < -1 or site.max() >= len(elements))):
-        raise DefectnetError("dopant_site does not index host_elements per sample and dopant", source=str(path))
+    problem = ("dopant_site is not one row per sample and a column per dopant" if site.shape != (len(hid), len(vocab))
+               else dopant_site_problem(site, targets, len(elements)))  # the check read_training_file makes
+    if problem:
+        raise DefectnetError(problem, source=str(path))
     return {(names[h], s, seed): {vocab[j]: elements[site[i, j]] for j in np.flatnonzero(site[i] >= 0)}
             for i, (h, s) in enumerate(zip(hid.tolist(), sid.tolist()))}
 
