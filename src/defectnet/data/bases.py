@@ -139,8 +139,8 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
         if cfg.tier == "mass":
             raise DefectnetError("a mass-tier store has no patches to build bases from", source=str(store_path))
         bcfg = BasisConfig(concentrations=tuple(concentrations), simulation=cfg.simulation_config())
-        counts = pool_site_counts(store)
-        pools = {h: most_frequent_sites(h, counts[h])[0] for h in sorted(counts)}
+        chosen = {h: most_frequent_sites(h, c) for h, c in sorted(pool_site_counts(store).items())}  # (sites, notes)
+        pools = {h: sites for h, (sites, _) in chosen.items()}
         names = list(pools) if hosts is None else list(hosts)
         unknown = sorted(set(names) - set(pools))
         if unknown:
@@ -159,7 +159,7 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
                 existing.append(name)
                 continue
             host, _ = _host_with_patches(store, cfg, name)
-            notes += most_frequent_sites(name, counts[name])[1]
+            notes += chosen[name][1]
             specs = [f"{el}@{site}" for el, site in pools[name].items()]
             checkpoint = out_dir / f".{name}.cells.npz"
             try:
