@@ -148,6 +148,9 @@ def main(argv=None):
                     help="a saved conditioned model (e.g. the shipped one) scored on the same samples")
     ap.add_argument("--reuse-model", action="store_true",
                     help="score the model --model-out holds instead of training, on the split it was trained on")
+    ap.add_argument("--ensemble", default=None, metavar="PATHS",
+                    help="comma-separated trained conditioned models: combine them into one ensemble, write it to "
+                         "--model-out and score it (as --reuse-model; a host any member saw counts as seen)")
     args = ap.parse_args(argv)
 
     from defectnet.model.checkpoint import basis_requirements, load_model, save_checkpoint
@@ -160,6 +163,13 @@ def main(argv=None):
     data, table, bases, dropped = basis_training_data(args.data, args.bases, seed=args.seed)
     model, history = None, None
     names = np.asarray(data.host_names, str)[data.host_id]
+    if args.ensemble:
+        from defectnet.model.ensemble import combine
+
+        members = [load_model(p, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary)
+                   for p in args.ensemble.split(",")]
+        save_checkpoint(combine(members), args.model_out)
+        args.reuse_model = True
     if args.reuse_model:  # scored on the split it was trained on (bases added since are in none of its parts)
         model = load_model(args.model_out, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary)
         history = model.meta["metrics"]["history"]
@@ -226,8 +236,9 @@ def main(argv=None):
         for h in group:
             r = np.flatnonzero(names[g_idx] == h)
             per_host[h] = {"n": int(len(r)), "conditioned": scores(out["concentration"][r], T[r], M[r])["mae_at_pct"]}
-    if not args.reuse_model:  # the checkpoint carries its test scores (predict shows them as the model's)
-        save_checkpoint(model, args.model_out, metrics={"history": history, "test_ood": rows["conditioned"],
+    if not args.reuse_model or args.ensemble:  # the checkpoint carries its test scores (predict shows them)
+        save_checkpoint(model, args.model_out, metrics={**model.meta.get("metrics", {}), "history": history,
+                                                        "test_ood": rows["conditioned"],
                                                         "test_ood_unmix": rows["unmix"], "per_host_mae_at_pct": per_host})
         print(f"wrote {args.model_out}")
     result = {"split": {"train": train, "val": val, "test": test, "n": {k: int(len(v)) for k, v in idx.items()},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from defectnet.elements import DOPANTS
 from defectnet.model.conditioned import ConditionedNet
+from defectnet.model.ensemble import Ensemble
 from defectnet.model.network import DefectNet, ModelConfig, PaperNet, SpectralModel
 
 #: Architecture name -> model class (its names are :data:`~defectnet.model.network.ARCHITECTURE_NAMES`).
@@ -14,5 +15,8 @@ ARCHITECTURES = {"defectnet": DefectNet, "paper": PaperNet, "conditioned": Condi
 
 
 def build_model(config: ModelConfig, grid, vocabulary=DOPANTS, host_elements=None) -> SpectralModel:
-    """The model ``config.arch`` for an :class:`~defectnet.grid.EnergyGrid` and a vocabulary of V elements."""
+    """The model ``config.arch`` for an :class:`~defectnet.grid.EnergyGrid` and a vocabulary of V elements
+    (an :class:`~defectnet.model.ensemble.Ensemble` of ``config.ensemble`` such models when that is > 1)."""
+    if config.ensemble > 1:
+        return Ensemble(config, grid, vocabulary, host_elements, build_model)
     return ARCHITECTURES[config.arch](config, grid, vocabulary, host_elements)

@@ -65,12 +65,16 @@ class ModelConfig(Settings, what="model config"):
     paper_hidden: int = 256
     paper_target_scale: float = 10.0
     paper_eps: float = 1e-3
+    # --- members answering as one mixture (defectnet.model.ensemble; built from trained models, 1 = one network)
+    ensemble: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "paper_channels", tuple(self.paper_channels))
         if self.arch not in ARCHITECTURE_NAMES:
             raise DefectnetError(f"unknown architecture {self.arch!r}; expected one of {sorted(ARCHITECTURE_NAMES)}")
+        if self.ensemble < 1 or (self.ensemble > 1 and self.arch == "paper"):
+            raise DefectnetError(f"ensemble must be ≥ 1 (and 1 for the paper architecture), got {self.ensemble}")
         if self.d_model % self.n_heads or self.paper_channels[-1] % self.paper_heads:
             raise DefectnetError("d_model must be divisible by n_heads (and paper width by paper_heads)")
 
