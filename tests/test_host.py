@@ -100,3 +100,23 @@ def test_a_saved_host_is_read_back_with_its_patches(host, tmp_path):
     with pytest.raises(DefectnetError, match="not a saved host"):
         Host.load(tmp_path / "other.npz")
 
+
+
+def test_patches_computed_by_worker_processes_give_the_same_basis(cu_sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "parallel"))
+    parallel = Host.load(bulk("Cu", "fcc", a=3.6), cu_sim)
+    from defectnet.doping import parse_dopants
+
+    specs = parse_dopants("Ag:0.02,Ni:0.02,Pd:0.02")
+    assert parallel.compute_patches(specs, workers=2) == {}
+    assert parallel.pristine.patch_cache == {}  # computed in the workers, handed over by the disk cache only
+    cached = sorted(p.name for p in parallel.pristine.disk_cache.path.glob("patches/*"))
+    assert [n.split("-")[1] for n in cached] == ["Ag", "Ni", "Pd"]
+    assert parallel.compute_patches(specs, workers=2) == {}  # all cached: no process started, nothing to do
+    a = parallel.basis(["Ag", "Ni", "Pd"], (4 / 108,), workers=2)
+    monkeypatch.setenv("DEFECTNET_CACHE", str(tmp_path / "serial"))
+    b = Host.load(bulk("Cu", "fcc", a=3.6), cu_sim).basis(["Ag", "Ni", "Pd"], (4 / 108,), workers=1)
+    # the same up to float rounding (one torch thread in the workers; patches read back from the cache)
+    np.testing.assert_allclose(a.curves["gpdos"], b.curves["gpdos"], atol=1e-3 * np.abs(b.curves["gpdos"]).max())
+    monkeypatch.setenv("DEFECTNET_CACHE", "off")  # no cache to hand patches over: nothing in parallel
+    assert Host.load(bulk("Cu", "fcc", a=3.6), cu_sim).compute_patches(specs, workers=2) == {}

@@ -14,7 +14,7 @@ import sys
 from defectnet.data.commands import DatasetCommand, GenerateCommand
 from defectnet.errors import DefectnetError
 from defectnet.model.commands import Evaluate, Finetune, Train
-from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, emit_json
+from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, default_workers, emit_json, positive_int
 
 
 def _supercell_atoms(text: str):
@@ -99,6 +99,9 @@ class Basis(Command):
         p.add_argument("--concentrations", type=_fractions, default=(0.01, 0.05, 0.15),
                        help="atomic fractions each candidate is simulated at, alone (default 0.01,0.05,0.15)")
         p.add_argument("--placements", type=int, default=1, help="seeded random placements per concentration")
+        p.add_argument("--workers", type=positive_int, default=default_workers(),
+                       help="processes computing the candidates' force-constant patches at once (default: the "
+                            "machine's cores, up to 4)")
         _simulation_arguments(p)
         p.add_argument("--out", required=True, help="the basis file to write (.npz)")
 
@@ -111,7 +114,8 @@ class Basis(Command):
         config = BasisConfig(concentrations=args.concentrations, placements=args.placements,
                              simulation=_simulation_config(args))
         cells = Path(f"{args.out}.cells.npz")  # finished cells: a rerun after a crash picks up from here
-        basis = signature_basis(args.host, cands, config, checkpoint=cells, progress=not args.quiet)
+        basis = signature_basis(args.host, cands, config, checkpoint=cells, progress=not args.quiet,
+                                workers=args.workers)
         out = basis.save(args.out)
         cells.unlink(missing_ok=True)
         for el, why in basis.failed.items():

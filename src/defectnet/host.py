@@ -266,15 +266,73 @@ class Host:
                                 doped_atoms=self._relaxed_structure(placed, config), config=config, meta=meta)
 
     def basis(self, candidates, concentrations=(0.01, 0.05, 0.15), *, placements: int = 1, checkpoint=None,
-              synthesis: bool = True) -> SignatureBasis:
+              synthesis: bool = True, workers: int = 1) -> SignatureBasis:
         """Each candidate's signature alone at ``concentrations`` (atomic fractions), ``placements`` seeds each.
 
         ``candidates``: ``"Si"`` (site chosen as the simulator does) or ``"Si@Ga"``. See
-        :func:`defectnet.unmix.signature_basis` for ``checkpoint`` and ``synthesis``.
+        :func:`defectnet.unmix.signature_basis` for ``checkpoint``, ``synthesis`` and ``workers``.
         """
         config = BasisConfig(concentrations=concentrations, placements=placements, simulation=self.config)
         return build_basis(self, candidates, config, checkpoint=checkpoint, progress=self.progress,
-                           synthesis=synthesis)
+                           synthesis=synthesis, workers=workers)
+
+    def compute_patches(self, specs, workers: int = 1) -> dict:
+        """Compute each dopant's force-constant patches, ``workers`` processes at once, into the disk cache.
+
+        One patch per (symmetry-distinct primitive site of the dopant's sublattice, element) not
+        cached yet; :meth:`place` then reads them from the cache. Worth it for several candidates
+        (each patch is a relaxation and its displacements, ~0.5–2 min on one core): the processes
+        share nothing but the cache. Nothing is done (and everything is left to :meth:`place`) with
+        one worker, a tier without patches, or the disk cache off (workers could not hand patches over).
+
+        Parameters
+        ----------
+        specs : list of DopantSpec
+            The dopants (their ``site`` None = chosen as the simulator does).
+        workers : int
+            Processes, each with one torch thread.
+
+        Returns
+        -------
+        dict
+            {element: reason} for the dopants with no stable position (an unstable patch).
+        """
+        from defectnet.doping import auto_site
+        from defectnet.phonons.symmetry import HostSymmetry
+
+        if workers < 2 or not get_tier(self.config.tier).uses_patches or self.pristine.disk_cache is None:
+            return {}
+        prim, settings = self.pristine, self.config.tier_settings
+        symbols = prim.atoms.get_chemical_symbols()
+        symmetry = HostSymmetry(prim.atoms, prim.settings.symprec)
+        jobs = {}
+        for s in specs:
+            species = s.site or auto_site(s.element, sorted(set(symbols)))
+            for i in (i for i, sym in enumerate(symbols) if sym == species):
+                site = symmetry.equivalent_site(i)[0]
+                if (site, s.element, settings) not in prim.patch_cache and \
+                        prim.disk_cache.load_patch(site, s.element, settings) is None:
+                    jobs[(site, s.element)] = None
+        if len(jobs) < 2:
+            return {}
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        failed = {}
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_patch_job, self.structure, self.name, self.config.to_dict(), site, el): el
+                       for site, el in jobs}
+            done = as_completed(futures)
+            if self.progress:
+                from tqdm.auto import tqdm
+
+                done = tqdm(done, total=len(futures), desc=f"patches ({min(workers, len(jobs))} processes)",
+                            unit="patch")
+            for f in done:
+                why = f.result()
+                if why:
+                    failed[futures[f]] = why
+        return failed
 
     def synthesize(self, concentrations: dict, *, sites: dict | None = None, kind: str = "gpdos",
                    seed: int = 0) -> np.ndarray:
@@ -320,6 +378,21 @@ class Host:
         except (KeyError, DefectnetError):
             pass  # keep lattice positions if a patch is not at hand
         return out
+
+
+def _patch_job(structure: Atoms, name: str, config: dict, site: int, element: str) -> str | None:
+    """One patch into the disk cache, in a worker process of :meth:`Host.compute_patches`; why not, if unstable."""
+    import torch
+
+    from defectnet.phonons.patches import UnstablePatch, get_patch
+
+    torch.set_num_threads(1)  # the workers are the parallelism
+    cfg = SimulationConfig.from_dict(config)
+    try:
+        get_patch(Host(structure, name, cfg).pristine, site, element, _calculator(cfg), cfg.tier_settings)
+    except UnstablePatch as exc:
+        return str(exc)
+    return None
 
 
 def _calculator(config: SimulationConfig):

@@ -39,6 +39,24 @@ def add_quiet_option(parser, what: str = "no progress bars") -> None:
     parser.add_argument("--quiet", action="store_true", help=what)
 
 
+def positive_int(text: str) -> int:
+    """An argument type: an integer ≥ 1, or argparse's one-line error."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def default_workers(limit: int = 4) -> int:
+    """Processes a command runs at once unless told: the machine's cores, at most ``limit``."""
+    import os
+
+    return max(1, min(limit, os.cpu_count() or 1))
+
+
 def json_default(o):
     """``json.dumps``' ``default``: numpy scalars and arrays (torch tensors too) as Python numbers and lists.
 

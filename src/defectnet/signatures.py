@@ -212,12 +212,12 @@ def site_knots(concentrations, site_fraction: float) -> tuple[float, ...]:
 
 
 def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progress: bool = False,
-                synthesis: bool = True) -> SignatureBasis:
+                synthesis: bool = True, workers: int = 1) -> SignatureBasis:
     """Simulate each candidate's signature in ``host`` (a :class:`~defectnet.host.Host`) cell by cell.
 
     Each cell places one candidate alone with :meth:`~defectnet.host.Host.place` (seed
     ``config.simulation.seed + placement``), the routine every doped spectrum of the host uses.
-    ``checkpoint``, ``synthesis``: as for :func:`defectnet.unmix.signature_basis`.
+    ``checkpoint``, ``synthesis``, ``workers``: as for :func:`defectnet.unmix.signature_basis`.
     """
     from defectnet.doping import auto_site, parse_dopants
     from defectnet.phonons.patches import UnstablePatch
@@ -231,6 +231,10 @@ def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progr
         s.site or auto_site(s.element, sorted(set(symbols)))) / len(symbols)))) for s in specs}
     stamp = json.dumps({"host": host.name, "config": config.to_dict()}, sort_keys=True)
     cells = _read_cells(checkpoint, stamp)
+    pending = [s for s in specs if not any(k.startswith(f"{s.element}@{s.site}|") for k in cells)]
+    for element, why in host.compute_patches(pending, workers).items():  # the costly part, in parallel
+        spec = next(s for s in pending if s.element == element)
+        cells[f"{element}@{spec.site}|failed"] = why
     jobs = [(s, c, p) for s in specs for c in config.concentrations for p in range(config.placements)]
     if progress:
         from tqdm.auto import tqdm

@@ -86,7 +86,7 @@ class UnmixResult(Mapping):
 
 
 def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pristine_host=None,
-                    checkpoint=None, progress: bool = True, synthesis: bool = True) -> SignatureBasis:
+                    checkpoint=None, progress: bool = True, synthesis: bool = True, workers: int = 1) -> SignatureBasis:
     """Simulate each candidate dopant's signature in ``host`` at the configured concentrations.
 
     Parameters
@@ -107,6 +107,9 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
         Keep the relaxed host and the candidates' patches in the basis (``synthesis``), so
         that :func:`defectnet.synthesis.refine` can simulate any mix of them (~50 kB per candidate).
         Not kept when every cell came from the checkpoint (nothing was computed).
+    workers : int
+        Processes computing the candidates' force-constant patches at once (the costly part;
+        :meth:`~defectnet.host.Host.compute_patches`), before the cells are simulated one by one.
 
     Returns
     -------
@@ -118,7 +121,7 @@ def signature_basis(host, candidates, config: BasisConfig = BasisConfig(), *, pr
 
     engine = Host.load(host, config.simulation, pristine=pristine_host, progress=progress)
     return engine.basis(candidates, config.concentrations, placements=config.placements, checkpoint=checkpoint,
-                        synthesis=synthesis)
+                        synthesis=synthesis, workers=workers)
 
 
 def unmix(pristine, doped, basis: SignatureBasis, *, kind: str = "pdos", candidates=None,

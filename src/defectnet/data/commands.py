@@ -7,24 +7,13 @@ tests call.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from defectnet.errors import DefectnetError
-from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, emit_json
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+from defectnet.output import STDOUT, Command, add_json_option, add_quiet_option, emit_json, positive_int
 
 
 def _retry_reasons(text: str | None) -> bool | list[str]:
@@ -42,7 +31,7 @@ class GenerateCommand(Command):
         p.add_argument("--config", required=True, help="YAML generation config (see examples/generate-small.yaml)")
         p.add_argument("--out", required=True, help="the SQLite store; an existing one is resumed (finished rows are kept)")
         where = p.add_mutually_exclusive_group()
-        where.add_argument("--workers", type=_positive_int, default=None,
+        where.add_argument("--workers", type=positive_int, default=None,
                            help="worker processes of a local Dask cluster (default: one per core)")
         where.add_argument("--scheduler", default=None,
                            help="address of an existing Dask scheduler, e.g. tcp://host:8786 (SLURM/PBS: dask-jobqueue)")
@@ -114,9 +103,9 @@ class DatasetCommand(Command):
         um.add_argument("--color", default="dopant-mass",
                         help="dopant-mass (default) | total-concentration | n-dopants | host")
         um.add_argument("--spectrum", choices=("pdos", "gpdos"), default="pdos")
-        um.add_argument("--n-neighbors", type=_positive_int, default=15)
+        um.add_argument("--n-neighbors", type=positive_int, default=15)
         um.add_argument("--min-dist", type=float, default=0.1)
-        um.add_argument("--max-samples", type=_positive_int, default=None)
+        um.add_argument("--max-samples", type=positive_int, default=None)
         um.add_argument("--seed", type=int, default=0)
         um.add_argument("--csv", default=None, help="also write the embedding as CSV")
 
