@@ -360,6 +360,36 @@ def test_conditioned(tiny, tmp_path, monkeypatch, capsys):
         res["rows"]["conditioned"]["mae_at_pct"])
 
 
+def test_conditioned_ensemble_scored_on_hosts_added_since(tiny, tmp_path, monkeypatch, capsys):
+    from defectnet.model.checkpoint import load_model
+    from defectnet.model.ensemble import Ensemble
+
+    root, _ = tiny
+    common = ["--test-hosts", ",".join(TEST_HOSTS), "--val-hosts", 1, "--epochs", 1, "--max-minutes", 0.2,
+              "--width", 16, "--layers", 1, "--threads", 1]
+    for seed in (0, 1):  # members trained before CuInS2 had a basis
+        run("conditioned", ["--data", root / "ref", "--bases", root / "bases", *common, "--seed", seed,
+                            "--out", tmp_path / f"m{seed}", "--model-out", tmp_path / f"m{seed}.pt"], monkeypatch, capsys)
+    both = tmp_path / "bases"
+    shutil.copytree(root / "bases", both)
+    shutil.copy(root / "unseen_bases" / f"{UNSEEN}.npz", both)
+    run("conditioned", ["--data", f"{root / 'ref'},{root / 'unseen'}", "--bases", both, *common,
+                        "--ensemble", f"{tmp_path / 'm0.pt'},{tmp_path / 'm1.pt'}", "--fresh-from",
+                        root / "unseen" / "a.h5", "--model-out", tmp_path / "ens.pt", "--out", tmp_path / "ens"],
+        monkeypatch, capsys)
+    res = read_json(tmp_path / "ens" / "conditioned.json")
+    split = res["split"]
+    assert split["test"] == sorted(TEST_HOSTS) and split["val"] == [] and UNSEEN not in split["train"]
+    assert split["fresh_test"] == [UNSEEN] and split["n_fresh_test"] == PER_HOST
+    assert {"conditioned", "unmix"} <= set(res["fresh_rows"])
+    for m in res["fresh_rows"].values():
+        in_range(m)
+    assert f"Hosts of {root / 'unseen' / 'a.h5'}" in (tmp_path / "ens" / "conditioned.md").read_text()
+    ens = load_model(tmp_path / "ens.pt", arch="conditioned")
+    assert isinstance(ens, Ensemble) and ens.config.ensemble == 2
+    assert ens.meta["metrics"]["test_ood"]["mae_at_pct"] == pytest.approx(res["rows"]["conditioned"]["mae_at_pct"])
+
+
 def test_learning_curve(tiny, tmp_path, monkeypatch, capsys):
     root, _ = tiny
     run("learning_curve", ["--data", root / "ref", "--bases", root / "bases", "--test-hosts", ",".join(TEST_HOSTS),
