@@ -169,8 +169,10 @@ def main(argv=None):
     if args.ensemble:
         from defectnet.model.ensemble import combine
 
-        members = [load_model(p, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary)
-                   for p in args.ensemble.split(",")]
+        paths = args.ensemble.split(",")
+        if any(Path(p).resolve() == args.model_out.resolve() for p in paths):
+            raise SystemExit(f"--model-out {args.model_out} is one of the --ensemble members: give another path")
+        members = [load_model(p, arch="conditioned", grid=data.grid, vocabulary=data.vocabulary) for p in paths]
         save_checkpoint(combine(members), args.model_out)
         args.reuse_model = True
     if args.reuse_model:  # scored on the split it was trained on (bases added since are in none of its parts)

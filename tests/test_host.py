@@ -118,5 +118,7 @@ def test_patches_computed_by_worker_processes_give_the_same_basis(cu_sim, tmp_pa
     b = Host.load(bulk("Cu", "fcc", a=3.6), cu_sim).basis(["Ag", "Ni", "Pd"], (4 / 108,), workers=1)
     # the same up to float rounding (one torch thread in the workers; patches read back from the cache)
     np.testing.assert_allclose(a.curves["gpdos"], b.curves["gpdos"], atol=1e-3 * np.abs(b.curves["gpdos"]).max())
+    fresh = Host.load(bulk("Cu", "fcc", a=3.6), cu_sim)
+    assert fresh.compute_patches([], workers=2) == {} and not fresh.computed  # nothing asked: nothing computed
     monkeypatch.setenv("DEFECTNET_CACHE", "off")  # no cache to hand patches over: nothing in parallel
     assert Host.load(bulk("Cu", "fcc", a=3.6), cu_sim).compute_patches(specs, workers=2) == {}

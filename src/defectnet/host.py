@@ -281,27 +281,59 @@ class Host:
 
         One patch per (symmetry-distinct primitive site of the dopant's sublattice, element) not
         cached yet; :meth:`place` then reads them from the cache. Worth it for several candidates
-        (each patch is a relaxation and its displacements, ~0.5–2 min on one core): the processes
-        share nothing but the cache. Nothing is done (and everything is left to :meth:`place`) with
-        one worker, a tier without patches, or the disk cache off (workers could not hand patches over).
+        (each patch is a relaxation and its displacements): the processes share nothing but the
+        cache. Nothing is done (everything is left to :meth:`place`) for no specs, one worker, a
+        tier without patches, or the disk cache off (workers could not hand patches over); a patch
+        whose worker failed for another reason than an unstable dopant is left to :meth:`place` too.
 
         Parameters
         ----------
         specs : list of DopantSpec
             The dopants (their ``site`` None = chosen as the simulator does).
         workers : int
-            Processes, each with one torch thread.
+            Processes, each with one thread.
 
         Returns
         -------
         dict
-            {element: reason} for the dopants with no stable position (an unstable patch).
+            {element: reason} for the dopants unstable on every distinct site of their sublattice
+            (any placement of them would fail).
         """
+        if not specs or workers < 2 or not get_tier(self.config.tier).uses_patches or \
+                self.pristine.disk_cache is None:
+            return {}
+        jobs = self._patch_jobs(specs)
+        if len(jobs) < 2:
+            return {}
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        n, unstable = min(workers, len(jobs)), {}
+        with _single_threaded_children(), \
+                ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_patch_job, self.structure, self.name, self.config.to_dict(), *job): job
+                       for job in jobs}
+            done = as_completed(futures)
+            if self.progress:
+                from tqdm.auto import tqdm
+
+                done = tqdm(done, total=len(futures), desc=f"patches ({n} processes)", unit="patch")
+            for f in done:
+                try:
+                    why = f.result()
+                except Exception:  # a crashed worker (memory, ...): place() computes that patch itself
+                    continue
+                if why:
+                    unstable[futures[f]] = why
+        elements = {el for _, el in jobs}
+        return {el: next(w for (_, e), w in unstable.items() if e == el) for el in elements
+                if all((site, e) in unstable for site, e in jobs if e == el)}
+
+    def _patch_jobs(self, specs) -> list[tuple[int, str]]:
+        """(representative primitive site, element) of every patch ``specs`` need that no cache holds."""
         from defectnet.doping import auto_site
         from defectnet.phonons.symmetry import HostSymmetry
 
-        if workers < 2 or not get_tier(self.config.tier).uses_patches or self.pristine.disk_cache is None:
-            return {}
         prim, settings = self.pristine, self.config.tier_settings
         symbols = prim.atoms.get_chemical_symbols()
         symmetry = HostSymmetry(prim.atoms, prim.settings.symprec)
@@ -313,26 +345,7 @@ class Host:
                 if (site, s.element, settings) not in prim.patch_cache and \
                         prim.disk_cache.load_patch(site, s.element, settings) is None:
                     jobs[(site, s.element)] = None
-        if len(jobs) < 2:
-            return {}
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        failed = {}
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_patch_job, self.structure, self.name, self.config.to_dict(), site, el): el
-                       for site, el in jobs}
-            done = as_completed(futures)
-            if self.progress:
-                from tqdm.auto import tqdm
-
-                done = tqdm(done, total=len(futures), desc=f"patches ({min(workers, len(jobs))} processes)",
-                            unit="patch")
-            for f in done:
-                why = f.result()
-                if why:
-                    failed[futures[f]] = why
-        return failed
+        return list(jobs)
 
     def synthesize(self, concentrations: dict, *, sites: dict | None = None, kind: str = "gpdos",
                    seed: int = 0) -> np.ndarray:
@@ -378,6 +391,24 @@ class Host:
         except (KeyError, DefectnetError):
             pass  # keep lattice positions if a patch is not at hand
         return out
+
+
+@contextmanager
+def _single_threaded_children():
+    """Worker processes started inside see one BLAS/OpenMP thread each (read when they import numpy)."""
+    import os
+
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _patch_job(structure: Atoms, name: str, config: dict, site: int, element: str) -> str | None:

@@ -100,6 +100,15 @@ def test_ensemble_checkpoint_round_trip(members, tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_ensemble_says_its_sigma_is_calibrated_on_held_out_hosts(members, tmp_path):
+    from defectnet.analysis.estimators import calibration_note
+
+    _, _, models = members
+    loaded = ck.load_model(ck.save_checkpoint(combine(models), tmp_path / "e.pt"))
+    assert loaded.sigma_scale_unseen == pytest.approx(np.mean([float(m.sigma_scale) for m in models]))
+    assert "held out of training" in calibration_note(loaded, "Elsewhere", False)
+
+
 def test_combine_refuses_members_that_differ(members):
     _, _, models = members
     with pytest.raises(DefectnetError, match="≥ 2"):
@@ -108,5 +117,7 @@ def test_combine_refuses_members_that_differ(members):
     other.meta = dict(models[0].meta)
     with pytest.raises(DefectnetError, match="model config"):
         combine([models[0], other])
+    with pytest.raises(DefectnetError, match="single conditioned networks"):
+        combine([other, other])
     with pytest.raises(DefectnetError, match="not trained as one"):
         combine(models).loss({}, None, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -114,13 +115,17 @@ def combine(models) -> Ensemble:
     if len(models) < 2:
         raise DefectnetError(f"an ensemble needs ≥ 2 trained models, got {len(models)}")
     first = models[0]
-    if getattr(first.config, "ensemble", 1) != 1 or first.config.arch == "paper":
-        raise DefectnetError("members must be single hurdle networks (defectnet or conditioned), not "
-                             f"{first.config.arch} ensembles or paper models")
+    # a conditioned network's ±1σ is calibrated on validation hosts held out whole, so one scale serves
+    # seen and unseen hosts alike; a plain network keeps two (host_calibration), which members here would lose
+    if getattr(first.config, "ensemble", 1) != 1 or first.config.arch != "conditioned":
+        raise DefectnetError(f"members must be single conditioned networks, got a {first.config.arch} "
+                             f"{'ensemble' if getattr(first.config, 'ensemble', 1) != 1 else 'network'}")
     same = {"model config": lambda m: {**m.config.to_dict(), "ensemble": 1}, "vocabulary": lambda m: m.vocabulary,
             "host elements": lambda m: m.host_elements, "grid": lambda m: m.meta.get("grid_id"),
             "spectrum mode": lambda m: m.meta.get("spectrum_mode"),
-            "basis kind": lambda m: {k: (m.meta.get("basis") or {}).get(k) for k in ("kind", "grid_id", "n_knots")}}
+            "basis kind": lambda m: {k: (m.meta.get("basis") or {}).get(k) for k in ("kind", "grid_id", "n_knots")},
+            "data's simulation settings": lambda m: {k: (m.meta.get("data") or {}).get(k)
+                                                     for k in ("broadening", "potential", "tier")}}
     for what, key in same.items():
         odd = [i for i, m in enumerate(models) if key(m) != key(first)]
         if odd:
@@ -139,10 +144,14 @@ def combine(models) -> Ensemble:
     if basis:
         sims = {tuple(sorted(s.items())) for m in models for s in (m.meta.get("basis") or {}).get("simulation", [])}
         basis["simulation"] = [dict(s) for s in sorted(sims)]
-    ens.meta = {k: first.meta.get(k) for k in ("grid", "grid_id", "spectrum_mode", "normalisation", "code_version")}
+    ens.meta = {k: first.meta.get(k) for k in ("grid", "grid_id", "spectrum_mode", "code_version")}
+    # each member answers with its own scale, set on its held-out hosts; this records their mean
+    ens.sigma_scale_unseen = float(np.mean([float(m.sigma_scale) for m in models]))
+    kept = {k: datas[0][k] for k in ("broadening", "potential", "tier") if datas[0].get(k) is not None}
     ens.meta |= {"basis": basis, "train_config": {"members": [m.meta.get("train_config") for m in models]},
-                 "data": {"source": datas[0].get("source"), "bases": datas[0].get("bases"), "train_hosts": seen,
-                          "val_hosts": [], "calib_hosts": [], "test_hosts": test,
+                 "data": {**kept, "source": datas[0].get("source"), "bases": datas[0].get("bases"),
+                          "train_hosts": seen, "val_hosts": [], "test_hosts": test,
+                          "calib_hosts": _union(d.get("calib_hosts", []) for d in datas),
                           "train_compositions": [json.loads(c) for c in sorted(comps)],
                           "members": [{k: v for k, v in d.items() if k != "train_compositions"} for d in datas]},
                  "metrics": {"history": {k: sum((h or {}).get(k) or 0 for h in histories) for k in ("epochs_run", "seconds")},
