@@ -56,10 +56,28 @@ HELD_OUT_GROUPS = {"family": (FAMILY_TEST_HOSTS, "Never-seen hosts of other fami
                    "curated": (CURATED_TEST_HOSTS, "Never-seen real compounds of the curated library")}
 
 
+#: Bins of the samples' true total dopant fraction (atomic fraction): dilute doping to alloying.
+TOTAL_BINS = ((0.0, 0.01), (0.01, 0.05), (0.05, 0.15), (0.15, 1.0))
+
+
+def by_total(outs: dict, T, M) -> dict:
+    """{method: {"lo-hi": scores}}: each method's raw outputs ``outs`` scored per bin of the true total."""
+    total = T.sum(1)
+    res = {}
+    for label, out in outs.items():
+        res[label] = {}
+        for lo, hi in TOTAL_BINS:
+            m = (total >= lo) & (total < hi)
+            if m.any():
+                res[label][f"{lo:g}-{hi:g}"] = {"n": int(m.sum()),
+                                                **scores(out["concentration"][m], T[m], M[m], out["sigma"][m])}
+    return res
+
+
 def score_group(model, data, table, bases, te, others=None) -> dict:
     """Rows of the results table for samples ``te``: the conditioned network, each of ``others``
     ({row label: model}, scored on the same samples and candidate lists), unmix and unmix with
-    stretch; ``_conditioned`` keeps the network's raw output for per-host scores."""
+    stretch; ``_outs`` keeps every method's raw output ({label: arrays}) for per-host and per-total scores."""
     from defectnet.model.conditioned_train import predict_conditioned
 
     T, M = data.targets[te], data.candidates[te]
@@ -71,9 +89,10 @@ def score_group(model, data, table, bases, te, others=None) -> dict:
             "seconds": time.perf_counter() - t1}
     for label, stretch in (("unmix", 0.0), ("unmix, stretch 0.2", 0.2)):
         t1 = time.perf_counter()
-        u = unmix_predictions(data, te, bases, stretch)
-        rows[label] = scores(u["concentration"], T, M, u["sigma"]) | {"seconds": time.perf_counter() - t1}
-    return rows | {"_conditioned": outs["conditioned"]}
+        outs[label] = unmix_predictions(data, te, bases, stretch)
+        rows[label] = scores(outs[label]["concentration"], T, M, outs[label]["sigma"]) | {
+            "seconds": time.perf_counter() - t1}
+    return rows | {"_outs": outs}
 
 
 def split_hosts(hosts, test, n_more_test: int, n_val: int, seed: int):
@@ -240,11 +259,12 @@ def main(argv=None):
         hosts_g = sorted(set(members) & set(names) - set(train) - set(val) - set(test))
         g_idx = np.flatnonzero(np.isin(names, hosts_g))
         groups[key] = (hosts_g, g_idx, score_group(model, data, table, bases, g_idx, others) if len(g_idx) else {})
-    per_host = {}
+    per_host, pooled = {}, []  # pooled: (sample indices, raw outputs) of every never-seen group
     for group, g_idx, g_rows in ((test, te, rows), *groups.values()):
         if not len(g_idx):
             continue
-        out = g_rows.pop("_conditioned", None)
+        pooled.append((g_idx, g_rows.pop("_outs")))
+        out = pooled[-1][1]["conditioned"]
         T, M = data.targets[g_idx], data.candidates[g_idx]
         for h in group:
             r = np.flatnonzero(names[g_idx] == h)
@@ -262,7 +282,12 @@ def main(argv=None):
               "history": history, "config": {**asdict(config), "model": config.model.to_dict(),  # every field, none forgotten
                                              "second_bases": {"dir": args.second_bases, "hosts": sorted(second),
                                                               "probability": config.second_basis_probability}},
-              "rows": rows, **{f"{k}_rows": g[2] for k, g in groups.items()}, "per_host_mae_at_pct": per_host, "seconds": time.perf_counter() - t0,
+              "rows": rows, **{f"{k}_rows": g[2] for k, g in groups.items()}, "per_host_mae_at_pct": per_host,
+              "by_total": by_total({k: {a: np.concatenate([o[k][a] for _, o in pooled]) for a in ("concentration", "sigma")}
+                                    for k in pooled[0][1]},
+                                   data.targets[np.concatenate([i for i, _ in pooled])],
+                                   data.candidates[np.concatenate([i for i, _ in pooled])]),
+              "seconds": time.perf_counter() - t0,
               "provenance": prov}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "conditioned.json").write_text(json.dumps(result, indent=1, default=float))
@@ -300,6 +325,15 @@ def table_md(r: dict) -> str:
         lines += [_row(name, m) for name, m in fam.items()]
         lines += [f"| *all zero* | *{ref['mae_zero_at_pct']:.3f}* | | | | | |",
                   f"| *all present* | | *{ref['f1_all_present']:.3f}* | | | | |", ""]
+    if r.get("by_total"):
+        lines += ["By the samples' true total dopant fraction, every never-seen group together:", "",
+                  "| method | total (atomic fraction) | n | MAE (at.%) | F1 (≥1 at.%) | distractor mean (at.%) "
+                  "| ±1σ coverage | all zero MAE |", "|---|---|---|---|---|---|---|---|"]
+        for name, bins in r["by_total"].items():
+            lines += [f"| {name} | {b} | {m['n']} | {m['mae_at_pct']:.3f} | {m['f1_ge1pct']:.3f} | "
+                      f"{m['distractor_mean_at_pct']:.3f} | {m.get('coverage_1sigma', float('nan')):.2f} | "
+                      f"{m['mae_zero_at_pct']:.3f} |" for b, m in bins.items()]
+        lines.append("")
     lines += ["Per host, conditioned MAE (at.%): " + ", ".join(f"{h} {v['conditioned']:.2f} ({v['n']})"
                                                          for h, v in r["per_host_mae_at_pct"].items()), "",
               f"Commit {r['provenance']['commit']}, `{r['provenance']['command']}`, {r['provenance']['date']}."]

@@ -353,6 +353,9 @@ def test_conditioned(tiny, tmp_path, monkeypatch, capsys):
     for m in res["rows"].values():
         in_range(m)
     assert set(res["per_host_mae_at_pct"]) == set(TEST_HOSTS)
+    n_scored = split["n"]["test"] + sum(v for k, v in split.items() if k.startswith("n_") and k.endswith("_test"))
+    assert set(res["by_total"]) == set(res["rows"])  # every method, binned by the true total
+    assert sum(b["n"] for b in res["by_total"]["conditioned"].values()) == n_scored
     check_provenance(res["provenance"], "conditioned")
     run("conditioned", [*argv, "--reuse-model", "--out", tmp_path / "again"], monkeypatch, capsys)
     again = read_json(tmp_path / "again" / "conditioned.json")
