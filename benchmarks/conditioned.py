@@ -54,6 +54,7 @@ CURATED_TEST_HOSTS = ("AlP", "GaSb", "InAs", "ZnSe", "HgTe", "Ge", "CuI", "GaN",
 # the groups scored beside the test hosts: {key: (hosts, heading)}
 HELD_OUT_GROUPS = {"family": (FAMILY_TEST_HOSTS, "Never-seen hosts of other families"),
                    "curated": (CURATED_TEST_HOSTS, "Never-seen real compounds of the curated library")}
+HELD_OUT_HOSTS = frozenset(h for group, _ in HELD_OUT_GROUPS.values() for h in group)
 
 
 #: Bins of the samples' true total dopant fraction (atomic fraction): dilute doping to alloying.
@@ -97,8 +98,7 @@ def score_group(model, data, table, bases, te, others=None) -> dict:
 
 def split_hosts(hosts, test, n_more_test: int, n_val: int, seed: int):
     rng = np.random.default_rng(seed)
-    held = {h for group, _ in HELD_OUT_GROUPS.values() for h in group}
-    rest = [h for h in hosts if h not in test and h not in held]
+    rest = [h for h in hosts if h not in test and h not in HELD_OUT_HOSTS]
     rng.shuffle(rest)
     test = list(test) + rest[:n_more_test]
     return sorted(test), sorted(rest[n_more_test:n_more_test + n_val]), sorted(rest[n_more_test + n_val:])
@@ -250,9 +250,8 @@ def main(argv=None):
     if args.fresh_from:
         from defectnet.data.training_file import read_training_file
 
-        others_held = {h for group, _ in HELD_OUT_GROUPS.values() for h in group}
         files = [read_training_file(f) for f in args.fresh_from.split(",")]
-        fresh = {d["host_names"][i] for d in files for i in np.unique(d["host_id"])} - others_held  # any sample
+        fresh = {d["host_names"][i] for d in files for i in np.unique(d["host_id"])} - HELD_OUT_HOSTS  # any sample
         held["fresh"] = (tuple(sorted(fresh)), f"Hosts of {args.fresh_from} (exported after the model trained)")
     groups = {}  # each held-out group's hosts with a basis that are in no part of the split: (hosts, rows, scores)
     for key, (members, _) in held.items():
