@@ -297,6 +297,29 @@ def test_readme_basis_example_is_answered_by_the_conditioned_network(tmp_path):
         assert r["presence"] == pytest.approx(by_hand[el]["presence"], abs=1e-6)
 
 
+def test_readme_basis_example_through_an_ensemble(tmp_path):
+    """An ensemble checkpoint reads like any conditioned model; two copies of the shipped one answer as it does,
+    and the note says who answered."""
+    from defectnet import load_model
+    from defectnet.model.checkpoint import save_checkpoint
+    from defectnet.model.ensemble import combine
+
+    shipped = load_model(arch="conditioned")
+    path = save_checkpoint(combine([shipped, shipped]), tmp_path / "ensemble.pt")
+    ex = Path(__file__).resolve().parents[1] / "examples" / "gaas-si-zn"
+    args = ["predict", "--host", "GaAs", "--pristine", str(ex / "pristine.csv"), "--doped", str(ex / "doped.csv"),
+            "--basis", str(ex / "basis.npz"), "--candidates", "Si,Zn,Be,C"]
+    runs = {}
+    for label, extra in (("shipped", []), ("ensemble", ["--model", str(path)])):
+        assert main([*args, *extra, "--json", str(tmp_path / f"{label}.json")]) == 0
+        runs[label] = json.loads((tmp_path / f"{label}.json").read_text())
+    assert runs["ensemble"]["notes"][0].startswith("answered by an ensemble of 2 conditioned networks")
+    one = {r["element"]: r for r in runs["shipped"]["candidates"]}
+    for r in runs["ensemble"]["candidates"]:
+        assert r["concentration"] == pytest.approx(one[r["element"]]["concentration"], rel=1e-4, abs=1e-7)
+        assert r["presence"] == pytest.approx(one[r["element"]]["presence"], abs=1e-6)
+
+
 @pytest.mark.parametrize("method", ["conditioned", "unmix"])
 def test_a_dopant_left_off_the_list_leaves_its_signature_unexplained_and_is_said(method):
     """Si withheld from the README example: its local mode (35 meV) is left in the residual, the answer is

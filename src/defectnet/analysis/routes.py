@@ -266,7 +266,9 @@ def conditioned_plan(host, config: PredictConfig, basis, source, model, *, prist
     if unknown:
         raise DefectnetError(f"host {name} contains {unknown}, which the model does not know as host elements")
     sim = basis.config.get("simulation", {})
-    opening, pristine = _basis_notes(basis, name, f"answered by the conditioned network ({label_of(model)}), which "
+    members = getattr(model.config, "ensemble", 1)
+    who = f"an ensemble of {members} conditioned networks" if members > 1 else "the conditioned network"
+    opening, pristine = _basis_notes(basis, name, f"answered by {who} ({label_of(model)}), which "
                                      f"reads each candidate through its signature simulated in {basis.host} "
                                      f"({sim.get('potential')}, tier {sim.get('tier')})", pristine_given)
     opening[1:1] = [Message.note("basis-differs", d) for d in differs]
