@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from defectnet.errors import DefectnetError
-from defectnet.model.network import LOG_C_CENTER, LOG_C_SCALE, ModelConfig, SpectralModel
+from defectnet.model.network import LOG_C_CENTER, LOG_C_SCALE, ModelConfig, SpectralModel, scatter_candidates
 
 #: Bisection steps of the mixture quantile: ln c is bracketed in [ln 1e-9, 0], 2⁻⁴⁰ of that range.
 _STEPS = 40
@@ -81,17 +81,12 @@ class Ensemble(SpectralModel):
     def forward(self, *inputs):
         outs = [m(*inputs) for m in self.members]
         order, valid = outs[0]["order"], outs[0]["valid"]
-        prob = torch.stack([torch.sigmoid(o["logit"] * m.logit_scale) for o, m in zip(outs, self.members)])
+        prob, s = (torch.stack(x) for x in zip(*(m.calibrated(o["logit"], o["log_sigma"])
+                                                 for o, m in zip(outs, self.members))))
         loc = torch.stack([o["mu"] for o in outs]) * LOG_C_SCALE + LOG_C_CENTER
-        s = torch.stack([torch.exp(o["log_sigma"]) * LOG_C_SCALE * m.sigma_scale for o, m in zip(outs, self.members)])
         values = {"presence": prob.mean(0), "concentration": mixture_quantile(prob, loc, s, 0.5),
                   "sigma": 0.5 * (mixture_quantile(prob, loc, s, 0.8413) - mixture_quantile(prob, loc, s, 0.1587))}
-        B, V = inputs[3].shape
-        out = {"order": order, "valid": valid}
-        for name, val in values.items():
-            full = torch.zeros(B, V, dtype=val.dtype, device=val.device)
-            out[name] = full.scatter(1, order, torch.where(valid, val, torch.zeros_like(val)))
-        return out
+        return {"order": order, "valid": valid, **scatter_candidates(values, order, valid, *inputs[3].shape)}
 
     def loss(self, out, targets, candidates):
         raise DefectnetError("an ensemble is not trained as one: train its members and combine them "

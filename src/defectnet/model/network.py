@@ -170,6 +170,16 @@ class SpectralModel(nn.Module):
         return result[0] if single else result
 
 
+def scatter_candidates(values: dict, order, valid, B: int, V: int) -> dict:
+    """Per-candidate (B, K) tensors, candidate k of sample b being vocabulary entry ``order[b, k]``, as (B, V)
+    tensors: 0 for every element not listed (``valid`` False), the hard mask."""
+    out = {}
+    for name, val in values.items():
+        full = torch.zeros(B, V, dtype=val.dtype, device=val.device)
+        out[name] = full.scatter(1, order, torch.where(valid, val, torch.zeros_like(val)))
+    return out
+
+
 def conv_stack(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """Run a stack of Conv1d (+ activation) layers as (1, k) Conv2d in channels-last layout.
 
@@ -359,14 +369,14 @@ class DefectNet(SpectralModel):
     def _outputs(self, logit, mu, log_sigma, order, valid, B, V):
         """The hurdle head's (B, K) outputs as the (B, V) ``concentration``, ``sigma`` and ``presence``."""
         out = {"logit": logit, "mu": mu, "log_sigma": log_sigma, "order": order, "valid": valid}
-        prob = torch.sigmoid(logit * self.logit_scale)
-        s = torch.exp(log_sigma) * LOG_C_SCALE * self.sigma_scale  # σ of ln c
+        prob, s = self.calibrated(logit, log_sigma)
         conc = self.mixture_quantile(prob, mu, s, 0.5)
         sigma = 0.5 * (self.mixture_quantile(prob, mu, s, 0.8413) - self.mixture_quantile(prob, mu, s, 0.1587))
-        for name, val in (("concentration", conc), ("sigma", sigma), ("presence", prob)):
-            full = torch.zeros(B, V, dtype=val.dtype, device=val.device)
-            out[name] = full.scatter(1, order, torch.where(valid, val, torch.zeros_like(val)))
-        return out
+        return out | scatter_candidates({"concentration": conc, "sigma": sigma, "presence": prob}, order, valid, B, V)
+
+    def calibrated(self, logit, log_sigma):
+        """(presence probability, σ of ln c) of the head's outputs, with the post-hoc calibration applied."""
+        return torch.sigmoid(logit * self.logit_scale), torch.exp(log_sigma) * LOG_C_SCALE * self.sigma_scale
 
     def anchor(self, p, q):  # per-bin probabilities ×G (B, G) -> (B,) y of the total concentration ‖Δq‖₁ predicts
         l1 = (q - p).abs().mean(-1).clamp_min(1e-5)  # ‖Δq‖₁ of the per-bin probabilities
