@@ -13,7 +13,8 @@ of the shipped model), ``conditioned`` (one epoch of a small network, then ``--r
 GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out run), ``pair_coupling``
 (its saving and resuming with a stand-in for the MLIP run, and one Ni pair in Cu with EMT, ~20 s),
 ``recommender``, ``ship_model`` (the shipped checkpoint, into a temporary folder), ``unexplained``,
-``unmix`` (the committed bases, nothing simulated).
+``unmix`` (the committed bases, nothing simulated), ``validation`` (the committed 64-atom
+``full`` set's Si samples against their ``mass``-tier twin: one host relaxation, ~15 s).
 
 ``--help`` only, and why:
 
@@ -25,8 +26,8 @@ GaAs example's basis, one setting, 5 measurements, 3 concentrations, no held-out
 * ``host_adaptation``, ``host_scaling``: fine-tune or train a network per host set from the
   training configs (dozens of epochs, no option to shrink them to seconds);
 * ``hostile``: a ``defectnet predict`` per committed sample, which simulates the host with the MLIP;
-* ``refine``, ``soft_hosts``, ``transfer``, ``validation``: need generation stores (``.sqlite``,
-  not committed) and, for the first three, patches or spectra from the MLIP;
+* ``refine``, ``soft_hosts``, ``transfer``: need generation stores (``.sqlite``, not committed)
+  and patches or spectra from the MLIP;
 * ``refine_conditioned``: needs the hosts' patches in the engine's disk cache (off in the tests).
 """
 
@@ -251,6 +252,42 @@ def test_cross_potential(tiny, tmp_path, monkeypatch, capsys):
     for shares in res["explained"].values():
         assert all(v <= 1 if "warned" not in k else 0 <= v <= 1 for k, v in shares.items())
     check_provenance(res["provenance"], "cross_potential")
+
+
+def test_validation_against_itself_is_exact(monkeypatch):
+    module = load(BENCHMARKS / "validation.py", monkeypatch)
+    from defectnet.model.dataset import load_training_file
+
+    full = load_training_file(ROOT / "datasets" / "validation" / "full-001.h5")
+    rows = module.fidelity(full, {"same": full})
+    assert len(rows) == len(full) and all(abs(r["S"]["same"] - 1) < 1e-9 for r in rows)
+    ans = module.answers(full, {"same": full}, rows, str(ROOT / "datasets" / "reference" / "bases"), None, 0)
+    assert ans["full"] == ans["same"] and ans["full"]["n"] > 0
+    assert set(ans["full"]) == {"n", "zeros", "basis route"}  # no model given: no network row
+    in_range(ans["full"]["basis route"])
+
+
+def test_validation_mass_twin(tmp_path, monkeypatch, capsys):
+    from defectnet.model.dataset import load_training_file
+
+    full = ROOT / "datasets" / "validation" / "full-001.h5"
+    d = load_training_file(full)
+    n_si = int(np.sum(np.asarray(d.host_names, str)[d.host_id] == "Si"))
+    out = run("validation", [full, "--tiers", "mass", "--hosts", "Si", "--twins", tmp_path / "twins",
+                             "--out", tmp_path / "out"], monkeypatch, capsys)
+    res = read_json(tmp_path / "out" / "validation.json")
+    assert len(res["rows"]) == n_si > 0 and {r["host"] for r in res["rows"]} == {"Si"}
+    assert res["summary"]["kept"] == {"mass": n_si}  # a mass-only change has no imaginary modes to reject
+    # the mass tier keeps the host's force constants: it misses part of every signature, never all of it
+    assert all(-1 < r["S"]["mass"] < 1 for r in res["rows"])
+    assert set(res["answers"]) >= {"full", "mass"} and res["answers"]["full"]["n"] == res["answers"]["mass"]["n"]
+    assert res["answers"]["full"]["zeros"] == res["answers"]["mass"]["zeros"]  # same samples, same truth
+    for label in ("full", "mass"):
+        for m in res["answers"][label].values():
+            if isinstance(m, dict):
+                in_range(m)
+    assert "| mass |" in out and (tmp_path / "out" / "validation.png").is_file()
+    check_provenance(res["provenance"], "validation")
 
 
 def test_combine(tiny, tmp_path, monkeypatch, capsys):
