@@ -398,9 +398,10 @@ def _single_threaded_children():
     """Worker processes started inside see one BLAS/OpenMP thread each (read when they import numpy)."""
     import os
 
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
+    from defectnet.output import SINGLE_THREAD_ENV
+
+    old = {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
+    os.environ.update(SINGLE_THREAD_ENV)
     try:
         yield
     finally:

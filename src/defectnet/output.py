@@ -50,6 +50,10 @@ def positive_int(text: str) -> int:
     return v
 
 
+#: Environment of worker processes that each run on one core: one BLAS/OpenMP thread (read at numpy import).
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def default_workers(limit: int = 4) -> int:
     """Processes a command runs at once unless told: the machine's cores, at most ``limit``."""
     import os

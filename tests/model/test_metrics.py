@@ -47,6 +47,15 @@ def test_hand_computed_case():
     assert "B" in m["per_element"] and m["per_element"]["Be"]["n_true"] == 0
 
 
+def test_f1_is_undefined_without_positives_and_zero_when_all_are_missed():
+    true = np.array([[0.005, 0.0]])  # one dopant below 1 at.%: no positive for detection_ge1pct
+    cand = np.array([[True, True]])
+    m = compute_metrics(np.array([[0.005, 0.002]]), true, cand)
+    assert np.isnan(m["detection_ge1pct"]["f1"]) and m["detection_ge1pct"]["fp"] == 1
+    missed = compute_metrics(np.array([[0.0, 0.002]]), true, cand)["detection"]
+    assert (missed["tp"], missed["fn"]) == (0, 1) and missed["f1"] == 0.0
+
+
 def test_reference_scores_are_what_knowing_nothing_gets():
     # 3 of the 5 candidates are true: calling all present gives precision 3/5, recall 1.
     m = compute_metrics(TRUE, TRUE, CAND)

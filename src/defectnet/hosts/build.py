@@ -28,6 +28,7 @@ import numpy as np
 from distributed import WorkerPlugin
 
 from defectnet.errors import DefectnetError
+from defectnet.output import SINGLE_THREAD_ENV
 from defectnet.hosts.checks import BuildConfig, evaluate_host
 from defectnet.hosts.library import (
     CANDIDATES_FILE,
@@ -300,7 +301,7 @@ def _run_dask(queue, config_dict, commit, done, workers, scheduler_address, pote
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",  # any free port
-            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+            env=dict(SINGLE_THREAD_ENV),
         )
     client = Client(cluster if cluster is not None else scheduler_address)
     try:

@@ -65,7 +65,8 @@ def _prf(detected, positive, negative) -> dict:
     fn = int(np.sum(~detected & positive))
     p = tp / (tp + fp) if tp + fp else float("nan")
     r = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * p * r / (p + r) if tp else 0.0
+    # no positives at all: F1 is undefined (NaN), not 0 — a group without a dopant >= 1 at.% did not fail
+    f1 = 2 * p * r / (p + r) if tp else (0.0 if tp + fn else float("nan"))
     return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
