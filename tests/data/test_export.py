@@ -317,3 +317,33 @@ def test_a_site_recorded_for_an_element_that_is_not_a_dopant_is_refused(emt_stor
         f["dopant_site"][0] = site
     with pytest.raises(DefectnetError, match="dopant_site records a site where targets has no dopant"):
         read_training_file(path)
+
+
+def test_generate_goes_on_from_committed_exports_in_an_empty_store(emt_store, tmp_path):
+    """A store lost with its machine: generate --skip-in computes only what the committed chunks lack."""
+    out, cfg, _ = emt_store
+    earlier = tmp_path / "earlier.sqlite"
+    shutil.copy(out, earlier)
+    with sqlite3.connect(earlier) as c:  # the first session had Cu's samples 0-1 and had failed on 2
+        c.execute("DELETE FROM samples WHERE host = 'Cu' AND sample_index >= 3")
+        c.execute("UPDATE samples SET status = 'failed', reason = 'imaginary_modes' WHERE host = 'Cu' AND sample_index = 2")
+    export(earlier, tmp_path / "chunks" / "001.h5", compact=True)
+    with h5py.File(tmp_path / "chunks" / "001.h5") as f:
+        assert json.loads(f.attrs["failed_samples"])["Cu"] == [sample_id("Cu", 2)]
+    fresh = tmp_path / "fresh.sqlite"
+    summary = run_generate(cfg, fresh, workers=1, processes=False, progress=False, skip_in=[tmp_path / "chunks"])
+    with Store(fresh) as s:
+        computed = {(r["host"], r["sample_index"]) for r in s.samples(None)}
+        hosts = {h["name"] for h in s.hosts()}
+    assert computed == {("Cu", i) for i in range(3, cfg.samples_per_host)}
+    assert hosts == {"Cu"}  # Au and Cu-hcp were whole in the chunk; Cu-bcc and Si failed there
+    with Store(out) as s:  # what is skipped is what the first store had finished or failed, nothing else
+        done_before = sum(1 for r in s.samples(None) if r["host"] in ("Au", "Cu-hcp"))
+    assert summary.skipped_samples == done_before + 3
+    # the two stores' exports together are the whole dataset, no sample twice
+    both = read_training_file(export(fresh, tmp_path / "002.h5")["path"])
+    first = read_training_file(tmp_path / "chunks" / "001.h5")
+    ids = lambda d: [(d["host_names"][h], s) for h, s in zip(d["host_id"], d["sample_id"].tolist())]
+    whole = read_training_file(export(out, tmp_path / "all.h5")["path"])
+    assert not set(ids(both)) & set(ids(first))
+    assert set(ids(both)) | set(ids(first)) | {("Cu", sample_id("Cu", 2))} >= set(ids(whole))

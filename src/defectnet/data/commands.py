@@ -38,6 +38,9 @@ class GenerateCommand(Command):
         p.add_argument("--retry-failed", nargs="?", const="all", default=None, metavar="REASONS",
                        help="recompute rows that failed before: all, or only these comma-separated reasons "
                             "(e.g. imaginary_modes, after raising placement_attempts)")
+        p.add_argument("--skip-in", default=None, metavar="FILES",
+                       help="training files exported from an earlier store of this config (comma-separated, or a "
+                            "directory): their samples, and those they record as failed, are not computed again")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(self, args):
@@ -46,7 +49,8 @@ class GenerateCommand(Command):
 
         config = load_config(args.config)
         summary = run_generate(config, args.out, workers=args.workers, scheduler=args.scheduler,
-                               progress=not args.quiet, retry_failed=_retry_reasons(args.retry_failed))
+                               progress=not args.quiet, retry_failed=_retry_reasons(args.retry_failed),
+                               skip_in=args.skip_in or ())
         print(summary.line())
         w = summary.writer
         if w.get("rows"):

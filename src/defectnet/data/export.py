@@ -151,6 +151,11 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
         attrs["incomplete_hosts"] = json.dumps(incomplete_hosts(store))
+        # failed samples by id: a generation resumed from this file (generate --skip-in) does not redo them
+        failed = {}
+        for r in store.samples("failed"):
+            failed.setdefault(r["host"], []).append(int(r["id"]))
+        attrs["failed_samples"] = json.dumps(failed, sort_keys=True)
         # Done by the store even when --skip-in leaves none of their samples in this file
         # (all in earlier chunks): without it a host an earlier chunk exported mid-run is
         # never marked done and every later chunk computes it again.
@@ -173,8 +178,9 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
             "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size, "n_skipped": n_skipped}
 
 
-def exported_samples(paths, *, seed) -> set[tuple[str, int]]:
-    """``(host name, sample_id)`` of the samples that training files generated with ``seed`` hold.
+def exported_samples(paths, *, seed, failed: bool = False) -> set[tuple[str, int]]:
+    """``(host name, sample_id)`` of the samples that training files generated with ``seed`` hold
+    (and, with ``failed``, of those they record as failed).
 
     Reads only the index datasets and attributes, not the spectra. Files of another
     generation seed hold other samples under the same ids and contribute nothing.
@@ -188,15 +194,20 @@ def exported_samples(paths, *, seed) -> set[tuple[str, int]]:
                 with np.load(path, allow_pickle=False) as z:
                     names, hid, sid, config = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"], \
                         str(z["config"])
+                    bad = str(z["failed_samples"]) if "failed_samples" in z.files else "{}"
             else:
                 with h5py.File(path, "r") as f:
                     names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
                     hid, sid, config = f["host_id"][()], f["sample_id"][()], f.attrs["config"]
+                    bad = f.attrs.get("failed_samples", "{}")
             if json.loads(config).get("seed") != seed:
                 continue
+            bad = json.loads(bad)
         except (OSError, KeyError, ValueError) as exc:
             raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
         out.update((names[h], s) for h, s in zip(hid, sid.tolist()))
+        if failed:
+            out.update((host, int(s)) for host, ids in bad.items() for s in ids)
     return out
 
 

@@ -107,9 +107,10 @@ class _Pipeline:
     :class:`~defectnet.data.recorder.Recorder` (``self.record``) and its :class:`~defectnet.data.recorder.Progress`.
     """
 
-    def __init__(self, store, config: GenerateConfig, hosts: list[HostInput], progress: bool):
+    def __init__(self, store, config: GenerateConfig, hosts: list[HostInput], progress: bool, exported=frozenset()):
         self.store, self.config = store, config
         self.hosts = hosts
+        self.exported = exported  # (host, sample_id) that committed training files hold or record as failed
         self.dispatch = None
         self.recommender = None
         self.progress = Progress(progress)
@@ -119,8 +120,9 @@ class _Pipeline:
     def plan(self) -> int:
         """Find what is left to do (from the store); returns the number of samples to compute."""
         cfg = self.config
-        done_per_host = dict(self.store.conn.execute(
-            "SELECT host, COUNT(*) FROM samples GROUP BY host").fetchall())
+        done_per_host = {}
+        for host, index in self.store.conn.execute("SELECT host, sample_index FROM samples"):
+            done_per_host.setdefault(host, set()).add(int(index))
         status_of = {h["name"]: h for h in self.store.hosts()}
         queue, total, initial = [], 0, 0
         for h in self.hosts:
@@ -130,20 +132,29 @@ class _Pipeline:
                                      "rename the host or use a new store")
             if row is not None and row["status"] == "failed":
                 continue  # a recorded failure is final (use --retry-failed)
-            stored = min(done_per_host.get(h.name, 0), cfg.samples_per_host)
+            done = (done_per_host.get(h.name, set()) | self.skipped(h.name)) & set(range(cfg.samples_per_host))
+            stored = len(done)
             total += cfg.samples_per_host
             initial += stored
-            if row is None or stored < cfg.samples_per_host:
+            if stored < cfg.samples_per_host:  # a host all done (in the store or in --skip-in files) is not opened
                 queue.append(_HostState(h))
-        self.skipped, self.total = initial, total
+        self.n_skipped, self.total = initial, total
         self.queue = queue
         self.open: list[_HostState] = []
         return total - initial
 
+    def skipped(self, host: str) -> set[int]:
+        """Indices of ``host``'s samples that committed training files hold or record as failed."""
+        from defectnet.data.schema import sample_id
+
+        if not self.exported:
+            return set()
+        return {i for i in range(self.config.samples_per_host) if (host, sample_id(host, i)) in self.exported}
+
     def run(self, client):
         """Compute what :meth:`plan` found left to do on ``client``, committing each result as it comes."""
         self.dispatch = Dispatch(client)
-        self.progress.start(self.total, self.skipped)
+        self.progress.start(self.total, self.n_skipped)
         self._fill()
         for kind, state, result, error, payload in self.dispatch.finished():
             getattr(self, f"_on_{kind}")(state, result, error, payload)
@@ -174,7 +185,7 @@ class _Pipeline:
     def _open(self, state: _HostState):
         cfg, h = self.config, state.host
         row = self.store.host(h.name, blobs=True)  # plan() skips failed hosts: a stored one is ok
-        done = set(self.store.done_samples(row["id"])) if row else set()
+        done = (set(self.store.done_samples(row["id"])) if row else set()) | self.skipped(h.name)
         missing = [i for i in range(cfg.samples_per_host) if i not in done]
         if row is not None:  # a resumed host avoids its unstable patches at once
             state.set_primitive(row["pristine"])
@@ -314,7 +325,7 @@ class _Pipeline:
 
     def fill(self, summary: GenerateSummary):
         """The run's counts and the writer's rate in ``summary``."""
-        self.record.fill(summary, getattr(self, "skipped", 0))
+        self.record.fill(summary, getattr(self, "n_skipped", 0))
 
     def _maybe_done(self, state: _HostState):
         pending = any(s == "pending" for s in state.patch_status.values())
@@ -421,7 +432,7 @@ def _same_identity(stored_config, config: GenerateConfig) -> bool:
 
 def run_generate(config: GenerateConfig, out, *, workers: int | None = None, scheduler: str | None = None,
                  client=None, processes: bool = True, progress: bool = True,
-                 retry_failed: bool | Sequence[str] = False) -> GenerateSummary:
+                 retry_failed: bool | Sequence[str] = False, skip_in=()) -> GenerateSummary:
     """Generate (or resume generating) the dataset ``config`` describes into the store ``out``.
 
     Parameters
@@ -442,6 +453,11 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
     retry_failed : bool or sequence of str
         Delete the failed rows first (all, or those with these reasons, e.g.
         ``["imaginary_modes"]`` after raising ``placement_attempts``), so they are computed again.
+    skip_in : path or iterable of paths
+        Training files (or directories of them) exported from an earlier store of this config:
+        the samples they hold or record as failed (same host, sample id and seed) are not
+        computed again, so a long generation goes on from its committed exports in an empty
+        store (a new machine, a lost store).
 
     Returns
     -------
@@ -456,7 +472,15 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
         _check_store_config(store, config)
         if retry_failed:
             summary.retried = store.delete_failed(None if retry_failed is True else list(retry_failed))
-        pipeline = _Pipeline(store, config, hosts, progress)
+        exported = frozenset()
+        if skip_in:
+            from defectnet.data.export import exported_samples
+            from defectnet.data.training_file import training_file_hosts, training_file_paths
+
+            exported = frozenset(exported_samples(skip_in, seed=config.seed, failed=True))
+            failed = set().union(*(training_file_hosts(f)[1] for f in training_file_paths(skip_in)))
+            hosts = [h for h in hosts if h.name not in failed or h.name in stored_hosts(out)]
+        pipeline = _Pipeline(store, config, hosts, progress, exported)
         if pipeline.plan() == 0 and not pipeline.queue:
             pipeline.fill(summary)
             summary.wall_s = time.perf_counter() - t0

@@ -157,6 +157,7 @@ def expand_compact(d: dict) -> dict:
     d.pop("layout", None)
     d.pop("failed_hosts", None)
     d.pop("incomplete_hosts", None)
+    d.pop("failed_samples", None)
     d.pop("complete_hosts", None)
     return d
 
