@@ -49,13 +49,22 @@ def full_config(data):
 
 
 def twin(cfg, tier: str, hosts, out: Path, workers: int = 1):
-    """Generate (or resume) the ``tier`` twin of a config, limited to ``hosts``; return its training data."""
+    """Generate (or resume) the ``tier`` twin of a config, limited to ``hosts``; its training data (None: no sample kept)."""
     from defectnet.data.generate import run_generate
     from defectnet.model.dataset import load_training_file
 
     sel = replace(cfg.hosts, names=tuple(hosts), filter=None, all=False, files=(), structures={}) if hosts else cfg.hosts
+    from defectnet.data.store import Store
+    from defectnet.errors import DefectnetError
+
     run_generate(replace(cfg, tier=tier, hosts=sel), out, workers=workers, processes=False, progress=True)
-    return load_training_file(out, export_dir=out.parent)
+    with Store(out, "r") as s:
+        if next(s.samples("ok"), None) is None:  # the tier rejected every sample: nothing to export
+            return None
+    try:
+        return load_training_file(out, export_dir=out.parent)
+    except DefectnetError as exc:
+        raise SystemExit(f"validation: {exc}") from None
 
 
 def keyed(data, hosts=None) -> dict:
@@ -69,7 +78,7 @@ def fidelity(full, tiers: dict, hosts=None) -> list[dict]:
     from defectnet.spectrum import Spectrum
 
     grid, f_rows = full.grid, keyed(full, hosts)
-    t_rows = {t: keyed(d, hosts) for t, d in tiers.items()}
+    t_rows = {t: keyed(d, hosts) if d is not None else {} for t, d in tiers.items()}
     vocab = np.asarray(full.vocabulary)
     rows = []
     for key, i in sorted(f_rows.items()):
@@ -120,7 +129,7 @@ def answers(full, tiers: dict, rows: list[dict], bases_dir: str, model_path: str
     if not common:
         return out
     for label, data in {"full": full, **tiers}.items():
-        rows_of = keyed(data)
+        rows_of = keyed(data)  # every tier keeps the common samples, so none is None here
         d = with_candidates(data.subset(np.array([rows_of[k] for k in common])), "pool", seed=seed)
         table = BasisTable({h: bases[h] for h in set(k[0] for k in common)}, d.vocabulary, d.grid)
         has = table.has[table.rows_of(d)]
