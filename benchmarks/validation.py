@@ -10,7 +10,8 @@ This script makes its twins with each cheaper tier — the same config and seed,
 dopants on the same atoms — and compares them sample by sample:
 
 * which samples each tier keeps (a sample rejected by a tier alone has imaginary modes there: an
-  artefact of superposing patches, or a cell `full` finds unstable too);
+  artefact of superposing patches, or a cell `full` finds unstable too), and which it redrew (a
+  patch-tier sample whose patch is unstable is drawn again under the same id: not compared);
 * the defect-signature fidelity of each tier's spectrum against `full`,
   S = 1 − ‖g_tier − g_full‖₁ / ‖g_full − g_pristine‖₁ (1 = the full spectrum's change exactly);
 * the prediction error of the shipped conditioned model and of the basis route (unmixing against
@@ -74,7 +75,11 @@ def keyed(data, hosts=None) -> dict:
 
 
 def fidelity(full, tiers: dict, hosts=None) -> list[dict]:
-    """Per full-tier sample: its dopants, total, and S of every tier that keeps it (absent: rejected)."""
+    """Per full-tier sample: its dopants, total, and S of every tier that keeps it (absent: rejected).
+
+    A tier whose sample of the same id holds other dopants (the patch tier redraws a sample whose
+    patch is unstable) is listed in ``redrawn`` and gets no S: only the same configuration compares.
+    """
     from defectnet.spectrum import Spectrum
 
     grid, f_rows = full.grid, keyed(full, hosts)
@@ -87,8 +92,13 @@ def fidelity(full, tiers: dict, hosts=None) -> list[dict]:
              "dopants": [f"{vocab[j]} {100 * full.targets[i, j]:.1f}%" for j in true], "S": {}}
         gf, g0 = (Spectrum.on_grid(grid, np.asarray(v, float)) for v in (full.doped[i], full.pristine[i]))
         for t, d in tiers.items():
-            if key in t_rows[t]:
-                r["S"][t] = Spectrum.on_grid(grid, np.asarray(d.doped[t_rows[t][key]], float)).signature_fidelity(gf, g0)
+            if key not in t_rows[t]:
+                continue
+            j = t_rows[t][key]
+            if not np.allclose(d.targets[j], full.targets[i], atol=1e-6):  # a tier's unstable patch redrew the sample
+                r.setdefault("redrawn", []).append(t)
+                continue
+            r["S"][t] = Spectrum.on_grid(grid, np.asarray(d.doped[j], float)).signature_fidelity(gf, g0)
         rows.append(r)
     return rows
 
@@ -102,7 +112,8 @@ def stats(values) -> dict:
 
 def summarise(rows: list[dict], tiers) -> dict:
     """S by tier × total-concentration bin and by tier × host; kept counts per tier."""
-    out = {"n": len(rows), "kept": {t: sum(t in r["S"] for r in rows) for t in tiers}, "S_by_total": {}, "S_by_host": {}}
+    out = {"n": len(rows), "kept": {t: sum(t in r["S"] for r in rows) for t in tiers},
+           "redrawn": {t: sum(t in r.get("redrawn", ()) for r in rows) for t in tiers}, "S_by_total": {}, "S_by_host": {}}
     for t in tiers:
         out["S_by_total"][t] = {label: stats([r["S"][t] for r in rows if t in r["S"] and lo <= r["total"] < hi])
                                 for lo, hi, label in BINS}
@@ -150,7 +161,8 @@ def report(rows, summary, result, tiers) -> str:
     lines = ["| host | dopants | total | " + " | ".join(f"S {t}" for t in tiers) + " |", "|---" * (3 + len(tiers)) + "|"]
     for r in rows:
         lines.append(f"| {r['host']} | {', '.join(r['dopants'])} | {100 * r['total']:.1f} % | "
-                     + " | ".join(f"{r['S'][t]:.2f}" if t in r["S"] else "rejected" for t in tiers) + " |")
+                     + " | ".join(f"{r['S'][t]:.2f}" if t in r["S"] else "redrawn" if t in r.get("redrawn", ())
+                                else "rejected" for t in tiers) + " |")
     lines += ["", "| tier | kept | " + " | ".join(f"mean S, {lab}" for *_, lab in BINS) + " |",
               "|---" * (2 + len(BINS)) + "|"]
     for t in tiers:
@@ -181,7 +193,8 @@ def plot(rows, tiers, path: Path):
         pts = [(100 * r["total"], r["S"][t]) for r in rows if t in r["S"]]
         if pts:
             ax.scatter(*zip(*pts), label=t, s=20)
-    ax.set(xlabel="total dopant concentration (at.%)", ylabel="S against full", ylim=(-0.05, 1.05))
+    low = min([0.0] + [s for r in rows for s in r["S"].values()])
+    ax.set(xlabel="total dopant concentration (at.%)", ylabel="S against full", ylim=(low - 0.05, 1.05))
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

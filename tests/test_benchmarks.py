@@ -261,6 +261,13 @@ def test_validation_against_itself_is_exact(monkeypatch):
     full = load_training_file(ROOT / "datasets" / "validation" / "full-001.h5")
     rows = module.fidelity(full, {"same": full})
     assert len(rows) == len(full) and all(abs(r["S"]["same"] - 1) < 1e-9 for r in rows)
+    redrawn = full.subset(np.arange(len(full)))
+    redrawn.targets = redrawn.targets.copy()
+    redrawn.targets[0] = np.roll(redrawn.targets[0], 1)  # other dopants under sample 0's id
+    rows2 = module.fidelity(full, {"twin": redrawn})
+    first = next(r for r in rows2 if r["sample_id"] == int(full.sample_id[0]))
+    assert first["redrawn"] == ["twin"] and "twin" not in first["S"]
+    assert sum("twin" in r["S"] for r in rows2) == len(full) - 1
     ans = module.answers(full, {"same": full}, rows, str(ROOT / "datasets" / "reference" / "bases"), None, 0)
     assert ans["full"] == ans["same"] and ans["full"]["n"] > 0
     assert set(ans["full"]) == {"n", "zeros", "basis route"}  # no model given: no network row

@@ -321,6 +321,8 @@ def test_a_site_recorded_for_an_element_that_is_not_a_dopant_is_refused(emt_stor
 
 def test_generate_goes_on_from_committed_exports_in_an_empty_store(emt_store, tmp_path):
     """A store lost with its machine: generate --skip-in computes only what the committed chunks lack."""
+    from defectnet.data.training_file import training_file_hosts
+
     out, cfg, _ = emt_store
     earlier = tmp_path / "earlier.sqlite"
     shutil.copy(out, earlier)
@@ -329,7 +331,7 @@ def test_generate_goes_on_from_committed_exports_in_an_empty_store(emt_store, tm
         c.execute("UPDATE samples SET status = 'failed', reason = 'imaginary_modes' WHERE host = 'Cu' AND sample_index = 2")
     export(earlier, tmp_path / "chunks" / "001.h5", compact=True)
     with h5py.File(tmp_path / "chunks" / "001.h5") as f:
-        assert json.loads(f.attrs["failed_samples"])["Cu"] == [sample_id("Cu", 2)]
+        assert json.loads(f.attrs["failed_samples"])["Cu"] == {str(sample_id("Cu", 2)): "imaginary_modes"}
     fresh = tmp_path / "fresh.sqlite"
     summary = run_generate(cfg, fresh, workers=1, processes=False, progress=False, skip_in=[tmp_path / "chunks"])
     with Store(fresh) as s:
@@ -340,10 +342,23 @@ def test_generate_goes_on_from_committed_exports_in_an_empty_store(emt_store, tm
     with Store(out) as s:  # what is skipped is what the first store had finished or failed, nothing else
         done_before = sum(1 for r in s.samples(None) if r["host"] in ("Au", "Cu-hcp"))
     assert summary.skipped_samples == done_before + 3
-    # the two stores' exports together are the whole dataset, no sample twice
-    both = read_training_file(export(fresh, tmp_path / "002.h5")["path"])
-    first = read_training_file(tmp_path / "chunks" / "001.h5")
+    # the two stores' exports together are the whole dataset, no sample twice, and Cu is done
+    export(fresh, tmp_path / "002.h5")
+    assert "Cu" not in training_file_hosts(tmp_path / "chunks" / "001.h5")[0]  # exported mid-run
+    assert "Cu" in training_file_hosts(tmp_path / "002.h5")[0]  # the second half completes it
+    both, first = read_training_file(tmp_path / "002.h5"), read_training_file(tmp_path / "chunks" / "001.h5")
     ids = lambda d: [(d["host_names"][h], s) for h, s in zip(d["host_id"], d["sample_id"].tolist())]
     whole = read_training_file(export(out, tmp_path / "all.h5")["path"])
     assert not set(ids(both)) & set(ids(first))
     assert set(ids(both)) | set(ids(first)) | {("Cu", sample_id("Cu", 2))} >= set(ids(whole))
+    # --retry-failed computes the failures the files record, for the reasons it names
+    again = tmp_path / "again.sqlite"
+    run_generate(cfg, again, workers=1, processes=False, progress=False, skip_in=[tmp_path / "chunks"],
+                 retry_failed=["imaginary_modes"])
+    with Store(again) as s:
+        assert ("Cu", 2) in {(r["host"], r["sample_index"]) for r in s.samples(None)}
+    # a file of another config names other samples under the same ids: refused, nothing computed
+    other = replace(cfg, seed=cfg.seed + 1)
+    with pytest.raises(DefectnetError, match="another config"):
+        run_generate(other, tmp_path / "other.sqlite", workers=1, processes=False, progress=False,
+                     skip_in=[tmp_path / "chunks"])

@@ -151,10 +151,10 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
         arrays, attrs = training_arrays(store)
         attrs["failed_hosts"] = json.dumps({h["name"]: h["reason"] for h in store.hosts("failed")}, sort_keys=True)
         attrs["incomplete_hosts"] = json.dumps(incomplete_hosts(store))
-        # failed samples by id: a generation resumed from this file (generate --skip-in) does not redo them
+        # failed samples, id → reason: a generation resumed from this file (generate --skip-in) does not redo them
         failed = {}
         for r in store.samples("failed"):
-            failed.setdefault(r["host"], []).append(int(r["id"]))
+            failed.setdefault(r["host"], {})[str(r["id"])] = r["reason"]
         attrs["failed_samples"] = json.dumps(failed, sort_keys=True)
         # Done by the store even when --skip-in leaves none of their samples in this file
         # (all in earlier chunks): without it a host an earlier chunk exported mid-run is
@@ -178,37 +178,45 @@ def export(store_path, out, fmt: str | None = None, *, compact: bool = False, sk
             "format": "h5 (compact)" if compact else fmt, "bytes": out.stat().st_size, "n_skipped": n_skipped}
 
 
-def exported_samples(paths, *, seed, failed: bool = False) -> set[tuple[str, int]]:
-    """``(host name, sample_id)`` of the samples that training files generated with ``seed`` hold
-    (and, with ``failed``, of those they record as failed).
+def exported_samples(paths, *, seed) -> set[tuple[str, int]]:
+    """``(host name, sample_id)`` of the samples that training files generated with ``seed`` hold.
 
     Reads only the index datasets and attributes, not the spectra. Files of another
     generation seed hold other samples under the same ids and contribute nothing.
     """
-    import h5py
-
     out: set[tuple[str, int]] = set()
     for path in training_file_paths(paths):
-        try:
-            if path.suffix.lower() == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    names, hid, sid, config = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"], \
-                        str(z["config"])
-                    bad = str(z["failed_samples"]) if "failed_samples" in z.files else "{}"
-            else:
-                with h5py.File(path, "r") as f:
-                    names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
-                    hid, sid, config = f["host_id"][()], f["sample_id"][()], f.attrs["config"]
-                    bad = f.attrs.get("failed_samples", "{}")
-            if json.loads(config).get("seed") != seed:
-                continue
-            bad = json.loads(bad)
-        except (OSError, KeyError, ValueError) as exc:
-            raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
-        out.update((names[h], s) for h, s in zip(hid, sid.tolist()))
-        if failed:
-            out.update((host, int(s)) for host, ids in bad.items() for s in ids)
+        index = file_index(path)
+        if index["config"].get("seed") == seed:
+            out |= index["samples"]
     return out
+
+
+def file_index(path) -> dict:
+    """What a training file holds, without its spectra: ``config`` (its generation config, a dict),
+    ``samples`` ({(host, sample_id)}), ``failed_samples`` ({(host, sample_id): reason}) and
+    ``failed_hosts`` ({host: reason})."""
+    import h5py
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                names, hid, sid = [str(x) for x in z["host_names"]], z["host_id"], z["sample_id"]
+                raw = {k: str(z[k]) for k in ("config", "failed_samples", "failed_hosts") if k in z.files}
+        else:
+            with h5py.File(path, "r") as f:
+                names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["host_names"][()]]
+                hid, sid = f["host_id"][()], f["sample_id"][()]
+                raw = {k: f.attrs[k] for k in ("config", "failed_samples", "failed_hosts") if k in f.attrs}
+        config = json.loads(raw["config"])
+        bad = json.loads(raw.get("failed_samples", "{}"))
+        failed_hosts = json.loads(raw.get("failed_hosts", "{}"))
+    except (OSError, KeyError, ValueError) as exc:
+        raise DefectnetError(f"not a readable training file ({exc})", source=str(path)) from None
+    return {"config": config, "samples": {(names[h], s) for h, s in zip(hid, sid.tolist())},
+            "failed_samples": {(host, int(i)): why for host, ids in bad.items() for i, why in ids.items()},
+            "failed_hosts": failed_hosts}
 
 
 def incomplete_hosts(store) -> list[str]:
@@ -220,6 +228,7 @@ def incomplete_hosts(store) -> list[str]:
     want = (store.get_meta("config") or {}).get("samples_per_host")
     if not want:
         return []
-    rows = store.conn.execute("SELECT host, COUNT(*) FROM samples GROUP BY host").fetchall()
-    have = dict(rows)
-    return sorted(h["name"] for h in store.hosts("ok") if have.get(h["name"], 0) < want)
+    have = {h: set(i) for h, i in (store.get_meta("skipped_in_files") or {}).items()}  # generate --skip-in
+    for host, index in store.conn.execute("SELECT host, sample_index FROM samples"):
+        have.setdefault(host, set()).add(int(index))
+    return sorted(h["name"] for h in store.hosts("ok") if len(have.get(h["name"], set()) & set(range(want))) < want)

@@ -417,6 +417,28 @@ def _check_store_config(store, config: GenerateConfig):
     store.set_meta(config=config.to_dict(), identity_hash=config.identity_hash())
 
 
+def finished_in_files(paths, config: GenerateConfig, retry_failed=False) -> tuple[frozenset, set[str]]:
+    """``({(host, sample_id)}, {host})``: the samples that training files exported from stores of
+    ``config`` hold or record as failed, and the hosts they record as failed — what ``generate
+    --skip-in`` does not compute again. Failures whose reason ``retry_failed`` names (True: all)
+    are left to compute. A file of another config is a one-line error: its sample ids name other samples.
+    """
+    from defectnet.data.export import file_index
+    from defectnet.data.training_file import training_file_paths
+
+    def retried(reason) -> bool:
+        return retry_failed is True or (bool(retry_failed) and reason in retry_failed)
+
+    samples, hosts = set(), set()
+    for path in training_file_paths(paths):
+        index = file_index(path)
+        if not _same_identity(index["config"], config):
+            raise DefectnetError("--skip-in: the file was generated with another config than this one", source=str(path))
+        samples |= index["samples"] | {k for k, why in index["failed_samples"].items() if not retried(why)}
+        hosts |= {h for h, why in index["failed_hosts"].items() if not retried(why)}
+    return frozenset(samples), hosts
+
+
 def _same_identity(stored_config, config: GenerateConfig) -> bool:
     """Whether a stored config, read by this defectnet, is ``config``'s identity.
 
@@ -457,7 +479,8 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
         Training files (or directories of them) exported from an earlier store of this config:
         the samples they hold or record as failed (same host, sample id and seed) are not
         computed again, so a long generation goes on from its committed exports in an empty
-        store (a new machine, a lost store).
+        store (a new machine, a lost store). Failures whose reason ``retry_failed`` names are
+        computed again; a file of another config is an error.
 
     Returns
     -------
@@ -474,13 +497,13 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
             summary.retried = store.delete_failed(None if retry_failed is True else list(retry_failed))
         exported = frozenset()
         if skip_in:
-            from defectnet.data.export import exported_samples
-            from defectnet.data.training_file import training_file_hosts, training_file_paths
-
-            exported = frozenset(exported_samples(skip_in, seed=config.seed, failed=True))
-            failed = set().union(*(training_file_hosts(f)[1] for f in training_file_paths(skip_in)))
+            exported, failed = finished_in_files(skip_in, config, retry_failed)
             hosts = [h for h in hosts if h.name not in failed or h.name in stored_hosts(out)]
         pipeline = _Pipeline(store, config, hosts, progress, exported)
+        if exported:  # the store's exports count these as done (dataset export: incomplete_hosts)
+            known = store.get_meta("skipped_in_files") or {}
+            store.set_meta(skipped_in_files=known | {h.name: sorted(set(known.get(h.name, ())) | pipeline.skipped(h.name))
+                                                     for h in hosts if pipeline.skipped(h.name)})
         if pipeline.plan() == 0 and not pipeline.queue:
             pipeline.fill(summary)
             summary.wall_s = time.perf_counter() - t0

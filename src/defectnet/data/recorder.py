@@ -146,7 +146,7 @@ class Recorder:
                 "code_version": package_version()}
 
     def fill(self, summary: GenerateSummary, skipped: int):
-        """The run's counts and writer rate in ``summary``; ``skipped`` samples were in the store already."""
+        """The run's counts and writer rate in ``summary``; ``skipped`` samples were in the store or in ``--skip-in`` files already."""
         c = self.progress.counts
         summary.hosts, summary.patches, summary.samples = dict(c["hosts"]), dict(c["patches"]), dict(c["samples"])
         summary.failures = dict(c["failures"])

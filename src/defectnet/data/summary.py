@@ -90,6 +90,6 @@ class GenerateSummary:
         ok, failed = self.samples.get("ok", 0), self.samples.get("failed", 0)
         fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
         again = f"; {self.retried['samples']} failed samples retried" if self.retried.get("samples") else ""
-        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored{again}), "
+        return (f"{ok} new samples ({failed} failed; {self.skipped_samples} already stored or exported{again}), "
                 f"{self.hosts.get('ok', 0)} new hosts, {self.patches.get('ok', 0)} new patches in "
                 f"{self.wall_s:.1f} s on {self.workers}; failures: {fails}")

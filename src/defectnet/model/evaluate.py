@@ -154,7 +154,7 @@ def _headline_metrics(pred, true, cand, is_true, is_distractor, detected, thresh
     # What knowing nothing scores on the same candidates: every prediction 0 (MAE), every candidate present (F1).
     share = float(is_true[cand].mean()) if cand.any() else float("nan")
     m["reference"] = {"mae_zero_at_pct": _errors(np.zeros_like(t), t)["mae_at_pct"],
-                      "f1_all_present": 2 * share / (1 + share) if share > 0 else 0.0}
+                      "f1_all_present": 2 * share / (1 + share) if share > 0 else float("nan")}
     m["detection_ge1pct"] = _prf(detected, is_true & (true >= 0.01), is_distractor)
     m["by_decade"] = {}
     for lo, hi, name in DECADES:
