@@ -451,3 +451,27 @@ def test_progress_counts_failures_by_stage_and_keeps_the_bar_total_to_what_will_
     quiet = Progress(show=False)
     quiet.start(10, 0), quiet.advance(1), quiet.drop(1), quiet.hosts(0, 0), quiet.close()
     assert quiet.bar is None
+
+
+def test_the_cluster_tier_generates_the_same_samples_with_coupled_pairs(emt, tmp_path):
+    """tier: cluster in a generation: the patch tier's samples (same dopants, same atoms), its patches
+    made inside each sample (none stored); some samples (dopants within the cutoff of each other) differ
+    from the patch tier's, the others (isolated dopants: the same single patches) do not."""
+    sampler = {**emt.base["sampler"], "conc_range": [0.06, 0.12]}  # 2-4 dopants in 32 atoms: some are neighbours
+    spectra, dopants = {}, {}
+    for tier in ("patch", "cluster"):
+        cfg = emt.config(emt.inline(Cu=bulk("Cu", "fcc", a=3.6)), tier=tier, samples_per_host=4, sampler=sampler)
+        run_generate(cfg, tmp_path / f"{tier}.sqlite", workers=1, processes=False, progress=False)
+        with Store(tmp_path / f"{tier}.sqlite") as s:
+            rows = list(s.samples(blobs=True))
+            assert tier == "patch" or not s.patches(s.host_id("Cu"))
+        assert [r["status"] for r in rows] == ["ok"] * 4
+        dopants[tier] = {r["sample_index"]: r["dopants"] for r in rows}
+        spectra[tier] = {r["sample_index"]: unpack_arrays(r["arrays"]) for r in rows}
+    assert dopants["patch"] == dopants["cluster"]
+    changed = []
+    for i, a in spectra["patch"].items():
+        b = spectra["cluster"][i]
+        np.testing.assert_array_equal(a["dopant_indices"], b["dopant_indices"])  # the same atoms substituted
+        changed.append(not np.allclose(a["doped"], b["doped"], atol=1e-7))
+    assert any(changed) and not all(changed)  # a coupled pair changes the spectrum; isolated dopants do not

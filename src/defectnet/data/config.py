@@ -98,10 +98,7 @@ def _read_pools(key: str, val) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _check_tier(tier: str) -> None:
     from defectnet.phonons.tiers import get_tier
 
-    get_tier(tier)
-    if tier == "cluster":  # its patches are made inside each sample, not stored per host
-        raise DefectnetError("tier 'cluster' is not wired into generation yet (its patches are not stored); "
-                             "use tier 'patch'")
+    get_tier(tier)  # 'cluster' makes its patches inside each sample (the engine's disk cache shares them), like 'full'
 
 
 @dataclass(frozen=True)
