@@ -110,7 +110,8 @@ class _Pipeline:
     def __init__(self, store, config: GenerateConfig, hosts: list[HostInput], progress: bool, exported=frozenset()):
         self.store, self.config = store, config
         self.hosts = hosts
-        self.exported = exported  # (host, sample_id) that committed training files hold or record as failed
+        # indices of each host's samples that committed training files hold or record as failed (--skip-in)
+        self.skip = skipped_indices(hosts, exported, config.samples_per_host)
         self.dispatch = None
         self.recommender = None
         self.progress = Progress(progress)
@@ -132,7 +133,7 @@ class _Pipeline:
                                      "rename the host or use a new store")
             if row is not None and row["status"] == "failed":
                 continue  # a recorded failure is final (use --retry-failed)
-            done = (done_per_host.get(h.name, set()) | self.skipped(h.name)) & set(range(cfg.samples_per_host))
+            done = (done_per_host.get(h.name, set()) | self.skip.get(h.name, set())) & set(range(cfg.samples_per_host))
             stored = len(done)
             total += cfg.samples_per_host
             initial += stored
@@ -142,14 +143,6 @@ class _Pipeline:
         self.queue = queue
         self.open: list[_HostState] = []
         return total - initial
-
-    def skipped(self, host: str) -> set[int]:
-        """Indices of ``host``'s samples that committed training files hold or record as failed."""
-        from defectnet.data.schema import sample_id
-
-        if not self.exported:
-            return set()
-        return {i for i in range(self.config.samples_per_host) if (host, sample_id(host, i)) in self.exported}
 
     def run(self, client):
         """Compute what :meth:`plan` found left to do on ``client``, committing each result as it comes."""
@@ -185,7 +178,7 @@ class _Pipeline:
     def _open(self, state: _HostState):
         cfg, h = self.config, state.host
         row = self.store.host(h.name, blobs=True)  # plan() skips failed hosts: a stored one is ok
-        done = (set(self.store.done_samples(row["id"])) if row else set()) | self.skipped(h.name)
+        done = (set(self.store.done_samples(row["id"])) if row else set()) | self.skip.get(h.name, set())
         missing = [i for i in range(cfg.samples_per_host) if i not in done]
         if row is not None:  # a resumed host avoids its unstable patches at once
             state.set_primitive(row["pristine"])
@@ -417,6 +410,16 @@ def _check_store_config(store, config: GenerateConfig):
     store.set_meta(config=config.to_dict(), identity_hash=config.identity_hash())
 
 
+def skipped_indices(hosts, exported, samples_per_host: int) -> dict[str, set[int]]:
+    """{host: indices of its samples whose (host, sample_id) is in ``exported``}, hosts with none left out."""
+    from defectnet.data.schema import sample_id
+
+    if not exported:
+        return {}
+    out = {h.name: {i for i in range(samples_per_host) if (h.name, sample_id(h.name, i)) in exported} for h in hosts}
+    return {h: i for h, i in out.items() if i}
+
+
 def finished_in_files(paths, config: GenerateConfig, retry_failed=False) -> tuple[frozenset, set[str]]:
     """``({(host, sample_id)}, {host})``: the samples that training files exported from stores of
     ``config`` hold or record as failed, and the hosts they record as failed — what ``generate
@@ -489,7 +492,8 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
     from defectnet.data.store import Store
 
     t0 = time.perf_counter()
-    hosts = resolve_hosts(config.hosts, config.host, keep=stored_hosts(out))  # config errors before anything starts
+    in_store = stored_hosts(out)
+    hosts = resolve_hosts(config.hosts, config.host, keep=in_store)  # config errors before anything starts
     summary = GenerateSummary(store=str(out), workers="-", wall_s=0.0)
     with Store(out, "w") as store:
         _check_store_config(store, config)
@@ -498,12 +502,11 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
         exported = frozenset()
         if skip_in:
             exported, failed = finished_in_files(skip_in, config, retry_failed)
-            hosts = [h for h in hosts if h.name not in failed or h.name in stored_hosts(out)]
+            hosts = [h for h in hosts if h.name not in failed or h.name in in_store]
         pipeline = _Pipeline(store, config, hosts, progress, exported)
-        if exported:  # the store's exports count these as done (dataset export: incomplete_hosts)
+        if pipeline.skip:  # the store's exports count these as done (dataset export: incomplete_hosts)
             known = store.get_meta("skipped_in_files") or {}
-            store.set_meta(skipped_in_files=known | {h.name: sorted(set(known.get(h.name, ())) | pipeline.skipped(h.name))
-                                                     for h in hosts if pipeline.skipped(h.name)})
+            store.set_meta(skipped_in_files=known | {h: sorted(set(known.get(h, ())) | i) for h, i in pipeline.skip.items()})
         if pipeline.plan() == 0 and not pipeline.queue:
             pipeline.fill(summary)
             summary.wall_s = time.perf_counter() - t0
