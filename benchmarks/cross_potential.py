@@ -68,7 +68,7 @@ def main(argv=None):
     from conditioned import scores, unmix_predictions
 
     from defectnet.model.conditioned import BasisTable
-    from defectnet.model.conditioned_train import predict_conditioned
+    from defectnet.model.conditioned_train import predict_conditioned, read_through_bases
     from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.provenance import provenance
     from defectnet.unmix import SignatureBasis, basis_files
@@ -87,10 +87,7 @@ def main(argv=None):
         names = np.asarray(d.host_names, str)[d.host_id]
         keep = np.flatnonzero(np.isin(names, hosts))
         d = degrade(d.subset(keep), args.fwhm, args.noise, args.seed)
-        table = BasisTable({h: bases[h] for h in hosts}, d.vocabulary, d.grid)
-        has = table.has[table.rows_of(d)]
-        d.candidates &= has
-        d = d.subset(np.flatnonzero(~np.any((d.targets > 0) & ~has, axis=1)))
+        d, _, _ = read_through_bases(d, {h: bases[h] for h in hosts})
         idx = np.arange(len(d))
         T, M = d.targets, d.candidates
         result["rows"][f"{label} | zeros"] = scores(np.zeros_like(T), T, M) | {"n": int(len(d))}

@@ -128,8 +128,7 @@ def answers(full, tiers: dict, rows: list[dict], bases_dir: str, model_path: str
     from conditioned import scores, unmix_predictions
 
     from defectnet.model.checkpoint import load_model
-    from defectnet.model.conditioned import BasisTable
-    from defectnet.model.conditioned_train import predict_conditioned
+    from defectnet.model.conditioned_train import predict_conditioned, read_through_bases
     from defectnet.model.dataset import with_candidates
     from defectnet.unmix import SignatureBasis, basis_files
 
@@ -142,10 +141,7 @@ def answers(full, tiers: dict, rows: list[dict], bases_dir: str, model_path: str
     for label, data in {"full": full, **tiers}.items():
         rows_of = keyed(data)  # every tier keeps the common samples, so none is None here
         d = with_candidates(data.subset(np.array([rows_of[k] for k in common])), "pool", seed=seed)
-        table = BasisTable({h: bases[h] for h in set(k[0] for k in common)}, d.vocabulary, d.grid)
-        has = table.has[table.rows_of(d)]
-        d.candidates &= has
-        d = d.subset(np.flatnonzero(~np.any((d.targets > 0) & ~has, axis=1)))
+        d, table, _ = read_through_bases(d, {h: bases[h] for h in set(k[0] for k in common)})
         idx, T, M = np.arange(len(d)), d.targets, d.candidates
         u = unmix_predictions(d, idx, bases, 0.0)
         res = {"zeros": scores(np.zeros_like(T), T, M), "basis route": scores(u["concentration"], T, M, u["sigma"])}

@@ -232,10 +232,9 @@ def build_basis(host, candidates, config: BasisConfig, *, checkpoint=None, progr
     stamp = json.dumps({"host": host.name, "config": config.to_dict()}, sort_keys=True)
     cells = _read_cells(checkpoint, stamp)
     pending = [s for s in specs if not any(k.startswith(f"{s.element}@{s.site}|") for k in cells)]
-    if pending and workers > 1:  # the costly part, in parallel (nothing is computed when no cell is left)
-        for element, why in host.compute_patches(pending, workers).items():
-            spec = next(s for s in pending if s.element == element)
-            cells[f"{element}@{spec.site}|failed"] = why
+    for element, why in host.compute_patches(pending, workers).items():  # the costly part, in parallel
+        spec = next(s for s in pending if s.element == element)
+        cells[f"{element}@{spec.site}|failed"] = why
     jobs = [(s, c, p) for s in specs for c in config.concentrations for p in range(config.placements)]
     if progress:
         from tqdm.auto import tqdm

@@ -78,7 +78,6 @@ def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: s
         whose patch had no stable site is no distractor); a sample whose true dopant has no curve
         is left out, and the last item counts them.
     """
-    from defectnet.model.conditioned import BasisTable
     from defectnet.model.dataset import load_training_file, with_candidates
     from defectnet.signatures import SignatureBasis, basis_files
 
@@ -87,11 +86,21 @@ def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: s
     names = np.asarray(data.host_names, str)[data.host_id]
     data = data.subset(np.flatnonzero(np.isin(names, list(bases))))
     hosts = sorted(set(np.asarray(data.host_names, str)[data.host_id]))
-    table = BasisTable({h: bases[h] for h in hosts}, data.vocabulary, data.grid, kind=spectrum_mode)
+    data, table, dropped = read_through_bases(data, {h: bases[h] for h in hosts}, kind=spectrum_mode)
+    return data, table, {h: bases[h] for h in hosts}, dropped
+
+
+def read_through_bases(data, bases: dict, kind: str = "gpdos"):
+    """``(data, BasisTable, n_dropped)``: the samples of ``data`` (all of hosts in ``bases``) read through
+    their hosts' bases — candidates restricted to elements with a curve, samples whose true dopant has
+    no curve left out (``n_dropped`` of them)."""
+    from defectnet.model.conditioned import BasisTable
+
+    table = BasisTable(bases, data.vocabulary, data.grid, kind=kind)
     has = table.has[table.rows_of(data)]
     data.candidates &= has
     whole = np.flatnonzero(~np.any((data.targets > 0) & ~has, axis=1))
-    return data.subset(whole), table, {h: bases[h] for h in hosts}, len(data) - len(whole)
+    return data.subset(whole), table, len(data) - len(whole)
 
 
 def shift_modes(curves: np.ndarray, edges_mev: np.ndarray, scales: np.ndarray, grid) -> np.ndarray:
