@@ -81,6 +81,20 @@ def test_cheapest_order_sorts_hosts_by_force_constant_cell_size(emt):
     assert hosts[0].name == "Si" and sizes[0] == 64  # 2×2×2 conventional cells of 8 atoms
 
 
+def test_per_family_keeps_the_first_hosts_of_each_family_counting_those_in_the_data(emt):
+    from defectnet.data.plan import families_capped, resolve_hosts
+
+    names = ["Si", "Ge", "GaAs", "C", "GaP", "MgO", "InP"]  # diamond ×3, zincblende ×3, rocksalt
+    one = resolve_hosts(emt.config({"names": names, "per_family": 1}).hosts)
+    assert [h.name for h in one] == ["Si", "GaAs", "MgO"]
+    two = resolve_hosts(emt.config({"names": names, "per_family": 2}).hosts)
+    assert [h.name for h in two] == ["Si", "Ge", "GaAs", "GaP", "MgO"]
+    every = resolve_hosts(emt.config({"names": names}).hosts)
+    # diamond already held twice by the data: none more; a resumed store's host is never dropped
+    capped = families_capped(every, 2, held={"si", "ge"}, keep=("C",))
+    assert [h.name for h in capped] == ["GaAs", "C", "GaP", "MgO"]
+
+
 def test_every_example_generation_config_is_valid():
     from pathlib import Path
 

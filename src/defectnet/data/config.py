@@ -126,6 +126,11 @@ class HostSelection(Settings, what="hosts"):
         continued in a new session with a fresh store computes only new hosts.
     max_hosts : int or None
         Keep only the first ``max_hosts`` hosts.
+    per_family : int or None
+        Keep at most this many hosts of each structure family (the library's prototype),
+        counting the hosts the ``exclude_from`` files already hold: with ``order: cheapest``,
+        the cheapest hosts of the families the data lacks (a held-out host counts, so ask
+        for one more than the training hosts wanted). Hosts of no library family are kept.
     order : str
         ``"listed"`` (default): the order above. ``"cheapest"``: sorted (stably) by the size
         of each host's force-constant cell, which sets the cost of its pristine phonons and
@@ -141,6 +146,7 @@ class HostSelection(Settings, what="hosts"):
     exclude: tuple[str, ...] = ()
     exclude_from: tuple[str, ...] = ()
     max_hosts: int | None = setting(None, lo=1)
+    per_family: int | None = setting(None, lo=1)
     order: str = setting("listed", choices=HOST_ORDERS)
 
     @staticmethod

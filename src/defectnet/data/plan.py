@@ -90,7 +90,8 @@ def resolve_hosts(sel: HostSelection, host_settings=None, keep=()) -> list[HostI
     for name, d in sel.structures.items():
         atoms = dict_to_atoms(d)
         add(HostInput(name, atoms, atoms.get_chemical_formula(mode="metal"), "user", "inline"))
-    done = {n.lower() for n in hosts_in_training_files(sel.exclude_from)} - {n.lower() for n in keep}
+    in_files = {n.lower() for n in hosts_in_training_files(sel.exclude_from)}
+    done = in_files - {n.lower() for n in keep}
     excluded = {n.lower() for n in sel.exclude} | done
     hosts = [h for h in out.values() if h.name.lower() not in excluded]
     if sel.order == "cheapest":
@@ -99,11 +100,39 @@ def resolve_hosts(sel: HostSelection, host_settings=None, keep=()) -> list[HostI
         settings = host_settings or HostSettings()
         cost = {h.name: fc_cell_atoms(h.atoms, settings) for h in hosts}
         hosts.sort(key=lambda h: (cost[h.name], len(h.atoms)))
+    if sel.per_family is not None:
+        hosts = families_capped(hosts, sel.per_family, in_files, keep)
     if sel.max_hosts is not None:
         hosts = hosts[: sel.max_hosts]
     if not hosts:
         raise DefectnetError("the host selection is empty")
     return hosts
+
+
+def families_capped(hosts: list[HostInput], per_family: int, held=(), keep=()) -> list[HostInput]:
+    """``hosts`` without those past ``per_family`` of their library prototype, in order.
+
+    The families of the host names in ``held`` (already in the data) count first; hosts named
+    in ``keep`` (a resumed store's) are never dropped and count too. A host whose name the
+    library lacks (a file or an inline structure) has no family and is kept.
+    """
+    from defectnet.hosts import list_hosts
+
+    family = {h.name.lower(): h.prototype for h in list_hosts()}
+    kept = {n.lower() for n in keep}
+    count: dict[str, int] = {}
+    for name in set(held) | kept:
+        if name.lower() in family:
+            count[family[name.lower()]] = count.get(family[name.lower()], 0) + 1
+    out = []
+    for h in hosts:
+        fam = family.get(h.name.lower())
+        if fam is None or h.name.lower() in kept:
+            out.append(h)
+        elif count.get(fam, 0) < per_family:
+            count[fam] = count.get(fam, 0) + 1
+            out.append(h)
+    return out
 
 
 def hosts_in_training_files(paths) -> set[str]:
