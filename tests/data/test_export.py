@@ -357,8 +357,15 @@ def test_generate_goes_on_from_committed_exports_in_an_empty_store(emt_store, tm
                  retry_failed=["imaginary_modes"])
     with Store(again) as s:
         assert ("Cu", 2) in {(r["host"], r["sample_index"]) for r in s.samples(None)}
-    # a file of another config names other samples under the same ids: refused, nothing computed
+    # a file of another config names other samples under the same ids: named, it is refused and
+    # nothing computed; met in a directory among this config's chunks, it is passed over
     other = replace(cfg, seed=cfg.seed + 1)
     with pytest.raises(DefectnetError, match="another config"):
         run_generate(other, tmp_path / "other.sqlite", workers=1, processes=False, progress=False,
-                     skip_in=[tmp_path / "chunks"])
+                     skip_in=[tmp_path / "chunks" / "001.h5"])
+    if (tmp_path / "other.sqlite").exists():
+        with Store(tmp_path / "other.sqlite") as s:
+            assert not list(s.samples(None))
+    run_generate(other, tmp_path / "other.sqlite", workers=1, processes=False, progress=False, skip_in=[tmp_path / "chunks"])
+    with Store(tmp_path / "other.sqlite") as s:  # nothing of the first config's chunk was skipped
+        assert len([r for r in s.samples(None) if r["host"] == "Cu"]) == cfg.samples_per_host

@@ -424,21 +424,27 @@ def finished_in_files(paths, config: GenerateConfig, retry_failed=False) -> tupl
     """``({(host, sample_id)}, {host})``: the samples that training files exported from stores of
     ``config`` hold or record as failed, and the hosts they record as failed — what ``generate
     --skip-in`` does not compute again. Failures whose reason ``retry_failed`` names (True: all)
-    are left to compute. A file of another config is a one-line error: its sample ids name other samples.
+    are left to compute. A file named on its own but of another config is a one-line error (its
+    sample ids name other samples); in a directory named, files of other configs are passed over,
+    so ``--skip-in datasets/reference`` reads the chunks this config exported among the others.
     """
     from defectnet.data.export import file_index
-    from defectnet.data.training_file import training_file_paths
+    from defectnet.data.training_file import given_paths, training_file_paths
 
     def retried(reason) -> bool:
         return retry_failed is True or (bool(retry_failed) and reason in retry_failed)
 
     samples, hosts = set(), set()
-    for path in training_file_paths(paths):
-        index = file_index(path)
-        if not _same_identity(index["config"], config):
-            raise DefectnetError("--skip-in: the file was generated with another config than this one", source=str(path))
-        samples |= index["samples"] | {k for k, why in index["failed_samples"].items() if not retried(why)}
-        hosts |= {h for h, why in index["failed_hosts"].items() if not retried(why)}
+    for given in given_paths(paths):
+        for path in training_file_paths([given]):
+            index = file_index(path)
+            if not _same_identity(index["config"], config):
+                if given.is_dir():
+                    continue
+                raise DefectnetError("--skip-in: the file was generated with another config than this one",
+                                     source=str(path))
+            samples |= index["samples"] | {k for k, why in index["failed_samples"].items() if not retried(why)}
+            hosts |= {h for h, why in index["failed_hosts"].items() if not retried(why)}
     return frozenset(samples), hosts
 
 

@@ -166,16 +166,21 @@ def expand_compact(d: dict) -> dict:
 TRAINING_SUFFIXES = (".h5", ".hdf5", ".npz")
 
 
+def given_paths(paths) -> list[Path]:
+    """The paths as given: one path, an iterable of them, or several joined by commas."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = str(paths).split(",")
+    return [Path(str(x).strip()) for x in paths if str(x).strip()]
+
+
 def training_file_paths(paths, *, missing_ok: bool = False) -> list[Path]:
     """The training files that ``paths`` name: files as given, directories by their sorted contents.
 
     ``paths`` is one path, an iterable of them, or several joined by commas. A path that
     does not exist is an error unless ``missing_ok`` (then it names no file).
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = str(paths).split(",")
     out = []
-    for p in (Path(str(x).strip()) for x in paths if str(x).strip()):
+    for p in given_paths(paths):
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in TRAINING_SUFFIXES)
             if not found and not missing_ok:
