@@ -115,6 +115,24 @@ def test_a_rerun_writes_nothing_and_bad_input_is_one_line(emt_store, bases, tmp_
     assert "--concentrations" in capsys.readouterr().err
 
 
+def test_a_basis_that_lacks_part_of_its_pool_is_built_again(emt_store, bases, tmp_path):
+    """A basis made from a store stopped mid-run lacks the dopants drawn later: a rerun on the
+    finished store rebuilds it instead of leaving it as 'already there'."""
+    out, _, _ = emt_store
+    d, _ = bases
+    whole = SignatureBasis.load(d / "Cu.npz")
+    keep = [0]
+    part = SignatureBasis(whole.host, whole.elements[:1], whole.grid, whole.pristine,
+                          {k: v[keep] for k, v in whole.signatures.items()},
+                          {k: v[keep] for k, v in whole.curves.items()}, whole.realised[keep], config=whole.config)
+    (tmp_path / "b").mkdir()
+    part.save(tmp_path / "b" / "Cu.npz")
+    res = store_bases(out, tmp_path / "b", concentrations=CONC, hosts=["Cu"], progress=False)
+    assert res.written == ("Cu",) and any("lacks" in n and n.startswith("Cu:") for n in res.notes)
+    assert set(SignatureBasis.load(tmp_path / "b" / "Cu.npz").elements) == set(whole.elements)
+    assert store_bases(out, tmp_path / "b", concentrations=CONC, hosts=["Cu"], progress=False).existing == ("Cu",)
+
+
 def test_a_host_still_generating_is_skipped(emt_store, tmp_path):
     import shutil
 

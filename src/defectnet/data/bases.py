@@ -112,7 +112,9 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
         A generation store (read only; it may be written by a running ``generate``).
     out_dir : path
         One ``.npz`` per host (:meth:`~defectnet.unmix.SignatureBasis.save`). A host whose
-        file exists is left alone, so a rerun picks up where a stopped one ended.
+        file exists is left alone, so a rerun picks up where a stopped one ended, unless the
+        file lacks part of the pool or puts a dopant on another site (:func:`stale_basis`:
+        made from a store stopped mid-run); then it is built again, with a note.
     concentrations : tuple of float
         Atomic fractions of the basis cells (:class:`~defectnet.unmix.BasisConfig`).
     hosts : list of str, optional
@@ -156,8 +158,11 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
         for name in names:
             path = out_dir / f"{name}.npz"
             if path.exists():
-                existing.append(name)
-                continue
+                stale = stale_basis(path, pools[name])
+                if not stale:
+                    existing.append(name)
+                    continue
+                notes.append(f"{name}: the basis there {stale}; built again")
             host, _ = _host_with_patches(store, cfg, name)
             notes += chosen[name][1]
             specs = [f"{el}@{site}" for el, site in pools[name].items()]
@@ -174,6 +179,21 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
             checkpoint.unlink(missing_ok=True)
             written.append(name)
     return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
+
+
+def stale_basis(path, sites: dict[str, str]) -> str | None:
+    """How the basis file at ``path`` falls short of a host's pool ``{element: site}`` (a basis
+    made from a store stopped mid-run lacks the dopants drawn later), or None when it has them."""
+    from defectnet.signatures import SignatureBasis
+
+    basis = SignatureBasis.load(path)
+    have = basis.sites
+    lacks = sorted(set(sites) - set(have) - set(basis.failed))  # a failed candidate stays failed
+    moved = sorted(el for el, site in sites.items() if el in have and have[el] != site)
+    if not (lacks or moved):
+        return None
+    return "; ".join(filter(None, [f"lacks {', '.join(lacks)}" if lacks else "",
+                                   f"puts {', '.join(moved)} on another site" if moved else ""]))
 
 
 def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts=None, potential: str | None = None,
