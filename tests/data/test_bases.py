@@ -218,6 +218,28 @@ def test_refine_starts_from_the_closer_of_a_given_answer_and_the_unmixing(emt_st
     assert held["Ag"]["concentration"] > 0.2  # Ag still refined, on the signal Ni leaves
 
 
+def test_a_host_two_files_hold_gets_one_pool_of_both(emt_store, tmp_path):
+    """Chunks of one host drawn apart hold different dopants: its basis must cover both."""
+    import shutil
+    import sqlite3
+
+    from defectnet.data.bases import host_pools_in_files
+    from defectnet.data.export import export
+
+    out, _, _ = emt_store
+    for part, keep in (("a", "dopants NOT LIKE '%Ni%'"), ("b", "dopants LIKE '%Ni%'")):
+        copy = shutil.copy(out, tmp_path / f"{part}.sqlite")
+        with sqlite3.connect(copy) as c:
+            c.execute(f"DELETE FROM samples WHERE host = 'Cu' AND NOT ({keep})")
+        export(copy, tmp_path / "chunks" / f"{part}.h5", compact=True)
+    export(out, tmp_path / "whole.h5", compact=True)
+    whole = host_pools_in_files(str(tmp_path / "whole.h5"), ["Cu"])["Cu"][0]
+    a, b = (host_pools_in_files(str(tmp_path / "chunks" / f"{x}.h5"), ["Cu"])["Cu"][0] for x in "ab")
+    assert set(a) != set(whole) and set(a) | set(b) == set(whole)  # the first file alone lacks some
+    both = host_pools_in_files(str(tmp_path / "chunks"), ["Cu"])["Cu"]
+    assert set(both[0]) == set(whole) and both[2].name == "a.h5"
+
+
 def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):
     """The store is gone, its exported file remains: each host's basis is simulated again with the
     settings the file records, matching the one built from the store's patches; a rerun computes nothing."""

@@ -202,13 +202,15 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
 
     For data whose store is gone: each host's basis is simulated from scratch (``defectnet
     basis``) with the generation settings its training file records, its candidates the host's
-    dopant pool (every element that is a true dopant in one of its samples, each on the site its
+    dopant pool (every element that is a true dopant in one of its samples in any of the files
+    (:func:`host_pools_in_files`), each on the site its
     samples were placed on: the site the files record (``dopant_site``), most frequent over the
     host's samples of all ``paths``; an element placed on two sites gets a line in the result's
     notes. Files exported before sites were recorded have :func:`generation_sites` replay the
     planner of the file's config; :func:`~defectnet.doping.auto_site` put Ag on I in KI, not on K
     where the data has it). Resumable at
-    three levels: a host whose file exists is skipped, a host's finished cells are kept in a
+    three levels: a host whose file exists is skipped (unless it lacks part of the pool or puts
+    a dopant on another site, :func:`stale_basis`), a host's finished cells are kept in a
     checkpoint, and its relaxed cell and patches in the engine's disk cache
     (:mod:`defectnet.phonons.cache`). Costs 5–25 min of one core per host.
 
@@ -221,9 +223,6 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     potential : str, optional
         Simulate with this MLIP instead of the one the files record (all other settings theirs).
     """
-    from defectnet.data.config import GenerateConfig
-    from defectnet.data.training_file import training_file_paths
-    from defectnet.model.dataset import host_pools, load_training_file
     from defectnet.unmix import BasisConfig, signature_basis
 
     out_dir = Path(out_dir)
@@ -231,46 +230,70 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     written, existing, skipped, notes = [], [], {}, []
     recorded = recorded_site_counts(paths)  # over all files: a host two files hold is one basis
     recommenders = {}  # (n_recommend, vocabulary) -> the planner's recommender
+    for name, (elements, cfg, path) in host_pools_in_files(paths, hosts).items():
+        host = _host_input(name, cfg)
+        got = recorded.get(name, {})
+        sites, why = most_frequent_sites(name, {el: got[el] for el in elements if el in got})
+        unrecorded = [el for el in elements if el not in sites]
+        if unrecorded:
+            sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
+        target = out_dir / f"{name}.npz"
+        if target.exists():
+            stale = stale_basis(target, sites)
+            if not stale:
+                existing.append(name)
+                continue
+            notes.append(f"{name}: the basis there {stale}; built again")
+        notes += why
+        sim = cfg.simulation_config()
+        bcfg = BasisConfig(concentrations=tuple(concentrations),
+                           simulation=replace(sim, potential=potential) if potential else sim)
+        specs = [f"{el}@{sites[el]}" if sites.get(el) else el for el in elements]
+        if progress:
+            print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
+        try:
+            basis = signature_basis(host.atoms, specs, bcfg, progress=progress,
+                                    checkpoint=out_dir / f".{name}.cells.npz", synthesis=False)
+        except DefectnetError as exc:
+            skipped[name] = str(exc)
+            continue
+        basis.host = name
+        basis.config["source"] = {"training_file": Path(path).name}
+        basis.save(target, dtype=np.float32)
+        (out_dir / f".{name}.cells.npz").unlink(missing_ok=True)
+        written.append(name)
+    return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
+
+
+def host_pools_in_files(paths, hosts=None) -> dict[str, tuple[list[str], object, Path]]:
+    """{host: (dopant pool, generation config, first file)} over every training file of ``paths``.
+
+    A host's pool is every element that is a true dopant in one of its samples, in any file
+    (a host two chunks hold, drawn with two pools, gets one basis of both); its settings are
+    those of the first file that holds it.
+    """
+    from defectnet.data.config import GenerateConfig
+    from defectnet.data.training_file import training_file_paths
+    from defectnet.model.dataset import host_pools, load_training_file
+
+    out: dict[str, tuple[list[str], object, Path]] = {}
     for path in training_file_paths(paths):
         data = load_training_file(path)
         raw = data.attrs.get("config")
         if not raw:
             raise DefectnetError("the training file records no generation config to simulate its bases with",
                                  source=str(path))
-        cfg = GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
-        sim = cfg.simulation_config()
-        bcfg = BasisConfig(concentrations=tuple(concentrations),
-                           simulation=replace(sim, potential=potential) if potential else sim)
         pools = host_pools(data)
         for h, name in enumerate(str(n) for n in data.host_names):
             if hosts is not None and name not in hosts or not pools[h].any():
                 continue
-            if (out_dir / f"{name}.npz").exists():
-                existing.append(name)
-                continue
             elements = [el for el, on in zip(data.vocabulary, pools[h]) if on]
-            host = _host_input(name, cfg)
-            got = recorded.get(name, {})
-            sites, why = most_frequent_sites(name, {el: got[el] for el in elements if el in got})
-            notes += [w for w in why if w not in notes]  # a host skipped in one file is tried again from the next
-            unrecorded = [el for el in elements if el not in sites]
-            if unrecorded:
-                sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
-            specs = [f"{el}@{sites[el]}" if sites.get(el) else el for el in elements]
-            if progress:
-                print(f"{name}: basis of {', '.join(specs)} ({Path(path).name})", flush=True)
-            try:
-                basis = signature_basis(host.atoms, specs, bcfg, progress=progress,
-                                        checkpoint=out_dir / f".{name}.cells.npz", synthesis=False)
-            except DefectnetError as exc:
-                skipped[name] = str(exc)
-                continue
-            basis.host = name
-            basis.config["source"] = {"training_file": Path(path).name}
-            basis.save(out_dir / f"{name}.npz", dtype=np.float32)
-            (out_dir / f".{name}.cells.npz").unlink(missing_ok=True)
-            written.append(name)
-    return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
+            if name in out:
+                before = out[name][0]
+                out[name] = (before + [el for el in elements if el not in before], *out[name][1:])
+            else:
+                out[name] = (elements, GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw), path)
+    return out
 
 
 def _recommender(cfg, cache: dict):
