@@ -181,15 +181,16 @@ def store_bases(store_path, out_dir, *, concentrations=(0.01, 0.05, 0.15), hosts
     return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
 
 
-def stale_basis(path, sites: dict[str, str]) -> str | None:
+def stale_basis(path, sites: dict[str, str | None]) -> str | None:
     """How the basis file at ``path`` falls short of a host's pool ``{element: site}`` (a basis
-    made from a store stopped mid-run lacks the dopants drawn later), or None when it has them."""
+    made from a store stopped mid-run lacks the dopants drawn later), or None when it has them.
+    A site of None (not recorded) is not compared."""
     from defectnet.signatures import SignatureBasis
 
     basis = SignatureBasis.load(path)
     have = basis.sites
     lacks = sorted(set(sites) - set(have) - set(basis.failed))  # a failed candidate stays failed
-    moved = sorted(el for el, site in sites.items() if el in have and have[el] != site)
+    moved = sorted(el for el, site in sites.items() if site is not None and el in have and have[el] != site)
     if not (lacks or moved):
         return None
     return "; ".join(filter(None, [f"lacks {', '.join(lacks)}" if lacks else "",
@@ -231,20 +232,20 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     recorded = recorded_site_counts(paths)  # over all files: a host two files hold is one basis
     recommenders = {}  # (n_recommend, vocabulary) -> the planner's recommender
     for name, (elements, cfg, path) in host_pools_in_files(paths, hosts).items():
-        host = _host_input(name, cfg)
         got = recorded.get(name, {})
         sites, why = most_frequent_sites(name, {el: got[el] for el in elements if el in got})
-        unrecorded = [el for el in elements if el not in sites]
-        if unrecorded:
-            sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
         target = out_dir / f"{name}.npz"
-        if target.exists():
-            stale = stale_basis(target, sites)
+        if target.exists():  # judged on the recorded sites: no planner replay for a basis that is kept
+            stale = stale_basis(target, {el: sites.get(el) for el in elements})
             if not stale:
                 existing.append(name)
                 continue
             notes.append(f"{name}: the basis there {stale}; built again")
         notes += why
+        host = _host_input(name, cfg)
+        unrecorded = [el for el in elements if el not in sites]
+        if unrecorded:
+            sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
         sim = cfg.simulation_config()
         bcfg = BasisConfig(concentrations=tuple(concentrations),
                            simulation=replace(sim, potential=potential) if potential else sim)

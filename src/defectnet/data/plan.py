@@ -121,9 +121,9 @@ def families_capped(hosts: list[HostInput], per_family: int, held=(), keep=()) -
     family = {h.name.lower(): h.prototype for h in list_hosts()}
     kept = {n.lower() for n in keep}
     count: dict[str, int] = {}
-    for name in set(held) | kept:
-        if name.lower() in family:
-            count[family[name.lower()]] = count.get(family[name.lower()], 0) + 1
+    for name in {n.lower() for n in held} | kept:
+        if name in family:
+            count[family[name]] = count.get(family[name], 0) + 1
     out = []
     for h in hosts:
         fam = family.get(h.name.lower())
