@@ -238,6 +238,7 @@ def test_a_host_two_files_hold_gets_one_pool_of_both(emt_store, tmp_path):
     assert set(a) != set(whole) and set(a) | set(b) == set(whole)  # the first file alone lacks some
     both = host_pools_in_files(str(tmp_path / "chunks"), ["Cu"])["Cu"]
     assert set(both[0]) == set(whole) and both[2].name == "a.h5"
+    assert set(both[3]) == set(whole)  # each element with the config of the file that drew it
 
 
 def test_training_file_bases_simulate_what_the_store_bases_hold(emt_store, bases, tmp_path, monkeypatch):

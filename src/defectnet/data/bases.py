@@ -231,7 +231,7 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     written, existing, skipped, notes = [], [], {}, []
     recorded = recorded_site_counts(paths)  # over all files: a host two files hold is one basis
     recommenders = {}  # (n_recommend, vocabulary) -> the planner's recommender
-    for name, (elements, cfg, path) in host_pools_in_files(paths, hosts).items():
+    for name, (elements, cfg, path, drawn_by) in host_pools_in_files(paths, hosts).items():
         got = recorded.get(name, {})
         sites, why = most_frequent_sites(name, {el: got[el] for el in elements if el in got})
         target = out_dir / f"{name}.npz"
@@ -243,9 +243,11 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
             notes.append(f"{name}: the basis there {stale}; built again")
         notes += why
         host = _host_input(name, cfg)
-        unrecorded = [el for el in elements if el not in sites]
-        if unrecorded:
-            sites |= generation_sites(host, cfg, _recommender(cfg, recommenders), unrecorded)
+        by_config: dict[int, tuple[object, list[str]]] = {}  # each element's site as the generation that drew it placed it
+        for el in (el for el in elements if el not in sites):
+            by_config.setdefault(id(drawn_by[el]), (drawn_by[el], []))[1].append(el)
+        for cfg_el, group in by_config.values():
+            sites |= generation_sites(host, cfg_el, _recommender(cfg_el, recommenders), group)
         sim = cfg.simulation_config()
         bcfg = BasisConfig(concentrations=tuple(concentrations),
                            simulation=replace(sim, potential=potential) if potential else sim)
@@ -266,34 +268,34 @@ def training_file_bases(paths, out_dir, *, concentrations=(0.01, 0.05, 0.15), ho
     return StoreBasesResult(tuple(written), tuple(existing), skipped, tuple(notes))
 
 
-def host_pools_in_files(paths, hosts=None) -> dict[str, tuple[list[str], object, Path]]:
-    """{host: (dopant pool, generation config, first file)} over every training file of ``paths``.
+def host_pools_in_files(paths, hosts=None) -> dict[str, tuple[list[str], object, Path, dict]]:
+    """{host: (dopant pool, generation config, first file, {element: config of the file that
+    first drew it})} over every training file of ``paths``.
 
     A host's pool is every element that is a true dopant in one of its samples, in any file
     (a host two chunks hold, drawn with two pools, gets one basis of both); its settings are
-    those of the first file that holds it.
+    those of the first file that holds it, and each element's site is replayed with the config
+    of the file that drew it (:func:`generation_sites`).
     """
     from defectnet.data.config import GenerateConfig
     from defectnet.data.training_file import training_file_paths
     from defectnet.model.dataset import host_pools, load_training_file
 
-    out: dict[str, tuple[list[str], object, Path]] = {}
+    out: dict[str, tuple[list[str], object, Path, dict]] = {}
     for path in training_file_paths(paths):
         data = load_training_file(path)
         raw = data.attrs.get("config")
         if not raw:
             raise DefectnetError("the training file records no generation config to simulate its bases with",
                                  source=str(path))
+        cfg = GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
         pools = host_pools(data)
         for h, name in enumerate(str(n) for n in data.host_names):
             if hosts is not None and name not in hosts or not pools[h].any():
                 continue
-            elements = [el for el, on in zip(data.vocabulary, pools[h]) if on]
-            if name in out:
-                before = out[name][0]
-                out[name] = (before + [el for el in elements if el not in before], *out[name][1:])
-            else:
-                out[name] = (elements, GenerateConfig.from_dict(json.loads(raw) if isinstance(raw, str) else raw), path)
+            elements, first_cfg, first_path, drawn_by = out.get(name, ([], cfg, path, {}))
+            new = [el for el, on in zip(data.vocabulary, pools[h]) if on and el not in drawn_by]
+            out[name] = (elements + new, first_cfg, first_path, {**drawn_by, **dict.fromkeys(new, cfg)})
     return out
 
 
