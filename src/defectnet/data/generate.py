@@ -48,6 +48,7 @@ client is resumed by running the same command again.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -489,7 +490,8 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
         the samples they hold or record as failed (same host, sample id and seed) are not
         computed again, so a long generation goes on from its committed exports in an empty
         store (a new machine, a lost store). Failures whose reason ``retry_failed`` names are
-        computed again; a file of another config is an error.
+        computed again; a file named on its own but made with another config is an error, such
+        files in a directory given are passed over.
 
     Returns
     -------
@@ -499,6 +501,8 @@ def run_generate(config: GenerateConfig, out, *, workers: int | None = None, sch
 
     t0 = time.perf_counter()
     in_store = stored_hosts(out)
+    if progress and config.hosts.order == "cheapest":  # sizing every host's cell takes ~1 min for the whole library
+        print("generate: choosing hosts, cheapest force-constant cell first", file=sys.stderr, flush=True)
     hosts = resolve_hosts(config.hosts, config.host, keep=in_store)  # config errors before anything starts
     summary = GenerateSummary(store=str(out), workers="-", wall_s=0.0)
     with Store(out, "w") as store:
