@@ -85,9 +85,9 @@ def basis_training_data(data_path, bases_dir, *, seed: int = 0, spectrum_mode: s
     data = with_candidates(load_training_file(data_path), "pool", seed=seed)
     names = np.asarray(data.host_names, str)[data.host_id]
     data = data.subset(np.flatnonzero(np.isin(names, list(bases))))
-    hosts = sorted(set(np.asarray(data.host_names, str)[data.host_id]))
-    data, table, dropped = read_through_bases(data, {h: bases[h] for h in hosts}, kind=spectrum_mode)
-    return data, table, {h: bases[h] for h in hosts}, dropped
+    used = {h: bases[h] for h in sorted(set(np.asarray(data.host_names, str)[data.host_id]))}
+    data, table, dropped = read_through_bases(data, used, kind=spectrum_mode)
+    return data, table, used, dropped
 
 
 def read_through_bases(data, bases: dict, kind: str = "gpdos"):
