@@ -42,6 +42,16 @@ def test_simulate_writes_everything_a_user_needs(cu_poscar, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_output_into_a_closed_pipe_is_no_traceback():
+    # `defectnet hosts list | head -1`: the reader goes away while the library's ~100 kB table is written
+    proc = subprocess.Popen([sys.executable, "-m", "defectnet.cli", "hosts", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+
+
 def test_bad_input_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "broken.cif"
     bad.write_text("this is not a crystal\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from defectnet.data.commands import DatasetCommand, GenerateCommand
@@ -482,6 +483,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("defectnet: interrupted; finished results are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` that stopped reading: not an error of the run
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141
 
 
 def run_captured(argv) -> tuple[int, str, str, list[str]]:
